@@ -1,0 +1,75 @@
+"""Encryption: the stack's customer-managed KMS key, which every encrypted resource in the stack uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from .policy_document import Statement, render
+
+# Services that encrypt with the key on their own behalf (not through an IAM role's grant),
+# so the key policy must name them. Roles of the stack get kms:* permissions from their own IAM policies.
+LOGS = "logs"
+CLOUDWATCH_ALARMS = "cloudwatch"
+EVENTS = "events"
+
+
+@dataclass(frozen=True)
+class EncryptionArgs:
+    alias: str  # without the "alias/" prefix
+    account_id: pulumi.Input[str]
+    region: str
+    partition: str = "aws"
+    deletion_window_days: int = 30
+    service_principals: tuple[str, ...] = (LOGS, CLOUDWATCH_ALARMS, EVENTS)
+
+
+class Encryption(pulumi.ComponentResource):
+    key_arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
+    alias_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: EncryptionArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlserve:security:Encryption", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account_root = pulumi.Output.concat("arn:", args.partition, ":iam::", args.account_id, ":root")
+
+        statements = [
+            # A key policy's Resource "*" means "this key", and this statement is the AWS default that lets the
+            # account's IAM policies grant use of the key. Without it only the key policy could grant access,
+            # and a mistake there locks the key (and everything encrypted with it) for good.
+            Statement(sid="AccountAdministersThroughIam", actions=["kms:*"], principals={"AWS": account_root}),
+        ]
+        if LOGS in args.service_principals:
+            statements.append(Statement(
+                sid="CloudWatchLogsEncrypt",
+                principals={"Service": f"logs.{args.region}.amazonaws.com"},
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
+                    "arn:", args.partition, ":logs:", args.region, ":", args.account_id, ":*")}},
+            ))
+        for service in (s for s in args.service_principals if s != LOGS):
+            # Alarms and EventBridge publish to the stack's encrypted SNS topic: they need a data key.
+            statements.append(Statement(
+                sid=f"{service.capitalize()}PublishToEncryptedTopics",
+                principals={"Service": f"{service}.amazonaws.com"},
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                conditions={"StringEquals": {"aws:SourceAccount": args.account_id}},
+            ))
+
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"mlserve {name}: data at rest (models, captures, logs, topics, images)",
+            enable_key_rotation=True,
+            deletion_window_in_days=args.deletion_window_days,
+            policy=render(*statements),
+            opts=child,
+        )
+        alias = aws.kms.Alias(f"{name}-alias", name=f"alias/{args.alias}", target_key_id=key.key_id, opts=child)
+
+        self.key_arn = key.arn
+        self.key_id = key.key_id
+        self.alias_name = alias.name
+        self.register_outputs({"key_arn": key.arn, "key_id": key.key_id, "alias_name": alias.name})

@@ -1,0 +1,1 @@
+"""The mlserve Pulumi program and the operator's tools around it."""

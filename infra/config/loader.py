@@ -1,0 +1,86 @@
+"""Read stack configuration from a Pulumi.<stack>.yaml file or from the Pulumi engine, and validate it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import ValidationError
+
+from . import rules
+from .errors import NAMESPACE, ConfigError, ConfigIssue, from_validation_error
+from .models import DISCRIMINATOR_TAGS, StackConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
+    return root / f"Pulumi.{stack}.yaml"
+
+
+def available_stacks(root: Path = PROJECT_ROOT) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The `config:` block of a stack file, or a ConfigError that says what is wrong with the file itself."""
+    source = str(path)
+    if not path.is_file():
+        stacks = ", ".join(available_stacks(path.parent)) or "none"
+        raise ConfigError(source, [ConfigIssue("file", str(path), f"an existing stack file (stacks here: {stacks})")])
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(source, [ConfigIssue(f"YAML at {where}", problem, "valid YAML syntax")]) from None
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise ConfigError(source, [ConfigIssue("config", document if not isinstance(document, dict) else
+                                               document.get("config"), "a mapping under the top-level key 'config:'")])
+    return document["config"]
+
+
+def namespace_values(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep the `mlserve:` keys (bare keys belong to the project too); other providers' keys are theirs."""
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        namespace, _, name = key.rpartition(":")
+        if namespace in ("", NAMESPACE):
+            values[name] = value
+    return values
+
+
+def validate(raw: Mapping[str, Any], source: str) -> StackConfig:
+    """Validate the whole namespace; raise one ConfigError listing every problem."""
+    data = namespace_values(raw)
+    try:
+        cfg = StackConfig.model_validate(data)
+    except ValidationError as err:
+        raise from_validation_error(source, err, StackConfig, data, DISCRIMINATOR_TAGS) from None
+    issues = rules.check(cfg)
+    if issues:
+        raise ConfigError(source, issues)
+    return cfg
+
+
+def load_stack(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
+    path = stack_file(stack, root)
+    return validate(read_stack_file(path), path.name)
+
+
+def load_file(path: Path) -> StackConfig:
+    return validate(read_stack_file(path), str(path))
+
+
+def from_engine(config: Mapping[str, str], stack: str) -> StackConfig:
+    """Under `pulumi up` the engine hands config as strings, with structured values JSON-encoded."""
+    decoded: dict[str, Any] = {}
+    for key, text in config.items():
+        try:
+            decoded[key] = json.loads(text)
+        except (TypeError, json.JSONDecodeError):
+            decoded[key] = text
+    return validate(decoded, f"Pulumi.{stack}.yaml")

@@ -1,0 +1,252 @@
+"""Typed stack configuration: the whole `mlserve:` namespace of a Pulumi.<stack>.yaml file.
+
+Every model forbids unknown keys so that a typo (`instance_typ`) is an error, not a silently ignored
+setting. Field-level limits live here; rules that relate several fields (prod capacity, GPU families,
+canary sizing) live in `rules.py`, where each can name the exact key path it is about.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# DNS-1035 label: valid as a Kubernetes object name and inside SageMaker/IAM names (which allow more).
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+# A deployment name becomes part of `mlserve-<stack>-<name>-<role>` physical names; SageMaker caps those at 63.
+MAX_DEPLOYMENT_NAME = 32
+
+GPU_SAGEMAKER_FAMILIES = ("ml.g5.", "ml.g6.", "ml.g6e.", "ml.p4d.", "ml.p5.")
+GPU_EC2_FAMILIES = ("g5.", "g6.", "g6e.", "p4d.", "p5.")
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=MAX_DEPLOYMENT_NAME)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkConfig(Strict):
+    cidr: str = Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])$", description="VPC CIDR, /16 to /24")
+    availability_zones: int = Field(ge=2, le=3, description="How many AZs the VPC spans")
+    flow_log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365, 731] = 90
+
+
+class ModelStoreConfig(Strict):
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="S3 bucket the stack creates")
+    noncurrent_version_days: int = Field(default=90, ge=1, le=3650)
+
+
+class NodeGroupConfig(Strict):
+    name: Name
+    gpu: bool = True
+    instance_types: list[str] = Field(min_length=1)
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    ami_type: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "AL2023_x86_64_STANDARD"] = "AL2023_x86_64_NVIDIA"
+    min_size: int = Field(ge=0, le=100)
+    max_size: int = Field(ge=1, le=100)
+    desired_size: int = Field(ge=0, le=100)
+    disk_size_gib: int = Field(default=200, ge=50, le=2000)
+    allow_scale_to_zero: bool = False
+
+
+class ClusterAddonVersions(Strict):
+    vpc_cni: str
+    coredns: str
+    kube_proxy: str
+    eks_pod_identity_agent: str
+    aws_ebs_csi_driver: str
+
+
+class HelmChartVersions(Strict):
+    nvidia_device_plugin: str
+    dcgm_exporter: str
+    cert_manager: str
+    kserve: str
+    keda: str
+
+
+class ClusterConfig(Strict):
+    kubernetes_version: str = Field(pattern=r"^1\.\d{2}$")
+    public_access_cidrs: list[str] = Field(default_factory=list, description="Empty: private endpoint only")
+    admin_role_arns: list[str] = Field(min_length=1)
+    log_retention_days: Literal[30, 60, 90, 180, 365] = 90
+    addons: ClusterAddonVersions
+    charts: HelmChartVersions
+    node_groups: list[NodeGroupConfig] = Field(min_length=1)
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _role_arns(cls, arns: list[str]) -> list[str]:
+        for arn in arns:
+            if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", arn):
+                raise ValueError(f"not an IAM role ARN: {arn!r} (expected arn:aws:iam::<account>:role/<name>)")
+        return arns
+
+
+class ModelArtifact(Strict):
+    uri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+", description="s3://bucket/key")
+    format: Literal["onnx", "tensorrt_plan"]
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    triton_model_name: Name = "model"
+
+    @property
+    def bucket(self) -> str:
+        return self.uri[len("s3://"):].split("/", 1)[0]
+
+    @property
+    def key(self) -> str:
+        return self.uri[len("s3://"):].split("/", 1)[1]
+
+    @property
+    def prefix(self) -> str:
+        """The key's folder: what the serving role may read."""
+        return self.key.rsplit("/", 1)[0] + "/" if "/" in self.key else ""
+
+
+class ServingImage(Strict):
+    repository: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$", description="ECR repository name")
+    tag: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+
+    @field_validator("tag")
+    @classmethod
+    def _no_latest(cls, tag: str | None) -> str | None:
+        if tag == "latest":
+            raise ValueError("tag 'latest' is mutable; pin an immutable version tag or a digest")
+        return tag
+
+    @property
+    def reference(self) -> str:
+        return f"@{self.digest}" if self.digest else f":{self.tag}"
+
+
+class SageMakerCompute(Strict):
+    instance_type: str = Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    instance_count: int = Field(ge=1, le=100)
+    startup_health_check_timeout_seconds: int = Field(default=900, ge=60, le=3600)
+    model_download_timeout_seconds: int = Field(default=900, ge=60, le=3600)
+
+
+class KServeCompute(Strict):
+    gpus: int = Field(ge=0, le=8)
+    cpu: str = Field(default="4", pattern=r"^\d+(\.\d+)?m?$")
+    memory: str = Field(default="16Gi", pattern=r"^\d+(Mi|Gi)$")
+    node_group: Name
+
+
+class Autoscaling(Strict):
+    min: int = Field(ge=0, le=100)
+    max: int = Field(ge=1, le=100)
+    target_invocations_per_instance: int | None = Field(
+        default=None, ge=1, description="SageMaker: invocations/minute/instance; derived from the SLO when unset")
+    target_concurrency: int | None = Field(default=None, ge=1, description="KServe: in-flight requests per replica")
+    scale_in_cooldown_seconds: int = Field(default=600, ge=60, le=3600)
+    scale_out_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+
+
+class AllAtOnce(Strict):
+    strategy: Literal["all_at_once"]
+
+
+class Canary(Strict):
+    strategy: Literal["canary"]
+    percent: int = Field(ge=1, le=50)
+    bake_minutes: int = Field(ge=1, le=60 * 24)
+
+
+class Linear(Strict):
+    strategy: Literal["linear"]
+    step_percent: int = Field(ge=5, le=50)
+    step_bake_minutes: int = Field(ge=1, le=60 * 24)
+
+
+class BlueGreen(Strict):
+    strategy: Literal["blue_green"]
+    bake_minutes: int = Field(ge=0, le=60 * 24)
+
+
+class Shadow(Strict):
+    strategy: Literal["shadow"]
+    sample_percent: int = Field(ge=1, le=100)
+
+
+Rollout = Annotated[Union[AllAtOnce, Canary, Linear, BlueGreen, Shadow], Field(discriminator="strategy")]
+
+
+class DataCapture(Strict):
+    enabled: bool
+    sample_percent: int = Field(default=10, ge=1, le=100)
+
+
+class Slo(Strict):
+    p99_latency_ms: int = Field(ge=1, le=60_000)
+    error_rate_percent: float = Field(gt=0, le=50)
+
+
+class DeploymentBase(Strict):
+    name: Name
+    model: ModelArtifact
+    image: ServingImage
+    autoscaling: Autoscaling
+    rollout: Rollout
+    data_capture: DataCapture
+    slo: Slo
+    needs_gpu: bool = True
+
+
+class SageMakerDeployment(DeploymentBase):
+    backend: Literal["sagemaker"]
+    compute: SageMakerCompute
+
+
+class KServeDeployment(DeploymentBase):
+    backend: Literal["kserve"]
+    compute: KServeCompute
+
+
+# The backend picks the compute model, so an error names the fields that backend really has.
+Deployment = Annotated[Union[SageMakerDeployment, KServeDeployment], Field(discriminator="backend")]
+DISCRIMINATOR_TAGS = {"sagemaker", "kserve", "all_at_once", "canary", "linear", "blue_green", "shadow"}
+
+
+class ApiTier(Strict):
+    name: Name
+    rate_per_second: float = Field(gt=0, le=10_000)
+    burst: int = Field(ge=1, le=5_000)
+    quota_per_day: int = Field(ge=1)
+
+
+class GatewayConfig(Strict):
+    authorization: Literal["api_key", "iam", "jwt"] = "api_key"
+    tiers: list[ApiTier] = Field(min_length=1)
+    max_body_bytes: int = Field(default=6 * 1024 * 1024, ge=1024, le=10 * 1024 * 1024)
+    domain_name: str | None = None
+
+
+class AlertingConfig(Strict):
+    emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(default_factory=list)
+    https_webhooks: list[Annotated[str, Field(pattern=r"^https://")]] = Field(default_factory=list)
+
+
+Tags = dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=256)]]
+
+
+class StackConfig(Strict):
+    environment: Literal["dev", "prod"]
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    tags: Tags
+    network: NetworkConfig
+    model_store: ModelStoreConfig
+    cluster: ClusterConfig | None = None
+    deployments: list[Deployment] = Field(min_length=1)
+    gateway: GatewayConfig
+    alerting: AlertingConfig
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+
+REQUIRED_TAGS = ("owner", "cost-center")

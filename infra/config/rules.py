@@ -1,0 +1,179 @@
+"""Rules that relate several fields. Each names the key the user must change.
+
+They run once the file is structurally valid (types, ranges, known keys), so each rule can trust its inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Callable, Iterator
+
+from .errors import ConfigIssue, key_path
+from .models import (GPU_EC2_FAMILIES, GPU_SAGEMAKER_FAMILIES, REQUIRED_TAGS, Canary, KServeDeployment, Linear,
+                     SageMakerDeployment, Shadow, StackConfig)
+
+Rule = Callable[[StackConfig], Iterator[ConfigIssue]]
+
+
+def required_tags(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    for tag in REQUIRED_TAGS:
+        if not cfg.tags.get(tag, "").strip():
+            yield ConfigIssue(key_path(("tags", tag)), cfg.tags.get(tag), "a non-empty value (cost and ownership reporting)")
+
+
+def unique_names(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    groups = {
+        "deployments": [d.name for d in cfg.deployments],
+        "gateway.tiers": [t.name for t in cfg.gateway.tiers],
+        "cluster.node_groups": [g.name for g in cfg.cluster.node_groups] if cfg.cluster else [],
+    }
+    for where, names in groups.items():
+        seen = Counter(names)
+        for index, name in enumerate(names):
+            if seen[name] > 1:
+                yield ConfigIssue(key_path((*where.split("."), index, "name")), name,
+                                  f"a name used once in {where} (also used at another index)")
+
+
+def models_live_in_the_stack_bucket(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    for i, d in enumerate(cfg.deployments):
+        if d.model.bucket != cfg.model_store.bucket:
+            yield ConfigIssue(key_path(("deployments", i, "model", "uri")), d.model.uri,
+                              f"an s3://{cfg.model_store.bucket}/... URI (the stack's model_store.bucket), so the "
+                              "serving role can be scoped to it")
+
+
+def prod_network_spans_three_zones(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    if cfg.is_prod and cfg.network.availability_zones < 3:
+        yield ConfigIssue(key_path(("network", "availability_zones")), cfg.network.availability_zones,
+                          "3 in prod (one NAT gateway and one subnet pair per zone)")
+
+
+def capacity_bounds(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    for i, d in enumerate(cfg.deployments):
+        scaling = d.autoscaling
+        if scaling.min > scaling.max:
+            yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), scaling.min,
+                              f"at most autoscaling.max ({scaling.max})")
+        if cfg.is_prod and scaling.min < 2:
+            yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), scaling.min,
+                              "at least 2 in prod: a realtime endpoint needs two instances in two zones to survive one")
+        if scaling.min == 0 and isinstance(d, SageMakerDeployment):
+            yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), 0,
+                              "at least 1: SageMaker scales a production variant to zero only through inference "
+                              "components, which mlserve does not declare")
+        if isinstance(d, SageMakerDeployment):
+            count = d.compute.instance_count
+            if not scaling.min <= count <= scaling.max:
+                yield ConfigIssue(key_path(("deployments", i, "compute", "instance_count")), count,
+                                  f"between autoscaling.min ({scaling.min}) and autoscaling.max ({scaling.max})")
+
+
+def gpu_models_get_gpus(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    for i, d in enumerate(cfg.deployments):
+        needs_gpu = d.needs_gpu or d.model.format == "tensorrt_plan"
+        if not needs_gpu:
+            continue
+        if isinstance(d, SageMakerDeployment) and not d.compute.instance_type.startswith(GPU_SAGEMAKER_FAMILIES):
+            yield ConfigIssue(key_path(("deployments", i, "compute", "instance_type")), d.compute.instance_type,
+                              "a GPU instance family (" + ", ".join(f + "*" for f in GPU_SAGEMAKER_FAMILIES) +
+                              ") because the model needs a GPU (needs_gpu or format tensorrt_plan)")
+        if isinstance(d, KServeDeployment) and d.compute.gpus < 1:
+            yield ConfigIssue(key_path(("deployments", i, "compute", "gpus")), d.compute.gpus,
+                              "at least 1 because the model needs a GPU (needs_gpu or format tensorrt_plan)")
+
+
+def kserve_needs_a_cluster(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    groups = {g.name: g for g in cfg.cluster.node_groups} if cfg.cluster else {}
+    for i, d in enumerate(cfg.deployments):
+        if not isinstance(d, KServeDeployment):
+            continue
+        if cfg.cluster is None:
+            yield ConfigIssue(key_path(("deployments", i, "backend")), "kserve",
+                              "'sagemaker', or 'kserve' once mlserve:cluster is configured")
+            continue
+        group = groups.get(d.compute.node_group)
+        if group is None:
+            yield ConfigIssue(key_path(("deployments", i, "compute", "node_group")), d.compute.node_group,
+                              "one of the cluster's node groups: " + ", ".join(sorted(groups)))
+        elif d.compute.gpus > 0 and not group.gpu:
+            yield ConfigIssue(key_path(("deployments", i, "compute", "node_group")), d.compute.node_group,
+                              "a node group with gpu: true, since the deployment asks for GPUs")
+        if d.autoscaling.min == 0 and cfg.is_prod:
+            yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), 0,
+                              "at least 1 in prod (pods scaled away while a GPU node starts fail requests)")
+
+
+def progressive_rollout_fits_capacity(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    for i, d in enumerate(cfg.deployments):
+        rollout = d.rollout
+        if isinstance(rollout, Shadow) and isinstance(d, KServeDeployment):
+            yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), "shadow",
+                              "all_at_once, canary or blue_green for kserve (shadow traffic is a SageMaker feature here)")
+        if not isinstance(d, SageMakerDeployment) or not isinstance(rollout, (Canary, Linear)):
+            continue
+        count = d.compute.instance_count
+        step = rollout.percent if isinstance(rollout, Canary) else rollout.step_percent
+        field = "percent" if isinstance(rollout, Canary) else "step_percent"
+        if count < 2:
+            yield ConfigIssue(key_path(("deployments", i, "compute", "instance_count")), count,
+                              f"at least 2 for a {rollout.strategy} rollout: the first step runs on its own instance "
+                              "beside the old fleet, and SageMaker allows at most 50% of the variant there")
+            continue
+        first_step_instances = math.ceil(count * step / 100)
+        if first_step_instances * 2 > count:
+            yield ConfigIssue(key_path(("deployments", i, "rollout", field)), step,
+                              f"a step of at most 50% of {count} instances (this one is {first_step_instances} "
+                              f"instances once rounded up); lower the percent or add instances")
+
+
+def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    cluster = cfg.cluster
+    if cluster is None:
+        return
+    for j, cidr in enumerate(cluster.public_access_cidrs):
+        if cidr.endswith("/0"):
+            yield ConfigIssue(key_path(("cluster", "public_access_cidrs", j)), cidr,
+                              "a specific CIDR (an office or VPN range); never the whole internet")
+    if cfg.is_prod and cluster.public_access_cidrs:
+        yield ConfigIssue(key_path(("cluster", "public_access_cidrs")), cluster.public_access_cidrs,
+                          "an empty list in prod: the API endpoint is private (reach it through the VPC)")
+    for j, group in enumerate(cluster.node_groups):
+        where = ("cluster", "node_groups", j)
+        if not group.min_size <= group.desired_size <= group.max_size:
+            yield ConfigIssue(key_path((*where, "desired_size")), group.desired_size,
+                              f"between min_size ({group.min_size}) and max_size ({group.max_size})")
+        if not group.gpu:
+            continue
+        for k, instance_type in enumerate(group.instance_types):
+            if not instance_type.startswith(GPU_EC2_FAMILIES):
+                yield ConfigIssue(key_path((*where, "instance_types", k)), instance_type,
+                                  "a GPU family: " + ", ".join(f + "*" for f in GPU_EC2_FAMILIES))
+        if group.ami_type == "AL2023_x86_64_STANDARD":
+            yield ConfigIssue(key_path((*where, "ami_type")), group.ami_type,
+                              "AL2023_x86_64_NVIDIA or BOTTLEROCKET_x86_64_NVIDIA (they carry the NVIDIA driver)")
+        if group.min_size == 0 and (cfg.is_prod or not group.allow_scale_to_zero):
+            yield ConfigIssue(key_path((*where, "min_size")), 0,
+                              "at least 1 in prod; in dev 0 only with allow_scale_to_zero: true "
+                              "(a cold GPU node takes minutes and the first requests fail)")
+        if cfg.is_prod and group.capacity_type == "SPOT":
+            yield ConfigIssue(key_path((*where, "capacity_type")), "SPOT",
+                              "ON_DEMAND in prod (spot GPU capacity is often unavailable and gets reclaimed)")
+
+
+RULES: tuple[Rule, ...] = (
+    required_tags,
+    unique_names,
+    models_live_in_the_stack_bucket,
+    prod_network_spans_three_zones,
+    capacity_bounds,
+    gpu_models_get_gpus,
+    kserve_needs_a_cluster,
+    progressive_rollout_fits_capacity,
+    cluster_is_private_and_sized,
+)
+
+
+def check(cfg: StackConfig) -> list[ConfigIssue]:
+    return [issue for rule in RULES for issue in rule(cfg)]

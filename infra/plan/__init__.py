@@ -1,0 +1,13 @@
+"""The offline plan: what a stack declares, computed under Pulumi's mock engine with no cloud account."""
+
+from .engine import Plan, Resource, run
+
+
+def plan_stack(cfg, stack: str, preview: bool = False) -> Plan:
+    """Run the real program for a validated config."""
+    from infra.program import declare
+
+    return run(lambda: declare(cfg, stack), stack=stack, region=cfg.region, preview=preview)
+
+
+__all__ = ["Plan", "Resource", "plan_stack", "run"]

@@ -1,0 +1,82 @@
+"""`python -m infra.plan --stack dev [--json FILE]`: what a stack declares, offline.
+
+Validates the stack file, runs the real program under Pulumi's mock engine, prints the resource tree and the counts
+by type, and optionally writes the plan as JSON in the shape a policy pack receives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from infra.config import ConfigError, available_stacks, load_file, load_stack
+from infra.plan import Plan, plan_stack
+
+
+def build_tree(plan: Plan) -> Tree:
+    root = Tree(f"[bold]mlserve-{plan.stack}[/] (pulumi:pulumi:Stack)")
+    nodes = {None: root}
+    for resource in plan.resources:  # registration order: a parent always precedes its children
+        parent = nodes.get(resource.parent, root)
+        style = "" if resource.custom else "bold cyan"
+        nodes[resource.urn] = parent.add(f"[{style}]{resource.type}[/] {resource.name}" if style
+                                         else f"{resource.type} {resource.name}")
+    return root
+
+
+def counts_table(plan: Plan) -> Table:
+    table = Table(title=f"{plan.stack}: {sum(r.custom for r in plan.resources)} resources, "
+                        f"{sum(not r.custom for r in plan.resources)} components")
+    table.add_column("type")
+    table.add_column("count", justify="right")
+    for type_token, count in sorted(Counter(r.type for r in plan.resources).items()):
+        table.add_row(type_token, str(count))
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--stack", help=f"stack name (a Pulumi.<stack>.yaml here: {', '.join(available_stacks())})")
+    source.add_argument("--config-file", type=Path, help="any stack file, e.g. a copy you are editing")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the plan as JSON to FILE")
+    parser.add_argument("--preview", action="store_true",
+                        help="plan as `pulumi preview` would: values computed by AWS stay unknown")
+    parser.add_argument("--quiet", action="store_true", help="print only the counts, not the tree")
+    args = parser.parse_args(argv)
+    console = Console()
+
+    try:
+        if args.config_file:
+            cfg = load_file(args.config_file)
+            stack = args.config_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        else:
+            stack = args.stack or "dev"
+            cfg = load_stack(stack)
+    except ConfigError as error:
+        print(error.render(), file=sys.stderr)
+        return 1
+
+    plan = plan_stack(cfg, stack, preview=args.preview)
+    if not args.quiet:
+        console.print(build_tree(plan))
+    console.print(counts_table(plan))
+    if args.json:
+        try:
+            args.json.write_text(json.dumps(plan.as_json(), indent=2) + "\n")
+        except OSError as error:
+            print(f"cannot write {args.json}: {error.strerror}", file=sys.stderr)
+            return 1
+        console.print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

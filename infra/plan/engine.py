@@ -1,0 +1,198 @@
+"""Run the program under Pulumi's mock engine and record what it declares, as the engine would see it.
+
+The recording is what `pulumi preview` would hand a policy pack: engine URNs, the parent of each resource and its
+inputs with the engine's camelCase property names (secrets stay wrapped; unknowns stay unknown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pulumi
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+
+PROJECT = "mlserve"
+ACCOUNT_ID = "123456789012"
+# The engine's marker for a value not known until apply; the policy SDK reads it back as unknown.
+UNKNOWN_MARKER = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+# Latest EKS-optimized AMI release the SSM parameter would return (for node group release_version).
+EKS_AMI_RELEASE = "1.31.7-20250620"
+
+
+class UnansweredInvoke(RuntimeError):
+    pass
+
+
+@dataclass
+class Resource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    inputs: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent, "custom": self.custom,
+                "inputs": to_json(self.inputs)}
+
+
+@dataclass
+class Plan:
+    stack: str
+    resources: list[Resource]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> Resource:
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_token}, found {len(found)}: {[r.name for r in found]}")
+        return found[0]
+
+    def children_of(self, urn: str) -> list[Resource]:
+        return [r for r in self.resources if r.parent == urn]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"project": PROJECT, "stack": self.stack, "resources": [r.as_json() for r in self.resources],
+                "outputs": to_json(self.outputs)}
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, Unknown):
+        return UNKNOWN_MARKER
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _service_of(type_token: str) -> tuple[str, str]:
+    """`aws:sagemaker/endpointConfiguration:EndpointConfiguration` -> (`sagemaker`, `endpoint-configuration`)."""
+    module = type_token.split(":")[1].split("/")[0]
+    kind = type_token.split(":")[-1]
+    kebab = "".join("-" + c.lower() if c.isupper() else c for c in kind).lstrip("-")
+    return module, kebab
+
+
+class PlanMocks(Mocks):
+    """Answers invokes with realistic values and gives each resource the outputs AWS would (ids, ARNs, URLs)."""
+
+    def __init__(self, region: str, account_id: str = ACCOUNT_ID, preview: bool = False):
+        self.region = region
+        self.account_id = account_id
+        self.preview = preview
+
+    def call(self, args: MockCallArgs):
+        token = args.token
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": self.account_id, "arn": f"arn:aws:iam::{self.account_id}:user/mlserve-ci",
+                    "userId": "AIDAMLSERVEPLAN", "id": self.account_id}
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region,
+                    "description": self.region, "endpoint": f"ec2.{self.region}.amazonaws.com"}
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            letters = "abcdef"
+            return {"names": [f"{self.region}{c}" for c in letters],
+                    "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))], "id": self.region}
+        if token == "aws:ssm/getParameter:getParameter":
+            return {"name": args.args.get("name"), "value": EKS_AMI_RELEASE, "type": "String",
+                    "arn": f"arn:aws:ssm:{self.region}::parameter{args.args.get('name')}", "id": args.args.get("name")}
+        raise UnansweredInvoke(f"the offline plan has no answer for invoke {token}; add one in infra/plan/engine.py")
+
+    def new_resource(self, args: MockResourceArgs):
+        outputs = dict(args.inputs)
+        if self.preview and args.custom and not args.typ.startswith("pulumi:providers:"):
+            # As in `pulumi preview`: what AWS computes (ids, ARNs, URLs) is not known yet.
+            return "", outputs
+        if not args.custom or args.typ.startswith("pulumi:providers:"):
+            return f"{args.name}-id", outputs
+        service, kind = _service_of(args.typ)
+        physical = outputs.get("name") if isinstance(outputs.get("name"), str) else args.name
+        arn = f"arn:aws:{service}:{self.region}:{self.account_id}:{kind}/{physical}"
+        resource_id = physical
+        if args.typ == "aws:s3/bucket:Bucket":
+            physical = outputs.get("bucket") or args.name
+            arn, resource_id = f"arn:aws:s3:::{physical}", physical
+            outputs["bucket"] = physical
+        elif service == "iam":
+            arn = f"arn:aws:iam::{self.account_id}:{kind}/{physical}"
+        elif args.typ == "aws:kms/key:Key":
+            resource_id = f"mrk-{abs(hash(args.name)) % 10**12:012d}"
+            outputs["keyId"] = resource_id
+            arn = f"arn:aws:kms:{self.region}:{self.account_id}:key/{resource_id}"
+        elif args.typ == "aws:ecr/repository:Repository":
+            outputs["repositoryUrl"] = f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{physical}"
+            arn = f"arn:aws:ecr:{self.region}:{self.account_id}:repository/{physical}"
+        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+            arn = f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{physical}"
+        elif args.typ == "aws:sns/topic:Topic":
+            arn = f"arn:aws:sns:{self.region}:{self.account_id}:{physical}"
+        elif args.typ == "aws:eks/cluster:Cluster":
+            oidc = f"https://oidc.eks.{self.region}.amazonaws.com/id/5C3D0F0E1A2B3C4D5E6F7A8B9C0D1E2F"
+            outputs.update(endpoint=f"https://5C3D0F0E1A2B.gr7.{self.region}.eks.amazonaws.com",
+                           certificateAuthority={"data": "TU9DSy1DQS1EQVRB"},
+                           identities=[{"oidcs": [{"issuer": oidc}]}])
+        outputs.setdefault("arn", arn)
+        outputs.setdefault("id", resource_id)
+        return resource_id, outputs
+
+
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, recording each registration with its parent and engine-accurate URN."""
+
+    def __init__(self, mocks: Mocks):
+        super().__init__(mocks)
+        self.records: list[Resource] = []
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # The engine qualifies a child's type with its parent's full type chain, and leaves the stack out of it.
+        if parent and "::pulumi:pulumi:Stack::" not in parent:
+            type_ = parent.split("::")[2] + "$" + type_
+        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            parent = request.parent if request.parent and "::pulumi:pulumi:Stack::" not in request.parent else None
+            inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+            self.records.append(Resource(urn=response.urn, type=request.type, name=request.name, parent=parent,
+                                         custom=bool(request.custom), inputs=inputs))
+        return response
+
+
+def run(program: Callable[[], dict[str, Any]], *, stack: str, region: str, preview: bool = False) -> Plan:
+    """Call `program` under the mock engine and return what it declared and its resolved outputs."""
+    mocks = PlanMocks(region, preview=preview)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    outputs: dict[str, Any] = {}
+
+    async def resolve(declared: dict[str, Any]) -> None:
+        for key, value in declared.items():
+            output = pulumi.Output.from_input(value)
+            resolved = await output.future(with_unknowns=True)
+            outputs[key] = "[secret]" if await output.is_secret() else resolved
+
+    @pulumi.runtime.test
+    def body():
+        return pulumi.Output.from_input(asyncio.ensure_future(resolve(program())))
+
+    body()
+    return Plan(stack=stack, resources=monitor.records, outputs=outputs)
+
+
+def dumps(plan: Plan) -> str:
+    return json.dumps(plan.as_json(), indent=2, sort_keys=False)

@@ -1,0 +1,135 @@
+"""Every config rule, valid and invalid, with the message the user reads."""
+
+import copy
+
+import pytest
+
+from infra.config import ConfigError
+from tests.harness import config_of, edited, raw_config
+
+
+def deployment(raw, index=0):
+    return raw["mlserve:deployments"][index]
+
+
+def kserve_deployment(raw):
+    d = copy.deepcopy(deployment(raw))
+    d.update(name="resnet50-k8s", backend="kserve", compute={"gpus": 1, "node_group": "gpu"})
+    d["rollout"] = {"strategy": "canary", "percent": 10, "bake_minutes": 10}
+    return d
+
+
+def cluster(min_size=1, **overrides):
+    return {
+        "kubernetes_version": "1.31",
+        "admin_role_arns": ["arn:aws:iam::123456789012:role/platform-admin"],
+        "addons": {"vpc_cni": "v1.19.2-eksbuild.1", "coredns": "v1.11.4-eksbuild.2",
+                   "kube_proxy": "v1.31.3-eksbuild.2", "eks_pod_identity_agent": "v1.3.4-eksbuild.1",
+                   "aws_ebs_csi_driver": "v1.38.1-eksbuild.2"},
+        "charts": {"nvidia_device_plugin": "0.17.0", "dcgm_exporter": "4.0.4", "cert_manager": "v1.16.2",
+                   "kserve": "v0.14.1", "keda": "2.16.1"},
+        "node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"], "min_size": min_size, "max_size": 4,
+                         "desired_size": max(min_size, 1)}],
+        **overrides,
+    }
+
+
+def errors_of(raw, stack):
+    with pytest.raises(ConfigError) as caught:
+        config_of(raw, stack)
+    return {issue.path: issue for issue in caught.value.issues}, caught.value.render()
+
+
+def test_checked_in_stacks_are_valid(stack):
+    cfg = config_of(raw_config(stack), stack)
+    assert cfg.environment == stack
+
+
+def test_prod_is_multi_az_with_canary_and_dev_is_small():
+    dev, prod = config_of(raw_config("dev"), "dev"), config_of(raw_config("prod"), "prod")
+    assert (dev.network.availability_zones, prod.network.availability_zones) == (2, 3)
+    assert prod.deployments[0].rollout.strategy == "canary"
+    assert prod.deployments[0].autoscaling.min > dev.deployments[0].autoscaling.min
+
+
+@pytest.mark.parametrize("stack_name,edit,path,fragment", [
+    ("prod", lambda r: deployment(r)["autoscaling"].update(min=1),
+     "mlserve:deployments[0].autoscaling.min", "at least 2 in prod"),
+    ("dev", lambda r: deployment(r)["autoscaling"].update(min=3, max=2),
+     "mlserve:deployments[0].autoscaling.min", "at most autoscaling.max (2)"),
+    ("dev", lambda r: deployment(r)["autoscaling"].update(min=0),
+     "mlserve:deployments[0].autoscaling.min", "inference components"),
+    ("dev", lambda r: deployment(r)["compute"].update(instance_count=5),
+     "mlserve:deployments[0].compute.instance_count", "between autoscaling.min (1) and autoscaling.max (2)"),
+    ("prod", lambda r: deployment(r)["rollout"].update(percent=60),
+     "mlserve:deployments[0].rollout.percent", "less than or equal to 50"),
+    ("prod", lambda r: deployment(r)["rollout"].update(percent=0),
+     "mlserve:deployments[0].rollout.percent", "greater than or equal to 1"),
+    ("dev", lambda r: deployment(r).update(rollout={"strategy": "canary", "percent": 10, "bake_minutes": 5}),
+     "mlserve:deployments[0].compute.instance_count", "at least 2 for a canary rollout"),
+    ("prod", lambda r: (deployment(r)["compute"].update(instance_count=5), deployment(r)["autoscaling"].update(
+        min=5), deployment(r)["rollout"].update(percent=50)),
+     "mlserve:deployments[0].rollout.percent", "at most 50% of 5 instances"),
+    ("dev", lambda r: deployment(r)["compute"].update(instance_type="ml.c5.xlarge"),
+     "mlserve:deployments[0].compute.instance_type", "a GPU instance family"),
+    ("dev", lambda r: r["mlserve:deployments"].append(kserve_deployment(r)),
+     "mlserve:deployments[1].backend", "once mlserve:cluster is configured"),
+    ("dev", lambda r: r["mlserve:deployments"].append(copy.deepcopy(deployment(r))),
+     "mlserve:deployments[1].name", "a name used once in deployments"),
+    ("dev", lambda r: deployment(r).update(name="ResNet_50"),
+     "mlserve:deployments[0].name", "match pattern"),
+    ("dev", lambda r: r["mlserve:tags"].pop("cost-center"),
+     "mlserve:tags.cost-center", "a non-empty value"),
+    ("dev", lambda r: deployment(r)["model"].update(uri="s3://someone-elses-bucket/m/model.tar.gz"),
+     "mlserve:deployments[0].model.uri", "the stack's model_store.bucket"),
+    ("prod", lambda r: r["mlserve:network"].update(availability_zones=2),
+     "mlserve:network.availability_zones", "3 in prod"),
+    ("dev", lambda r: deployment(r)["image"].update(tag="latest"),
+     "mlserve:deployments[0].image.tag", "tag 'latest' is mutable"),
+    ("prod", lambda r: r.update({"mlserve:cluster": cluster(public_access_cidrs=["203.0.113.0/24"])}),
+     "mlserve:cluster.public_access_cidrs", "an empty list in prod"),
+    ("dev", lambda r: r.update({"mlserve:cluster": cluster(public_access_cidrs=["0.0.0.0/0"])}),
+     "mlserve:cluster.public_access_cidrs[0]", "never the whole internet"),
+    ("dev", lambda r: r.update({"mlserve:cluster": cluster(min_size=0)}),
+     "mlserve:cluster.node_groups[0].min_size", "allow_scale_to_zero"),
+    ("prod", lambda r: r.update({"mlserve:cluster": cluster(min_size=0)}),
+     "mlserve:cluster.node_groups[0].min_size", "at least 1 in prod"),
+    ("dev", lambda r: (r.update({"mlserve:cluster": cluster()}),
+                       r["mlserve:cluster"]["node_groups"][0].update(instance_types=["m5.xlarge"])),
+     "mlserve:cluster.node_groups[0].instance_types[0]", "a GPU family"),
+    ("prod", lambda r: (r.update({"mlserve:cluster": cluster()}),
+                        r["mlserve:cluster"]["node_groups"][0].update(capacity_type="SPOT")),
+     "mlserve:cluster.node_groups[0].capacity_type", "ON_DEMAND in prod"),
+    ("dev", lambda r: (r.update({"mlserve:cluster": cluster()}), r["mlserve:deployments"].append(
+        {**kserve_deployment(r), "compute": {"gpus": 1, "node_group": "cpu-pool"}})),
+     "mlserve:deployments[1].compute.node_group", "one of the cluster's node groups: gpu"),
+    ("dev", lambda r: (r.update({"mlserve:cluster": cluster()}), r["mlserve:deployments"].append(
+        {**kserve_deployment(r), "compute": {"gpus": 0, "node_group": "gpu"}})),
+     "mlserve:deployments[1].compute.gpus", "at least 1 because the model needs a GPU"),
+    ("dev", lambda r: (r.update({"mlserve:cluster": cluster()}), r["mlserve:deployments"].append(
+        {**kserve_deployment(r), "rollout": {"strategy": "shadow", "sample_percent": 5}})),
+     "mlserve:deployments[1].rollout.strategy", "shadow traffic is a SageMaker feature"),
+])
+def test_invalid_config_names_the_key_and_what_is_allowed(stack_name, edit, path, fragment):
+    found, text = errors_of(edited(stack_name, edit), stack_name)
+    assert path in found, text
+    assert fragment in found[path].allowed, text
+    assert f"{path}: given " in text
+
+
+def test_kserve_deployment_with_a_cluster_is_valid():
+    def edit(raw):
+        raw["mlserve:cluster"] = cluster()
+        raw["mlserve:deployments"].append(kserve_deployment(raw))
+
+    cfg = config_of(edited("dev", edit), "dev")
+    assert cfg.deployments[1].backend == "kserve"
+    assert cfg.cluster.node_groups[0].ami_type == "AL2023_x86_64_NVIDIA"
+
+
+def test_dev_gpu_group_may_scale_to_zero_when_asked():
+    def edit(raw):
+        raw["mlserve:cluster"] = cluster(min_size=0)
+        raw["mlserve:cluster"]["node_groups"][0]["allow_scale_to_zero"] = True
+
+    assert config_of(edited("dev", edit), "dev").cluster.node_groups[0].min_size == 0

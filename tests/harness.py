@@ -1,0 +1,52 @@
+"""One way to run the program in tests: for a named stack, or for any config dict, under Pulumi's mock engine."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from typing import Any, Callable
+
+import yaml
+
+from infra.config import StackConfig, validate
+from infra.config.loader import read_stack_file, stack_file
+from infra.plan import Plan, plan_stack
+
+
+def raw_config(stack: str) -> dict[str, Any]:
+    """A fresh, mutable copy of a stack file's `config:` block."""
+    return copy.deepcopy(read_stack_file(stack_file(stack)))
+
+
+def edited(stack: str, edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    raw = raw_config(stack)
+    edit(raw)
+    return raw
+
+
+def config_of(raw: dict[str, Any], stack: str = "test") -> StackConfig:
+    return validate(raw, f"Pulumi.{stack}.yaml")
+
+
+def plan_config(raw: dict[str, Any], stack: str = "dev", preview: bool = False) -> Plan:
+    return plan_stack(config_of(raw, stack), stack, preview=preview)
+
+
+@lru_cache(maxsize=None)
+def _stack_plan(stack: str) -> Plan:
+    return plan_config(raw_config(stack), stack)
+
+
+def stack_plan(stack: str) -> Plan:
+    """The plan of a checked-in stack, computed once per test session (treat it as read-only)."""
+    return _stack_plan(stack)
+
+
+def policy_json(resource) -> dict[str, Any]:
+    """An IAM/key/bucket policy input, parsed."""
+    return json.loads(resource.inputs["policy"])
+
+
+def dump_yaml(raw: dict[str, Any]) -> str:
+    return yaml.safe_dump({"config": raw}, sort_keys=False)

@@ -1,0 +1,41 @@
+"""The offline plan: the main job on the embedded default."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.plan.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plan_json_has_the_policy_pack_shape(tmp_path, capsys):
+    out = tmp_path / "prod.json"
+    assert main(["--stack", "prod", "--json", str(out), "--quiet"]) == 0
+    plan = json.loads(out.read_text())
+    assert plan["stack"] == "prod" and set(plan) >= {"stack", "resources", "outputs"}
+    for resource in plan["resources"]:
+        assert set(resource) == {"urn", "type", "name", "parent", "custom", "inputs"}
+    bucket = next(r for r in plan["resources"] if r["type"] == "aws:s3/bucketVersioning:BucketVersioning")
+    assert "versioningConfiguration" in bucket["inputs"]  # engine camelCase, not versioning_configuration
+    assert bucket["parent"] == "urn:pulumi:prod::mlserve::mlserve:storage:ModelStore::mlserve-prod"
+    assert plan["outputs"]["model_bucket"] == "mlserve-prod-models"
+
+
+def test_preview_mode_keeps_computed_values_unknown(tmp_path):
+    out = tmp_path / "dev.json"
+    assert main(["--stack", "dev", "--json", str(out), "--quiet", "--preview"]) == 0
+    plan = json.loads(out.read_text())
+    flow_log = next(r for r in plan["resources"] if r["type"] == "aws:ec2/flowLog:FlowLog")
+    assert flow_log["inputs"]["iamRoleArn"] == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def test_make_plan_command_prints_the_dev_tree_and_counts():
+    result = subprocess.run([sys.executable, "-m", "infra.plan", "--stack", "dev"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert "mlserve-dev (pulumi:pulumi:Stack)" in result.stdout
+    assert "mlserve:network:Network mlserve-dev" in result.stdout
+    assert "aws:ec2/natGateway:NatGateway" in result.stdout
+    assert "dev: " in result.stdout and " resources, 3 components" in result.stdout
