@@ -11,11 +11,19 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.alerting import Alerting, AlertingArgs
 from components.encryption import Encryption, EncryptionArgs
+from components.endpoint_alarms import EndpointAlarms, EndpointAlarmsArgs
+from components.endpoint_autoscaling import EndpointAutoscaling, EndpointAutoscalingArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.network import Network, NetworkArgs
+from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs, TrafficShift, Variant
+from infra.aws_facts import sagemaker_gpus
 from infra.config import StackConfig
+from infra.config.models import (AllAtOnce, BlueGreen, Canary, Linear, ModelArtifact, SageMakerDeployment, Shadow)
 from infra.naming import resource_name
+
+PRIMARY_VARIANT = "primary"
 
 
 def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
@@ -42,11 +50,91 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         noncurrent_version_days=cfg.model_store.noncurrent_version_days, force_destroy=not cfg.is_prod),
         opts=with_provider)
 
+    alerting = Alerting(resource_name(stack), AlertingArgs(
+        topic_name=resource_name(stack, "alerts"), kms_key_arn=encryption.key_arn, account_id=account_id,
+        emails=tuple(cfg.alerting.emails), https_webhooks=tuple(cfg.alerting.https_webhooks)), opts=with_provider)
+
+    endpoints = {}
+    for deployment in cfg.deployments:
+        if isinstance(deployment, SageMakerDeployment):
+            endpoints[deployment.name] = sagemaker_deployment(
+                cfg, stack, deployment, with_provider, account_id=account_id, encryption=encryption,
+                network=network, store=store, topic_arn=alerting.topic_arn)
+
     return {
         "region": cfg.region,
+        "alert_topic_arn": alerting.topic_arn,
+        "endpoints": endpoints,
         "kms_key_arn": encryption.key_arn,
         "vpc_id": network.vpc_id,
         "private_subnet_ids": network.private_subnet_ids,
         "model_bucket": store.bucket_name,
         "image_repositories": store.repository_urls,
+    }
+
+
+def traffic_shift(rollout) -> TrafficShift:
+    """Map the config's rollout onto SageMaker's blue/green traffic routing."""
+    if isinstance(rollout, Canary):
+        return TrafficShift("CANARY", rollout.bake_minutes * 60, rollout.percent)
+    if isinstance(rollout, Linear):
+        return TrafficShift("LINEAR", rollout.step_bake_minutes * 60, rollout.step_percent)
+    if isinstance(rollout, BlueGreen):
+        return TrafficShift("ALL_AT_ONCE", rollout.bake_minutes * 60)
+    assert isinstance(rollout, (AllAtOnce, Shadow))
+    return TrafficShift("ALL_AT_ONCE", 0)
+
+
+def max_execution_seconds(shift: TrafficShift) -> int:
+    """Every step's bake plus half an hour for instances to start, within the API's 600-28800 s."""
+    steps = {"CANARY": 2, "LINEAR": -(-100 // (shift.step_percent or 100)), "ALL_AT_ONCE": 1}[shift.kind]
+    return min(28_800, max(600, steps * shift.wait_seconds + 1800))
+
+
+def sagemaker_deployment(cfg: StackConfig, stack: str, d: SageMakerDeployment, opts: pulumi.ResourceOptions, *,
+                         account_id: str, encryption: Encryption, network: Network, store: ModelStore,
+                         topic_arn: pulumi.Output[str]) -> dict[str, Any]:
+    endpoint_name = resource_name(stack, d.name)
+    gpus = sagemaker_gpus(d.compute.instance_type)
+
+    def variant(name: str, model: ModelArtifact, count: int, weight: float) -> Variant:
+        return Variant(name=name, model_data_url=model.uri, triton_model_name=model.triton_model_name,
+                       model_sha256=model.sha256, instance_type=d.compute.instance_type, instance_count=count,
+                       weight=weight)
+
+    primary_weight = 100 - sum(v.weight_percent for v in d.ab_variants)
+    variants = [variant(PRIMARY_VARIANT, d.model, d.compute.instance_count, primary_weight / 100)]
+    variants += [variant(v.name, v.model, v.instance_count, v.weight_percent / 100) for v in d.ab_variants]
+    shadow = variant("shadow", d.rollout.candidate, d.compute.instance_count, d.rollout.sample_percent / 100) \
+        if isinstance(d.rollout, Shadow) else None
+    models = [d.model, *(v.model for v in d.ab_variants), *([d.rollout.candidate] if shadow else [])]
+
+    alarms = EndpointAlarms(endpoint_name, EndpointAlarmsArgs(
+        endpoint_name=endpoint_name, variant_name=PRIMARY_VARIANT, topic_arn=topic_arn,
+        p99_latency_ms=d.slo.p99_latency_ms, error_rate_percent=d.slo.error_rate_percent,
+        client_error_rate_percent=d.slo.client_error_rate_percent, gpus_per_instance=gpus), opts=opts)
+    shift = traffic_shift(d.rollout)
+    repository = d.image.repository
+    endpoint = SageMakerEndpoint(endpoint_name, SageMakerEndpointArgs(
+        endpoint_name=endpoint_name,
+        image_uri=pulumi.Output.concat(store.repository_urls[repository], d.image.reference),
+        repository_arn=store.repository_arns[repository], bucket_name=cfg.model_store.bucket,
+        model_prefixes=sorted({m.prefix for m in models}), variants=variants, shadow=shadow, traffic_shift=shift,
+        rollback_alarm_names=alarms.rollback_alarm_names, kms_key_arn=encryption.key_arn, account_id=account_id,
+        region=cfg.region, vpc_id=network.vpc_id, vpc_cidr=network.vpc_cidr, subnet_ids=network.private_subnet_ids,
+        startup_health_check_timeout_seconds=d.compute.startup_health_check_timeout_seconds,
+        model_download_timeout_seconds=d.compute.model_download_timeout_seconds,
+        data_capture_percent=d.data_capture.sample_percent if d.data_capture.enabled else None,
+        termination_wait_seconds=600 if cfg.is_prod else 0, max_execution_seconds=max_execution_seconds(shift)),
+        opts=opts)
+    EndpointAutoscaling(endpoint_name, EndpointAutoscalingArgs(
+        endpoint_name=endpoint.endpoint_name, variant_name=PRIMARY_VARIANT, min_capacity=d.autoscaling.min,
+        max_capacity=d.autoscaling.max, invocations_per_instance_per_minute=d.target_invocations_per_minute(),
+        gpus_per_instance=gpus, scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds,
+        scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds), opts=opts)
+    return {
+        "endpoint_name": endpoint.endpoint_name,
+        "invoke_url": pulumi.Output.concat("https://runtime.sagemaker.", cfg.region, ".amazonaws.com/endpoints/",
+                                           endpoint.endpoint_name, "/invocations"),
+        "alarms": alarms.alarm_names,
     }

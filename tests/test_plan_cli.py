@@ -1,6 +1,7 @@
 """The offline plan: the main job on the embedded default."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,4 +39,4 @@ def test_make_plan_command_prints_the_dev_tree_and_counts():
     assert "mlserve-dev (pulumi:pulumi:Stack)" in result.stdout
     assert "mlserve:network:Network mlserve-dev" in result.stdout
     assert "aws:ec2/natGateway:NatGateway" in result.stdout
-    assert "dev: " in result.stdout and " resources, 3 components" in result.stdout
+    assert re.search(r"dev: \d+ resources, \d+ components", result.stdout)

@@ -141,6 +141,9 @@ class Autoscaling(Strict):
     max: int = Field(ge=1, le=100)
     target_invocations_per_instance: int | None = Field(
         default=None, ge=1, description="SageMaker: invocations/minute/instance; derived from the SLO when unset")
+    max_rps_per_instance_at_slo: float | None = Field(
+        default=None, gt=0, description="Measured: requests/second one instance serves within the p99 SLO (bench)")
+    headroom_percent: int = Field(default=30, ge=0, le=80, description="Capacity kept free for bursts")
     target_concurrency: int | None = Field(default=None, ge=1, description="KServe: in-flight requests per replica")
     scale_in_cooldown_seconds: int = Field(default=600, ge=60, le=3600)
     scale_out_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
@@ -170,6 +173,7 @@ class BlueGreen(Strict):
 class Shadow(Strict):
     strategy: Literal["shadow"]
     sample_percent: int = Field(ge=1, le=100)
+    candidate: ModelArtifact
 
 
 Rollout = Annotated[Union[AllAtOnce, Canary, Linear, BlueGreen, Shadow], Field(discriminator="strategy")]
@@ -182,7 +186,8 @@ class DataCapture(Strict):
 
 class Slo(Strict):
     p99_latency_ms: int = Field(ge=1, le=60_000)
-    error_rate_percent: float = Field(gt=0, le=50)
+    error_rate_percent: float = Field(gt=0, le=50, description="5xx share of invocations")
+    client_error_rate_percent: float = Field(default=5, gt=0, le=100, description="4xx share that pages someone")
 
 
 class DeploymentBase(Strict):
@@ -196,9 +201,26 @@ class DeploymentBase(Strict):
     needs_gpu: bool = True
 
 
+class WeightedVariant(Strict):
+    """Another model served beside the primary for an A/B test, with its share of traffic."""
+    name: Name
+    model: ModelArtifact
+    weight_percent: int = Field(ge=1, le=50)
+    instance_count: int = Field(default=1, ge=1, le=100)
+
+
 class SageMakerDeployment(DeploymentBase):
     backend: Literal["sagemaker"]
     compute: SageMakerCompute
+    ab_variants: list[WeightedVariant] = Field(default_factory=list)
+
+    def target_invocations_per_minute(self) -> int:
+        """Per instance, for target tracking: measured capacity at the SLO, less headroom, in invocations/minute."""
+        scaling = self.autoscaling
+        if scaling.target_invocations_per_instance is not None:
+            return scaling.target_invocations_per_instance
+        assert scaling.max_rps_per_instance_at_slo is not None  # rules.autoscaling_target guarantees one of them
+        return max(1, int(scaling.max_rps_per_instance_at_slo * 60 * (100 - scaling.headroom_percent) / 100))
 
 
 class KServeDeployment(DeploymentBase):
@@ -208,6 +230,7 @@ class KServeDeployment(DeploymentBase):
 
 # The backend picks the compute model, so an error names the fields that backend really has.
 Deployment = Annotated[Union[SageMakerDeployment, KServeDeployment], Field(discriminator="backend")]
+SAGEMAKER_MAX_BAKE_MINUTES = 60  # the API's WaitIntervalInSeconds is at most 3600
 DISCRIMINATOR_TAGS = {"sagemaker", "kserve", "all_at_once", "canary", "linear", "blue_green", "shadow"}
 
 

@@ -10,8 +10,19 @@ from collections import Counter
 from typing import Callable, Iterator
 
 from .errors import ConfigIssue, key_path
-from .models import (GPU_EC2_FAMILIES, GPU_SAGEMAKER_FAMILIES, REQUIRED_TAGS, Canary, KServeDeployment, Linear,
-                     SageMakerDeployment, Shadow, StackConfig)
+from functools import lru_cache
+
+import botocore.session
+
+from .models import (GPU_EC2_FAMILIES, GPU_SAGEMAKER_FAMILIES, REQUIRED_TAGS, SAGEMAKER_MAX_BAKE_MINUTES, BlueGreen,
+                     Canary, KServeDeployment, Linear, SageMakerDeployment, Shadow, StackConfig)
+
+
+@lru_cache(maxsize=1)
+def sagemaker_instance_types() -> frozenset[str]:
+    """The endpoint instance types the SageMaker API accepts, from botocore's own service model."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for("ProductionVariantInstanceType").enum)
 
 Rule = Callable[[StackConfig], Iterator[ConfigIssue]]
 
@@ -128,6 +139,44 @@ def progressive_rollout_fits_capacity(cfg: StackConfig) -> Iterator[ConfigIssue]
                               f"instances once rounded up); lower the percent or add instances")
 
 
+def sagemaker_instance_types_exist(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    known = sagemaker_instance_types()
+    for i, d in enumerate(cfg.deployments):
+        if isinstance(d, SageMakerDeployment) and d.compute.instance_type not in known:
+            family = d.compute.instance_type.rsplit(".", 1)[0]
+            near = sorted(t for t in known if t.startswith(family + "."))
+            yield ConfigIssue(key_path(("deployments", i, "compute", "instance_type")), d.compute.instance_type,
+                              "a SageMaker endpoint instance type" + (f", e.g. {', '.join(near[:6])}" if near else ""))
+
+
+def autoscaling_target(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    for i, d in enumerate(cfg.deployments):
+        if not isinstance(d, SageMakerDeployment):
+            continue
+        scaling = d.autoscaling
+        given = [k for k in ("target_invocations_per_instance", "max_rps_per_instance_at_slo")
+                 if getattr(scaling, k) is not None]
+        if len(given) != 1:
+            yield ConfigIssue(key_path(("deployments", i, "autoscaling")), given or None,
+                              "exactly one of target_invocations_per_instance (per minute) or "
+                              "max_rps_per_instance_at_slo (measured; mlserve keeps headroom_percent free)")
+
+
+def sagemaker_bake_fits_the_api(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    for i, d in enumerate(cfg.deployments):
+        if not isinstance(d, SageMakerDeployment):
+            continue
+        rollout = d.rollout
+        field = {Canary: "bake_minutes", BlueGreen: "bake_minutes", Linear: "step_bake_minutes"}.get(type(rollout))
+        if field and getattr(rollout, field) > SAGEMAKER_MAX_BAKE_MINUTES:
+            yield ConfigIssue(key_path(("deployments", i, "rollout", field)), getattr(rollout, field),
+                              f"at most {SAGEMAKER_MAX_BAKE_MINUTES} (SageMaker waits at most 3600 s per step)")
+        if d.ab_variants and isinstance(rollout, Shadow):
+            yield ConfigIssue(key_path(("deployments", i, "ab_variants")), [v.name for v in d.ab_variants],
+                              "an empty list with a shadow rollout (a shadow test and an A/B test at once "
+                              "cannot be read apart)")
+
+
 def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
     cluster = cfg.cluster
     if cluster is None:
@@ -172,6 +221,9 @@ RULES: tuple[Rule, ...] = (
     kserve_needs_a_cluster,
     progressive_rollout_fits_capacity,
     cluster_is_private_and_sized,
+    sagemaker_instance_types_exist,
+    autoscaling_target,
+    sagemaker_bake_fits_the_api,
 )
 
 

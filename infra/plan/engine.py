@@ -7,6 +7,7 @@ inputs with the engine's camelCase property names (secrets stay wrapped; unknown
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -24,6 +25,16 @@ UNKNOWN_MARKER = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 EKS_AMI_RELEASE = "1.31.7-20250620"
 
 
+# EC2 ids look like AWS's (`subnet-` and 17 hex digits), so API-model checks see real lengths and patterns.
+EC2_ID_PREFIXES = {
+    "aws:ec2/vpc:Vpc": "vpc", "aws:ec2/subnet:Subnet": "subnet", "aws:ec2/securityGroup:SecurityGroup": "sg",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "sg", "aws:ec2/routeTable:RouteTable": "rtb",
+    "aws:ec2/internetGateway:InternetGateway": "igw", "aws:ec2/natGateway:NatGateway": "nat",
+    "aws:ec2/eip:Eip": "eipalloc", "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce", "aws:ec2/flowLog:FlowLog": "fl",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc", "aws:ec2/launchTemplate:LaunchTemplate": "lt",
+}
+
+
 class UnansweredInvoke(RuntimeError):
     pass
 
@@ -36,6 +47,8 @@ class Resource:
     parent: str | None
     custom: bool
     inputs: dict[str, Any]
+    id: str = ""  # what the mock engine answered; not part of the plan JSON
+
 
     def as_json(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent, "custom": self.custom,
@@ -56,6 +69,9 @@ class Plan:
         if len(found) != 1:
             raise AssertionError(f"expected one {type_token}, found {len(found)}: {[r.name for r in found]}")
         return found[0]
+
+    def by_id(self, resource_id: str) -> Resource:
+        return next(r for r in self.resources if r.id == resource_id)
 
     def children_of(self, urn: str) -> list[Resource]:
         return [r for r in self.resources if r.parent == urn]
@@ -83,6 +99,10 @@ def _service_of(type_token: str) -> tuple[str, str]:
     kind = type_token.split(":")[-1]
     kebab = "".join("-" + c.lower() if c.isupper() else c for c in kind).lstrip("-")
     return module, kebab
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class PlanMocks(Mocks):
@@ -114,6 +134,9 @@ class PlanMocks(Mocks):
 
     def new_resource(self, args: MockResourceArgs):
         outputs = dict(args.inputs)
+        if args.custom and not args.typ.startswith("pulumi:providers:") and "name" not in outputs:
+            # The provider auto-names resources (known already at preview): logical name plus a random suffix.
+            outputs["name"] = f"{args.name}-{_digest(args.typ + args.name)[:7]}"
         if self.preview and args.custom and not args.typ.startswith("pulumi:providers:"):
             # As in `pulumi preview`: what AWS computes (ids, ARNs, URLs) is not known yet.
             return "", outputs
@@ -123,14 +146,17 @@ class PlanMocks(Mocks):
         physical = outputs.get("name") if isinstance(outputs.get("name"), str) else args.name
         arn = f"arn:aws:{service}:{self.region}:{self.account_id}:{kind}/{physical}"
         resource_id = physical
-        if args.typ == "aws:s3/bucket:Bucket":
+        if args.typ in EC2_ID_PREFIXES:
+            resource_id = f"{EC2_ID_PREFIXES[args.typ]}-{_digest(args.typ + args.name)[:17]}"
+            arn = f"arn:aws:ec2:{self.region}:{self.account_id}:{kind}/{resource_id}"
+        elif args.typ == "aws:s3/bucket:Bucket":
             physical = outputs.get("bucket") or args.name
             arn, resource_id = f"arn:aws:s3:::{physical}", physical
             outputs["bucket"] = physical
         elif service == "iam":
             arn = f"arn:aws:iam::{self.account_id}:{kind}/{physical}"
         elif args.typ == "aws:kms/key:Key":
-            resource_id = f"mrk-{abs(hash(args.name)) % 10**12:012d}"
+            resource_id = f"mrk-{_digest(args.name)[:32]}"
             outputs["keyId"] = resource_id
             arn = f"arn:aws:kms:{self.region}:{self.account_id}:key/{resource_id}"
         elif args.typ == "aws:ecr/repository:Repository":
@@ -169,7 +195,7 @@ class RecordingMonitor(MockMonitor):
             parent = request.parent if request.parent and "::pulumi:pulumi:Stack::" not in request.parent else None
             inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
             self.records.append(Resource(urn=response.urn, type=request.type, name=request.name, parent=parent,
-                                         custom=bool(request.custom), inputs=inputs))
+                                         custom=bool(request.custom), inputs=inputs, id=response.id))
         return response
 
 

@@ -10,8 +10,9 @@ def test_dev_has_one_nat_gateway_and_prod_one_per_az():
     prod = stack_plan("prod")
     nats = prod.of_type(NAT)
     assert len(nats) == 3
-    public_subnets = {s.name: s for s in prod.of_type(SUBNET) if "-public-" in s.name}
-    nat_zones = {public_subnets[n.inputs["subnetId"]].inputs["availabilityZone"] for n in nats}
+    nat_subnets = [prod.by_id(n.inputs["subnetId"]) for n in nats]
+    assert all("-public-" in s.name for s in nat_subnets)
+    nat_zones = {s.inputs["availabilityZone"] for s in nat_subnets}
     assert nat_zones == {"us-east-1a", "us-east-1b", "us-east-1c"}
 
 
@@ -20,7 +21,7 @@ def test_each_private_subnet_routes_through_a_nat_in_its_own_zone_in_prod():
     for table in (t for t in prod.of_type("aws:ec2/routeTable:RouteTable") if "-private-rt-" in t.name):
         zone = table.name.rsplit("-rt-", 1)[1]
         (route,) = table.inputs["routes"]
-        assert route["natGatewayId"] == f"mlserve-prod-nat-{zone}"
+        assert prod.by_id(route["natGatewayId"]).name == f"mlserve-prod-nat-{zone}"
 
 
 def test_vpc_spans_two_zones_in_dev_and_three_in_prod(stack, plan):
@@ -41,8 +42,8 @@ def test_flow_logs_go_to_an_encrypted_log_group_with_retention(stack, plan):
     flow_log = plan.one("aws:ec2/flowLog:FlowLog")
     assert flow_log.inputs["trafficType"] == "ALL"
     group = plan.one("aws:cloudwatch/logGroup:LogGroup")
-    assert flow_log.inputs["logDestination"].endswith(group.name)
-    assert group.inputs["kmsKeyId"] == plan.one("aws:kms/key:Key").inputs.get("arn", plan.outputs["kms_key_arn"])
+    assert flow_log.inputs["logDestination"].endswith(":log-group:" + group.id)
+    assert group.inputs["kmsKeyId"] == plan.outputs["kms_key_arn"]
     assert group.inputs["retentionInDays"] == {"dev": 30, "prod": 365}[stack]
 
 

@@ -107,8 +107,21 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
         {**kserve_deployment(r), "compute": {"gpus": 0, "node_group": "gpu"}})),
      "mlserve:deployments[1].compute.gpus", "at least 1 because the model needs a GPU"),
     ("dev", lambda r: (r.update({"mlserve:cluster": cluster()}), r["mlserve:deployments"].append(
-        {**kserve_deployment(r), "rollout": {"strategy": "shadow", "sample_percent": 5}})),
+        {**kserve_deployment(r), "rollout": {"strategy": "shadow", "sample_percent": 5,
+                                             "candidate": deployment(r)["model"]}})),
      "mlserve:deployments[1].rollout.strategy", "shadow traffic is a SageMaker feature"),
+    ("dev", lambda r: deployment(r)["compute"].update(instance_type="ml.g5.3xlarge"),
+     "mlserve:deployments[0].compute.instance_type", "a SageMaker endpoint instance type, e.g. ml.g5.12xlarge"),
+    ("dev", lambda r: deployment(r)["autoscaling"].pop("max_rps_per_instance_at_slo"),
+     "mlserve:deployments[0].autoscaling", "exactly one of target_invocations_per_instance"),
+    ("dev", lambda r: deployment(r)["autoscaling"].update(target_invocations_per_instance=500),
+     "mlserve:deployments[0].autoscaling", "exactly one of target_invocations_per_instance"),
+    ("prod", lambda r: deployment(r)["rollout"].update(bake_minutes=90),
+     "mlserve:deployments[0].rollout.bake_minutes", "at most 60 (SageMaker waits at most 3600 s per step)"),
+    ("prod", lambda r: deployment(r).update(
+        rollout={"strategy": "shadow", "sample_percent": 10, "candidate": deployment(r)["model"]},
+        ab_variants=[{"name": "challenger", "model": deployment(r)["model"], "weight_percent": 10}]),
+     "mlserve:deployments[0].ab_variants", "an empty list with a shadow rollout"),
 ])
 def test_invalid_config_names_the_key_and_what_is_allowed(stack_name, edit, path, fragment):
     found, text = errors_of(edited(stack_name, edit), stack_name)
@@ -133,3 +146,8 @@ def test_dev_gpu_group_may_scale_to_zero_when_asked():
         raw["mlserve:cluster"]["node_groups"][0]["allow_scale_to_zero"] = True
 
     assert config_of(edited("dev", edit), "dev").cluster.node_groups[0].min_size == 0
+
+
+def test_scaling_target_is_measured_capacity_less_headroom():
+    prod = config_of(raw_config("prod"), "prod").deployments[0]
+    assert prod.target_invocations_per_minute() == int(240 * 60 * 0.6)

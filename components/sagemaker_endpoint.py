@@ -1,0 +1,193 @@
+"""SageMakerEndpoint: a model served by the bundled Triton image on a realtime SageMaker endpoint.
+
+Reads top to bottom as what it makes: an execution role that can read only this model's S3 prefix, a security
+group, one SageMaker Model per variant, an endpoint configuration (variants, KMS, data capture, shadow), and the
+endpoint with a blue/green deployment policy that shifts traffic per config and rolls back on the given alarms.
+
+Models and endpoint configurations are immutable in SageMaker, so they are auto-named: a new model version makes new
+ones, and updating the endpoint to them is what runs the blue/green deployment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from .policy_document import Statement, assume_role_policy, render
+
+TRITON_PORT_ENV = {"SAGEMAKER_TRITON_PING_MODE": "ready"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    model_data_url: str  # s3://bucket/key of model.tar.gz
+    triton_model_name: str
+    model_sha256: str
+    instance_type: str
+    instance_count: int
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrafficShift:
+    kind: Literal["ALL_AT_ONCE", "CANARY", "LINEAR"]
+    wait_seconds: int
+    step_percent: int | None = None
+
+
+@dataclass(frozen=True)
+class SageMakerEndpointArgs:
+    endpoint_name: str
+    image_uri: pulumi.Input[str]
+    repository_arn: pulumi.Input[str]
+    bucket_name: str
+    variants: list[Variant]
+    traffic_shift: TrafficShift
+    rollback_alarm_names: list[pulumi.Input[str]]
+    kms_key_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str]
+    region: str
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: str
+    subnet_ids: list[pulumi.Input[str]]
+    startup_health_check_timeout_seconds: int = 900
+    model_download_timeout_seconds: int = 900
+    data_capture_percent: int | None = None  # None: capture off
+    shadow: Variant | None = None
+    termination_wait_seconds: int = 600
+    max_execution_seconds: int = 3600
+    model_prefixes: list[str] = field(default_factory=list)  # folders of the bucket this endpoint may read
+
+    @property
+    def data_capture_prefix(self) -> str:
+        return f"data-capture/{self.endpoint_name}/"
+
+
+class SageMakerEndpoint(pulumi.ComponentResource):
+    endpoint_name: pulumi.Output[str]
+    endpoint_arn: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SageMakerEndpointArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlserve:serving:SageMakerEndpoint", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-endpoint", vpc_id=args.vpc_id, description=f"SageMaker endpoint {args.endpoint_name}",
+            egress=[aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=443, to_port=443,
+                                                    cidr_blocks=[args.vpc_cidr], description="AWS APIs via endpoints")],
+            opts=child)
+        role = aws.iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy(
+            "sagemaker.amazonaws.com", {"StringEquals": {"aws:SourceAccount": args.account_id}}), opts=child)
+        role_policy = aws.iam.RolePolicy(f"{name}-execution", role=role.id,
+                                         policy=self._execution_policy(args, security_group), opts=child)
+
+        models = {}
+        for variant in [*args.variants, *([args.shadow] if args.shadow else [])]:
+            models[variant.name] = aws.sagemaker.Model(
+                f"{name}-{variant.name}",
+                execution_role_arn=role.arn,
+                primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
+                    image=args.image_uri, model_data_url=variant.model_data_url, mode="SingleModel",
+                    environment={**TRITON_PORT_ENV, "SAGEMAKER_TRITON_DEFAULT_MODEL_NAME": variant.triton_model_name,
+                                 "MLSERVE_MODEL_SHA256": variant.model_sha256}),
+                # Triton needs no network of its own: SageMaker downloads the model and the image.
+                enable_network_isolation=True,
+                vpc_config=aws.sagemaker.ModelVpcConfigArgs(subnets=args.subnet_ids,
+                                                            security_group_ids=[security_group.id]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
+
+        def production_variant(v: Variant, cls):
+            return cls(variant_name=v.name, model_name=models[v.name].name, instance_type=v.instance_type,
+                       initial_instance_count=v.instance_count, initial_variant_weight=v.weight,
+                       container_startup_health_check_timeout_in_seconds=args.startup_health_check_timeout_seconds,
+                       model_data_download_timeout_in_seconds=args.model_download_timeout_seconds)
+
+        config = aws.sagemaker.EndpointConfiguration(
+            f"{name}-config",
+            kms_key_arn=args.kms_key_arn,
+            production_variants=[production_variant(v, aws.sagemaker.EndpointConfigurationProductionVariantArgs)
+                                 for v in args.variants],
+            shadow_production_variants=[production_variant(
+                args.shadow, aws.sagemaker.EndpointConfigurationShadowProductionVariantArgs)] if args.shadow else None,
+            data_capture_config=aws.sagemaker.EndpointConfigurationDataCaptureConfigArgs(
+                enable_capture=True, initial_sampling_percentage=args.data_capture_percent,
+                destination_s3_uri=f"s3://{args.bucket_name}/{args.data_capture_prefix}", kms_key_id=args.kms_key_arn,
+                capture_options=[aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureOptionArgs(capture_mode=m)
+                                 for m in ("Input", "Output")],
+                capture_content_type_header=aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureContentTypeHeaderArgs(
+                    json_content_types=["application/json"]),
+            ) if args.data_capture_percent else None,
+            opts=child)
+
+        shift = args.traffic_shift
+        step = aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationCanarySizeArgs(
+            type="CAPACITY_PERCENT", value=shift.step_percent) if shift.kind == "CANARY" else None
+        linear = aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationLinearStepSizeArgs(
+            type="CAPACITY_PERCENT", value=shift.step_percent) if shift.kind == "LINEAR" else None
+        endpoint = aws.sagemaker.Endpoint(
+            f"{name}-endpoint", name=args.endpoint_name, endpoint_config_name=config.name,
+            deployment_config=aws.sagemaker.EndpointDeploymentConfigArgs(
+                blue_green_update_policy=aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyArgs(
+                    traffic_routing_configuration=aws.sagemaker.
+                    EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationArgs(
+                        type=shift.kind, wait_interval_in_seconds=shift.wait_seconds, canary_size=step,
+                        linear_step_size=linear),
+                    termination_wait_in_seconds=args.termination_wait_seconds,
+                    maximum_execution_timeout_in_seconds=args.max_execution_seconds),
+                auto_rollback_configuration=aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationArgs(
+                    alarms=[aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationAlarmArgs(alarm_name=n)
+                            for n in args.rollback_alarm_names]),
+            ),
+            opts=child)
+
+        self.endpoint_name = endpoint.name
+        self.endpoint_arn = endpoint.arn
+        self.role_arn = role.arn
+        self.register_outputs({"endpoint_name": endpoint.name, "endpoint_arn": endpoint.arn, "role_arn": role.arn,
+                               "endpoint_config_name": config.name})
+
+    @staticmethod
+    def _execution_policy(args: SageMakerEndpointArgs, security_group: aws.ec2.SecurityGroup) -> pulumi.Output[str]:
+        bucket_arn = f"arn:aws:s3:::{args.bucket_name}"
+        region_account = pulumi.Output.concat(args.region, ":", args.account_id)
+        statements = [
+            Statement(sid="ReadThisModel", actions=["s3:GetObject"],
+                      resources=[f"{bucket_arn}/{prefix}*" for prefix in args.model_prefixes]),
+            Statement(sid="ListThisModel", actions=["s3:ListBucket"], resources=[bucket_arn],
+                      conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in args.model_prefixes]}}),
+            Statement(sid="PullServingImage", resources=[args.repository_arn],
+                      actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]),
+            # GetAuthorizationToken is account-wide: it has no resource-level permissions, so "*" is the only form.
+            Statement(sid="AuthenticateToEcr", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+            Statement(sid="UseStackKey", resources=[args.kms_key_arn],
+                      actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"]),
+            Statement(sid="WriteEndpointLogs", actions=["logs:CreateLogGroup", "logs:CreateLogStream",
+                                                        "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                      resources=[pulumi.Output.concat("arn:aws:logs:", region_account,
+                                                      f":log-group:/aws/sagemaker/Endpoints/{args.endpoint_name}:*")]),
+            # PutMetricData has no resource-level permissions; the namespace condition is what scopes it.
+            Statement(sid="PublishEndpointMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
+                      conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints*",
+                                                                          "AWS/SageMaker*"]}}),
+            # Describe calls have no resource-level permissions; they are read-only.
+            Statement(sid="DescribeVpc", resources=["*"], actions=[
+                "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups"]),
+            Statement(sid="AttachToVpc", actions=[
+                "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission"], resources=[
+                pulumi.Output.concat("arn:aws:ec2:", region_account, ":network-interface/*"),
+                pulumi.Output.concat("arn:aws:ec2:", region_account, ":subnet/*"),
+                pulumi.Output.concat("arn:aws:ec2:", region_account, ":security-group/", security_group.id)],
+                conditions={"StringEquals": {"ec2:Vpc": pulumi.Output.concat("arn:aws:ec2:", region_account,
+                                                                             ":vpc/", args.vpc_id)}}),
+        ]
+        if args.data_capture_percent:
+            statements.append(Statement(sid="WriteDataCapture", actions=["s3:PutObject"],
+                                        resources=[f"{bucket_arn}/{args.data_capture_prefix}*"]))
+        return render(*statements)
