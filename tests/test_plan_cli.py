@@ -17,11 +17,14 @@ def test_plan_json_has_the_policy_pack_shape(tmp_path, capsys):
     plan = json.loads(out.read_text())
     assert plan["stack"] == "prod" and set(plan) >= {"stack", "resources", "outputs"}
     for resource in plan["resources"]:
-        assert set(resource) == {"urn", "type", "name", "parent", "custom", "inputs"}
+        assert set(resource) == {"urn", "type", "name", "parent", "custom", "inputs", "propertyDependencies"}
     bucket = next(r for r in plan["resources"] if r["type"] == "aws:s3/bucketVersioning:BucketVersioning")
     assert "versioningConfiguration" in bucket["inputs"]  # engine camelCase, not versioning_configuration
     assert bucket["parent"] == "urn:pulumi:prod::mlserve::mlserve:storage:ModelStore::mlserve-prod"
     assert plan["outputs"]["model_bucket"] == "mlserve-prod-models"
+    model = next(r for r in plan["resources"] if r["type"] == "aws:sagemaker/model:Model")
+    subnet_urns = [u for u in model["propertyDependencies"]["vpcConfig"] if "aws:ec2/subnet:Subnet" in u]
+    assert len(subnet_urns) == 3
 
 
 def test_preview_mode_keeps_computed_values_unknown(tmp_path):

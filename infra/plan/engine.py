@@ -48,11 +48,12 @@ class Resource:
     custom: bool
     inputs: dict[str, Any]
     id: str = ""  # what the mock engine answered; not part of the plan JSON
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)  # input -> URNs it came from
 
 
     def as_json(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent, "custom": self.custom,
-                "inputs": to_json(self.inputs)}
+                "inputs": to_json(self.inputs), "propertyDependencies": self.property_dependencies}
 
 
 @dataclass
@@ -112,6 +113,7 @@ class PlanMocks(Mocks):
         self.region = region
         self.account_id = account_id
         self.preview = preview
+        self.autonames: dict[tuple[str, str], str] = {}
 
     def call(self, args: MockCallArgs):
         token = args.token
@@ -137,6 +139,7 @@ class PlanMocks(Mocks):
         if args.custom and not args.typ.startswith("pulumi:providers:") and "name" not in outputs:
             # The provider auto-names resources (known already at preview): logical name plus a random suffix.
             outputs["name"] = f"{args.name}-{_digest(args.typ + args.name)[:7]}"
+            self.autonames[(args.typ, args.name)] = outputs["name"]
         if self.preview and args.custom and not args.typ.startswith("pulumi:providers:"):
             # As in `pulumi preview`: what AWS computes (ids, ARNs, URLs) is not known yet.
             return "", outputs
@@ -194,8 +197,13 @@ class RecordingMonitor(MockMonitor):
         if request.type != "pulumi:pulumi:Stack":
             parent = request.parent if request.parent and "::pulumi:pulumi:Stack::" not in request.parent else None
             inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+            autoname = getattr(self.mocks, "autonames", {}).get((request.type, request.name))
+            if autoname and "name" not in inputs:
+                inputs["name"] = autoname  # the provider's Check adds it before a policy pack sees the inputs
             self.records.append(Resource(urn=response.urn, type=request.type, name=request.name, parent=parent,
-                                         custom=bool(request.custom), inputs=inputs, id=response.id))
+                                         custom=bool(request.custom), inputs=inputs, id=response.id,
+                                         property_dependencies={k: list(v.urns) for k, v in
+                                                                request.propertyDependencies.items() if v.urns}))
         return response
 
 

@@ -1,0 +1,3 @@
+"""Importing this package registers every rule in `policies.framework.REGISTRY`."""
+
+from . import availability, delivery, encryption, hygiene, identity, network  # noqa: F401

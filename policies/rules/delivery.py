@@ -1,0 +1,80 @@
+"""Changes roll out gradually with automatic rollback, every deployment is watched, prod keeps its evidence."""
+
+from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
+
+ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+
+@resource_rule("progressive-rollout-with-rollback", types=[ENDPOINT],
+               description="Endpoints update blue/green and roll back automatically on alarms (prod: mandatory).",
+               fix="Set rollout.strategy to canary, linear or blue_green for the deployment; mlserve then declares a "
+                   "blue/green deployment_config with the latency and 5xx alarms as auto-rollback alarms.")
+def progressive_rollout_with_rollback(props, config):
+    deployment = props.get("deploymentConfig") or {}
+    policy = deployment.get("blueGreenUpdatePolicy")
+    alarms = as_list((deployment.get("autoRollbackConfiguration") or {}).get("alarms"))
+    if not policy:
+        yield "no blue/green update policy: a new model replaces the old one with no bake and no way back"
+    if not alarms:
+        yield "no auto-rollback alarms"
+    routing = (policy or {}).get("trafficRoutingConfiguration") or {}
+    if is_prod(config) and routing.get("type") == "ALL_AT_ONCE" and not routing.get("waitIntervalInSeconds"):
+        yield "prod shifts all traffic at once with no bake time"
+
+
+def _alarm_metrics(alarm):
+    """(metric name, dimensions) pairs an alarm watches, directly or through metric math."""
+    props = alarm.props
+    pairs = []
+    if props.get("metricName"):
+        pairs.append((props.get("metricName"), props.get("dimensions") or {}))
+    for query in as_list(props.get("metricQueries")):
+        metric = query.get("metric")
+        if metric:
+            pairs.append((metric.get("metricName"), metric.get("dimensions") or {}))
+    return pairs
+
+
+@stack_rule("endpoint-latency-and-error-alarms",
+            description="Every endpoint has a latency alarm and a 5xx alarm that notify the alert topic.",
+            fix="Declare EndpointAlarms for the deployment (mlserve does for every SageMaker deployment) and give "
+                "each alarm the stack's SNS topic in alarm_actions.")
+def endpoint_latency_and_error_alarms(resources, config):
+    watched: dict[str, set[str]] = {}
+    for alarm in of_type(resources, ALARM):
+        notifies = alarm.props.get("actionsEnabled") is not False and any(
+            str(a).startswith("arn:aws:sns:") for a in as_list(alarm.props.get("alarmActions")))
+        if not notifies:
+            continue
+        for metric_name, dimensions in _alarm_metrics(alarm):
+            if dimensions.get("EndpointName"):
+                watched.setdefault(dimensions.get("EndpointName"), set()).add(metric_name)
+    for endpoint in of_type(resources, ENDPOINT):
+        name = endpoint.props.get("name")
+        missing = {"ModelLatency", "Invocation5XXErrors"} - watched.get(name, set())
+        if missing:
+            yield f"endpoint {name} has no notifying alarm on {sorted(missing)}", endpoint.urn
+        alarm_names = {a.props.get("name") for a in of_type(resources, ALARM)}
+        rollback = as_list(((endpoint.props.get("deploymentConfig") or {}).get("autoRollbackConfiguration") or {})
+                           .get("alarms"))
+        for ref in rollback:
+            if ref.get("alarmName") not in alarm_names:
+                yield f"rollback alarm {ref.get('alarmName')} of {name} is not declared in the stack", endpoint.urn
+
+
+@resource_rule("alarms-notify", types=[ALARM], description="Every alarm notifies someone.",
+               fix="Set actions_enabled=True and alarm_actions=[<the stack's alert topic ARN>].")
+def alarms_notify(props, config):
+    if props.get("actionsEnabled") is False:
+        yield "actionsEnabled is false: the alarm guards nothing"
+    if not any(str(a).startswith("arn:aws:sns:") for a in as_list(props.get("alarmActions"))):
+        yield "no SNS topic in alarmActions"
+
+
+@resource_rule("prod-data-capture", types=["aws:sagemaker/endpointConfiguration:EndpointConfiguration"],
+               description="Prod endpoints capture a sample of requests (drift monitoring and incident review).",
+               fix="Set deployments[].data_capture.enabled: true (and a sample_percent) in Pulumi.prod.yaml.")
+def prod_data_capture(props, config):
+    if is_prod(config) and not (props.get("dataCaptureConfig") or {}).get("enableCapture"):
+        yield "data capture is off"

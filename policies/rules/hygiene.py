@@ -1,0 +1,103 @@
+"""Cost and hygiene: allowed instance types, a GPU budget, ownership tags, pinned images."""
+
+import json
+import re
+
+from ..framework import as_list, of_type, resource_rule, stack_rule
+
+GPUS_BY_SIZE = {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4, "24xlarge": 4,
+                "48xlarge": 8}
+
+
+def gpus_per_instance(instance_type: str) -> int:
+    family, _, size = instance_type.removeprefix("ml.").partition(".")
+    if family in ("p4d", "p4de", "p5", "p5e", "p5en"):
+        return 1 if size == "4xlarge" else 8
+    return GPUS_BY_SIZE.get(size, 1) if family in ("g5", "g6", "g6e") else 0
+
+
+@resource_rule("instance-type-allowlist", types=["aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+                                                 "aws:eks/nodeGroup:NodeGroup"],
+               description="Instance types come from the environment's allow-list.",
+               fix="Pick an allowed type, or add it to allowed_instance_types in policies/config/<stack>.json "
+                   "after a cost review.",
+               schema={"allowed_instance_types": {"type": "array", "items": {"type": "string"}, "default": [
+                   "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge", "ml.g6.2xlarge", "g5.xlarge", "g5.2xlarge",
+                   "g6.xlarge", "g6.2xlarge", "m6i.large", "m6i.xlarge"]}})
+def instance_type_allowlist(props, config):
+    allowed = set(config["allowed_instance_types"])
+    types = [v.get("instanceType") for v in as_list(props.get("productionVariants"))]
+    types += [v.get("instanceType") for v in as_list(props.get("shadowProductionVariants"))]
+    types += as_list(props.get("instanceTypes"))
+    for instance_type in types:
+        if instance_type not in allowed:
+            yield f"{instance_type} is not allowed here"
+
+
+@stack_rule("gpu-budget", description="The stack's GPUs at maximum scale stay within its budget.",
+            fix="Lower autoscaling.max (or instance sizes), or raise max_gpus in policies/config/<stack>.json with "
+                "the budget owner's approval.",
+            schema={"max_gpus": {"type": "integer", "default": 16}})
+def gpu_budget(resources, config):
+    max_by_endpoint = {str(t.props.get("resourceId", "")).split("/")[1]: t.props.get("maxCapacity") or 0
+                       for t in of_type(resources, "aws:appautoscaling/target:Target")
+                       if t.props.get("serviceNamespace") == "sagemaker"}
+    endpoints = {e.props.get("endpointConfigName"): e.props.get("name")
+                 for e in of_type(resources, "aws:sagemaker/endpoint:Endpoint")}
+    total = 0
+    for config_resource in of_type(resources, "aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
+        endpoint = endpoints.get(config_resource.props.get("name"))
+        for variant in as_list(config_resource.props.get("productionVariants")) + as_list(
+                config_resource.props.get("shadowProductionVariants")):
+            count = variant.get("initialInstanceCount") or 0
+            if variant.get("variantName") == "primary":
+                count = max(count, max_by_endpoint.get(endpoint, 0))
+            total += count * gpus_per_instance(variant.get("instanceType") or "")
+    for group in of_type(resources, "aws:eks/nodeGroup:NodeGroup"):
+        scaling = group.props.get("scalingConfig") or {}
+        total += (scaling.get("maxSize") or 0) * max(
+            (gpus_per_instance(t) for t in as_list(group.props.get("instanceTypes"))), default=0)
+    if total > config["max_gpus"]:
+        yield f"the stack can scale to {int(total)} GPUs; the budget is {config['max_gpus']}", None
+
+
+@stack_rule("required-tags", description="Every AWS resource carries the owner and cost-center tags.",
+            fix="Set mlserve:tags.owner and mlserve:tags.cost-center in the stack file; mlserve applies them to "
+                "every resource through the AWS provider's default_tags.",
+            schema={"required_tags": {"type": "array", "items": {"type": "string"},
+                                      "default": ["owner", "cost-center"]}})
+def required_tags(resources, config):
+    providers = of_type(resources, "pulumi:providers:aws")
+    if not providers:
+        yield "no explicit AWS provider: resources would use the default provider, which sets no tags", None
+    for provider in providers:
+        raw = provider.props.get("defaultTags") or "{}"
+        tags = (json.loads(raw) if isinstance(raw, str) else raw).get("tags") or {}
+        missing = [t for t in config["required_tags"] if not tags.get(t)]
+        if missing:
+            yield f"provider {provider.name} default_tags lack {missing}", provider.urn
+
+
+IMAGE = re.compile(r"^(?P<repo>[^@:]+(:\d+)?/[^@:]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
+
+
+@stack_rule("images-pinned", description="Serving images are pinned by digest, or by a tag in an immutable "
+                                         "repository; never 'latest'.",
+            fix="Set deployments[].image.digest, or an immutable version tag in an ECR repository with "
+                "image_tag_mutability='IMMUTABLE'.")
+def images_pinned(resources, config):
+    immutable = {str(r.props.get("name")) for r in of_type(resources, "aws:ecr/repository:Repository")
+                 if r.props.get("imageTagMutability") == "IMMUTABLE"}
+    for model in of_type(resources, "aws:sagemaker/model:Model"):
+        containers = as_list(model.props.get("primaryContainer")) + as_list(model.props.get("containers"))
+        for container in containers:
+            image = str(container.get("image") or "")
+            match = IMAGE.match(image)
+            if not match or (not match["tag"] and not match["digest"]):
+                yield f"image {image!r} names no tag or digest", model.urn
+            elif match["digest"]:
+                continue
+            elif match["tag"] == "latest":
+                yield f"image {image} uses 'latest'", model.urn
+            elif match["repo"].split("/", 1)[1] not in immutable:
+                yield f"image {image} is pinned by a tag in a repository whose tags can move", model.urn

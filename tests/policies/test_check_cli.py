@@ -1,0 +1,71 @@
+"""The offline runner: exit codes, messages that name the resource and the fix, and the config files."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+
+from policies.check import CONFIG_DIR, main
+from policies.pack import all_rules
+from tests.policies.conftest import plan_json, resources
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_clean_stacks_exit_0(stack, capsys):
+    assert main(["--stack", stack]) == 0
+    assert f"{stack}: all {len(all_rules())} rules" in capsys.readouterr().out
+
+
+def test_a_mandatory_violation_exits_1_naming_the_resource_and_the_fix(tmp_path):
+    plan = plan_json("prod")
+    resources(plan, "aws:sns/topic:Topic")[0]["inputs"].pop("kmsMasterKeyId")
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    result = subprocess.run([sys.executable, "-m", "policies.check", "--plan", str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    out = result.stdout
+    assert "sns-topic-kms [mandatory] SNS topics are KMS-encrypted." in out
+    assert "  - urn:pulumi:prod::mlserve::mlserve:observability:Alerting$aws:sns/topic:Topic::mlserve-prod-alerts" in out
+    assert "    kmsMasterKeyId is not set" in out
+    assert "    Fix: Set kms_master_key_id to the stack key" in out
+    assert "prod: 1 mandatory, 0 advisory violation(s)" in out
+
+
+def test_plan_written_by_infra_plan_is_accepted(tmp_path):
+    out = tmp_path / "dev.json"
+    subprocess.run([sys.executable, "-m", "infra.plan", "--stack", "dev", "--quiet", "--json", str(out)], cwd=ROOT,
+                   check=True, capture_output=True, timeout=120)
+    assert main(["--plan", str(out)]) == 0
+
+
+def test_a_file_that_is_not_a_plan_is_refused_cleanly(tmp_path, capsys):
+    path = tmp_path / "x.json"
+    path.write_text("[1, 2]")
+    assert main(["--plan", str(path)]) == 2
+    assert "is not a plan written by" in capsys.readouterr().err
+
+
+def test_policy_config_files_name_every_rule_and_fit_its_schema(stack):
+    config = json.loads((CONFIG_DIR / f"{stack}.json").read_text())
+    assert set(config) == {r.policy.name for r in all_rules()}
+    for rule in all_rules():
+        entry = config[rule.policy.name]
+        assert entry["environment"] == stack
+        schema = {"type": "object", "properties": {**rule.policy.config_schema.properties,
+                                                   "enforcementLevel": {"enum": ["advisory", "mandatory", "disabled"]}},
+                  "additionalProperties": False}
+        jsonschema.validate(entry, schema)
+
+
+def test_prod_config_makes_every_rule_mandatory():
+    config = json.loads((CONFIG_DIR / "prod.json").read_text())
+    assert {entry["enforcementLevel"] for entry in config.values()} == {"mandatory"}
+
+
+def test_pack_entry_point_only_assembles():
+    source = (ROOT / "policies" / "__main__.py").read_text()
+    assert "PolicyPack(" in source and "def " not in source

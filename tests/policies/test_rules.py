@@ -1,0 +1,146 @@
+"""Each rule passes on what the real program declares and fails when config or recorded properties break it."""
+
+import json
+
+import pytest
+from pulumi_policy import EnforcementLevel
+
+from policies.pack import all_rules
+from tests.harness import edited
+from tests.policies.conftest import plan_json, plan_json_for, resources, violations
+
+
+def deployment(raw):
+    return raw["mlserve:deployments"][0]
+
+
+def test_both_stacks_pass_every_rule(stack):
+    assert violations(plan_json(stack)) == []
+
+
+def set_policy(plan, type_token, statement, name_suffix=""):
+    (policy,) = [r for r in resources(plan, type_token) if r["name"].endswith(name_suffix)]
+    document = json.loads(policy["inputs"]["policy"])
+    document["Statement"].append(statement)
+    policy["inputs"]["policy"] = json.dumps(document)
+
+
+# Each case: (rule, stack, how to break it). Breaking by recorded properties models a hand edit of a component.
+PROPERTY_BREAKS = {
+    "kms-key-rotation": lambda p: resources(p, "aws:kms/key:Key")[0]["inputs"].update(enableKeyRotation=False),
+    "s3-bucket-kms-encryption": lambda p: resources(
+        p, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")[0][
+        "inputs"]["rules"][0]["applyServerSideEncryptionByDefault"].update(sseAlgorithm="AES256"),
+    "sagemaker-endpoint-config-kms": lambda p: resources(
+        p, "aws:sagemaker/endpointConfiguration:EndpointConfiguration")[0]["inputs"].pop("kmsKeyArn"),
+    "log-group-kms-retention": lambda p: resources(p, "aws:cloudwatch/logGroup:LogGroup")[0]["inputs"].pop(
+        "kmsKeyId"),
+    "sns-topic-kms": lambda p: resources(p, "aws:sns/topic:Topic")[0]["inputs"].pop("kmsMasterKeyId"),
+    "ecr-repository-hardened": lambda p: resources(p, "aws:ecr/repository:Repository")[0]["inputs"].update(
+        imageTagMutability="MUTABLE"),
+    "sagemaker-model-in-vpc": lambda p: resources(p, "aws:sagemaker/model:Model")[0]["inputs"].pop("vpcConfig"),
+    "no-world-ingress": lambda p: resources(p, "aws:ec2/securityGroup:SecurityGroup")[0]["inputs"].update(
+        ingress=[{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["0.0.0.0/0"]}]),
+    "iam-no-wildcard-action": lambda p: set_policy(p, "aws:iam/rolePolicy:RolePolicy", {
+        "Sid": "Broad", "Effect": "Allow", "Action": ["s3:*"], "Resource": ["arn:aws:s3:::mlserve-x/*"]},
+        "-execution"),
+    "iam-no-wildcard-resource-on-write": lambda p: set_policy(p, "aws:iam/rolePolicy:RolePolicy", {
+        "Sid": "Anywhere", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": ["*"]}, "-execution"),
+    "no-broad-managed-policy": lambda p: resources(p, "aws:iam/role:Role")[0]["inputs"].update(
+        managedPolicyArns=["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"]),
+    "trust-policy-scoped": lambda p: resources(p, "aws:iam/role:Role")[0]["inputs"].update(assumeRolePolicy=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
+         "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.x"}}]})),
+    "prod-endpoint-capacity": lambda p: resources(
+        p, "aws:sagemaker/endpointConfiguration:EndpointConfiguration")[0]["inputs"]["productionVariants"][0].update(
+        initialInstanceCount=1),
+    "prod-endpoints-span-zones": lambda p: resources(p, "aws:sagemaker/model:Model")[0][
+        "propertyDependencies"].update(vpcConfig=[u for u in resources(p, "aws:sagemaker/model:Model")[0][
+            "propertyDependencies"]["vpcConfig"] if "us-east-1a" in u or "Subnet" not in u]),
+    "endpoint-latency-and-error-alarms": lambda p: [a["inputs"].update(actionsEnabled=False) for a in resources(
+        p, "aws:cloudwatch/metricAlarm:MetricAlarm") if a["inputs"]["name"].endswith("-p99-latency")],
+    "alarms-notify": lambda p: resources(p, "aws:cloudwatch/metricAlarm:MetricAlarm")[0]["inputs"].update(
+        alarmActions=[]),
+    "required-tags": lambda p: resources(p, "pulumi:providers:aws")[0]["inputs"].update(
+        defaultTags=json.dumps({"tags": {"owner": "ml-platform"}})),
+    "images-pinned": lambda p: resources(p, "aws:sagemaker/model:Model")[0]["inputs"]["primaryContainer"].update(
+        image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlserve/triton:latest"),
+}
+
+CONFIG_BREAKS = {
+    "progressive-rollout-with-rollback": lambda r: deployment(r).update(rollout={"strategy": "all_at_once"}),
+    "prod-data-capture": lambda r: deployment(r)["data_capture"].update(enabled=False),
+    "instance-type-allowlist": lambda r: deployment(r)["compute"].update(instance_type="ml.p4d.24xlarge"),
+    "gpu-budget": lambda r: deployment(r)["autoscaling"].update(max=40),
+}
+
+
+def test_every_rule_has_a_breaking_case():
+    assert {r.policy.name for r in all_rules()} == set(PROPERTY_BREAKS) | set(CONFIG_BREAKS)
+
+
+@pytest.mark.parametrize("rule", sorted(PROPERTY_BREAKS))
+def test_rule_fails_when_recorded_properties_break_it(rule):
+    plan = plan_json("prod")
+    PROPERTY_BREAKS[rule](plan)
+    found = violations(plan, rule=rule)
+    assert found, f"{rule} did not fire"
+    assert all(v.level == EnforcementLevel.MANDATORY for v in found)
+    assert all("Fix: " in v.message for v in found)
+    assert all(v.urn.startswith("urn:pulumi:prod::mlserve::") for v in found if rule != "gpu-budget")
+
+
+@pytest.mark.parametrize("rule", sorted(CONFIG_BREAKS))
+def test_rule_fails_when_stack_config_breaks_it(rule):
+    plan = plan_json_for(edited("prod", CONFIG_BREAKS[rule]), "prod")
+    found = violations(plan, rule=rule)
+    assert found and all(v.level == EnforcementLevel.MANDATORY for v in found)
+
+
+def test_prod_is_stricter_than_dev():
+    """The same weakness is mandatory in prod, advisory or not applicable in dev."""
+    dev_plan = plan_json_for(edited("dev", lambda r: deployment(r)["data_capture"].update(enabled=False)), "dev")
+    assert violations(dev_plan, rule="prod-data-capture") == []
+    prod_plan = plan_json_for(edited("prod", lambda r: deployment(r)["data_capture"].update(enabled=False)), "prod")
+    assert violations(prod_plan, rule="prod-data-capture")
+
+    dev_plan = plan_json("dev")
+    PROPERTY_BREAKS["prod-endpoint-capacity"](dev_plan)
+    assert violations(dev_plan, rule="prod-endpoint-capacity") == []
+
+    dev_plan = plan_json("dev")
+    dev_plan["resources"] = [r for r in dev_plan["resources"] if r["type"] != "aws:sagemaker/endpoint:Endpoint"
+                             or r["inputs"].pop("deploymentConfig", True)]
+    advice = violations(dev_plan, rule="progressive-rollout-with-rollback")
+    assert advice and all(v.level == EnforcementLevel.ADVISORY for v in advice)
+
+
+def test_a_trust_policy_scoped_to_a_service_account_passes():
+    plan = plan_json("prod")
+    resources(plan, "aws:iam/role:Role")[0]["inputs"]["assumeRolePolicy"] = json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
+            "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/X"},
+            "Condition": {"StringEquals": {"oidc.eks.us-east-1.amazonaws.com/id/X:sub":
+                                           "system:serviceaccount:resnet50:resnet50-predictor",
+                                           "oidc.eks.us-east-1.amazonaws.com/id/X:aud": "sts.amazonaws.com"}}}]})
+    assert violations(plan, rule="trust-policy-scoped") == []
+
+
+def test_image_pinned_by_digest_passes_even_in_a_mutable_repository():
+    plan = plan_json("prod")
+    resources(plan, "aws:ecr/repository:Repository")[0]["inputs"]["imageTagMutability"] = "MUTABLE"
+    assert violations(plan, rule="images-pinned") == []  # prod pins a digest
+    dev = plan_json("dev")
+    resources(dev, "aws:ecr/repository:Repository")[0]["inputs"]["imageTagMutability"] = "MUTABLE"
+    assert violations(dev, rule="images-pinned")  # dev pins a tag: only an immutable repository makes it a pin
+
+
+def test_unknown_values_at_preview_downgrade_to_advisory_like_the_analyzer():
+    from infra.config import load_stack
+    from infra.plan import plan_stack
+
+    preview = json.loads(json.dumps(plan_stack(load_stack("prod"), "prod", preview=True).as_json()))
+    found = violations(preview)
+    assert found and all(v.level == EnforcementLevel.ADVISORY for v in found)
+    assert all("can't run during preview" in v.message for v in found)
