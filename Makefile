@@ -17,9 +17,14 @@ setup: $(STAMP)
 plan: $(STAMP)
 	$(PY) -m infra.plan --stack dev
 
-## Every test: config rules, components under Pulumi mocks, and more as issues land.
+## Every test: config rules, components under Pulumi mocks, policies, AWS API replays against moto.
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## The policy pack against every stack, offline (what `pulumi preview --policy-pack policies` enforces).
+policy: $(STAMP)
+	@for stack in $$(ls Pulumi.*.yaml | sed 's/Pulumi\.\(.*\)\.yaml/\1/'); do \
+		echo "== policy check: $$stack"; $(PY) -m policies.check --stack $$stack || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache
