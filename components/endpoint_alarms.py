@@ -57,6 +57,15 @@ class EndpointAlarms(pulumi.ComponentResource):
             statistic="Maximum", threshold=args.gpu_memory_percent * args.gpus_per_instance, evaluation_periods=5,
             datapoints_to_alarm=5)
 
+        # One page for "the service is unhealthy", whichever signal saw it first.
+        unhealthy = aws.cloudwatch.CompositeAlarm(
+            f"{name}-unhealthy", alarm_name=f"{args.endpoint_name}-service-unhealthy",
+            alarm_description=f"{args.endpoint_name} breaches its latency or error SLO",
+            alarm_rule=pulumi.Output.format('ALARM("{0}") OR ALARM("{1}")', latency.name, server_errors.name),
+            actions_enabled=True, alarm_actions=[args.topic_arn], ok_actions=[args.topic_arn],
+            opts=pulumi.ResourceOptions(parent=self))
+
+        self.service_unhealthy_alarm_name = unhealthy.alarm_name
         self.rollback_alarm_names = [latency.name, server_errors.name]
         self.alarm_names = [a.name for a in (latency, server_errors, client_errors, gpu, gpu_memory)]
         self.register_outputs({"alarm_names": self.alarm_names, "rollback_alarm_names": self.rollback_alarm_names})

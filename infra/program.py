@@ -11,7 +11,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from pathlib import Path
+
+import drift
 from components.alerting import Alerting, AlertingArgs
+from components.api_gateway_account import ApiGatewayAccount
+from components.dashboard import Dashboard, DashboardArgs, DeploymentPanel
+from components.drift_monitor import DriftMonitor, DriftMonitorArgs
+from components.inference_api import ApiTierSpec, InferenceApi, InferenceApiArgs
 from components.encryption import Encryption, EncryptionArgs
 from components.endpoint_alarms import EndpointAlarms, EndpointAlarmsArgs
 from components.endpoint_autoscaling import EndpointAutoscaling, EndpointAutoscalingArgs
@@ -54,16 +61,25 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         topic_name=resource_name(stack, "alerts"), kms_key_arn=encryption.key_arn, account_id=account_id,
         emails=tuple(cfg.alerting.emails), https_webhooks=tuple(cfg.alerting.https_webhooks)), opts=with_provider)
 
-    endpoints = {}
+    if any(isinstance(d, SageMakerDeployment) for d in cfg.deployments):
+        ApiGatewayAccount(resource_name(stack), opts=with_provider)
+    endpoints, panels = {}, []
     for deployment in cfg.deployments:
         if isinstance(deployment, SageMakerDeployment):
             endpoints[deployment.name] = sagemaker_deployment(
                 cfg, stack, deployment, with_provider, account_id=account_id, encryption=encryption,
                 network=network, store=store, topic_arn=alerting.topic_arn)
+            panels.append(DeploymentPanel(
+                name=deployment.name, endpoint_name=resource_name(stack, deployment.name),
+                variant_name=PRIMARY_VARIANT, api_name=resource_name(stack, deployment.name),
+                drift=deployment.drift.enabled))
+    dashboard = Dashboard(resource_name(stack), DashboardArgs(
+        dashboard_name=resource_name(stack), region=cfg.region, deployments=panels), opts=with_provider)
 
     return {
         "region": cfg.region,
         "alert_topic_arn": alerting.topic_arn,
+        "dashboard": dashboard.dashboard_name,
         "endpoints": endpoints,
         "kms_key_arn": encryption.key_arn,
         "vpc_id": network.vpc_id,
@@ -132,7 +148,25 @@ def sagemaker_deployment(cfg: StackConfig, stack: str, d: SageMakerDeployment, o
         max_capacity=d.autoscaling.max, invocations_per_instance_per_minute=d.target_invocations_per_minute(),
         gpus_per_instance=gpus, scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds,
         scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds), opts=opts)
+    api = InferenceApi(endpoint_name, InferenceApiArgs(
+        api_name=endpoint_name, region=cfg.region, endpoint_name=endpoint.endpoint_name,
+        endpoint_arn=endpoint.endpoint_arn, model_name=d.model.triton_model_name,
+        authorization=cfg.gateway.authorization, cognito_user_pool_arn=cfg.gateway.cognito_user_pool_arn,
+        tiers=[ApiTierSpec(t.name, t.rate_per_second, t.burst, t.quota_per_day) for t in cfg.gateway.tiers],
+        kms_key_arn=encryption.key_arn, max_body_bytes=cfg.gateway.max_body_bytes,
+        log_retention_days=cfg.gateway.access_log_retention_days, enable_waf=cfg.is_prod,
+        waf_rate_limit_per_ip=cfg.gateway.waf_rate_limit_per_ip, domain_name=cfg.gateway.domain_name,
+        certificate_arn=cfg.gateway.certificate_arn), opts=opts)
+    if d.drift.enabled:
+        DriftMonitor(endpoint_name, DriftMonitorArgs(
+            deployment=d.name, bucket_name=cfg.model_store.bucket,
+            # SageMaker writes captures under <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/.
+            capture_prefix=f"data-capture/{endpoint_name}/{endpoint_name}/{PRIMARY_VARIANT}/",
+            baseline_key=d.drift.baseline_uri.split("/", 3)[3], code_path=str(Path(drift.__file__).parent),
+            kms_key_arn=encryption.key_arn, topic_arn=topic_arn, schedule_minutes=d.drift.schedule_minutes,
+            psi_alarm_threshold=d.drift.psi_alarm_threshold), opts=opts)
     return {
+        "api_url": api.invoke_url,
         "endpoint_name": endpoint.endpoint_name,
         "invoke_url": pulumi.Output.concat("https://runtime.sagemaker.", cfg.region, ".amazonaws.com/endpoints/",
                                            endpoint.endpoint_name, "/invocations"),

@@ -184,6 +184,14 @@ class DataCapture(Strict):
     sample_percent: int = Field(default=10, ge=1, le=100)
 
 
+class DriftMonitoring(Strict):
+    """Our scheduled job: captured inputs of the last window vs a baseline from reference data."""
+    enabled: bool
+    baseline_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+\.json$")
+    schedule_minutes: int = Field(default=60, ge=5, le=1440)
+    psi_alarm_threshold: float = Field(default=0.2, gt=0, le=5)
+
+
 class Slo(Strict):
     p99_latency_ms: int = Field(ge=1, le=60_000)
     error_rate_percent: float = Field(gt=0, le=50, description="5xx share of invocations")
@@ -198,6 +206,7 @@ class DeploymentBase(Strict):
     rollout: Rollout
     data_capture: DataCapture
     slo: Slo
+    drift: DriftMonitoring = DriftMonitoring(enabled=False)
     needs_gpu: bool = True
 
 
@@ -242,10 +251,16 @@ class ApiTier(Strict):
 
 
 class GatewayConfig(Strict):
-    authorization: Literal["api_key", "iam", "jwt"] = "api_key"
+    authorization: Literal["api_key", "iam", "jwt"] = Field(
+        default="api_key", description="Every route also requires an API key (usage plans meter by key)")
+    cognito_user_pool_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/.+")
     tiers: list[ApiTier] = Field(min_length=1)
-    max_body_bytes: int = Field(default=6 * 1024 * 1024, ge=1024, le=10 * 1024 * 1024)
+    max_body_bytes: int = Field(default=6 * 1024 * 1024, ge=1024, le=10 * 1024 * 1024,
+                                description="API Gateway's own ceiling is 10 MiB")
+    waf_rate_limit_per_ip: int = Field(default=2000, ge=100, le=2_000_000_000, description="requests per 5 minutes")
+    access_log_retention_days: Literal[30, 60, 90, 180, 365, 731] = 90
     domain_name: str | None = None
+    certificate_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+")
 
 
 class AlertingConfig(Strict):

@@ -177,6 +177,28 @@ def sagemaker_bake_fits_the_api(cfg: StackConfig) -> Iterator[ConfigIssue]:
                               "cannot be read apart)")
 
 
+def gateway_and_drift_are_complete(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    gateway = cfg.gateway
+    if gateway.authorization == "jwt" and not gateway.cognito_user_pool_arn:
+        yield ConfigIssue(key_path(("gateway", "cognito_user_pool_arn")), None,
+                          "the ARN of the Cognito user pool that issues the JWTs (authorization: jwt)")
+    if bool(gateway.domain_name) != bool(gateway.certificate_arn):
+        yield ConfigIssue(key_path(("gateway", "certificate_arn")), gateway.certificate_arn,
+                          "set together with gateway.domain_name (an ACM certificate for that name)")
+    for i, d in enumerate(cfg.deployments):
+        if not d.drift.enabled:
+            continue
+        if not d.data_capture.enabled:
+            yield ConfigIssue(key_path(("deployments", i, "data_capture", "enabled")), False,
+                              "true when drift.enabled (drift is computed from captured requests)")
+        if not d.drift.baseline_uri:
+            yield ConfigIssue(key_path(("deployments", i, "drift", "baseline_uri")), None,
+                              "the s3://.../baseline.json written by `python -m drift baseline` from reference data")
+        elif not d.drift.baseline_uri.startswith(f"s3://{cfg.model_store.bucket}/"):
+            yield ConfigIssue(key_path(("deployments", i, "drift", "baseline_uri")), d.drift.baseline_uri,
+                              f"a URI in the stack's bucket s3://{cfg.model_store.bucket}/")
+
+
 def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
     cluster = cfg.cluster
     if cluster is None:
@@ -224,6 +246,7 @@ RULES: tuple[Rule, ...] = (
     sagemaker_instance_types_exist,
     autoscaling_target,
     sagemaker_bake_fits_the_api,
+    gateway_and_drift_are_complete,
 )
 
 

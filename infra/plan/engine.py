@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -82,9 +83,19 @@ class Plan:
                 "outputs": to_json(self.outputs)}
 
 
+SIG_KEY, ASSET_SIG, ARCHIVE_SIG = "4dabf18193072939515e22adb298388d", "c44067f5952c0a294b673a41bacd8c17", \
+    "0def7320c3a5731c473e5ecbe6d01bc7"
+
+
 def to_json(value: Any) -> Any:
     if isinstance(value, Unknown):
         return UNKNOWN_MARKER
+    if isinstance(value, pulumi.AssetArchive):
+        return {SIG_KEY: ARCHIVE_SIG, "assets": {k: to_json(v) for k, v in value.assets.items()}}
+    if isinstance(value, (pulumi.FileArchive, pulumi.FileAsset)):
+        return {SIG_KEY: ARCHIVE_SIG if isinstance(value, pulumi.Archive) else ASSET_SIG, "path": value.path}
+    if isinstance(value, pulumi.StringAsset):
+        return {SIG_KEY: ASSET_SIG, "text": value.text}
     if isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -169,6 +180,21 @@ class PlanMocks(Mocks):
             arn = f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{physical}"
         elif args.typ == "aws:sns/topic:Topic":
             arn = f"arn:aws:sns:{self.region}:{self.account_id}:{physical}"
+        elif args.typ == "aws:apigateway/restApi:RestApi":
+            resource_id = _digest(args.name)[:10]
+            outputs["rootResourceId"] = _digest(args.name + "/")[:10]
+            outputs["executionArn"] = f"arn:aws:execute-api:{self.region}:{self.account_id}:{resource_id}"
+            arn = f"arn:aws:apigateway:{self.region}::/restapis/{resource_id}"
+        elif args.typ == "aws:apigateway/stage:Stage":
+            api, stage = outputs.get("restApi"), outputs.get("stageName")
+            outputs["invokeUrl"] = f"https://{api}.execute-api.{self.region}.amazonaws.com/{stage}"
+            outputs["executionArn"] = f"arn:aws:execute-api:{self.region}:{self.account_id}:{api}/{stage}"
+            arn = f"arn:aws:apigateway:{self.region}::/restapis/{api}/stages/{stage}"
+        elif args.typ == "aws:apigateway/resource:Resource":
+            resource_id = _digest(args.name)[:6]
+        elif args.typ == "aws:wafv2/webAcl:WebAcl":
+            resource_id = str(uuid.UUID(_digest(args.name)[:32]))
+            arn = f"arn:aws:wafv2:{self.region}:{self.account_id}:regional/webacl/{physical}/{resource_id}"
         elif args.typ == "aws:eks/cluster:Cluster":
             oidc = f"https://oidc.eks.{self.region}.amazonaws.com/id/5C3D0F0E1A2B3C4D5E6F7A8B9C0D1E2F"
             outputs.update(endpoint=f"https://5C3D0F0E1A2B.gr7.{self.region}.eks.amazonaws.com",

@@ -41,7 +41,7 @@ def test_private_subnets_reach_aws_services_through_endpoints(plan):
 def test_flow_logs_go_to_an_encrypted_log_group_with_retention(stack, plan):
     flow_log = plan.one("aws:ec2/flowLog:FlowLog")
     assert flow_log.inputs["trafficType"] == "ALL"
-    group = plan.one("aws:cloudwatch/logGroup:LogGroup")
+    (group,) = [g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name.endswith("-flow-logs")]
     assert flow_log.inputs["logDestination"].endswith(":log-group:" + group.id)
     assert group.inputs["kmsKeyId"] == plan.outputs["kms_key_arn"]
     assert group.inputs["retentionInDays"] == {"dev": 30, "prod": 365}[stack]

@@ -36,7 +36,10 @@ def test_execution_role_has_no_wildcard_action_and_reads_only_the_model_prefix(s
         f"arn:aws:s3:::mlserve-{stack}-models/data-capture/mlserve-{stack}-resnet50/*"]
     assert statements["PullServingImage"]["Resource"] == [
         "arn:aws:ecr:us-east-1:123456789012:repository/mlserve/triton"]
-    assert not plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")  # no managed *FullAccess
+    execution_role = [r for r in plan.of_type("aws:iam/role:Role") if r.name.endswith("-execution")][0]
+    attached = [a for a in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                if a.property_dependencies.get("role") == [execution_role.urn]]
+    assert attached == []  # no managed policy at all, *FullAccess or other
 
 
 def test_model_runs_the_pinned_image_in_private_subnets_isolated(stack, plan):
@@ -77,7 +80,7 @@ def test_linear_rollout_steps_per_config():
 
 
 def test_rollback_alarms_exist_and_notify_the_alert_topic(stack, plan):
-    alarms = {a.inputs["name"]: a.inputs for a in plan.of_type(ALARM)}
+    alarms = {a.inputs["name"]: a.inputs for a in plan.of_type(ALARM) if "EndpointAlarms" in a.urn}
     rollback = plan.one(ENDPOINT).inputs["deploymentConfig"]["autoRollbackConfiguration"]["alarms"]
     names = [a["alarmName"] for a in rollback]
     assert names == [f"mlserve-{stack}-resnet50-p99-latency", f"mlserve-{stack}-resnet50-5xx-rate"]

@@ -69,7 +69,8 @@ PROPERTY_BREAKS = {
 
 CONFIG_BREAKS = {
     "progressive-rollout-with-rollback": lambda r: deployment(r).update(rollout={"strategy": "all_at_once"}),
-    "prod-data-capture": lambda r: deployment(r)["data_capture"].update(enabled=False),
+    "prod-data-capture": lambda r: (deployment(r)["data_capture"].update(enabled=False),
+                                    deployment(r)["drift"].update(enabled=False)),
     "instance-type-allowlist": lambda r: deployment(r)["compute"].update(instance_type="ml.p4d.24xlarge"),
     "gpu-budget": lambda r: deployment(r)["autoscaling"].update(max=40),
 }
@@ -99,9 +100,9 @@ def test_rule_fails_when_stack_config_breaks_it(rule):
 
 def test_prod_is_stricter_than_dev():
     """The same weakness is mandatory in prod, advisory or not applicable in dev."""
-    dev_plan = plan_json_for(edited("dev", lambda r: deployment(r)["data_capture"].update(enabled=False)), "dev")
+    dev_plan = plan_json_for(edited("dev", CONFIG_BREAKS["prod-data-capture"]), "dev")
     assert violations(dev_plan, rule="prod-data-capture") == []
-    prod_plan = plan_json_for(edited("prod", lambda r: deployment(r)["data_capture"].update(enabled=False)), "prod")
+    prod_plan = plan_json_for(edited("prod", CONFIG_BREAKS["prod-data-capture"]), "prod")
     assert violations(prod_plan, rule="prod-data-capture")
 
     dev_plan = plan_json("dev")

@@ -1,0 +1,84 @@
+"""DriftMonitor: a scheduled job that compares a deployment's captured inputs with its baseline and alarms on drift.
+
+EventBridge runs our function (the `drift` package: PSI and a KS test per feature) every `schedule_minutes`; it reads
+the window's data-capture files and the baseline from the model bucket and publishes `mlserve/Drift` metrics. An
+alarm on the highest PSI notifies the stack's topic. The function can read only the capture prefix and the baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from .policy_document import Statement, assume_role_policy, render
+
+NAMESPACE = "mlserve/Drift"
+
+
+@dataclass(frozen=True)
+class DriftMonitorArgs:
+    deployment: str
+    bucket_name: str
+    capture_prefix: str  # where SageMaker writes this variant's captures (…/<endpoint>/<variant>/)
+    baseline_key: str
+    code_path: str  # folder of the `drift` package
+    kms_key_arn: pulumi.Input[str]
+    topic_arn: pulumi.Input[str]
+    schedule_minutes: int = 60
+    psi_alarm_threshold: float = 0.2
+    log_retention_days: int = 90
+
+
+class DriftMonitor(pulumi.ComponentResource):
+    def __init__(self, name: str, args: DriftMonitorArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlserve:observability:DriftMonitor", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        bucket_arn = f"arn:aws:s3:::{args.bucket_name}"
+
+        logs = aws.cloudwatch.LogGroup(f"{name}-drift", name=f"/aws/lambda/{name}-drift",
+                                       retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
+                                       opts=child)
+        role = aws.iam.Role(f"{name}-drift", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), opts=child)
+        role_policy = aws.iam.RolePolicy(f"{name}-drift", role=role.id, policy=render(
+            Statement(sid="ReadCapturesAndBaseline", actions=["s3:GetObject"],
+                      resources=[f"{bucket_arn}/{args.capture_prefix}*", f"{bucket_arn}/{args.baseline_key}"]),
+            Statement(sid="ListCaptures", actions=["s3:ListBucket"], resources=[bucket_arn],
+                      conditions={"StringLike": {"s3:prefix": [f"{args.capture_prefix}*"]}}),
+            Statement(sid="DecryptCaptures", actions=["kms:Decrypt"], resources=[args.kms_key_arn]),
+            # PutMetricData has no resource-level permissions; the namespace condition scopes it.
+            Statement(sid="PublishDriftMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
+                      conditions={"StringEquals": {"cloudwatch:namespace": NAMESPACE}}),
+            Statement(sid="WriteOwnLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                      resources=[pulumi.Output.concat(logs.arn, ":*")]),
+        ), opts=child)
+        function = aws.lambda_.Function(
+            f"{name}-drift", role=role.arn, runtime="python3.12", handler="drift.job.handler", timeout=300,
+            memory_size=1024, reserved_concurrent_executions=1, kms_key_arn=args.kms_key_arn,
+            code=pulumi.AssetArchive({"drift": pulumi.FileArchive(args.code_path)}),
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
+                "MLSERVE_BUCKET": args.bucket_name, "MLSERVE_CAPTURE_PREFIX": args.capture_prefix,
+                "MLSERVE_BASELINE_KEY": args.baseline_key, "MLSERVE_DEPLOYMENT": args.deployment,
+                "MLSERVE_WINDOW_MINUTES": str(args.schedule_minutes)}),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=logs.name),
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
+        schedule = aws.cloudwatch.EventRule(f"{name}-drift", schedule_expression=f"rate({args.schedule_minutes} minutes)",
+                                            description=f"drift check of {args.deployment}", opts=child)
+        aws.lambda_.Permission(f"{name}-drift", action="lambda:InvokeFunction", function=function.name,
+                               principal="events.amazonaws.com", source_arn=schedule.arn, opts=child)
+        aws.cloudwatch.EventTarget(f"{name}-drift", rule=schedule.name, arn=function.arn, opts=child)
+        alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-drift", name=f"{name}-input-drift",
+            alarm_description=f"Inputs of {args.deployment} drifted from the baseline (max PSI over features)",
+            namespace=NAMESPACE, metric_name="MaxPopulationStabilityIndex",
+            dimensions={"Deployment": args.deployment}, statistic="Maximum", period=args.schedule_minutes * 60,
+            evaluation_periods=2, datapoints_to_alarm=2, threshold=args.psi_alarm_threshold,
+            comparison_operator="GreaterThanThreshold",
+            # No metric means the job did not run: say so rather than look healthy.
+            treat_missing_data="breaching", actions_enabled=True, alarm_actions=[args.topic_arn],
+            ok_actions=[args.topic_arn], opts=child)
+        self.function_name = function.name
+        self.alarm_name = alarm.name
+        self.register_outputs({"function_name": function.name, "alarm_name": alarm.name})

@@ -1,0 +1,237 @@
+"""InferenceApi: the authenticated, throttled, logged front door of one SageMaker deployment.
+
+`POST /v2/models/<model>/infer` (the KServe v2 / Triton request shape), validated at the edge against a JSON schema,
+integrated straight into SageMaker `InvokeEndpoint` with a role that may invoke only this endpoint (no Lambda in
+the hot path). Every route needs an API key (usage plans meter and throttle per tier) and, per config, IAM or a
+Cognito JWT. Access logs are JSON in a KMS-encrypted log group; prod gets a WAF web ACL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from .policy_document import Statement, assume_role_policy, render
+
+V2_DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
+                "FP64", "BYTES", "BF16"]
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId", "ip": "$context.identity.sourceIp", "apiKeyId": "$context.identity.apiKeyId",
+    "caller": "$context.identity.caller", "requestTime": "$context.requestTime", "method": "$context.httpMethod",
+    "path": "$context.resourcePath", "status": "$context.status", "latencyMs": "$context.responseLatency",
+    "integrationLatencyMs": "$context.integration.latency", "integrationStatus": "$context.integration.status",
+    "error": "$context.error.message", "validationError": "$context.error.validationErrorString",
+    "wafResponse": "$context.wafResponseCode", "bytes": "$context.responseLength",
+}
+
+
+@dataclass(frozen=True)
+class ApiTierSpec:
+    name: str
+    rate_per_second: float
+    burst: int
+    quota_per_day: int
+
+
+@dataclass(frozen=True)
+class InferenceApiArgs:
+    api_name: str
+    region: str
+    endpoint_name: pulumi.Input[str]
+    endpoint_arn: pulumi.Input[str]
+    model_name: str
+    authorization: Literal["api_key", "iam", "jwt"]
+    tiers: list[ApiTierSpec]
+    kms_key_arn: pulumi.Input[str]
+    max_body_bytes: int
+    log_retention_days: int = 90
+    enable_waf: bool = True
+    waf_rate_limit_per_ip: int = 2000
+    cognito_user_pool_arn: str | None = None
+    domain_name: str | None = None
+    certificate_arn: str | None = None
+    stage_name: str = "v1"
+
+
+def request_schema(max_body_bytes: int) -> dict:
+    """The v2 inference request as a JSON schema (draft 4, what API Gateway validates with)."""
+    # A JSON number plus its comma takes at least 2 bytes: no valid body under the limit has more elements.
+    max_elements = max_body_bytes // 2
+    tensor = {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 256},
+        "shape": {"type": "array", "minItems": 1, "maxItems": 8, "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string", "enum": V2_DATATYPES},
+        "data": {"type": "array", "minItems": 1, "maxItems": max_elements},
+        "parameters": {"type": "object"}}}
+    return {"$schema": "http://json-schema.org/draft-04/schema#", "title": "InferRequest", "type": "object",
+            "required": ["inputs"], "properties": {
+                "id": {"type": "string", "maxLength": 128},
+                "parameters": {"type": "object"},
+                "inputs": {"type": "array", "minItems": 1, "maxItems": 16, "items": tensor},
+                "outputs": {"type": "array", "maxItems": 16, "items": {
+                    "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}}
+
+
+class InferenceApi(pulumi.ComponentResource):
+    api_id: pulumi.Output[str]
+    invoke_url: pulumi.Output[str]
+    stage_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: InferenceApiArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlserve:edge:InferenceApi", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        api = aws.apigateway.RestApi(f"{name}-api", name=args.api_name, api_key_source="HEADER",
+                                     description=f"Inference for {args.model_name}",
+                                     endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(
+                                         types="REGIONAL"),
+                                     disable_execute_api_endpoint=bool(args.domain_name), opts=child)
+        parent_id = api.root_resource_id
+        for part in ("v2", "models", args.model_name, "infer"):
+            resource = aws.apigateway.Resource(f"{name}-{part}", rest_api=api.id, parent_id=parent_id, path_part=part,
+                                               opts=child)
+            parent_id = resource.id
+        schema = request_schema(args.max_body_bytes)
+        model = aws.apigateway.Model(f"{name}-infer-request", rest_api=api.id, name="InferRequest",
+                                     content_type="application/json", schema=json.dumps(schema), opts=child)
+        validator = aws.apigateway.RequestValidator(f"{name}-body", rest_api=api.id, name="body",
+                                                    validate_request_body=True, opts=child)
+
+        authorizer_id = None
+        if args.authorization == "jwt":
+            authorizer_id = aws.apigateway.Authorizer(
+                f"{name}-jwt", rest_api=api.id, type="COGNITO_USER_POOLS", name="cognito",
+                provider_arns=[args.cognito_user_pool_arn], identity_source="method.request.header.Authorization",
+                opts=child).id
+        method = aws.apigateway.Method(
+            f"{name}-infer", rest_api=api.id, resource_id=resource.id, http_method="POST",
+            authorization={"api_key": "NONE", "iam": "AWS_IAM", "jwt": "COGNITO_USER_POOLS"}[args.authorization],
+            authorizer_id=authorizer_id, api_key_required=True, request_validator_id=validator.id,
+            request_models={"application/json": model.name}, opts=child)
+
+        role = aws.iam.Role(f"{name}-invoke", assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
+                            opts=child)
+        role_policy = aws.iam.RolePolicy(f"{name}-invoke", role=role.id, policy=render(Statement(
+            sid="InvokeThisEndpointOnly", actions=["sagemaker:InvokeEndpoint"], resources=[args.endpoint_arn])),
+            opts=child)
+        integration = aws.apigateway.Integration(
+            f"{name}-infer", rest_api=api.id, resource_id=resource.id, http_method=method.http_method, type="AWS",
+            integration_http_method="POST", credentials=role.arn, passthrough_behavior="WHEN_NO_TEMPLATES",
+            uri=pulumi.Output.concat("arn:aws:apigateway:", args.region, ":runtime.sagemaker:path/endpoints/",
+                                     args.endpoint_name, "/invocations"),
+            request_parameters={"integration.request.header.Content-Type": "'application/json'"},
+            timeout_milliseconds=29_000, opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
+        responses = []
+        for status, pattern in (("200", None), ("400", "4\\d{2}"), ("502", "5\\d{2}")):
+            method_response = aws.apigateway.MethodResponse(
+                f"{name}-infer-{status}", rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
+                status_code=status, opts=child)
+            responses.append(aws.apigateway.IntegrationResponse(
+                f"{name}-infer-{status}", rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
+                status_code=method_response.status_code, selection_pattern=pattern,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[integration])))
+        # A refused body says why, in JSON, instead of API Gateway's bare "Invalid request body".
+        aws.apigateway.Response(
+            f"{name}-bad-body", rest_api_id=api.id, response_type="BAD_REQUEST_BODY", status_code="400",
+            response_templates={"application/json": json.dumps({
+                "error": "the request is not a valid v2 inference request",
+                "detail": "$context.error.validationErrorString"})}, opts=child)
+
+        fingerprint = hashlib.sha256(json.dumps([schema, args.authorization, args.model_name]).encode()).hexdigest()
+        deployment = aws.apigateway.Deployment(
+            f"{name}-deployment", rest_api=api.id, triggers={"configuration": fingerprint},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[method, integration, *responses]))
+        access_logs = aws.cloudwatch.LogGroup(f"{name}-access", retention_in_days=args.log_retention_days,
+                                              kms_key_id=args.kms_key_arn, opts=child)
+        stage = aws.apigateway.Stage(
+            f"{name}-stage", rest_api=api.id, deployment=deployment.id, stage_name=args.stage_name,
+            xray_tracing_enabled=True,
+            access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(
+                destination_arn=access_logs.arn, format=json.dumps(ACCESS_LOG_FORMAT)),
+            opts=child)
+        tier_rate = sum(t.rate_per_second for t in args.tiers)
+        tier_burst = sum(t.burst for t in args.tiers)
+        aws.apigateway.MethodSettings(
+            f"{name}-infer-settings", rest_api=api.id, stage_name=stage.stage_name,
+            method_path=f"v2/models/{args.model_name}/infer/POST",
+            settings=aws.apigateway.MethodSettingsSettingsArgs(
+                metrics_enabled=True, logging_level="ERROR", data_trace_enabled=False,
+                throttling_rate_limit=tier_rate, throttling_burst_limit=tier_burst),
+            opts=child)
+
+        self.api_keys = {}
+        for tier in args.tiers:
+            plan = aws.apigateway.UsagePlan(
+                f"{name}-{tier.name}", name=f"{args.api_name}-{tier.name}",
+                api_stages=[aws.apigateway.UsagePlanApiStageArgs(api_id=api.id, stage=stage.stage_name)],
+                throttle_settings=aws.apigateway.UsagePlanThrottleSettingsArgs(
+                    rate_limit=tier.rate_per_second, burst_limit=tier.burst),
+                quota_settings=aws.apigateway.UsagePlanQuotaSettingsArgs(limit=tier.quota_per_day, period="DAY"),
+                opts=child)
+            key = aws.apigateway.ApiKey(f"{name}-{tier.name}", name=f"{args.api_name}-{tier.name}", enabled=True,
+                                        opts=child)
+            aws.apigateway.UsagePlanKey(f"{name}-{tier.name}", key_id=key.id, key_type="API_KEY",
+                                        usage_plan_id=plan.id, opts=child)
+            self.api_keys[tier.name] = key.id
+
+        if args.enable_waf:
+            self._web_acl(name, args, stage)
+        invoke_url = stage.invoke_url
+        if args.domain_name:
+            domain = aws.apigateway.DomainName(
+                f"{name}-domain", domain_name=args.domain_name, regional_certificate_arn=args.certificate_arn,
+                security_policy="TLS_1_2",
+                endpoint_configuration=aws.apigateway.DomainNameEndpointConfigurationArgs(types="REGIONAL"),
+                opts=child)
+            aws.apigateway.BasePathMapping(f"{name}-mapping", rest_api=api.id, stage_name=stage.stage_name,
+                                           domain_name=domain.domain_name, opts=child)
+            invoke_url = pulumi.Output.concat("https://", args.domain_name)
+
+        self.api_id = api.id
+        self.stage_arn = stage.arn
+        self.invoke_url = pulumi.Output.concat(invoke_url, f"/v2/models/{args.model_name}/infer")
+        self.register_outputs({"api_id": api.id, "invoke_url": self.invoke_url, "api_key_ids": self.api_keys})
+
+    def _web_acl(self, name: str, args: InferenceApiArgs, stage: aws.apigateway.Stage) -> None:
+        def visibility(metric: str):
+            return aws.wafv2.WebAclVisibilityConfigArgs(cloudwatch_metrics_enabled=True, metric_name=metric,
+                                                        sampled_requests_enabled=True)
+
+        def managed(priority: int, group: str, count_only: tuple[str, ...] = ()):
+            overrides = [aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgs(
+                name=rule, action_to_use=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseArgs(
+                    count=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseCountArgs()))
+                for rule in count_only]
+            return aws.wafv2.WebAclRuleArgs(
+                name=group, priority=priority,
+                override_action=aws.wafv2.WebAclRuleOverrideActionArgs(none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()),
+                statement=aws.wafv2.WebAclRuleStatementArgs(
+                    managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
+                        vendor_name="AWS", name=group, rule_action_overrides=overrides or None)),
+                visibility_config=visibility(group))
+
+        acl = aws.wafv2.WebAcl(
+            f"{name}-waf", scope="REGIONAL", description=f"Edge protection for {args.api_name}",
+            default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
+            rules=[
+                aws.wafv2.WebAclRuleArgs(
+                    name="rate-per-ip", priority=0,
+                    action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
+                    statement=aws.wafv2.WebAclRuleStatementArgs(
+                        rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
+                            limit=args.waf_rate_limit_per_ip, aggregate_key_type="IP")),
+                    visibility_config=visibility("rate-per-ip")),
+                # Its SizeRestrictions_BODY blocks bodies over 8 KB, i.e. every image; the request schema and
+                # API Gateway's 10 MiB ceiling bound the body instead.
+                managed(1, "AWSManagedRulesCommonRuleSet", count_only=("SizeRestrictions_BODY",)),
+                managed(2, "AWSManagedRulesKnownBadInputsRuleSet"),
+            ],
+            visibility_config=visibility(f"{args.api_name}-waf"),
+            opts=pulumi.ResourceOptions(parent=self))
+        aws.wafv2.WebAclAssociation(f"{name}-waf", resource_arn=stage.arn, web_acl_arn=acl.arn,
+                                    opts=pulumi.ResourceOptions(parent=self))

@@ -1,0 +1,5 @@
+"""Drift monitoring: compare recent captured inputs with a baseline from reference data.
+
+Pure Python (no numpy) so the same code runs in the scheduled Lambda function without layers, in `python -m drift`,
+and in the tests. It imports nothing from infra/ or components/.
+"""
