@@ -162,3 +162,30 @@ def put_metric_alarm(inputs: dict) -> dict:
                     "Period": _api_value(metric["period"]), "Stat": metric["stat"]}
             request["Metrics"].append(item)
     return request
+
+
+def create_usage_plan(inputs: dict, api_id: str, stage: str) -> dict:
+    """API Gateway's own API names members in camelCase; the provider's throttleSettings is `throttle`."""
+    throttle, quota = inputs["throttleSettings"], inputs["quotaSettings"]
+    return {"name": inputs["name"], "apiStages": [{"apiId": api_id, "stage": stage}],
+            "throttle": {"rateLimit": float(throttle["rateLimit"]), "burstLimit": int(throttle["burstLimit"])},
+            "quota": {"limit": int(quota["limit"]), "period": quota["period"]}}
+
+
+def create_stage(inputs: dict, api_id: str, deployment_id: str) -> dict:
+    return {"restApiId": api_id, "stageName": inputs["stageName"], "deploymentId": deployment_id,
+            "tracingEnabled": inputs.get("xrayTracingEnabled", False)}
+
+
+def update_stage_access_logs(inputs: dict, api_id: str) -> dict:
+    """Access logging is set on a stage by patch operations, as the provider does after CreateStage."""
+    settings = inputs["accessLogSettings"]
+    return {"restApiId": api_id, "stageName": inputs["stageName"], "patchOperations": [
+        {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": settings["destinationArn"]},
+        {"op": "replace", "path": "/accessLogSettings/format", "value": settings["format"]}]}
+
+
+def put_composite_alarm(inputs: dict) -> dict:
+    return {"AlarmName": inputs["alarmName"], "AlarmRule": inputs["alarmRule"],
+            "ActionsEnabled": inputs.get("actionsEnabled", True), "AlarmActions": inputs.get("alarmActions", []),
+            "OKActions": inputs.get("okActions", []), "AlarmDescription": inputs.get("alarmDescription", "")}

@@ -63,6 +63,13 @@ PROPERTY_BREAKS = {
         alarmActions=[]),
     "required-tags": lambda p: resources(p, "pulumi:providers:aws")[0]["inputs"].update(
         defaultTags=json.dumps({"tags": {"owner": "ml-platform"}})),
+    "api-routes-authenticated": lambda p: resources(p, "aws:apigateway/method:Method")[0]["inputs"].update(
+        authorization="NONE"),
+    "api-throttling": lambda p: resources(p, "aws:apigateway/methodSettings:MethodSettings")[0]["inputs"][
+        "settings"].pop("throttlingRateLimit"),
+    "api-access-logs": lambda p: resources(p, "aws:apigateway/stage:Stage")[0]["inputs"].pop("accessLogSettings"),
+    "prod-api-waf": lambda p: resources(p, "aws:wafv2/webAclAssociation:WebAclAssociation")[0][
+        "propertyDependencies"].update(resourceArn=[]),
     "images-pinned": lambda p: resources(p, "aws:sagemaker/model:Model")[0]["inputs"]["primaryContainer"].update(
         image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlserve/triton:latest"),
 }
@@ -145,3 +152,10 @@ def test_unknown_values_at_preview_downgrade_to_advisory_like_the_analyzer():
     found = violations(preview)
     assert found and all(v.level == EnforcementLevel.ADVISORY for v in found)
     assert all("can't run during preview" in v.message for v in found)
+
+
+def test_dev_api_key_routes_pass_but_an_open_route_fails():
+    dev = plan_json("dev")
+    assert violations(dev, rule="api-routes-authenticated") == []  # dev: API key alone is allowed
+    resources(dev, "aws:apigateway/method:Method")[0]["inputs"]["apiKeyRequired"] = False
+    assert violations(dev, rule="api-routes-authenticated")

@@ -1,0 +1,74 @@
+"""`python -m drift baseline|run`: build a baseline from reference requests; run the drift job on demand.
+
+  python -m drift baseline --reference requests.jsonl --out baseline.json   # one v2 request (JSON) per line
+  python -m drift run --bucket B --capture-prefix P --baseline-key K --deployment D [--window-minutes 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .baseline import BaselineError, build_baseline
+from .capture import CaptureFormatError, request_features
+
+
+def _reference_rows(path: Path) -> list[dict[str, float]]:
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(request_features(json.loads(line)))
+        except json.JSONDecodeError as error:
+            raise CaptureFormatError(str(path), number, f"not JSON ({error.msg})") from None
+        except ValueError as error:
+            raise CaptureFormatError(str(path), number, str(error)) from None
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m drift", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    baseline = commands.add_parser("baseline", help="build a baseline from reference requests")
+    baseline.add_argument("--reference", type=Path, required=True, help="JSON Lines, one v2 inference request each")
+    baseline.add_argument("--out", type=Path, required=True)
+    baseline.add_argument("--bins", type=int, default=10)
+    run = commands.add_parser("run", help="compare the last window of captures with the baseline, publish metrics")
+    run.add_argument("--bucket", required=True)
+    run.add_argument("--capture-prefix", required=True, help="…/<endpoint>/<variant>/ under the capture destination")
+    run.add_argument("--baseline-key", required=True)
+    run.add_argument("--deployment", required=True)
+    run.add_argument("--window-minutes", type=int, default=60)
+    run.add_argument("--region", default=None)
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "baseline":
+            if not args.reference.is_file():
+                print(f"reference file {args.reference} not found", file=sys.stderr)
+                return 2
+            result = build_baseline(_reference_rows(args.reference), bins=args.bins)
+            args.out.write_text(json.dumps(result))
+            print(f"baseline of {result['reference_count']} requests, features: {', '.join(result['features'])}"
+                  f" -> {args.out}")
+            return 0
+        import boto3
+
+        from .job import DriftJob
+
+        job = DriftJob(args.bucket, args.capture_prefix, args.baseline_key, args.deployment, args.window_minutes)
+        results = job.run(boto3.client("s3", region_name=args.region),
+                          boto3.client("cloudwatch", region_name=args.region))
+        for r in results:
+            print(f"{r.feature:24} psi={r.psi:.4f} ks={r.ks_statistic:.4f} p={r.ks_pvalue:.2e} n={r.count}")
+        return 0
+    except (CaptureFormatError, BaselineError) as error:
+        print(f"drift: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

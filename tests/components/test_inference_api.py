@@ -1,0 +1,120 @@
+"""The gateway as declared: every route authenticated, throttled per tier, validated, logged, WAF in prod."""
+
+import json
+
+import jsonschema
+import pytest
+
+from components.inference_api import request_schema
+from tests.harness import policy_json, stack_plan
+
+METHOD = "aws:apigateway/method:Method"
+
+
+def test_no_route_without_authorization(stack, plan):
+    methods = plan.of_type(METHOD)
+    assert methods
+    for method in methods:
+        assert method.inputs["apiKeyRequired"] is True
+        assert method.inputs["authorization"] == {"dev": "NONE", "prod": "AWS_IAM"}[stack]  # + key, per config
+
+
+def test_usage_plans_throttle_and_cap_each_tier_per_config(stack, plan):
+    plans = {p.inputs["name"].rsplit("-", 1)[1]: p.inputs for p in plan.of_type("aws:apigateway/usagePlan:UsagePlan")}
+    expected = {"dev": {"internal": (20, 40, 50000)},
+                "prod": {"standard": (200, 400, 5000000), "batch": (50, 50, 1000000)}}[stack]
+    assert {name: (p["throttleSettings"]["rateLimit"], p["throttleSettings"]["burstLimit"],
+                   p["quotaSettings"]["limit"]) for name, p in plans.items()} == expected
+    assert all(p["quotaSettings"]["period"] == "DAY" for p in plans.values())
+    keys = plan.of_type("aws:apigateway/usagePlanKey:UsagePlanKey")
+    assert len(keys) == len(expected)
+
+
+def test_method_throttling_covers_the_tiers(stack, plan):
+    (settings,) = plan.of_type("aws:apigateway/methodSettings:MethodSettings")
+    assert settings.inputs["methodPath"] == "v2/models/resnet50/infer/POST"
+    assert settings.inputs["settings"]["throttlingRateLimit"] == {"dev": 20, "prod": 250}[stack]
+    assert settings.inputs["settings"]["metricsEnabled"] is True
+
+
+def test_access_logs_are_json_in_an_encrypted_log_group(plan):
+    stage = plan.one("aws:apigateway/stage:Stage").inputs
+    (group,) = [g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name.endswith("-access")]
+    assert stage["accessLogSettings"]["destinationArn"].endswith(":log-group:" + group.id)
+    assert json.loads(stage["accessLogSettings"]["format"])["requestId"] == "$context.requestId"
+    assert group.inputs["kmsKeyId"] == plan.outputs["kms_key_arn"]
+    assert stage["xrayTracingEnabled"] is True
+
+
+def test_waf_is_associated_in_prod_only(stack, plan):
+    associations = plan.of_type("aws:wafv2/webAclAssociation:WebAclAssociation")
+    if stack == "dev":
+        assert associations == []
+        return
+    (association,) = associations
+    stage = plan.one("aws:apigateway/stage:Stage")
+    assert association.property_dependencies["resourceArn"] == [stage.urn]
+    rules = {r["name"]: r for r in plan.one("aws:wafv2/webAcl:WebAcl").inputs["rules"]}
+    assert rules["rate-per-ip"]["statement"]["rateBasedStatement"] == {"limit": 3000, "aggregateKeyType": "IP"}
+    common = rules["AWSManagedRulesCommonRuleSet"]["statement"]["managedRuleGroupStatement"]
+    assert common["ruleActionOverrides"][0]["name"] == "SizeRestrictions_BODY"  # images are larger than 8 KB
+
+
+def test_integration_role_can_invoke_only_its_endpoint(stack, plan):
+    integration = plan.one("aws:apigateway/integration:Integration").inputs
+    assert integration["uri"] == (f"arn:aws:apigateway:us-east-1:runtime.sagemaker:path/endpoints/"
+                                  f"mlserve-{stack}-resnet50/invocations")
+    (policy,) = [p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-invoke")]
+    (statement,) = policy_json(policy)["Statement"]
+    assert statement["Action"] == ["sagemaker:InvokeEndpoint"]
+    assert statement["Resource"] == [f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/mlserve-{stack}-resnet50"]
+
+
+def test_bad_request_body_gets_a_clear_400(plan):
+    response = plan.one("aws:apigateway/response:Response").inputs
+    assert response["responseType"] == "BAD_REQUEST_BODY" and response["statusCode"] == "400"
+    assert "$context.error.validationErrorString" in response["responseTemplates"]["application/json"]
+
+
+VALID = {"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [0.1, 0.2, 0.3]}]}
+
+
+@pytest.mark.parametrize("body,why", [
+    ({}, "'inputs' is a required property"),
+    ({"inputs": []}, "should be non-empty"),
+    ({"inputs": [{"name": "x", "shape": [1], "datatype": "FLOAT", "data": [1]}]}, "is not one of"),
+    ({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32"}]}, "'data' is a required property"),
+    ({"inputs": [{"name": "x", "shape": [-1], "datatype": "FP32", "data": [1]}]}, "less than the minimum"),
+    ({"inputs": [{"name": "x", "shape": [600], "datatype": "FP32", "data": [0] * 600}]}, "is too long"),
+])
+def test_request_schema_refuses_malformed_inference_requests(body, why):
+    schema = request_schema(max_body_bytes=1024)  # at most 512 elements
+    jsonschema.Draft4Validator.check_schema(schema)
+    jsonschema.Draft4Validator(schema).validate(VALID)
+    errors = [e.message for e in jsonschema.Draft4Validator(schema).iter_errors(body)]
+    assert any(why in e for e in errors), errors
+
+
+def test_declared_schema_is_the_rendered_one(plan):
+    model = plan.one("aws:apigateway/model:Model").inputs
+    assert json.loads(model["schema"]) == request_schema(6 * 1024 * 1024)
+    assert plan.one(METHOD).inputs["requestModels"] == {"application/json": "InferRequest"}
+
+
+def test_every_alarm_notifies_the_alert_topic(plan):
+    topic = plan.outputs["alert_topic_arn"]
+    alarms = plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm") + plan.of_type(
+        "aws:cloudwatch/compositeAlarm:CompositeAlarm")
+    assert len(alarms) == 7  # 5 endpoint alarms, drift, service-unhealthy
+    for alarm in alarms:
+        assert alarm.inputs["actionsEnabled"] is True and alarm.inputs["alarmActions"] == [topic], alarm.name
+
+
+def test_composite_alarm_combines_latency_and_errors(stack, plan):
+    composite = plan.one("aws:cloudwatch/compositeAlarm:CompositeAlarm").inputs
+    assert composite["alarmRule"] == (f'ALARM("mlserve-{stack}-resnet50-p99-latency") OR '
+                                      f'ALARM("mlserve-{stack}-resnet50-5xx-rate")')
+
+
+def test_outputs_give_the_gateway_url(stack, plan):
+    assert plan.outputs["endpoints"]["resnet50"]["api_url"].endswith(".amazonaws.com/v1/v2/models/resnet50/infer")
