@@ -4,7 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup plan test policy clean
+.PHONY: setup serving-setup plan test test-infra test-serving policy serve-local bench-serving clean
+
+# The serving image's Python world is separate: pulumi-policy needs protobuf 5, onnx and tritonclient need protobuf 6.
+SVENV  ?= .venv-serving
+SPY    := $(SVENV)/bin/python
+SSTAMP := $(SVENV)/.installed
+MODE   ?= kserve
+PORT   ?= 8080
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,18 +20,45 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+$(SSTAMP): serving_image/requirements.txt serving_image/constraints.txt
+	$(PYTHON) -m venv $(SVENV)
+	$(SPY) -m pip install --quiet --disable-pip-version-check -c serving_image/constraints.txt -r serving_image/requirements.txt
+	touch $(SSTAMP)
+
+serving-setup: $(SSTAMP)
+
 ## The main job on the embedded default: the offline plan of the dev stack (no AWS account, no Pulumi CLI).
 plan: $(STAMP)
 	$(PY) -m infra.plan --stack dev
 
 ## Every test: config rules, components under Pulumi mocks, policies, AWS API replays against moto.
-test: $(STAMP)
-	$(PY) -m pytest -q
+## ...and the serving image: Dockerfile lint, rendered Triton configs, contract tests against the real local Triton.
+test: test-infra test-serving
+
+test-infra: $(STAMP)
+	$(PY) -m pytest -q --ignore=tests/serving
+
+test-serving: $(SSTAMP)
+	$(SPY) -m pytest -q tests/serving
 
 ## The policy pack against every stack, offline (what `pulumi preview --policy-pack policies` enforces).
 policy: $(STAMP)
 	@for stack in $$(ls Pulumi.*.yaml | sed 's/Pulumi\.\(.*\)\.yaml/\1/'); do \
 		echo "== policy check: $$stack"; $(PY) -m policies.check --stack $$stack || exit 1; done
 
+## The real Triton bundled with nvidia-pytriton, on 127.0.0.1, with the sample model, until Ctrl-C.
+## MODE=sagemaker runs Triton in a private network namespace (its SageMaker listener binds every interface),
+## relayed to 127.0.0.1:PORT through a Unix socket.
+serve-local: $(SSTAMP)
+ifeq ($(MODE),sagemaker)
+	$(SPY) -m serving_image.loopback_bridge --port $(PORT)
+else
+	$(SPY) -m serving_image serve --local --mode $(MODE) --model-dir serving_image/sample_model --port $(PORT)
+endif
+
+## Throughput and latency at concurrency 1/8/32 against FastAPI + ONNX Runtime, side by side; bounded in time and count.
+bench-serving: $(SSTAMP)
+	$(SPY) -m bench.serving
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(SVENV) .pytest_cache

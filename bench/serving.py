@@ -1,0 +1,182 @@
+"""`make bench-serving`: the local Triton against the usual naive baseline, side by side, in one run.
+
+Both serve the sample model on 127.0.0.1 and get the same v2 JSON request (one image) from the same load generator:
+  - mlserve: Triton (the bundled CPU tritonserver, python backend wrapping ONNX Runtime, dynamic batching);
+  - baseline: FastAPI + uvicorn calling ONNX Runtime once per request (no batching).
+For each concurrency (1, 8, 32) it runs a bounded time and request count, then prints throughput, p50/p95/p99 and the
+throughput ratio, plus each server's time from process start to ready. Everything it starts, it stops.
+
+    python -m bench.serving [--seconds 5] [--concurrency 1 8 32] [--max-requests 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from serving_image import local_server
+from serving_image.sample_model.make_sample import sample_input
+
+PATH = "/v2/models/resnet50/infer"
+BASELINE_APP = textwrap.dedent('''
+    import numpy as np, onnxruntime
+    from fastapi import FastAPI, Request
+    session = onnxruntime.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
+    app = FastAPI()
+
+    @app.get("/v2/health/ready")
+    def ready():
+        return {}
+
+    @app.post("/v2/models/resnet50/infer")
+    async def infer(request: Request):
+        body = await request.json()
+        tensor = body["inputs"][0]
+        x = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+        logits = session.run(["logits"], {"input": x})[0]
+        return {"model_name": "resnet50",
+                "outputs": [{"name": "logits", "datatype": "FP32", "shape": list(logits.shape),
+                             "data": logits.flatten().tolist()}]}
+''')
+
+
+@dataclass
+class Result:
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def load(port: int, body: bytes, concurrency: int, seconds: float, max_requests: int) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    budget = [max_requests]
+    deadline = time.monotonic() + seconds
+
+    def worker():
+        nonlocal errors
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.monotonic() < deadline:
+            with lock:
+                if budget[0] <= 0:
+                    break
+                budget[0] -= 1
+            started = time.perf_counter()
+            try:
+                connection.request("POST", PATH, body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                if ok:
+                    latencies.append(elapsed)
+                else:
+                    errors += 1
+        connection.close()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Result(concurrency, len(latencies), errors, time.monotonic() - started, latencies)
+
+
+def start_baseline() -> tuple[subprocess.Popen, int, float]:
+    port = local_server.free_port()
+    app = BASELINE_APP.replace("MODEL", repr(str(local_server.SAMPLE / "model.onnx")))
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-c",
+                                app + f"\nimport uvicorn\nuvicorn.run(app, host='127.0.0.1', port={port}, "
+                                      "log_level='warning')"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1)
+            return process, port, time.monotonic() - started
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the baseline did not start")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per concurrency and server (bounded)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--max-requests", type=int, default=20_000, help="per concurrency and server (bounded)")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.seconds > 120 or any(c < 1 or c > 256 for c in args.concurrency):
+        parser.error("--seconds must be in (0, 120] and each --concurrency in [1, 256]")
+    console = Console(width=140)
+    x = sample_input(0)
+    body = json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                                   "data": x.flatten().tolist()}]}).encode()
+
+    triton = local_server.start()
+    baseline = None
+    try:
+        triton_ready = local_server.wait_ready(triton)
+        baseline, baseline_port, baseline_ready = start_baseline()
+        rows = []
+        for concurrency in args.concurrency:
+            load(triton.http, body, concurrency, 0.5, 200)  # warm connections and caches alike
+            load(baseline_port, body, concurrency, 0.5, 200)
+            rows.append((load(triton.http, body, concurrency, args.seconds, args.max_requests),
+                         load(baseline_port, body, concurrency, args.seconds, args.max_requests)))
+    finally:
+        local_server.stop(triton)
+        if baseline is not None:
+            baseline.terminate()
+            baseline.wait(timeout=30)
+
+    table = Table(title="Sample model (ResNet-style, 1x3x32x32 FP32), v2 JSON over HTTP on 127.0.0.1")
+    for column in ("concurrency", "server", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "req/s ratio"):
+        table.add_column(column, justify="right" if column not in ("server",) else "left")
+    for mlserve, naive in rows:
+        ratio = mlserve.throughput / naive.throughput if naive.throughput else float("nan")
+        for name, result, shown_ratio in (("mlserve (Triton)", mlserve, f"{ratio:.2f}x"),
+                                          ("FastAPI + ORT", naive, "1.00x")):
+            table.add_row(str(result.concurrency), name, f"{result.throughput:.0f}", f"{result.percentile(50):.1f}",
+                          f"{result.percentile(95):.1f}", f"{result.percentile(99):.1f}", str(result.errors),
+                          shown_ratio)
+    console.print(table)
+    console.print(f"time from process start to ready: mlserve (Triton) {triton_ready:.2f} s, "
+                  f"FastAPI + ORT {baseline_ready:.2f} s")
+    console.print(f"median latency at concurrency 1: mlserve {statistics.median(rows[0][0].latencies_ms):.1f} ms, "
+                  f"baseline {statistics.median(rows[0][1].latencies_ms):.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

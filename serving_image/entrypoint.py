@@ -1,0 +1,209 @@
+"""`serve`: the container's entrypoint (SageMaker runs `docker run IMAGE serve`).
+
+  serve [--mode sagemaker|kserve] [--model-dir DIR] [--port N] [--backend auto|tensorrt_plan|onnxruntime|python]
+        [--local]
+
+Builds the Triton model repository from the released model folder (building or reusing cached TensorRT engines on a
+GPU), starts tritonserver with the mode's ports, waits until the model is ready and says how long that took, forwards
+SIGTERM so in-flight requests finish, and exits with the server's status.
+  sagemaker: /ping and /invocations on SAGEMAKER_BIND_TO_PORT or 8080, model from /opt/ml/model.
+  kserve:    v2 HTTP on 8080, gRPC on 9000, metrics on 8002.
+  --local:   the tritonserver bundled with nvidia-pytriton (CPU, python backend), bound to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .engines import TensorRTUnavailable, build_engine
+from .repository import ModelFileError, build_repository, load_model_dir
+
+SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
+KSERVE_PORTS = {"http": 8080, "grpc": 9000, "metrics": 8002}
+EXIT_TIMEOUT_SECONDS = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
+
+
+@dataclass(frozen=True)
+class Ports:
+    http: int
+    grpc: int
+    metrics: int
+
+
+def triton_command(binary: str, repository: Path, mode: str, host: str, ports: Ports,
+                   backend_directory: Path | None = None) -> list[str]:
+    command = [binary, f"--model-repository={repository}", f"--exit-timeout-secs={EXIT_TIMEOUT_SECONDS}",
+               "--strict-readiness=true", "--exit-on-error=true", "--disable-auto-complete-config"]
+    if backend_directory:
+        command.append(f"--backend-directory={backend_directory}")
+    if mode == "sagemaker":
+        # SageMaker's contract only: no other port is reachable there (CloudWatch is the metrics source).
+        # Triton's SageMaker listener takes its address from --http-address.
+        command += ["--allow-sagemaker=true", f"--sagemaker-port={ports.http}", f"--http-address={host}",
+                    "--allow-http=false",
+                    "--allow-grpc=false", "--allow-metrics=false"]
+    else:
+        command += ["--allow-sagemaker=false", f"--http-address={host}", f"--http-port={ports.http}",
+                    f"--grpc-address={host}", f"--grpc-port={ports.grpc}", "--allow-metrics=true",
+                    f"--metrics-address={host}", f"--metrics-port={ports.metrics}"]
+    return command
+
+
+def local_triton(workdir: Path) -> tuple[str, dict[str, str], Path]:
+    """The CPU tritonserver bundled with nvidia-pytriton: backend folder with this Python's stub, libraries found."""
+    try:
+        import pytriton  # noqa: PLC0415
+    except ImportError:
+        raise SystemExit("serve --local needs nvidia-pytriton (pip install -r serving_image/requirements.txt)") from None
+    dist = Path(pytriton.__file__).resolve().parent / "tritonserver"
+    backends = workdir / "backends"
+    (backends / "python").mkdir(parents=True, exist_ok=True)
+    for item in (dist / "backends" / "python").iterdir():
+        if item.is_file():
+            shutil.copy2(item, backends / "python" / item.name)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise SystemExit(f"nvidia-pytriton has no python backend stub for Python {version}")
+    shutil.copy2(stub, backends / "python" / "triton_python_backend_stub")
+    env = dict(os.environ)
+    # The stub must load this Python's libpython, so its folder comes first (else models fail to load).
+    libs = [sysconfig.get_config_var("LIBDIR"), str(Path(pytriton.__file__).resolve().parent.parent / "nvidia_pytriton.libs")]
+    env["LD_LIBRARY_PATH"] = ":".join([*libs, *filter(None, [env.get("LD_LIBRARY_PATH")])])
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return str(dist / "bin" / "tritonserver"), env, backends
+
+
+def only_loopback() -> bool:
+    """True inside a private network namespace, where the only interface is lo."""
+    import socket  # noqa: PLC0415
+
+    return {name for _, name in socket.if_nameindex()} <= {"lo"}
+
+
+def health_url(mode: str, host: str, ports: Ports) -> str:
+    path = "/ping" if mode == "sagemaker" else "/v2/health/ready"
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{ports.http}{path}"
+
+
+def wait_until_ready(process: subprocess.Popen, url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def choose_backend(requested: str, local: bool) -> str:
+    if requested != "auto":
+        return requested
+    if local:
+        return "python"
+    try:
+        import tensorrt  # noqa: F401,PLC0415
+        from .engines import gpu_compute_capability  # noqa: PLC0415
+        gpu_compute_capability()
+        return "tensorrt_plan"
+    except (ImportError, TensorRTUnavailable):
+        return "onnxruntime"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="serve", description="Start Triton for a released model.")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve"], help="SageMaker passes 'serve'")
+    parser.add_argument("--mode", choices=["sagemaker", "kserve"], default=os.environ.get("MLSERVE_MODE", "sagemaker"))
+    parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MLSERVE_MODEL_DIR", SAGEMAKER_MODEL_DIR)))
+    parser.add_argument("--port", type=int, default=None, help="sagemaker: SAGEMAKER_BIND_TO_PORT or 8080; kserve: 8080")
+    parser.add_argument("--grpc-port", type=int, default=KSERVE_PORTS["grpc"])
+    parser.add_argument("--metrics-port", type=int, default=KSERVE_PORTS["metrics"])
+    parser.add_argument("--backend", choices=["auto", "tensorrt_plan", "onnxruntime", "python"],
+                        default=os.environ.get("MLSERVE_BACKEND", "auto"))
+    parser.add_argument("--engine-cache", type=Path, default=Path(os.environ.get("MLSERVE_ENGINE_CACHE",
+                                                                                 "/var/cache/mlserve/engines")))
+    parser.add_argument("--local", action="store_true", default=os.environ.get("MLSERVE_LOCAL") == "1",
+                        help="CPU tritonserver from nvidia-pytriton, bound to 127.0.0.1")
+    parser.add_argument("--ready-timeout", type=float, default=600)
+    args = parser.parse_args(argv)
+    if args.port is None:
+        args.port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", 8080)) if args.mode == "sagemaker" else 8080
+    for name in ("port", "grpc_port", "metrics_port"):
+        if not 1 <= getattr(args, name) <= 65535:
+            parser.error(f"--{name.replace('_', '-')} must be a TCP port (1-65535), got {getattr(args, name)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    host = "127.0.0.1" if args.local else "0.0.0.0"
+    if args.local and args.mode == "sagemaker" and not only_loopback():
+        # Triton's SageMaker listener always binds 0.0.0.0 (no address option): locally it may only run where
+        # 0.0.0.0 means loopback, i.e. in a private network namespace.
+        print("serve: local SageMaker mode binds all interfaces; run it in a private network namespace, e.g. "
+              "unshare --net sh -c 'ip link set lo up && <this command>' (make serve-local MODE=sagemaker does, relayed to 127.0.0.1)",
+              file=sys.stderr)
+        return 2
+    ports = Ports(args.port, args.grpc_port, args.metrics_port)
+    workdir = Path(tempfile.mkdtemp(prefix="mlserve-"))
+    try:
+        backend = choose_backend(args.backend, args.local)
+        engines = []
+        if backend == "tensorrt_plan" and not list(args.model_dir.glob("model.sm*.plan")):
+            spec, onnx_path = load_model_dir(args.model_dir)
+            engines = [build_engine(onnx_path, spec, args.engine_cache)]
+        spec = build_repository(args.model_dir, workdir / "repository", backend, gpu=backend != "python",
+                                engines=engines)
+    except (ModelFileError, TensorRTUnavailable) as error:
+        print(f"serve: {error}", file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 2
+
+    if args.local:
+        binary, env, backend_directory = local_triton(workdir)
+    else:
+        binary, env, backend_directory = shutil.which("tritonserver") or "tritonserver", dict(os.environ), None
+    env["SAGEMAKER_TRITON_DEFAULT_MODEL_NAME"] = spec.name
+    command = triton_command(binary, workdir / "repository", args.mode, host, ports, backend_directory)
+    print(f"serve: {args.mode} mode, backend {backend}, model {spec.name} on port {ports.http}", flush=True)
+    process = subprocess.Popen(command, env=env)
+
+    def forward(signum, _frame):
+        # Triton stops taking requests and finishes those in flight (up to --exit-timeout-secs).
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        if wait_until_ready(process, health_url(args.mode, host, ports), args.ready_timeout):
+            print(f"serve: ready in {time.monotonic() - started:.2f} s", flush=True)
+        elif process.poll() is None:
+            print(f"serve: not ready after {args.ready_timeout:.0f} s; stopping", file=sys.stderr)
+            process.terminate()
+        return process.wait()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
