@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serving-setup plan test test-infra test-serving policy serve-local bench-serving clean
+.PHONY: setup serving-setup plan demo test test-infra test-serving policy serve-local bench-serving clean
 
 # The serving image's Python world is separate: pulumi-policy needs protobuf 5, onnx and tritonclient need protobuf 6.
 SVENV  ?= .venv-serving
@@ -30,6 +30,10 @@ serving-setup: $(SSTAMP)
 ## The main job on the embedded default: the offline plan of the dev stack (no AWS account, no Pulumi CLI).
 plan: $(STAMP)
 	$(PY) -m infra.plan --stack dev
+
+## The operator's flow against moto on 127.0.0.1: release the sample model, preflight, rollout; stops what it starts.
+demo: $(STAMP)
+	$(PY) -m infra.ops.demo
 
 ## Every test: config rules, components under Pulumi mocks, policies, AWS API replays against moto.
 ## ...and the serving image: Dockerfile lint, rendered Triton configs, contract tests against the real local Triton.

@@ -1,0 +1,181 @@
+"""python -m infra.ops: the operator's tools around `pulumi up`.
+
+  preflight      --stack S                         quotas, artifacts, images, instance types; exit 1 on any failure
+  release-model  --stack S --deployment D --model-dir DIR [--metrics FILE]
+  rollout        status|promote|rollback --stack S --deployment D ...
+  drift run      --stack S --deployment D [--window-minutes N]
+
+Every command takes --endpoint-url (a local AWS API such as moto on 127.0.0.1) and --config-file (a stack file
+elsewhere). Exit codes: 0 done, 1 a check or a rollout failed, 2 bad input (config, arguments, missing files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from infra.config.errors import ConfigError
+from infra.config.loader import load_file, load_stack
+from infra.config.models import KServeDeployment, StackConfig
+from infra.naming import resource_name
+
+from .clients import Clients
+from .report import OpsError, console, print_checks
+
+
+def _common(parser: argparse.ArgumentParser, deployment: bool = False) -> None:
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--config-file", type=Path, help="a stack file other than Pulumi.<stack>.yaml")
+    parser.add_argument("--endpoint-url", help="AWS API endpoint, e.g. http://127.0.0.1:5000 for moto")
+    if deployment:
+        parser.add_argument("--deployment", required=True, help="a deployment name from the stack's config")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m infra.ops", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    preflight = commands.add_parser("preflight", help="check quotas, artifacts, images before pulumi up")
+    _common(preflight)
+    preflight.add_argument("--allow-unverified", action="store_true",
+                           help="pass when a check could not be made (e.g. Service Quotas not reachable); say so")
+
+    release = commands.add_parser("release-model", help="package, upload, register and approve a model version")
+    _common(release, deployment=True)
+    release.add_argument("--model-dir", type=Path, required=True, help="spec.json, model.onnx, optional engines")
+    release.add_argument("--metrics", type=Path, help="evaluation metrics (JSON) registered with the version")
+
+    rollout = commands.add_parser("rollout", help="follow, promote or roll back a SageMaker deployment")
+    actions = rollout.add_subparsers(dest="action", required=True)
+    status = actions.add_parser("status", help="the endpoint, its variants, the blue/green state, the guard alarms")
+    _common(status, deployment=True)
+    promote = actions.add_parser("promote", help="shift traffic to a variant in steps, rolling back on any alarm")
+    _common(promote, deployment=True)
+    promote.add_argument("--variant", required=True)
+    promote.add_argument("--steps", type=float, nargs="+", default=[10.0, 50.0], help="percent per step; 100 is added")
+    promote.add_argument("--bake-seconds", type=float, default=600.0, help="watch the alarms this long per step")
+    promote.add_argument("--poll-seconds", type=float, default=15.0)
+    rollback = actions.add_parser("rollback", help="all traffic to one variant now (or the previous endpoint config)")
+    _common(rollback, deployment=True)
+    rollback.add_argument("--to-variant", help="default: the first (primary) variant")
+
+    drift = commands.add_parser("drift", help="drift statistics on demand")
+    drift_actions = drift.add_subparsers(dest="action", required=True)
+    run = drift_actions.add_parser("run", help="compare recent captures with the baseline and publish the metrics")
+    _common(run, deployment=True)
+    run.add_argument("--window-minutes", type=int, default=60)
+    return parser
+
+
+def load(args) -> StackConfig:
+    return load_file(args.config_file) if args.config_file else load_stack(args.stack)
+
+
+def deployment_of(cfg: StackConfig, name: str):
+    found = next((d for d in cfg.deployments if d.name == name), None)
+    if found is None:
+        raise OpsError(f"no deployment {name!r} in this stack; it has: {', '.join(d.name for d in cfg.deployments)}")
+    return found
+
+
+def run_command(args) -> int:
+    cfg = load(args)
+    clients = Clients(cfg.region, args.endpoint_url)
+    out = console()
+    if args.command == "preflight":
+        from .preflight import preflight
+
+        checks = preflight(cfg, args.stack, clients)
+        print_checks(checks, f"preflight: stack {args.stack} ({cfg.region})", out)
+        failed = [c for c in checks if c.status == "fail"]
+        unverified = [c for c in checks if c.status == "unverified"]
+        if unverified and args.allow_unverified:
+            out.print(f"[yellow]{len(unverified)} check(s) could not be made and were allowed by "
+                      f"--allow-unverified[/]")
+        bad = len(failed) + (0 if args.allow_unverified else len(unverified))
+        out.print(f"preflight: {len(checks) - len(failed) - len(unverified)} passed, {len(failed)} failed, "
+                  f"{len(unverified)} unverified")
+        return 1 if bad else 0
+
+    if args.command == "release-model":
+        from .release import config_commands, release_model
+
+        release = release_model(cfg, args.stack, args.deployment, args.model_dir, clients, args.metrics)
+        verb = "released" if release.created else "already released (no new version)"
+        out.print(f"{verb}: {release.uri}\n  sha256 {release.sha256}\n  model package {release.model_package_arn} "
+                  f"(version {release.version}, Approved)")
+        out.print("deploy it with:")
+        for line in config_commands(cfg, args.stack, args.deployment, release):
+            out.print(f"  {line}", soft_wrap=True)
+        out.print(f"  python -m infra.ops preflight --stack {args.stack} && pulumi up --stack {args.stack}",
+                  soft_wrap=True)
+        return 0
+
+    deployment = deployment_of(cfg, args.deployment)
+    endpoint = resource_name(args.stack, deployment.name)
+    if args.command == "drift":
+        if not deployment.drift.enabled or not deployment.drift.baseline_uri:
+            raise OpsError(f"drift monitoring is off for {deployment.name}: set drift.enabled and drift.baseline_uri")
+        from drift.baseline import BaselineError
+        from drift.capture import CaptureFormatError
+        from drift.job import DriftJob
+
+        from infra.program import PRIMARY_VARIANT
+
+        job = DriftJob(cfg.model_store.bucket, f"data-capture/{endpoint}/{endpoint}/{PRIMARY_VARIANT}/",
+                       deployment.drift.baseline_uri.split("/", 3)[3], deployment.name, args.window_minutes)
+        try:
+            results = job.run(clients.s3, clients.cloudwatch)
+        except (BaselineError, CaptureFormatError) as error:
+            out.print(f"drift run: {error}")
+            return 1
+        for r in results:
+            flag = "DRIFT" if r.psi >= deployment.drift.psi_alarm_threshold else "ok"
+            out.print(f"{r.feature:24} psi={r.psi:.4f} ks={r.ks_statistic:.4f} p={r.ks_pvalue:.2e} n={r.count} {flag}")
+        out.print(f"published {len(results)} metric(s) to CloudWatch namespace mlserve/drift")
+        return 0
+
+    if isinstance(deployment, KServeDeployment):
+        raise OpsError(f"{deployment.name} is a KServe deployment: its canary split is the stack config "
+                       f"(rollout.percent) applied by `pulumi up`; see the README's KServe section")
+    from .rollout import Rollout, alarm_states, describe, guard_alarm_names, print_status
+
+    if args.action == "status":
+        print_status(describe(clients, endpoint), alarm_states(clients, guard_alarm_names(endpoint)), out)
+        return 0
+    rollout = Rollout(clients, endpoint, out, poll_seconds=getattr(args, "poll_seconds", 15.0))
+    if args.action == "promote":
+        return 0 if rollout.promote(args.variant, args.steps, args.bake_seconds) else 1
+    out.print(f"rolled back: {rollout.rollback(args.to_variant)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_command(args)
+    except ConfigError as error:
+        print(error.render(), file=sys.stderr)
+        return 2
+    except OpsError as error:
+        print(f"{args.command}: {error}", file=sys.stderr)
+        return 2
+    except NoCredentialsError:
+        print(f"{args.command}: no AWS credentials (set AWS_PROFILE or run `aws sso login`)", file=sys.stderr)
+        return 2
+    except ClientError as error:
+        info = error.response.get("Error", {})
+        print(f"{args.command}: AWS refused {error.operation_name}: {info.get('Code')}: {info.get('Message')}",
+              file=sys.stderr)
+        return 1
+    except BotoCoreError as error:
+        print(f"{args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

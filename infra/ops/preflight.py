@@ -1,0 +1,243 @@
+"""Preflight: what makes a GPU deployment fail late, checked before `pulumi up`.
+
+A `pulumi up` that hits a quota, a missing artifact or an unscanned image fails after the network, roles and model
+are already replaced, often an hour into a blue/green rollout. Each check here answers in seconds:
+
+- quotas: SageMaker "<type> for endpoint usage" per instance type, against what the stack needs at max capacity
+  *during a blue/green update* (SageMaker runs a full green fleet beside the blue one), minus what other endpoints in
+  the account already use; EC2 G/P vCPU quotas for GPU node groups at max size. A type with no quota in the region is
+  a type the region does not offer for endpoints.
+- artifacts: every model the stack serves exists in S3 with the sha256 the config expects.
+- images: the serving image tag or digest exists in ECR and its scan found nothing critical.
+- instance types: EC2 GPU node group types are offered in the region's AZs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from infra.config.models import (KServeDeployment, ModelArtifact, SageMakerDeployment, ServingImage, Shadow,
+                                 StackConfig)
+from infra.naming import resource_name
+
+from .clients import Clients
+from .report import Check
+
+# EC2 On-Demand / Spot vCPU quotas by instance family letter (Service Quotas, service code "ec2").
+EC2_VCPU_QUOTAS = {
+    ("g", "ON_DEMAND"): ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    ("p", "ON_DEMAND"): ("L-417A185B", "Running On-Demand P instances"),
+    ("g", "SPOT"): ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+    ("p", "SPOT"): ("L-7212CCBC", "All P Spot Instance Requests"),
+}
+RELEASE_FIX = "python -m infra.ops release-model --stack {stack} --deployment {deployment} --model-dir DIR"
+
+
+@dataclass(frozen=True)
+class EndpointNeed:
+    instance_type: str
+    instances: int
+    why: str
+
+
+def endpoint_needs(cfg: StackConfig, stack: str) -> dict[str, EndpointNeed]:
+    """Instances per SageMaker instance type at max capacity while a blue/green update runs (2x the fleet)."""
+    totals: dict[str, int] = defaultdict(int)
+    reasons: dict[str, list[str]] = defaultdict(list)
+    for d in cfg.deployments:
+        if not isinstance(d, SageMakerDeployment):
+            continue
+        fleet = max(d.autoscaling.max, d.compute.instance_count) + sum(v.instance_count for v in d.ab_variants)
+        if isinstance(d.rollout, Shadow):
+            fleet += d.compute.instance_count
+        totals[d.compute.instance_type] += 2 * fleet
+        reasons[d.compute.instance_type].append(f"{d.name}: 2 x {fleet}")
+    return {t: EndpointNeed(t, n, ", ".join(reasons[t])) for t, n in totals.items()}
+
+
+def sagemaker_endpoint_quotas(clients: Clients) -> dict[str, float]:
+    """Applied quota values by instance type, from the 'ml.x.y for endpoint usage' quotas."""
+    values: dict[str, float] = {}
+    for page in clients.service_quotas.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
+        for quota in page["Quotas"]:
+            name = quota["QuotaName"]
+            if name.startswith("ml.") and name.endswith(" for endpoint usage"):
+                values[name.removesuffix(" for endpoint usage")] = quota["Value"]
+    return values
+
+
+def instances_in_use(clients: Clients, exclude: set[str]) -> dict[str, int]:
+    """Instances other endpoints in this account and region run now, by type: they count against the same quota."""
+    used: dict[str, int] = defaultdict(int)
+    for page in clients.sagemaker.get_paginator("list_endpoints").paginate():
+        for summary in page["Endpoints"]:
+            if summary["EndpointName"] in exclude:
+                continue
+            endpoint = clients.sagemaker.describe_endpoint(EndpointName=summary["EndpointName"])
+            config = clients.sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+            types = {v["VariantName"]: v.get("InstanceType") for v in config["ProductionVariants"]}
+            for variant in endpoint.get("ProductionVariants", []):
+                if types.get(variant["VariantName"]):
+                    used[types[variant["VariantName"]]] += variant.get("CurrentInstanceCount", 0)
+    return used
+
+
+def check_endpoint_quotas(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
+    needs = endpoint_needs(cfg, stack)
+    if not needs:
+        return []
+    try:
+        quotas = sagemaker_endpoint_quotas(clients)
+    except ClientError as error:
+        reason = f"Service Quotas did not answer for sagemaker: {error.response['Error'].get('Code')}"
+        return [Check("quota", f"{n.instance_type} for endpoint usage", "unverified", reason,
+                      "grant servicequotas:ListServiceQuotas, or check the console's Service Quotas page")
+                for n in needs.values()]
+    ours = {resource_name(stack, d.name) for d in cfg.deployments}
+    used = instances_in_use(clients, ours)
+    checks = []
+    for need in needs.values():
+        subject = f"{need.instance_type} for endpoint usage"
+        if need.instance_type not in quotas:
+            checks.append(Check("quota", subject, "fail", f"{cfg.region} has no such quota: the region does not offer "
+                                f"{need.instance_type} for endpoints", "choose an instance type the region offers"))
+            continue
+        available = quotas[need.instance_type] - used.get(need.instance_type, 0)
+        detail = (f"need {need.instances} ({need.why}, max capacity during blue/green), quota "
+                  f"{quotas[need.instance_type]:g}, in use elsewhere {used.get(need.instance_type, 0)}")
+        ok = available >= need.instances
+        checks.append(Check("quota", subject, "pass" if ok else "fail", detail, "" if ok else
+                            f"request an increase to {need.instances + used.get(need.instance_type, 0)} "
+                            f"(aws service-quotas request-service-quota-increase --service-code sagemaker ...)"))
+    return checks
+
+
+def check_node_group_quotas(cfg: StackConfig, clients: Clients) -> list[Check]:
+    """vCPUs of GPU node groups at max size against the EC2 G/P quotas; types offered in the region's AZs."""
+    if not cfg.cluster:
+        return []
+    groups = [g for g in cfg.cluster.node_groups if g.gpu]
+    if not groups:
+        return []
+    types = sorted({t for g in groups for t in g.instance_types})
+    described = clients.ec2.describe_instance_types(InstanceTypes=types)["InstanceTypes"]
+    vcpus = {t["InstanceType"]: t["VCpuInfo"]["DefaultVCpus"] for t in described}
+    offered: dict[str, set[str]] = defaultdict(set)
+    for page in clients.ec2.get_paginator("describe_instance_type_offerings").paginate(
+            LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": types}]):
+        for offering in page["InstanceTypeOfferings"]:
+            offered[offering["InstanceType"]].add(offering["Location"])
+    checks = []
+    for instance_type in types:
+        zones = sorted(offered.get(instance_type, ()))
+        ok = len(zones) >= cfg.network.availability_zones
+        checks.append(Check("offering", instance_type, "pass" if ok else "fail",
+                            f"offered in {len(zones)} AZ(s) of {cfg.region}: {', '.join(zones) or 'none'}; the "
+                            f"network spans {cfg.network.availability_zones}",
+                            "" if ok else "add another instance type to the node group, or pick one offered widely"))
+    need: dict[tuple[str, str], int] = defaultdict(int)
+    for group in groups:
+        family = group.instance_types[0][0]
+        need[(family, group.capacity_type)] += group.max_size * max(vcpus.get(t, 0) for t in group.instance_types)
+    for (family, capacity), vcpu_need in sorted(need.items()):
+        code, name = EC2_VCPU_QUOTAS[(family, capacity)]
+        try:
+            quota = clients.service_quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"]
+        except ClientError as error:
+            checks.append(Check("quota", name, "unverified", f"Service Quotas did not answer for ec2 {code}: "
+                                f"{error.response['Error'].get('Code')}", "check the console's Service Quotas page"))
+            continue
+        ok = quota >= vcpu_need
+        checks.append(Check("quota", name, "pass" if ok else "fail",
+                            f"need {vcpu_need} vCPUs (GPU node groups at max size), quota {quota:g}",
+                            "" if ok else f"request an increase to {vcpu_need} vCPUs (ec2 {code})"))
+    return checks
+
+
+def s3_sha256(clients: Clients, bucket: str, key: str) -> tuple[str, str]:
+    """The object's sha256 and where it came from: its `sha256` metadata (written by release-model) or its bytes."""
+    head = clients.s3.head_object(Bucket=bucket, Key=key)
+    if head.get("Metadata", {}).get("sha256"):
+        return head["Metadata"]["sha256"], "metadata"
+    digest = hashlib.sha256()
+    for chunk in clients.s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest(), "content"
+
+
+def check_artifacts(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
+    checks = []
+    for d in cfg.deployments:
+        artifacts: list[ModelArtifact] = [d.model]
+        if isinstance(d, SageMakerDeployment):
+            artifacts += [v.model for v in d.ab_variants]
+        if isinstance(d.rollout, Shadow):
+            artifacts.append(d.rollout.candidate)
+        for artifact in artifacts:
+            fix = RELEASE_FIX.format(stack=stack, deployment=d.name)
+            try:
+                sha, source = s3_sha256(clients, artifact.bucket, artifact.key)
+            except ClientError as error:
+                code = error.response["Error"].get("Code")
+                missing = code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound")
+                checks.append(Check("artifact", artifact.uri, "fail", "not found in S3" if missing else
+                                    f"cannot read it: {code}", fix if missing else "grant s3:GetObject on the prefix"))
+                continue
+            ok = sha == artifact.sha256
+            checks.append(Check("artifact", artifact.uri, "pass" if ok else "fail",
+                                f"sha256 {sha[:16]}… ({source}) " + ("matches" if ok else
+                                f"differs from the config's {artifact.sha256[:16]}…"),
+                                "" if ok else f"release the intended files, or set the config to what is there: {fix}"))
+    return checks
+
+
+def check_images(cfg: StackConfig, clients: Clients) -> list[Check]:
+    checks, seen = [], set()
+    for d in cfg.deployments:
+        image: ServingImage = d.image
+        if (image.repository, image.reference) in seen:
+            continue
+        seen.add((image.repository, image.reference))
+        subject = f"{image.repository}{image.reference}"
+        image_id = {"imageDigest": image.digest} if image.digest else {"imageTag": image.tag}
+        push_fix = "build and push it (README: the serving image), then pin its digest"
+        try:
+            clients.ecr.describe_images(repositoryName=image.repository, imageIds=[image_id])
+        except ClientError as error:
+            code = error.response["Error"].get("Code")
+            detail = {"RepositoryNotFoundException": "the ECR repository does not exist yet",
+                      "ImageNotFoundException": "no such image in the repository"}.get(code, f"cannot read it: {code}")
+            fix = (push_fix if code == "ImageNotFoundException" else
+                   "create it first: pulumi up --target <the ModelStore repository URN>, then push"
+                   if code == "RepositoryNotFoundException" else "grant ecr:DescribeImages")
+            checks.append(Check("image", subject, "fail", detail, fix))
+            continue
+        try:
+            findings = clients.ecr.describe_image_scan_findings(repositoryName=image.repository, imageId=image_id)
+        except ClientError as error:
+            checks.append(Check("image scan", subject, "unverified",
+                                f"no scan result ({error.response['Error'].get('Code')})",
+                                f"aws ecr start-image-scan --repository-name {image.repository} --image-id ..."))
+            continue
+        status = findings.get("imageScanStatus", {}).get("status", "UNKNOWN")
+        counts = findings.get("imageScanFindings", {}).get("findingSeverityCounts", {})
+        if status not in ("COMPLETE", "ACTIVE"):
+            checks.append(Check("image scan", subject, "unverified", f"scan status {status}", "wait for the scan"))
+        elif counts.get("CRITICAL", 0):
+            checks.append(Check("image scan", subject, "fail", f"{counts['CRITICAL']} critical finding(s): {counts}",
+                                "rebuild on a patched base image, push, and pin the new digest"))
+        else:
+            checks.append(Check("image scan", subject, "pass", f"scan {status}, no critical findings {counts or ''}"))
+    return checks
+
+
+def preflight(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
+    kserve = [d for d in cfg.deployments if isinstance(d, KServeDeployment)]
+    checks = check_endpoint_quotas(cfg, stack, clients) + check_node_group_quotas(cfg, clients)
+    if kserve and not cfg.cluster:  # the config rules refuse this already; kept so a bypass cannot pass silently
+        checks.append(Check("cluster", stack, "fail", "kserve deployments without a cluster", "add mlserve:cluster"))
+    return checks + check_artifacts(cfg, stack, clients) + check_images(cfg, clients)

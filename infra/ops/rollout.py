@@ -1,0 +1,200 @@
+"""rollout status|promote|rollback for SageMaker endpoints.
+
+`pulumi up` starts a blue/green deployment that SageMaker itself bakes and rolls back on the stack's alarms. Weighted
+variants (A/B, `ab_variants` in config) are shifted here instead: `promote` moves traffic to a variant in steps, bakes
+each step while watching the same guarding alarms, and at the first alarm in ALARM puts every weight back where it
+started. `rollback` sends all traffic to one variant at once, or, for a single-variant endpoint, returns it to its
+previous endpoint configuration.
+
+Weights are only ever changed with UpdateEndpointWeightsAndCapacities without instance counts: the counts stay
+what autoscaling set.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from botocore.exceptions import ClientError
+from rich.console import Console
+from rich.table import Table
+
+from .clients import Clients
+from .report import OpsError
+
+# The alarms that guard a rollout: the same ones the endpoint's auto-rollback configuration lists (EndpointAlarms).
+GUARD_ROLES = ("p99-latency", "5xx-rate", "service-unhealthy")
+
+
+def guard_alarm_names(endpoint: str) -> list[str]:
+    return [f"{endpoint}-{role}" for role in GUARD_ROLES]
+
+
+@dataclass(frozen=True)
+class VariantState:
+    name: str
+    current_weight: float | None
+    desired_weight: float | None
+    current_instances: int | None
+    desired_instances: int | None
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    name: str
+    status: str
+    config_name: str
+    variants: list[VariantState]
+    deployment: str  # the blue/green state: what is in progress, or the last deployment's outcome
+
+    def weights(self) -> dict[str, float]:
+        return {v.name: float(v.current_weight or 0.0) for v in self.variants}
+
+
+def describe(clients: Clients, endpoint: str) -> EndpointState:
+    try:
+        raw = clients.sagemaker.describe_endpoint(EndpointName=endpoint)
+    except ClientError as error:
+        raise OpsError(f"endpoint {endpoint}: {error.response['Error'].get('Message', error)} "
+                       f"(has `pulumi up` created it in this account and region?)") from None
+    pending = raw.get("PendingDeploymentSummary")
+    if pending:
+        stages = ", ".join(f"{v['VariantName']}: {v.get('VariantStatus', [{}])[-1].get('Status', '?')}"
+                           for v in pending.get("ProductionVariants", []))
+        deployment = f"blue/green in progress to {pending.get('EndpointConfigName')} ({stages})"
+    else:
+        last = raw.get("LastDeploymentConfig", {}).get("BlueGreenUpdatePolicy", {})
+        shift = last.get("TrafficRoutingConfiguration", {}).get("Type", "none")
+        deployment = f"no deployment in progress (policy: blue/green {shift})" if last else "no deployment in progress"
+    if raw.get("FailureReason"):
+        deployment += f"; last failure: {raw['FailureReason']}"
+    variants = [VariantState(v["VariantName"], v.get("CurrentWeight"), v.get("DesiredWeight"),
+                             v.get("CurrentInstanceCount"), v.get("DesiredInstanceCount"))
+                for v in raw.get("ProductionVariants", [])]
+    return EndpointState(endpoint, raw["EndpointStatus"], raw["EndpointConfigName"], variants, deployment)
+
+
+def alarm_states(clients: Clients, names: list[str]) -> dict[str, str]:
+    response = clients.cloudwatch.describe_alarms(AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+    return {a["AlarmName"]: a["StateValue"] for a in response.get("MetricAlarms", []) + response.get("CompositeAlarms", [])}
+
+
+def firing(clients: Clients, endpoint: str) -> list[str]:
+    return sorted(n for n, s in alarm_states(clients, guard_alarm_names(endpoint)).items() if s == "ALARM")
+
+
+def print_status(state: EndpointState, alarms: dict[str, str], out: Console) -> None:
+    table = Table(title=f"{state.name}: {state.status} · config {state.config_name}")
+    for column in ("variant", "weight now", "weight desired", "instances now", "instances desired"):
+        table.add_column(column)
+    total = sum(state.weights().values()) or 1.0
+    for v in state.variants:
+        share = f"{100 * (v.current_weight or 0) / total:.0f}%"
+        table.add_row(v.name, f"{v.current_weight} ({share})", str(v.desired_weight),
+                      "-" if v.current_instances is None else str(v.current_instances),
+                      "-" if v.desired_instances is None else str(v.desired_instances))
+    out.print(table)
+    out.print(f"deployment: {state.deployment}")
+    expected = guard_alarm_names(state.name)
+    for name in expected:
+        value = alarms.get(name, "MISSING")
+        style = {"OK": "green", "ALARM": "bold red"}.get(value, "yellow")
+        out.print(f"  guard alarm {name}: [{style}]{value}[/]")
+
+
+def shifted(start: dict[str, float], variant: str, percent: float) -> dict[str, float]:
+    """`variant` gets `percent` of the traffic; the others share the rest in their starting proportions."""
+    others = {k: v for k, v in start.items() if k != variant}
+    rest, total = 100.0 - percent, sum(others.values())
+    weights = {k: (rest * v / total if total else rest / len(others)) for k, v in others.items()}
+    weights[variant] = float(percent)
+    return weights
+
+
+class Rollout:
+    def __init__(self, clients: Clients, endpoint: str, out: Console, sleep: Callable[[float], None] = time.sleep,
+                 poll_seconds: float = 15.0, update_timeout_seconds: float = 1800.0):
+        self.clients, self.endpoint, self.out, self.sleep = clients, endpoint, out, sleep
+        self.poll_seconds, self.update_timeout_seconds = poll_seconds, update_timeout_seconds
+
+    def set_weights(self, weights: dict[str, float], why: str) -> None:
+        shown = ", ".join(f"{k}={v:g}" for k, v in sorted(weights.items()))
+        self.clients.sagemaker.update_endpoint_weights_and_capacities(
+            EndpointName=self.endpoint,
+            DesiredWeightsAndCapacities=[{"VariantName": k, "DesiredWeight": v} for k, v in sorted(weights.items())])
+        self.out.print(f"[bold]set weights[/] {shown} ({why})")
+        self.wait_in_service()
+
+    def wait_in_service(self) -> None:
+        waited = 0.0
+        with self.out.status(f"waiting for {self.endpoint} to be InService") as status:
+            while (state := describe(self.clients, self.endpoint)).status != "InService":
+                if state.status == "Failed" or waited >= self.update_timeout_seconds:
+                    raise OpsError(f"{self.endpoint} is {state.status} after {waited:.0f} s: {state.deployment}")
+                status.update(f"{self.endpoint} is {state.status} ({waited:.0f} s)")
+                self.sleep(self.poll_seconds)
+                waited += self.poll_seconds
+
+    def bake(self, seconds: float) -> list[str]:
+        """Watch the guarding alarms for `seconds`; the ones in ALARM as soon as any is."""
+        waited = 0.0
+        with self.out.status(f"baking {seconds:.0f} s") as status:
+            while True:
+                alarms = firing(self.clients, self.endpoint)
+                if alarms or waited >= seconds:
+                    return alarms
+                status.update(f"baking: {waited:.0f}/{seconds:.0f} s, guard alarms OK")
+                self.sleep(min(self.poll_seconds, seconds - waited))
+                waited += min(self.poll_seconds, seconds - waited)
+
+    def promote(self, variant: str, steps: list[float], bake_seconds: float) -> bool:
+        """True: `variant` takes all traffic. False: an alarm fired and the weights are back where they started."""
+        start = describe(self.clients, self.endpoint).weights()
+        if variant not in start:
+            raise OpsError(f"{self.endpoint} has no variant {variant!r}; it has: {', '.join(sorted(start))}")
+        if len(start) < 2:
+            raise OpsError(f"{self.endpoint} has one variant; there is no traffic to shift (a new model version "
+                           f"rolls out through `pulumi up`, baked by SageMaker's blue/green deployment)")
+        if bad := [s for s in steps if not 0 < s <= 100]:
+            raise OpsError(f"--steps must be percentages in (0, 100]; given {bad}")
+        plan = sorted(set(steps) | {100.0})
+        already = firing(self.clients, self.endpoint)
+        if already:
+            raise OpsError(f"guard alarm(s) already in ALARM: {', '.join(already)}; fix that before promoting")
+        for percent in plan:
+            self.set_weights(shifted(start, variant, percent), f"promote step {percent:g}% to {variant}")
+            alarms = self.bake(bake_seconds if percent < 100 else 0)
+            if alarms:
+                self.out.print(f"[bold red]guard alarm in ALARM[/]: {', '.join(alarms)}: rolling back at once")
+                self.set_weights(start, "rollback to the starting weights")
+                return False
+        self.out.print(f"[green]promoted[/]: {variant} takes 100% of {self.endpoint}")
+        return True
+
+    def rollback(self, to_variant: str | None) -> str:
+        state = describe(self.clients, self.endpoint)
+        names = [v.name for v in state.variants]
+        if len(names) > 1:
+            target = to_variant or names[0]
+            if target not in names:
+                raise OpsError(f"{self.endpoint} has no variant {target!r}; it has: {', '.join(names)}")
+            self.set_weights({n: (100.0 if n == target else 0.0) for n in names}, f"rollback to {target}")
+            return f"all traffic on {target}"
+        previous = self.previous_config(state.config_name)
+        # Keeps the deployment config (blue/green, alarms) and the instance counts autoscaling set.
+        self.clients.sagemaker.update_endpoint(EndpointName=self.endpoint, EndpointConfigName=previous,
+                                               RetainAllVariantProperties=True, RetainDeploymentConfig=True)
+        self.out.print(f"[bold]update endpoint[/] to its previous configuration {previous}")
+        self.wait_in_service()
+        return f"back on {previous}"
+
+    def previous_config(self, current: str) -> str:
+        configs = []
+        paginator = self.clients.sagemaker.get_paginator("list_endpoint_configs")
+        for page in paginator.paginate(NameContains=self.endpoint, SortBy="CreationTime", SortOrder="Descending"):
+            configs += [c["EndpointConfigName"] for c in page["EndpointConfigs"]]
+        if current not in configs or configs.index(current) + 1 >= len(configs):
+            raise OpsError(f"no configuration of {self.endpoint} older than {current} is left to go back to; "
+                           f"revert the stack config and `pulumi up` instead")
+        return configs[configs.index(current) + 1]

@@ -1,0 +1,166 @@
+"""preflight against moto (quotas through a Stubber: moto's Service Quotas knows only VPC quotas)."""
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from infra.config.loader import load_stack
+from infra.ops.__main__ import main
+from infra.ops.preflight import endpoint_needs, preflight
+from infra.ops.release import release_model
+from tests.ops.conftest import SAMPLE_MODEL, ab_endpoint, config_from, dev_raw, platform, stub_sagemaker_quotas
+
+
+def by_area(checks, area):
+    return [c for c in checks if c.area == area]
+
+
+def released_platform(clients, **kwargs):
+    platform(clients, **kwargs)
+    release_model(load_stack("dev"), "dev", "resnet50", SAMPLE_MODEL, clients)
+
+
+def test_dev_needs_twice_its_max_fleet_for_a_blue_green_update():
+    need = endpoint_needs(load_stack("dev"), "dev")["ml.g5.xlarge"]
+    assert need.instances == 4  # autoscaling max 2, doubled while the green fleet runs beside the blue one
+
+
+def test_everything_in_place_passes(aws):
+    released_platform(aws)
+    stub_sagemaker_quotas(aws, {"ml.g5.xlarge": 4, "ml.g5.2xlarge": 8})
+    checks = preflight(load_stack("dev"), "dev", aws)
+    assert {c.area for c in checks} == {"quota", "artifact", "image scan"}
+    assert all(c.status == "pass" for c in checks), checks
+
+
+def test_short_quota_fails_with_the_increase_to_ask_for(aws):
+    released_platform(aws)
+    stub_sagemaker_quotas(aws, {"ml.g5.xlarge": 2})
+    [quota] = by_area(preflight(load_stack("dev"), "dev", aws), "quota")
+    assert quota.status == "fail" and "need 4" in quota.detail and "quota 2" in quota.detail
+    assert "request an increase to 4" in quota.fix
+
+
+def test_instances_other_endpoints_use_count_against_the_quota(aws, allow_gpu_instance_types):
+    released_platform(aws)
+    ab_endpoint(aws, name="someone-elses-endpoint", weights=(("only", 1.0),), count=2)
+    stub_sagemaker_quotas(aws, {"ml.g5.xlarge": 5})
+    [quota] = by_area(preflight(load_stack("dev"), "dev", aws), "quota")
+    assert quota.status == "fail" and "in use elsewhere 2" in quota.detail
+    assert "request an increase to 6" in quota.fix
+
+
+def test_a_type_without_a_quota_in_the_region_is_not_offered(aws):
+    released_platform(aws)
+    stub_sagemaker_quotas(aws, {"ml.g6.xlarge": 4})
+    [quota] = by_area(preflight(load_stack("dev"), "dev", aws), "quota")
+    assert quota.status == "fail" and "does not offer ml.g5.xlarge" in quota.detail
+
+
+def denied_quotas(clients):
+    client = boto3.client("service-quotas", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error("list_service_quotas", "AccessDeniedException", "not authorized", 400,
+                             expected_params={"ServiceCode": "sagemaker"})
+    stubber.activate()
+    clients.inject("service_quotas", client)
+
+
+def test_quotas_that_cannot_be_read_are_unverified_not_passed(aws):
+    released_platform(aws)
+    denied_quotas(aws)
+    [quota] = by_area(preflight(load_stack("dev"), "dev", aws), "quota")
+    assert quota.status == "unverified" and "AccessDeniedException" in quota.detail
+
+
+def test_missing_artifact_fails_with_the_release_command(aws):
+    platform(aws)
+    stub_sagemaker_quotas(aws, {"ml.g5.xlarge": 4})
+    [artifact] = by_area(preflight(load_stack("dev"), "dev", aws), "artifact")
+    assert artifact.status == "fail" and artifact.detail == "not found in S3"
+    assert "python -m infra.ops release-model --stack dev --deployment resnet50" in artifact.fix
+
+
+def test_artifact_with_another_checksum_fails(aws):
+    platform(aws)
+    stub_sagemaker_quotas(aws, {"ml.g5.xlarge": 4})
+    cfg = load_stack("dev")
+    model = cfg.deployments[0].model
+    aws.s3.put_object(Bucket=model.bucket, Key=model.key, Body=b"another model")  # no sha256 metadata: hashed
+    [artifact] = by_area(preflight(cfg, "dev", aws), "artifact")
+    assert artifact.status == "fail" and "(content) differs from the config's 09e27ff427f0518e" in artifact.detail
+
+
+def test_missing_image_and_missing_repository_fail(aws):
+    released_platform(aws, tag="some-other-tag")
+    stub_sagemaker_quotas(aws, {"ml.g5.xlarge": 4})
+    [image] = by_area(preflight(load_stack("dev"), "dev", aws), "image")
+    assert image.status == "fail" and image.detail == "no such image in the repository"
+    raw = dev_raw()
+    raw["mlserve:deployments"][0]["image"]["repository"] = "mlserve/not-created"
+    stub_sagemaker_quotas(aws, {"ml.g5.xlarge": 4})
+    [image] = by_area(preflight(config_from(raw), "dev", aws), "image")
+    assert image.status == "fail" and "does not exist yet" in image.detail
+
+
+def test_critical_scan_finding_fails(aws):
+    released_platform(aws, critical=3)
+    stub_sagemaker_quotas(aws, {"ml.g5.xlarge": 4})
+    [scan] = by_area(preflight(load_stack("dev"), "dev", aws), "image scan")
+    assert scan.status == "fail" and "3 critical finding(s)" in scan.detail
+
+
+def test_gpu_node_groups_are_checked_against_ec2_vcpu_quotas_and_offerings(aws):
+    raw = dev_raw()
+    raw["mlserve:cluster"] = {
+        "kubernetes_version": "1.31", "admin_role_arns": ["arn:aws:iam::123456789012:role/platform-admin"],
+        "addons": {"vpc_cni": "v1", "coredns": "v1", "kube_proxy": "v1", "eks_pod_identity_agent": "v1",
+                   "aws_ebs_csi_driver": "v1"},
+        "charts": {"nvidia_device_plugin": "0.17.0", "dcgm_exporter": "4.1.1", "cert_manager": "v1.16.2",
+                   "kserve": "v0.14.1", "keda": "2.16.1"},
+        "node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"], "min_size": 1, "max_size": 4,
+                         "desired_size": 1}]}
+    cfg = config_from(raw)
+    client = boto3.client("service-quotas", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_response("get_service_quota", {"Quota": {"QuotaCode": "L-DB2E81BA", "Value": 16.0}},
+                         {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"})
+    stubber.activate()
+    aws.inject("service_quotas", client)
+    from infra.ops.preflight import check_node_group_quotas
+
+    checks = check_node_group_quotas(cfg, aws)
+    offering = next(c for c in checks if c.area == "offering")
+    assert offering.subject == "g5.2xlarge" and offering.status == "pass"
+    quota = next(c for c in checks if c.area == "quota")
+    assert quota.status == "fail" and "need 32 vCPUs" in quota.detail  # 4 nodes x 8 vCPUs > 16
+    stubber.assert_no_pending_responses()
+
+
+def test_cli_exits_1_on_failure_and_unverified_unless_allowed(aws, capsys, monkeypatch):
+    released_platform(aws)
+    from infra.ops import __main__ as cli
+
+    real_clients = cli.Clients
+
+    def clients_without_quota_permission(region, endpoint_url):
+        clients = real_clients(region, endpoint_url)
+        denied_quotas(clients)
+        return clients
+
+    monkeypatch.setattr(cli, "Clients", clients_without_quota_permission)
+    assert main(["preflight", "--stack", "dev"]) == 1
+    out = capsys.readouterr().out
+    assert "UNVERIFIED" in out and "preflight: 2 passed, 0 failed, 1 unverified" in out
+    assert main(["preflight", "--stack", "dev", "--allow-unverified"]) == 0
+    assert "allowed by --allow-unverified" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["preflight", "--stack", "staging"], "Pulumi.staging.yaml"),
+    (["rollout", "status", "--stack", "dev", "--deployment", "bert"], "no deployment 'bert'"),
+])
+def test_cli_bad_input_exits_2_with_a_message(aws, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
