@@ -24,6 +24,7 @@ class EncryptionArgs:
     partition: str = "aws"
     deletion_window_days: int = 30
     service_principals: tuple[str, ...] = (LOGS, CLOUDWATCH_ALARMS, EVENTS)
+    node_volumes: bool = False  # EKS node groups launch encrypted root volumes through EC2 Auto Scaling
 
 
 class Encryption(pulumi.ComponentResource):
@@ -58,6 +59,18 @@ class Encryption(pulumi.ComponentResource):
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 conditions={"StringEquals": {"aws:SourceAccount": args.account_id}},
             ))
+
+        if args.node_volumes:
+            # Auto Scaling's service-linked role launches the nodes; IAM policies cannot reach it, the key policy must.
+            autoscaling = pulumi.Output.concat(
+                "arn:", args.partition, ":iam::", args.account_id,
+                ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling")
+            statements.append(Statement(
+                sid="AutoScalingUsesKeyForNodeVolumes", principals={"AWS": autoscaling},
+                actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]))
+            statements.append(Statement(
+                sid="AutoScalingAttachesNodeVolumes", principals={"AWS": autoscaling}, actions=["kms:CreateGrant"],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}))
 
         key = aws.kms.Key(
             f"{name}-key",

@@ -15,19 +15,24 @@ from pathlib import Path
 
 import drift
 from components.alerting import Alerting, AlertingArgs
+from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs
 from components.api_gateway_account import ApiGatewayAccount
 from components.dashboard import Dashboard, DashboardArgs, DeploymentPanel
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
+from components.eks_cluster import EksCluster, EksClusterArgs
 from components.inference_api import ApiTierSpec, InferenceApi, InferenceApiArgs
+from components.kserve_service import KServeService, KServeServiceArgs, ModelRef
 from components.encryption import Encryption, EncryptionArgs
 from components.endpoint_alarms import EndpointAlarms, EndpointAlarmsArgs
 from components.endpoint_autoscaling import EndpointAutoscaling, EndpointAutoscalingArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.network import Network, NetworkArgs
+from components.node_group import NodeGroup, NodeGroupArgs
 from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs, TrafficShift, Variant
 from infra.aws_facts import sagemaker_gpus
 from infra.config import StackConfig
-from infra.config.models import (AllAtOnce, BlueGreen, Canary, Linear, ModelArtifact, SageMakerDeployment, Shadow)
+from infra.config.models import (AllAtOnce, BlueGreen, Canary, KServeDeployment, Linear, ModelArtifact,
+                                 SageMakerDeployment, Shadow)
 from infra.naming import resource_name
 
 PRIMARY_VARIANT = "primary"
@@ -44,7 +49,7 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
 
     encryption = Encryption(resource_name(stack), EncryptionArgs(
         alias=resource_name(stack), account_id=account_id, region=cfg.region,
-        deletion_window_days=30 if cfg.is_prod else 7), opts=with_provider)
+        deletion_window_days=30 if cfg.is_prod else 7, node_volumes=cfg.cluster is not None), opts=with_provider)
 
     network = Network(resource_name(stack), NetworkArgs(
         cidr=cfg.network.cidr, availability_zones=zones, nat_gateway_per_az=cfg.is_prod, region=cfg.region,
@@ -73,6 +78,8 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
                 name=deployment.name, endpoint_name=resource_name(stack, deployment.name),
                 variant_name=PRIMARY_VARIANT, api_name=resource_name(stack, deployment.name),
                 drift=deployment.drift.enabled))
+    cluster_outputs = kubernetes_platform(cfg, stack, with_provider, account_id=account_id, encryption=encryption,
+                                          network=network, store=store) if cfg.cluster else {}
     dashboard = Dashboard(resource_name(stack), DashboardArgs(
         dashboard_name=resource_name(stack), region=cfg.region, deployments=panels), opts=with_provider)
 
@@ -86,7 +93,52 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         "private_subnet_ids": network.private_subnet_ids,
         "model_bucket": store.bucket_name,
         "image_repositories": store.repository_urls,
+        **cluster_outputs,
     }
+
+
+def kubernetes_platform(cfg: StackConfig, stack: str, opts: pulumi.ResourceOptions, *, account_id, encryption: Encryption,
+                        network: Network, store: ModelStore) -> dict[str, Any]:
+    """The EKS cluster, its node groups and add-ons, and every kserve deployment on it."""
+    c = cfg.cluster
+    cluster = EksCluster(resource_name(stack), EksClusterArgs(
+        cluster_name=resource_name(stack), kubernetes_version=c.kubernetes_version, region=cfg.region,
+        subnet_ids=network.private_subnet_ids, kms_key_arn=encryption.key_arn, admin_role_arns=tuple(c.admin_role_arns),
+        addon_versions={"vpc-cni": c.addons.vpc_cni, "coredns": c.addons.coredns, "kube-proxy": c.addons.kube_proxy,
+                        "eks-pod-identity-agent": c.addons.eks_pod_identity_agent,
+                        "aws-ebs-csi-driver": c.addons.aws_ebs_csi_driver},
+        public_access_cidrs=tuple(c.public_access_cidrs), log_retention_days=c.log_retention_days), opts=opts)
+    groups = [NodeGroup(resource_name(stack, g.name), NodeGroupArgs(
+        cluster_name=cluster.cluster_name, group_name=g.name, subnet_ids=network.private_subnet_ids,
+        instance_types=tuple(g.instance_types), ami_type=g.ami_type, capacity_type=g.capacity_type,
+        min_size=g.min_size, max_size=g.max_size, desired_size=g.desired_size, disk_size_gib=g.disk_size_gib,
+        kms_key_arn=encryption.key_arn, gpu=g.gpu), opts=opts) for g in c.node_groups]
+    # Components holding AWS and Kubernetes resources get both providers; each child picks its package's.
+    both = [opts.provider, cluster.provider]
+    addons = ClusterAddons(resource_name(stack), ClusterAddonsArgs(
+        cluster_name=cluster.cluster_name, region=cfg.region, account_id=account_id, vpc_id=network.vpc_id,
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
+        system_node_group=next(g.name for g in c.node_groups if not g.gpu),
+        charts=ChartPins(**c.charts.model_dump())), opts=pulumi.ResourceOptions(providers=both, depends_on=groups))
+    services = {}
+    for d in (d for d in cfg.deployments if isinstance(d, KServeDeployment)):
+        canary = d.rollout if isinstance(d.rollout, Canary) else None
+        candidate = canary.candidate if canary else None
+        service = KServeService(resource_name(stack, d.name), KServeServiceArgs(
+            name=d.name, namespace=resource_name(stack, d.name),
+            image_uri=pulumi.Output.concat(store.repository_urls[d.image.repository], d.image.reference),
+            model=ModelRef(d.model.uri, d.model.bucket, d.model.prefix),
+            candidate=ModelRef(candidate.uri, candidate.bucket, candidate.prefix) if candidate else None,
+            canary_percent=canary.percent if canary else 0, gpus=d.compute.gpus, cpu=d.compute.cpu,
+            memory=d.compute.memory, node_group=d.compute.node_group, min_replicas=d.autoscaling.min,
+            max_replicas=d.autoscaling.max, target_concurrency=d.autoscaling.target_concurrency,
+            scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds, region=cfg.region,
+            kms_key_arn=encryption.key_arn, oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer, vpc_cidr=network.vpc_cidr, prometheus_url=addons.prometheus_url,
+            spread_across_zones=cfg.is_prod, certificate_arn=c.ingress_certificate_arn),
+            opts=pulumi.ResourceOptions(providers=both, depends_on=addons.ready))
+        services[d.name] = service.url
+    return {"cluster_name": cluster.cluster_name, "kubeconfig": cluster.kubeconfig, "kserve_urls": services}
 
 
 def traffic_shift(rollout) -> TrafficShift:

@@ -17,7 +17,8 @@ def test_plan_json_has_the_policy_pack_shape(tmp_path, capsys):
     plan = json.loads(out.read_text())
     assert plan["stack"] == "prod" and set(plan) >= {"stack", "resources", "outputs"}
     for resource in plan["resources"]:
-        assert set(resource) == {"urn", "type", "name", "parent", "custom", "inputs", "propertyDependencies"}
+        assert set(resource) == {"urn", "type", "name", "parent", "custom", "inputs", "propertyDependencies",
+                                 "provider"}
     bucket = next(r for r in plan["resources"] if r["type"] == "aws:s3/bucketVersioning:BucketVersioning")
     assert "versioningConfiguration" in bucket["inputs"]  # engine camelCase, not versioning_configuration
     assert bucket["parent"] == "urn:pulumi:prod::mlserve::mlserve:storage:ModelStore::mlserve-prod"

@@ -60,11 +60,14 @@ class ClusterAddonVersions(Strict):
 
 
 class HelmChartVersions(Strict):
+    """Pinned chart versions of the cluster add-ons (Helm releases)."""
     nvidia_device_plugin: str
     dcgm_exporter: str
     cert_manager: str
     kserve: str
     keda: str
+    aws_load_balancer_controller: str
+    prometheus: str
 
 
 class ClusterConfig(Strict):
@@ -75,6 +78,9 @@ class ClusterConfig(Strict):
     addons: ClusterAddonVersions
     charts: HelmChartVersions
     node_groups: list[NodeGroupConfig] = Field(min_length=1)
+    ingress_certificate_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+",
+        description="ACM certificate for the KServe ALBs' HTTPS listener (required in prod)")
 
     @field_validator("admin_role_arns")
     @classmethod
@@ -155,8 +161,10 @@ class AllAtOnce(Strict):
 
 class Canary(Strict):
     strategy: Literal["canary"]
-    percent: int = Field(ge=1, le=50)
+    percent: int = Field(ge=0, le=50, description="0 only for kserve: the candidate gets no traffic (rolled back)")
     bake_minutes: int = Field(ge=1, le=60 * 24)
+    candidate: ModelArtifact | None = Field(
+        default=None, description="kserve: the model under test, served beside `model` with `percent` of traffic")
 
 
 class Linear(Strict):

@@ -111,6 +111,9 @@ def kserve_needs_a_cluster(cfg: StackConfig) -> Iterator[ConfigIssue]:
         elif d.compute.gpus > 0 and not group.gpu:
             yield ConfigIssue(key_path(("deployments", i, "compute", "node_group")), d.compute.node_group,
                               "a node group with gpu: true, since the deployment asks for GPUs")
+        if d.autoscaling.target_concurrency is None:
+            yield ConfigIssue(key_path(("deployments", i, "autoscaling", "target_concurrency")), None,
+                              "in-flight requests per replica at the p99 SLO (what KEDA scales on), e.g. 8")
         if d.autoscaling.min == 0 and cfg.is_prod:
             yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), 0,
                               "at least 1 in prod (pods scaled away while a GPU node starts fail requests)")
@@ -121,7 +124,20 @@ def progressive_rollout_fits_capacity(cfg: StackConfig) -> Iterator[ConfigIssue]
         rollout = d.rollout
         if isinstance(rollout, Shadow) and isinstance(d, KServeDeployment):
             yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), "shadow",
-                              "all_at_once, canary or blue_green for kserve (shadow traffic is a SageMaker feature here)")
+                              "all_at_once or canary for kserve (shadow traffic is a SageMaker feature here)")
+        if isinstance(rollout, Canary) and isinstance(d, KServeDeployment) and rollout.candidate is None:
+            yield ConfigIssue(key_path(("deployments", i, "rollout", "candidate")), None,
+                              "the model under test (uri, format, sha256): a kserve canary serves it beside `model`")
+        if isinstance(rollout, Canary) and isinstance(d, SageMakerDeployment):
+            if rollout.candidate is not None:
+                yield ConfigIssue(key_path(("deployments", i, "rollout", "candidate")), rollout.candidate.uri,
+                                  "no candidate for sagemaker: change `model` and the blue/green canary shifts to it")
+            if rollout.percent == 0:
+                yield ConfigIssue(key_path(("deployments", i, "rollout", "percent")), 0,
+                                  "1-50 for sagemaker (0 is the kserve rollback setting)")
+        if isinstance(rollout, (Linear, BlueGreen)) and isinstance(d, KServeDeployment):
+            yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), rollout.strategy,
+                              "all_at_once or canary for kserve (step the canary's percent instead)")
         if not isinstance(d, SageMakerDeployment) or not isinstance(rollout, (Canary, Linear)):
             continue
         count = d.compute.instance_count
@@ -210,6 +226,12 @@ def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
     if cfg.is_prod and cluster.public_access_cidrs:
         yield ConfigIssue(key_path(("cluster", "public_access_cidrs")), cluster.public_access_cidrs,
                           "an empty list in prod: the API endpoint is private (reach it through the VPC)")
+    if not any(not g.gpu for g in cluster.node_groups):
+        yield ConfigIssue(key_path(("cluster", "node_groups")), [g.name for g in cluster.node_groups],
+                          "also a CPU node group (gpu: false) for the controllers (KServe, KEDA, cert-manager, ...)")
+    if cfg.is_prod and not cluster.ingress_certificate_arn:
+        yield ConfigIssue(key_path(("cluster", "ingress_certificate_arn")), None,
+                          "an ACM certificate ARN in prod: the KServe load balancers serve HTTPS only")
     for j, group in enumerate(cluster.node_groups):
         where = ("cluster", "node_groups", j)
         if not group.min_size <= group.desired_size <= group.max_size:

@@ -50,11 +50,12 @@ class Resource:
     inputs: dict[str, Any]
     id: str = ""  # what the mock engine answered; not part of the plan JSON
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)  # input -> URNs it came from
-
+    provider: str = ""  # the provider reference `<urn>::<id>` of a custom resource; "" for the default provider
 
     def as_json(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent, "custom": self.custom,
-                "inputs": to_json(self.inputs), "propertyDependencies": self.property_dependencies}
+                "inputs": to_json(self.inputs), "propertyDependencies": self.property_dependencies,
+                "provider": self.provider}
 
 
 @dataclass
@@ -228,6 +229,7 @@ class RecordingMonitor(MockMonitor):
                 inputs["name"] = autoname  # the provider's Check adds it before a policy pack sees the inputs
             self.records.append(Resource(urn=response.urn, type=request.type, name=request.name, parent=parent,
                                          custom=bool(request.custom), inputs=inputs, id=response.id,
+                                         provider=request.provider if request.custom else "",
                                          property_dependencies={k: list(v.urns) for k, v in
                                                                 request.propertyDependencies.items() if v.urns}))
         return response

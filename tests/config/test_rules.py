@@ -15,7 +15,8 @@ def deployment(raw, index=0):
 def kserve_deployment(raw):
     d = copy.deepcopy(deployment(raw))
     d.update(name="resnet50-k8s", backend="kserve", compute={"gpus": 1, "node_group": "gpu"})
-    d["rollout"] = {"strategy": "canary", "percent": 10, "bake_minutes": 10}
+    d["autoscaling"] = {"min": 1, "max": 2, "target_concurrency": 8}
+    d["rollout"] = {"strategy": "canary", "percent": 10, "bake_minutes": 10, "candidate": {**d["model"]}}
     return d
 
 
@@ -27,9 +28,12 @@ def cluster(min_size=1, **overrides):
                    "kube_proxy": "v1.31.3-eksbuild.2", "eks_pod_identity_agent": "v1.3.4-eksbuild.1",
                    "aws_ebs_csi_driver": "v1.38.1-eksbuild.2"},
         "charts": {"nvidia_device_plugin": "0.17.0", "dcgm_exporter": "4.0.4", "cert_manager": "v1.16.2",
-                   "kserve": "v0.14.1", "keda": "2.16.1"},
+                   "kserve": "v0.14.1", "keda": "2.16.1", "aws_load_balancer_controller": "1.13.2",
+                   "prometheus": "27.20.0"},
         "node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"], "min_size": min_size, "max_size": 4,
-                         "desired_size": max(min_size, 1)}],
+                         "desired_size": max(min_size, 1)},
+                        {"name": "system", "gpu": False, "ami_type": "AL2023_x86_64_STANDARD",
+                         "instance_types": ["m6i.xlarge"], "min_size": 2, "max_size": 3, "desired_size": 2}],
         **overrides,
     }
 
@@ -64,7 +68,7 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
     ("prod", lambda r: deployment(r)["rollout"].update(percent=60),
      "mlserve:deployments[0].rollout.percent", "less than or equal to 50"),
     ("prod", lambda r: deployment(r)["rollout"].update(percent=0),
-     "mlserve:deployments[0].rollout.percent", "greater than or equal to 1"),
+     "mlserve:deployments[0].rollout.percent", "1-50 for sagemaker"),
     ("dev", lambda r: deployment(r).update(rollout={"strategy": "canary", "percent": 10, "bake_minutes": 5}),
      "mlserve:deployments[0].compute.instance_count", "at least 2 for a canary rollout"),
     ("prod", lambda r: (deployment(r)["compute"].update(instance_count=5), deployment(r)["autoscaling"].update(

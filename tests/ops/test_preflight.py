@@ -117,9 +117,12 @@ def test_gpu_node_groups_are_checked_against_ec2_vcpu_quotas_and_offerings(aws):
         "addons": {"vpc_cni": "v1", "coredns": "v1", "kube_proxy": "v1", "eks_pod_identity_agent": "v1",
                    "aws_ebs_csi_driver": "v1"},
         "charts": {"nvidia_device_plugin": "0.17.0", "dcgm_exporter": "4.1.1", "cert_manager": "v1.16.2",
-                   "kserve": "v0.14.1", "keda": "2.16.1"},
+                   "kserve": "v0.14.1", "keda": "2.16.1", "aws_load_balancer_controller": "1.13.2",
+                   "prometheus": "27.20.0"},
         "node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"], "min_size": 1, "max_size": 4,
-                         "desired_size": 1}]}
+                         "desired_size": 1},
+                        {"name": "system", "gpu": False, "ami_type": "AL2023_x86_64_STANDARD",
+                         "instance_types": ["m6i.xlarge"], "min_size": 2, "max_size": 3, "desired_size": 2}]}
     cfg = config_from(raw)
     client = boto3.client("service-quotas", region_name="us-east-1")
     stubber = Stubber(client)

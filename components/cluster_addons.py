@@ -1,0 +1,171 @@
+"""ClusterAddons: what a GPU inference cluster runs besides the models, as pinned Helm releases.
+
+Resources (Helm v3 releases, chart versions from config, no hand-copied chart YAML):
+- NVIDIA device plugin and DCGM exporter: tolerate the GPU taint and run only on GPU nodes (the device plugin
+  crash-loops on CPU nodes); DCGM metrics are scraped by Prometheus.
+- cert-manager (KServe's webhooks need certificates), KServe CRDs and controller in RawDeployment mode, KEDA.
+- Prometheus (server only): scrapes Triton's and DCGM's metrics; KEDA scales serving pods on what it reads.
+- AWS Load Balancer Controller with its own IRSA role: the internal ALB whose weighted target groups split traffic
+  between a stable and a canary InferenceService.
+
+Why RawDeployment: KEDA (autoscaling on a serving signal) works only in it, GPU pods stay plain Deployments that the
+platform team already knows how to operate, and no Knative/Istio is needed. Its cost is that KServe ignores
+`canaryTrafficPercent`; the split is therefore done by the ALB (see KServeService).
+Controllers run on the system node group, never on GPU nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from .eks_cluster import irsa_trust_policy
+from .node_group import GROUP_LABEL
+from .policy_document import Statement, render
+
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+GPU_NODES = {"nvidia.com/gpu.present": "true"}
+PROMETHEUS_URL = "http://prometheus-server.monitoring.svc.cluster.local:80"
+LB_CONTROLLER_SA = "aws-load-balancer-controller"
+
+
+@dataclass(frozen=True)
+class ChartPins:
+    nvidia_device_plugin: str
+    dcgm_exporter: str
+    cert_manager: str
+    kserve: str
+    keda: str
+    aws_load_balancer_controller: str
+    prometheus: str
+
+
+@dataclass(frozen=True)
+class ClusterAddonsArgs:
+    cluster_name: pulumi.Input[str]
+    region: str
+    account_id: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer: pulumi.Input[str]
+    system_node_group: str
+    charts: ChartPins
+
+
+def load_balancer_controller_policy(region: str, account_id: pulumi.Input[str], cluster_name: pulumi.Input[str],
+                                    vpc_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """What the controller does, scoped: ELBv2 and security groups it creates carry the tag
+    `elbv2.k8s.aws/cluster=<cluster>`, and it may change only resources with that tag."""
+    arn = lambda service, resource: pulumi.Output.concat(f"arn:aws:{service}:{region}:", account_id, ":", resource)  # noqa: E731
+    elb = lambda resource: arn("elasticloadbalancing", resource)  # noqa: E731
+    owned_request = {"StringEquals": {"aws:RequestTag/elbv2.k8s.aws/cluster": cluster_name}}
+    owned_resource = {"StringEquals": {"aws:ResourceTag/elbv2.k8s.aws/cluster": cluster_name}}
+    balancers = [elb("loadbalancer/app/*"), elb("targetgroup/*")]
+    return render(
+        # Describe/Get/List only (read-only; these calls have no resource-level permissions).
+        Statement(sid="Discover", actions=[
+            "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
+            "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections",
+            "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances",
+            "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags", "ec2:GetSecurityGroupsForVpc",
+            "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
+            "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerCertificates",
+            "elasticloadbalancing:DescribeListenerAttributes", "elasticloadbalancing:DescribeSSLPolicies",
+            "elasticloadbalancing:DescribeRules", "elasticloadbalancing:DescribeTargetGroups",
+            "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetHealth",
+            "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeCapacityReservation",
+            "acm:ListCertificates", "acm:DescribeCertificate", "wafv2:GetWebACL", "wafv2:GetWebACLForResource",
+            "shield:GetSubscriptionState"]),
+        Statement(sid="ServiceLinkedRole", actions=["iam:CreateServiceLinkedRole"], resources=[pulumi.Output.concat(
+            "arn:aws:iam::", account_id,
+            ":role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing")],
+                  conditions={"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}}),
+        Statement(sid="SecurityGroupsInThisVpc", actions=["ec2:CreateSecurityGroup"],
+                  resources=[arn("ec2", "security-group/*"), pulumi.Output.concat(
+                      f"arn:aws:ec2:{region}:", account_id, ":vpc/", vpc_id)]),
+        Statement(sid="TagNewSecurityGroups", actions=["ec2:CreateTags"], resources=[arn("ec2", "security-group/*")],
+                  conditions={"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}),
+        # Rules on the nodes' security group let the ALB reach pods; security groups only, in this account/region.
+        Statement(sid="OpenPodsToTheBalancer", actions=[
+            "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+                  resources=[arn("ec2", "security-group/*")]),
+        Statement(sid="ManageOwnSecurityGroups", actions=["ec2:DeleteSecurityGroup", "ec2:CreateTags",
+                                                          "ec2:DeleteTags"],
+                  resources=[arn("ec2", "security-group/*")], conditions=owned_resource),
+        Statement(sid="CreateOwnBalancers", actions=[
+            "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup",
+            "elasticloadbalancing:AddTags"], resources=balancers, conditions=owned_request),
+        Statement(sid="ManageOwnBalancers", actions=[
+            "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
+            "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
+            "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
+            "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
+            "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
+            "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+                  resources=balancers, conditions=owned_resource),
+        Statement(sid="ListenersAndRules", actions=[
+            "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
+            "elasticloadbalancing:ModifyListener", "elasticloadbalancing:ModifyListenerAttributes",
+            "elasticloadbalancing:AddListenerCertificates", "elasticloadbalancing:RemoveListenerCertificates",
+            "elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule", "elasticloadbalancing:ModifyRule",
+            "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                  resources=[elb("loadbalancer/app/*"), elb("listener/app/*"), elb("listener-rule/app/*")]),
+    )
+
+
+class ClusterAddons(pulumi.ComponentResource):
+    prometheus_url: str
+
+    def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlserve:compute:ClusterAddons", name, None, opts)
+        charts = args.charts
+        system = {GROUP_LABEL: args.system_node_group}
+
+        def release(key: str, chart: str, version: str, namespace: str, values: dict, repo: str | None = None,
+                    depends_on: list | None = None) -> k8s.helm.v3.Release:
+            return k8s.helm.v3.Release(
+                f"{name}-{key}", name=key, chart=chart, version=version, namespace=namespace, create_namespace=True,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None, values=values,
+                atomic=True, cleanup_on_fail=True, timeout=900,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []))
+
+        release("nvidia-device-plugin", "nvidia-device-plugin", charts.nvidia_device_plugin, "nvidia-device-plugin",
+                {"tolerations": [GPU_TOLERATION], "nodeSelector": GPU_NODES}, "https://nvidia.github.io/k8s-device-plugin")
+        release("dcgm-exporter", "dcgm-exporter", charts.dcgm_exporter, "gpu-monitoring", {
+            "tolerations": [GPU_TOLERATION], "nodeSelector": GPU_NODES, "serviceMonitor": {"enabled": False},
+            "podAnnotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9400"}},
+                "https://nvidia.github.io/dcgm-exporter/helm-charts")
+        prometheus = release("prometheus", "prometheus", charts.prometheus, "monitoring", {
+            "alertmanager": {"enabled": False}, "prometheus-pushgateway": {"enabled": False},
+            "prometheus-node-exporter": {"enabled": False},
+            "server": {"retention": "15d", "nodeSelector": system, "persistentVolume": {"size": "50Gi"}}},
+                             "https://prometheus-community.github.io/helm-charts")
+        cert_manager = release("cert-manager", "cert-manager", charts.cert_manager, "cert-manager", {
+            "crds": {"enabled": True}, "nodeSelector": system, "webhook": {"nodeSelector": system},
+            "cainjector": {"nodeSelector": system}}, "https://charts.jetstack.io")
+        keda = release("keda", "keda", charts.keda, "keda", {"nodeSelector": system}, "https://kedacore.github.io/charts")
+        kserve_crd = release("kserve-crd", "oci://ghcr.io/kserve/charts/kserve-crd", charts.kserve, "kserve", {})
+        kserve = release("kserve", "oci://ghcr.io/kserve/charts/kserve", charts.kserve, "kserve", {"kserve": {"controller": {
+            "deploymentMode": "RawDeployment", "nodeSelector": system,
+            # Ingresses are ours (KServeService): one internal ALB per deployment with the canary split.
+            "gateway": {"disableIngressCreation": True}}}}, depends_on=[cert_manager, kserve_crd])
+
+        lb_role = aws.iam.Role(f"{name}-lb-controller", assume_role_policy=irsa_trust_policy(
+            args.oidc_provider_arn, args.oidc_issuer, "kube-system", LB_CONTROLLER_SA),
+                               opts=pulumi.ResourceOptions(parent=self))
+        lb_policy = aws.iam.RolePolicy(f"{name}-lb-controller", role=lb_role.id, policy=load_balancer_controller_policy(
+            args.region, args.account_id, args.cluster_name, args.vpc_id), opts=pulumi.ResourceOptions(parent=self))
+        lb_controller = release("aws-load-balancer-controller", "aws-load-balancer-controller", charts.aws_load_balancer_controller,
+                "kube-system", {
+                    "clusterName": args.cluster_name, "region": args.region, "vpcId": args.vpc_id,
+                    "nodeSelector": system, "serviceAccount": {"create": True, "name": LB_CONTROLLER_SA, "annotations": {
+                        "eks.amazonaws.com/role-arn": lb_role.arn}}},
+                "https://aws.github.io/eks-charts", depends_on=[lb_policy])
+
+        self.prometheus_url = PROMETHEUS_URL
+        # What serving resources wait for: the CRDs they use, the metrics they scale on, the ingress webhook.
+        self.ready = [kserve, keda, prometheus, lb_controller]
+        self.register_outputs({"load_balancer_controller_role_arn": lb_role.arn})

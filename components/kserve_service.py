@@ -1,0 +1,236 @@
+"""KServeService: one model on the EKS cluster behind an internal ALB, with a real canary split.
+
+Resources, in the deployment's own namespace:
+- an IRSA role that may read only this model's S3 prefixes and decrypt with the stack key, and its service account;
+- the `mlserve-triton` ServingRuntime (the bundled image in KServe mode: v2 HTTP 8080, gRPC 9000, metrics 8002);
+- the stable InferenceService (`model`) and, during a canary, a second one (`<name>-canary`, the candidate): RawDeployment,
+  GPU limits, the GPU toleration and node selector, readiness on /v2/health/ready, a startup allowance for engine builds,
+  topology spread across zones in prod;
+- a KEDA ScaledObject per InferenceService scaling on in-flight requests (Little's law over Triton's request
+  duration counter, read from Prometheus), scale-in slower than scale-out;
+- a PodDisruptionBudget per InferenceService and a NetworkPolicy admitting only the VPC (the ALB's IP targets) on the
+  serving port and Prometheus on the metrics port;
+- an internal ALB Ingress whose forward action weighs the two predictor Services by the canary percent.
+
+KServe ignores `canaryTrafficPercent` in RawDeployment mode, so the split is the ALB's weighted target groups: config
+`rollout: canary` with `percent: 10` ends in a 90/10 split; `percent: 0` (or `all_at_once`) removes the canary and
+puts all traffic back on `model` - one config change either way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from .cluster_addons import GPU_TOLERATION
+from .eks_cluster import irsa_trust_policy
+from .node_group import GROUP_LABEL
+from .policy_document import Statement, render
+
+RUNTIME = "mlserve-triton"
+PORTS = {"http": 8080, "grpc": 9000, "metrics": 8002}
+ISVC_LABEL = "serving.kserve.io/inferenceservice"
+STARTUP_ALLOWANCE_SECONDS = 1800  # a TensorRT engine build on first start of a new architecture
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    uri: str  # s3://bucket/prefix/model.tar.gz (KServe's storage initializer unpacks it into /mnt/models)
+    bucket: str
+    prefix: str
+
+
+@dataclass(frozen=True)
+class KServeServiceArgs:
+    name: str
+    namespace: str
+    image_uri: pulumi.Input[str]
+    model: ModelRef
+    candidate: ModelRef | None  # the canary's model; None: no canary
+    canary_percent: int
+    gpus: int
+    cpu: str
+    memory: str
+    node_group: str
+    min_replicas: int
+    max_replicas: int
+    target_concurrency: int
+    scale_in_cooldown_seconds: int
+    region: str
+    kms_key_arn: pulumi.Input[str]
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer: pulumi.Input[str]
+    vpc_cidr: pulumi.Input[str]
+    prometheus_url: str
+    spread_across_zones: bool
+    certificate_arn: str | None = None
+
+
+def serving_role_policy(args: KServeServiceArgs) -> pulumi.Output[str]:
+    models = [m for m in (args.model, args.candidate) if m]
+    return render(
+        Statement(sid="ReadThisModel", actions=["s3:GetObject"],
+                  resources=sorted({f"arn:aws:s3:::{m.bucket}/{m.prefix}*" for m in models})),
+        Statement(sid="ListThisModel", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{args.model.bucket}"],
+                  conditions={"StringLike": {"s3:prefix": sorted({f"{m.prefix}*" for m in models})}}),
+        Statement(sid="DecryptModels", actions=["kms:Decrypt"], resources=[args.kms_key_arn]),
+    )
+
+
+class KServeService(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KServeServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlserve:serving:KServeService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = args.namespace
+        labels = {"app.kubernetes.io/part-of": "mlserve", "mlserve.io/deployment": args.name}
+
+        namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": ns, "labels": labels}, opts=child)
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+
+        role = aws.iam.Role(f"{name}-serving-role", assume_role_policy=irsa_trust_policy(
+            args.oidc_provider_arn, args.oidc_issuer, ns, args.name), opts=child)
+        aws.iam.RolePolicy(f"{name}-serving-role", role=role.id, policy=serving_role_policy(args), opts=child)
+        k8s.core.v1.ServiceAccount(f"{name}-service-account", metadata={
+            "name": args.name, "namespace": ns, "labels": labels, "annotations": {
+                "eks.amazonaws.com/role-arn": role.arn, "serving.kserve.io/s3-region": args.region,
+                "serving.kserve.io/s3-endpoint": f"s3.{args.region}.amazonaws.com",
+                "serving.kserve.io/s3-usehttps": "1"}}, opts=in_ns)
+
+        k8s.apiextensions.CustomResource(
+            f"{name}-runtime", api_version="serving.kserve.io/v1alpha1", kind="ServingRuntime",
+            metadata={"name": RUNTIME, "namespace": ns, "labels": labels},
+            spec={
+                "supportedModelFormats": [{"name": "triton", "version": "2", "autoSelect": False}],
+                "protocolVersions": ["v2", "grpc-v2"],
+                "annotations": {"prometheus.kserve.io/port": str(PORTS["metrics"]),
+                                "prometheus.kserve.io/path": "/metrics"},
+                "containers": [{
+                    "name": "kserve-container", "image": args.image_uri,
+                    "args": ["serve", "--mode", "kserve", "--model-dir", "/mnt/models"],
+                    "ports": [{"containerPort": PORTS["http"], "name": "h1", "protocol": "TCP"}],
+                    "securityContext": {"runAsUser": 1000, "runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                                        "capabilities": {"drop": ["ALL"]}},
+                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]},
+            opts=in_ns)
+
+        tracks = [("stable", args.name, args.model, args.min_replicas, args.max_replicas)]
+        if args.candidate and args.canary_percent > 0:
+            tracks.append(("canary", f"{args.name}-canary", args.candidate, 1, args.max_replicas))
+        for track, isvc, model, low, high in tracks:
+            self._inference_service(name, args, track, isvc, model, low, high, labels, in_ns)
+
+        k8s.networking.v1.NetworkPolicy(f"{name}-network-policy", metadata={
+            "name": f"{args.name}-ingress", "namespace": ns, "labels": labels}, spec={
+            "podSelector": {"matchExpressions": [{"key": ISVC_LABEL, "operator": "In",
+                                                  "values": [isvc for _, isvc, *_ in tracks]}]},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                # The ALB targets pod IPs from its own ENIs in the VPC's subnets.
+                {"from": [{"ipBlock": {"cidr": args.vpc_cidr}}],
+                 "ports": [{"port": PORTS["http"], "protocol": "TCP"}]},
+                {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                 "ports": [{"port": PORTS["metrics"], "protocol": "TCP"}]}]}, opts=in_ns)
+
+        ingress = k8s.networking.v1.Ingress(f"{name}-ingress", metadata={
+            "name": args.name, "namespace": ns, "labels": labels,
+            "annotations": self._alb_annotations(args, tracks)}, spec={
+            "ingressClassName": "alb",
+            "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": (
+                {"name": f"{args.name}-split", "port": {"name": "use-annotation"}} if len(tracks) > 1 else
+                {"name": f"{args.name}-predictor", "port": {"number": 80}})}}]}}]}, opts=in_ns)
+
+        scheme = "https" if args.certificate_arn else "http"
+        self.url = ingress.status.apply(
+            lambda s: f"{scheme}://{s.load_balancer.ingress[0].hostname}"
+            if s and s.load_balancer and s.load_balancer.ingress else "")
+        self.role_arn = role.arn
+        self.register_outputs({"url": self.url, "role_arn": role.arn})
+
+    @staticmethod
+    def _alb_annotations(args: KServeServiceArgs, tracks) -> dict[str, str]:
+        annotations = {
+            "alb.ingress.kubernetes.io/scheme": "internal",
+            "alb.ingress.kubernetes.io/target-type": "ip",
+            "alb.ingress.kubernetes.io/healthcheck-path": "/v2/health/ready",
+            "alb.ingress.kubernetes.io/load-balancer-attributes": "routing.http.drop_invalid_header_fields.enabled=true",
+        }
+        if args.certificate_arn:
+            annotations.update({
+                "alb.ingress.kubernetes.io/listen-ports": json.dumps([{"HTTPS": 443}]),
+                "alb.ingress.kubernetes.io/certificate-arn": args.certificate_arn,
+                "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06"})
+        else:
+            annotations["alb.ingress.kubernetes.io/listen-ports"] = json.dumps([{"HTTP": 80}])
+        if len(tracks) > 1:
+            weights = {"stable": 100 - args.canary_percent, "canary": args.canary_percent}
+            annotations[f"alb.ingress.kubernetes.io/actions.{args.name}-split"] = json.dumps({
+                "type": "forward", "forwardConfig": {"targetGroups": [
+                    {"serviceName": f"{isvc}-predictor", "servicePort": "80", "weight": weights[track]}
+                    for track, isvc, *_ in tracks]}})
+        return annotations
+
+    def _inference_service(self, name, args: KServeServiceArgs, track, isvc, model: ModelRef, low, high, labels,
+                           opts):
+        ns = args.namespace
+        pod_labels = {**labels, "mlserve.io/track": track}
+        probe = {"httpGet": {"path": "/v2/health/ready", "port": PORTS["http"]}, "periodSeconds": 10}
+        predictor = {
+            "serviceAccountName": args.name, "minReplicas": low, "maxReplicas": high,
+            "tolerations": [GPU_TOLERATION], "nodeSelector": {GROUP_LABEL: args.node_group},
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
+            "volumes": [{"name": "engine-cache", "emptyDir": {"sizeLimit": "20Gi"}}],
+            "model": {
+                "modelFormat": {"name": "triton"}, "runtime": RUNTIME, "protocolVersion": "v2",
+                "storageUri": model.uri,
+                "resources": {
+                    "requests": {"cpu": args.cpu, "memory": args.memory, "nvidia.com/gpu": str(args.gpus)},
+                    "limits": {"cpu": args.cpu, "memory": args.memory, "nvidia.com/gpu": str(args.gpus)}},
+                "env": [{"name": "MLSERVE_ENGINE_CACHE", "value": "/var/cache/mlserve/engines"}],
+                "volumeMounts": [{"name": "engine-cache", "mountPath": "/var/cache/mlserve/engines"}],
+                "readinessProbe": {**probe, "failureThreshold": 3},
+                "startupProbe": {**probe, "failureThreshold": STARTUP_ALLOWANCE_SECONDS // 10},
+            },
+        }
+        if args.spread_across_zones:
+            predictor["topologySpreadConstraints"] = [{
+                "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {ISVC_LABEL: isvc}}}]
+        service = k8s.apiextensions.CustomResource(
+            f"{name}-{track}", api_version="serving.kserve.io/v1beta1", kind="InferenceService",
+            metadata={"name": isvc, "namespace": ns, "labels": pod_labels, "annotations": {
+                "serving.kserve.io/deploymentMode": "RawDeployment",
+                # Our KEDA ScaledObject scales the predictor: KServe must not create a CPU HPA beside it.
+                "serving.kserve.io/autoscalerClass": "external",
+                "prometheus.io/scrape": "true", "prometheus.io/port": str(PORTS["metrics"])}},
+            spec={"predictor": predictor}, opts=opts)
+        depends = pulumi.ResourceOptions(parent=self, depends_on=[service])
+        in_flight = (f'sum(rate(nv_inference_request_duration_us{{namespace="{ns}",pod=~"{isvc}-predictor-.*"}}[1m]))'
+                     " / 1000000")
+        k8s.apiextensions.CustomResource(
+            f"{name}-{track}-scaler", api_version="keda.sh/v1alpha1", kind="ScaledObject",
+            metadata={"name": isvc, "namespace": ns, "labels": pod_labels},
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{isvc}-predictor"},
+                "minReplicaCount": low, "maxReplicaCount": high, "pollingInterval": 15,
+                "cooldownPeriod": args.scale_in_cooldown_seconds,
+                # Metrics unreadable: hold capacity at max rather than shrink a GPU fleet blind.
+                "fallback": {"failureThreshold": 4, "replicas": high},
+                "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
+                    "scaleUp": {"stabilizationWindowSeconds": 0,
+                                "policies": [{"type": "Percent", "value": 100, "periodSeconds": 60}]},
+                    "scaleDown": {"stabilizationWindowSeconds": args.scale_in_cooldown_seconds,
+                                  "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]}}}},
+                "triggers": [{"type": "prometheus", "metricType": "AverageValue", "metadata": {
+                    "serverAddress": args.prometheus_url, "query": in_flight,
+                    "threshold": str(args.target_concurrency)}}]},
+            opts=depends)
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-{track}-pdb", metadata={
+            "name": isvc, "namespace": ns, "labels": pod_labels}, spec={
+            "maxUnavailable": 1, "selector": {"matchLabels": {ISVC_LABEL: isvc}}}, opts=depends)
