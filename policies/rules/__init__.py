@@ -1,3 +1,3 @@
 """Importing this package registers every rule in `policies.framework.REGISTRY`."""
 
-from . import availability, delivery, edge, encryption, hygiene, identity, network  # noqa: F401
+from . import availability, cluster, delivery, edge, encryption, hygiene, identity, network  # noqa: F401

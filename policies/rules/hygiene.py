@@ -88,16 +88,23 @@ IMAGE = re.compile(r"^(?P<repo>[^@:]+(:\d+)?/[^@:]+)(?::(?P<tag>[^@]+))?(?:@(?P<
 def images_pinned(resources, config):
     immutable = {str(r.props.get("name")) for r in of_type(resources, "aws:ecr/repository:Repository")
                  if r.props.get("imageTagMutability") == "IMMUTABLE"}
+    for owner, image in _serving_images(resources):
+        match = IMAGE.match(image)
+        if not match or (not match["tag"] and not match["digest"]):
+            yield f"image {image!r} names no tag or digest", owner.urn
+        elif match["digest"]:
+            continue
+        elif match["tag"] == "latest":
+            yield f"image {image} uses 'latest'", owner.urn
+        elif match["repo"].split("/", 1)[1] not in immutable:
+            yield f"image {image} is pinned by a tag in a repository whose tags can move", owner.urn
+
+
+def _serving_images(resources):
+    """(resource, image) for SageMaker model containers and KServe serving runtime containers."""
     for model in of_type(resources, "aws:sagemaker/model:Model"):
-        containers = as_list(model.props.get("primaryContainer")) + as_list(model.props.get("containers"))
-        for container in containers:
-            image = str(container.get("image") or "")
-            match = IMAGE.match(image)
-            if not match or (not match["tag"] and not match["digest"]):
-                yield f"image {image!r} names no tag or digest", model.urn
-            elif match["digest"]:
-                continue
-            elif match["tag"] == "latest":
-                yield f"image {image} uses 'latest'", model.urn
-            elif match["repo"].split("/", 1)[1] not in immutable:
-                yield f"image {image} is pinned by a tag in a repository whose tags can move", model.urn
+        for container in as_list(model.props.get("primaryContainer")) + as_list(model.props.get("containers")):
+            yield model, str(container.get("image") or "")
+    for runtime in of_type(resources, "kubernetes:serving.kserve.io/v1alpha1:ServingRuntime"):
+        for container in as_list((runtime.props.get("spec") or {}).get("containers")):
+            yield runtime, str(container.get("image") or "")

@@ -57,6 +57,19 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
 
 
 @pytest.mark.parametrize("stack_name,edit,path,fragment", [
+    ("prod", lambda r: deployment(r, 1)["rollout"].pop("candidate"),
+     "mlserve:deployments[1].rollout.candidate", "a kserve canary serves it beside `model`"),
+    ("prod", lambda r: deployment(r)["rollout"].update(candidate=deployment(r)["model"]),
+     "mlserve:deployments[0].rollout.candidate", "no candidate for sagemaker"),
+    ("prod", lambda r: deployment(r, 1).update(rollout={"strategy": "linear", "step_percent": 10,
+                                                        "step_bake_minutes": 5}),
+     "mlserve:deployments[1].rollout.strategy", "all_at_once or canary for kserve"),
+    ("prod", lambda r: deployment(r, 1)["autoscaling"].pop("target_concurrency"),
+     "mlserve:deployments[1].autoscaling.target_concurrency", "in-flight requests per replica"),
+    ("prod", lambda r: r["mlserve:cluster"].pop("ingress_certificate_arn"),
+     "mlserve:cluster.ingress_certificate_arn", "an ACM certificate ARN in prod"),
+    ("prod", lambda r: r["mlserve:cluster"]["node_groups"].pop(0),
+     "mlserve:cluster.node_groups", "also a CPU node group (gpu: false)"),
     ("prod", lambda r: deployment(r)["autoscaling"].update(min=1),
      "mlserve:deployments[0].autoscaling.min", "at least 2 in prod"),
     ("dev", lambda r: deployment(r)["autoscaling"].update(min=3, max=2),

@@ -72,6 +72,15 @@ PROPERTY_BREAKS = {
         "propertyDependencies"].update(resourceArn=[]),
     "images-pinned": lambda p: resources(p, "aws:sagemaker/model:Model")[0]["inputs"]["primaryContainer"].update(
         image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlserve/triton:latest"),
+    "eks-private-endpoint": lambda p: resources(p, "aws:eks/cluster:Cluster")[0]["inputs"]["vpcConfig"].update(
+        endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"]),
+    "eks-secrets-encrypted": lambda p: resources(p, "aws:eks/cluster:Cluster")[0]["inputs"].pop("encryptionConfig"),
+    "eks-control-plane-logs": lambda p: resources(p, "aws:eks/cluster:Cluster")[0]["inputs"].update(
+        enabledClusterLogTypes=["api"]),
+    "node-imdsv2-encrypted-disk": lambda p: resources(p, "aws:ec2/launchTemplate:LaunchTemplate")[0]["inputs"][
+        "metadataOptions"].update(httpTokens="optional"),
+    "prod-gpu-capacity-warm": lambda p: [r["inputs"]["spec"]["predictor"].update(minReplicas=0) for r in resources(
+        p, "kubernetes:serving.kserve.io/v1beta1:InferenceService")],
 }
 
 CONFIG_BREAKS = {
@@ -103,6 +112,24 @@ def test_rule_fails_when_stack_config_breaks_it(rule):
     plan = plan_json_for(edited("prod", CONFIG_BREAKS[rule]), "prod")
     found = violations(plan, rule=rule)
     assert found and all(v.level == EnforcementLevel.MANDATORY for v in found)
+
+
+def test_a_kserve_runtime_image_on_latest_is_refused():
+    plan = plan_json("prod")
+    runtime = resources(plan, "kubernetes:serving.kserve.io/v1alpha1:ServingRuntime")[0]
+    runtime["inputs"]["spec"]["containers"][0]["image"] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:latest"
+    [found] = violations(plan, rule="images-pinned")
+    assert "uses 'latest'" in found.message and found.urn.endswith("reranker-runtime")
+
+
+def test_the_public_endpoint_is_refused_in_prod_even_for_listed_cidrs():
+    plan = plan_json("prod")
+    resources(plan, "aws:eks/cluster:Cluster")[0]["inputs"]["vpcConfig"].update(
+        endpointPublicAccess=True, publicAccessCidrs=["203.0.113.0/24"])
+    [found] = violations(plan, rule="eks-private-endpoint")
+    assert "the public endpoint is on in prod" in found.message
+    plan["stack"] = "dev"  # the same listed CIDR is allowed in dev
+    assert violations(plan, stack="dev", rule="eks-private-endpoint") == []
 
 
 def test_prod_is_stricter_than_dev():

@@ -1,0 +1,232 @@
+"""The EKS cluster, node groups, add-ons and KServe deployment on the recorded plan (prod), and dev staying small."""
+
+import json
+
+import pytest
+
+from tests.harness import edited, plan_config, policy_json, stack_plan
+
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+
+
+def one(plan, type_token, name_part=""):
+    [found] = [r for r in plan.of_type(type_token) if name_part in r.name]
+    return found
+
+
+def release(plan, chart_name):
+    return next(r for r in plan.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == chart_name)
+
+
+def isvcs(plan):
+    return {r.inputs["metadata"]["name"]: r for r in plan.resources if r.type.endswith(":InferenceService")}
+
+
+def weights(plan):
+    ingress = one(plan, "kubernetes:networking.k8s.io/v1:Ingress")
+    action = ingress.inputs["metadata"]["annotations"].get("alb.ingress.kubernetes.io/actions.reranker-split")
+    if action is None:
+        return None, ingress
+    return {g["serviceName"]: g["weight"] for g in json.loads(action)["forwardConfig"]["targetGroups"]}, ingress
+
+
+def test_dev_stays_small_without_a_cluster():
+    types = {r.type for r in stack_plan("dev").resources}
+    assert not any(t.startswith(("aws:eks/", "kubernetes:")) for t in types)
+
+
+def test_prod_cluster_is_private_encrypted_and_logs_everything():
+    cluster = one(stack_plan("prod"), "aws:eks/cluster:Cluster").inputs
+    assert cluster["vpcConfig"]["endpointPrivateAccess"] is True
+    assert cluster["vpcConfig"]["endpointPublicAccess"] is False
+    key = one(stack_plan("prod"), "aws:kms/key:Key").id
+    encryption = cluster["encryptionConfig"]
+    assert encryption["resources"] == ["secrets"] and key in encryption["provider"]["keyArn"]
+    assert set(cluster["enabledClusterLogTypes"]) == {"api", "audit", "authenticator", "controllerManager",
+                                                      "scheduler"}
+    assert cluster["accessConfig"] == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False}
+    logs = one(stack_plan("prod"), "aws:cloudwatch/logGroup:LogGroup", "control-plane").inputs
+    assert logs["name"] == "/aws/eks/mlserve-prod/cluster" and logs["kmsKeyId"] and logs["retentionInDays"] == 365
+
+
+def test_admin_role_gets_cluster_admin_through_an_access_entry():
+    plan = stack_plan("prod")
+    entry = one(plan, "aws:eks/accessEntry:AccessEntry").inputs
+    association = one(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation").inputs
+    assert entry["principalArn"] == association["principalArn"] == "arn:aws:iam::123456789012:role/platform-admin"
+    assert association["policyArn"].endswith("AmazonEKSClusterAdminPolicy")
+
+
+def test_addons_are_pinned_from_config():
+    addons = {r.inputs["addonName"]: r.inputs["addonVersion"] for r in stack_plan("prod").of_type("aws:eks/addon:Addon")}
+    assert addons == {"vpc-cni": "v1.19.5-eksbuild.1", "coredns": "v1.12.1-eksbuild.2",
+                      "kube-proxy": "v1.33.0-eksbuild.2", "eks-pod-identity-agent": "v1.3.7-eksbuild.2",
+                      "aws-ebs-csi-driver": "v1.45.0-eksbuild.2"}
+
+
+def test_gpu_nodes_are_tainted_labelled_and_on_an_nvidia_ami():
+    plan = stack_plan("prod")
+    gpu = one(plan, "aws:eks/nodeGroup:NodeGroup", "gpu-a10g").inputs
+    assert gpu["amiType"] == "AL2023_x86_64_NVIDIA" and gpu["capacityType"] == "ON_DEMAND"
+    assert gpu["taints"] == [GPU_TAINT]
+    assert gpu["labels"] == {"mlserve.io/node-group": "gpu-a10g", "nvidia.com/gpu.present": "true"}
+    assert gpu["scalingConfig"]["minSize"] >= 1
+    system = one(plan, "aws:eks/nodeGroup:NodeGroup", "system").inputs
+    assert "taints" not in system and system["amiType"] == "AL2023_x86_64_STANDARD"
+    private = {s.id for s in plan.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
+    assert set(gpu["subnetIds"]) == private
+
+
+def test_node_launch_templates_require_imdsv2_and_encrypt_the_root_volume():
+    for template in stack_plan("prod").of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        assert template.inputs["metadataOptions"]["httpTokens"] == "required"
+        [disk] = template.inputs["blockDeviceMappings"]
+        assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volumeType"] == "gp3" and disk["ebs"]["kmsKeyId"]
+    gpu = one(stack_plan("prod"), "aws:ec2/launchTemplate:LaunchTemplate", "gpu-a10g").inputs
+    assert gpu["blockDeviceMappings"][0]["ebs"]["volumeSize"] >= 200  # serving images are large
+    assert gpu["metadataOptions"]["httpPutResponseHopLimit"] == 1  # pods cannot reach the node's credentials
+
+
+def test_node_role_carries_only_the_node_policies():
+    plan = stack_plan("prod")
+    for group in plan.of_type("mlserve:compute:NodeGroup"):
+        attached = [r.inputs["policyArn"].rsplit("/", 1)[1] for r in plan.children_of(group.urn)
+                    if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"]
+        assert sorted(attached) == ["AmazonEC2ContainerRegistryReadOnly", "AmazonEKSWorkerNodePolicy",
+                                    "AmazonEKS_CNI_Policy"]
+        assert not [r for r in plan.children_of(group.urn) if r.type == "aws:iam/rolePolicy:RolePolicy"]
+
+
+def test_key_policy_lets_auto_scaling_launch_encrypted_node_volumes():
+    statements = {s["Sid"]: s for s in policy_json(one(stack_plan("prod"), "aws:kms/key:Key"))["Statement"]}
+    grant = statements["AutoScalingAttachesNodeVolumes"]
+    assert grant["Principal"]["AWS"].endswith("AWSServiceRoleForAutoScaling")
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    dev_sids = {s["Sid"] for s in policy_json(one(stack_plan("dev"), "aws:kms/key:Key"))["Statement"]}
+    assert "AutoScalingAttachesNodeVolumes" not in dev_sids  # no cluster in dev, no grant
+
+
+def test_gpu_addons_tolerate_the_taint_and_stay_on_gpu_nodes():
+    for chart in ("nvidia-device-plugin", "dcgm-exporter"):
+        values = release(stack_plan("prod"), chart).inputs["values"]
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
+        assert values["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+
+
+def test_helm_releases_are_pinned_and_kserve_runs_raw_deployment():
+    plan = stack_plan("prod")
+    versions = {r.inputs["name"]: r.inputs["version"] for r in plan.of_type("kubernetes:helm.sh/v3:Release")}
+    assert versions == {"nvidia-device-plugin": "0.17.2", "dcgm-exporter": "4.1.3", "prometheus": "27.20.0",
+                        "cert-manager": "v1.17.2", "keda": "2.17.1", "kserve-crd": "v0.15.2", "kserve": "v0.15.2",
+                        "aws-load-balancer-controller": "1.13.2"}
+    controller = release(plan, "kserve").inputs["values"]["kserve"]["controller"]
+    assert controller["deploymentMode"] == "RawDeployment"
+    assert controller["gateway"]["disableIngressCreation"] is True
+
+
+def test_serving_role_trusts_exactly_the_deployment_service_account_and_reads_only_its_models():
+    plan = stack_plan("prod")
+    role = one(plan, "aws:iam/role:Role", "reranker-serving-role")
+    [trust] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    issuer = "oidc.eks.us-east-1.amazonaws.com/id/5C3D0F0E1A2B3C4D5E6F7A8B9C0D1E2F"
+    assert trust["Action"] == ["sts:AssumeRoleWithWebIdentity"]
+    assert trust["Condition"]["StringEquals"] == {
+        f"{issuer}:sub": "system:serviceaccount:mlserve-prod-reranker:reranker", f"{issuer}:aud": "sts.amazonaws.com"}
+    account = one(plan, "kubernetes:core/v1:ServiceAccount").inputs["metadata"]
+    assert (account["namespace"], account["name"]) == ("mlserve-prod-reranker", "reranker")
+    assert account["annotations"]["eks.amazonaws.com/role-arn"].endswith(role.inputs["name"])
+    statements = {s["Sid"]: s for s in policy_json(one(plan, "aws:iam/rolePolicy:RolePolicy", "reranker-serving"))
+                  ["Statement"]}
+    assert statements["ReadThisModel"]["Resource"] == ["arn:aws:s3:::mlserve-prod-models/reranker/3/*",
+                                                        "arn:aws:s3:::mlserve-prod-models/reranker/4/*"]
+    assert statements["DecryptModels"]["Action"] == ["kms:Decrypt"]
+
+
+def test_inference_services_ask_for_gpus_tolerate_the_taint_and_use_the_service_account():
+    for name, isvc in isvcs(stack_plan("prod")).items():
+        predictor = isvc.inputs["spec"]["predictor"]
+        assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in predictor["tolerations"]
+        assert predictor["nodeSelector"] == {"mlserve.io/node-group": "gpu-a10g"}
+        assert predictor["serviceAccountName"] == "reranker"
+        assert predictor["model"]["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        assert predictor["model"]["startupProbe"]["failureThreshold"] * 10 >= 1800  # engine builds
+        assert predictor["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+        assert isvc.inputs["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "external"
+    assert isvcs(stack_plan("prod"))["reranker"].inputs["spec"]["predictor"]["minReplicas"] == 2
+
+
+def test_keda_scales_each_predictor_on_in_flight_requests_not_cpu():
+    plan = stack_plan("prod")
+    scalers = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in plan.resources
+               if r.type.endswith(":ScaledObject")}
+    assert set(scalers) == {"reranker", "reranker-canary"}
+    stable = scalers["reranker"]
+    assert stable["scaleTargetRef"]["name"] == "reranker-predictor"
+    assert (stable["minReplicaCount"], stable["maxReplicaCount"]) == (2, 4)
+    [trigger] = stable["triggers"]
+    assert trigger["type"] == "prometheus" and trigger["metadata"]["threshold"] == "8"
+    assert "nv_inference_request_duration_us" in trigger["metadata"]["query"]
+    behavior = stable["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] > behavior["scaleUp"]["stabilizationWindowSeconds"]
+
+
+def test_canary_percent_from_config_is_the_declared_split():
+    split, ingress = weights(stack_plan("prod"))
+    assert split == {"reranker-predictor": 90, "reranker-canary-predictor": 10}
+    annotations = ingress.inputs["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/scheme"] == "internal"
+    assert annotations["alb.ingress.kubernetes.io/listen-ports"] == '[{"HTTPS": 443}]'
+
+    def quarter(raw):
+        raw["mlserve:deployments"][1]["rollout"]["percent"] = 25
+
+    split, _ = weights(plan_config(edited("prod", quarter), "prod"))
+    assert split == {"reranker-predictor": 75, "reranker-canary-predictor": 25}
+
+
+@pytest.mark.parametrize("rollback", [
+    lambda rollout: rollout.update(percent=0),
+    lambda rollout: (rollout.clear(), rollout.update(strategy="all_at_once")),
+], ids=["percent-0", "all_at_once"])
+def test_rollback_is_one_config_change_that_removes_the_canary(rollback):
+    plan = plan_config(edited("prod", lambda raw: rollback(raw["mlserve:deployments"][1]["rollout"])), "prod")
+    assert set(isvcs(plan)) == {"reranker"}
+    split, ingress = weights(plan)
+    assert split is None
+    backend = ingress.inputs["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "reranker-predictor", "port": {"number": 80}}
+
+
+def test_network_policy_admits_only_the_vpc_and_prometheus():
+    policy = one(stack_plan("prod"), "kubernetes:networking.k8s.io/v1:NetworkPolicy").inputs["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    sources = [rule["from"][0] for rule in policy["ingress"]]
+    assert sources[0] == {"ipBlock": {"cidr": "10.50.0.0/16"}}
+    assert sources[1]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+
+
+def test_each_inference_service_has_a_disruption_budget():
+    budgets = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in
+               stack_plan("prod").of_type("kubernetes:policy/v1:PodDisruptionBudget")}
+    assert set(budgets) == {"reranker", "reranker-canary"}
+    assert budgets["reranker"]["selector"]["matchLabels"] == {"serving.kserve.io/inferenceservice": "reranker"}
+
+
+def test_aws_resources_use_the_stack_provider_and_kubernetes_ones_the_cluster():
+    for resource in stack_plan("prod").resources:
+        if not resource.custom or resource.type.startswith("pulumi:providers"):
+            continue
+        provider = resource.provider.split("::")[-2]
+        expected = "mlserve-prod-k8s" if resource.type.startswith("kubernetes:") else "aws"
+        assert provider == expected, resource.urn
+
+
+def test_kubeconfig_output_is_secret_and_uses_aws_eks_get_token():
+    plan = stack_plan("prod")
+    provider = one(plan, "pulumi:providers:kubernetes")
+    kubeconfig = provider.inputs["kubeconfig"]
+    assert isinstance(kubeconfig, dict) and kubeconfig.get("4dabf18193072939515e22adb298388d") \
+        == "1b47061264138c4ac30d75fd1eb44270"  # the engine's secret marker
+    user = json.loads(kubeconfig["value"])["users"][0]["user"]["exec"]
+    assert user["command"] == "aws" and user["args"][:2] == ["eks", "get-token"]

@@ -1,0 +1,50 @@
+"""Every Kubernetes object the prod plan declares validates strictly against its real schema."""
+
+import pytest
+
+from tests.harness import stack_plan
+from tests.kubernetes.schemas import CRD_FILES, builtin_errors, crd_schema, custom_resource_errors
+
+CUSTOM = {f"kubernetes:{group}/{'v1beta1' if kind == 'InferenceService' else 'v1alpha1'}:{kind}"
+          for group, kind in CRD_FILES}
+
+
+def kubernetes_objects(plan):
+    return [r for r in plan.resources if r.custom and r.type.startswith("kubernetes:")
+            and r.type != "kubernetes:helm.sh/v3:Release"]
+
+
+def as_object(resource):
+    return {k: v for k, v in resource.inputs.items() if k in ("apiVersion", "kind", "metadata", "spec")}
+
+
+def test_prod_declares_builtin_and_custom_objects():
+    types = {r.type for r in kubernetes_objects(stack_plan("prod"))}
+    assert CUSTOM <= types
+    assert {"kubernetes:core/v1:Namespace", "kubernetes:networking.k8s.io/v1:Ingress",
+            "kubernetes:policy/v1:PodDisruptionBudget", "kubernetes:networking.k8s.io/v1:NetworkPolicy"} <= types
+
+
+@pytest.mark.parametrize("resource", [r for r in kubernetes_objects(stack_plan("prod")) if r.type not in CUSTOM],
+                         ids=lambda r: r.name)
+def test_builtin_objects_pass_the_strict_kubernetes_schema(resource):
+    assert builtin_errors(as_object(resource), "1.33") == []
+
+
+@pytest.mark.parametrize("resource", [r for r in kubernetes_objects(stack_plan("prod")) if r.type in CUSTOM],
+                         ids=lambda r: r.name)
+def test_custom_resources_pass_their_crd_schema_strictly(resource):
+    assert custom_resource_errors(as_object(resource)) == []
+
+
+def test_the_strict_checks_catch_a_misspelt_field():
+    """The validators are not vacuous: a typo in an InferenceService or an Ingress fails."""
+    isvc = next(r for r in stack_plan("prod").resources if r.type.endswith(":InferenceService"))
+    broken = as_object(isvc)
+    broken["spec"] = {"predictor": {**broken["spec"]["predictor"], "minReplica": 2}}
+    assert any("minReplica" in e for e in custom_resource_errors(broken))
+    ingress = next(r for r in stack_plan("prod").resources if r.type.endswith(":Ingress"))
+    typo = as_object(ingress)
+    typo["spec"] = {**typo["spec"], "ingressClass": "alb"}
+    assert builtin_errors(typo, "1.33")
+    assert crd_schema("keda.sh", "ScaledObject", "v1alpha1")["properties"]["spec"]["additionalProperties"] is False
