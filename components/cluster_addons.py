@@ -4,7 +4,8 @@ Resources (Helm v3 releases, chart versions from config, no hand-copied chart YA
 - NVIDIA device plugin and DCGM exporter: tolerate the GPU taint and run only on GPU nodes (the device plugin
   crash-loops on CPU nodes); DCGM metrics are scraped by Prometheus.
 - cert-manager (KServe's webhooks need certificates), KServe CRDs and controller in RawDeployment mode, KEDA.
-- Prometheus (server only): scrapes Triton's and DCGM's metrics; KEDA scales serving pods on what it reads.
+- Prometheus: scrapes Triton's and DCGM's metrics; KEDA scales serving pods on what it reads; its alerting rules
+  (each KServe deployment's SLOs) go through Alertmanager to the stack's SNS topic (IRSA role: publish to that topic).
 - AWS Load Balancer Controller with its own IRSA role: the internal ALB whose weighted target groups split traffic
   between a stable and a canary InferenceService.
 
@@ -30,6 +31,7 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 GPU_NODES = {"nvidia.com/gpu.present": "true"}
 PROMETHEUS_URL = "http://prometheus-server.monitoring.svc.cluster.local:80"
 LB_CONTROLLER_SA = "aws-load-balancer-controller"
+ALERTMANAGER_SA = "alertmanager"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class ClusterAddonsArgs:
     oidc_issuer: pulumi.Input[str]
     system_node_group: str
     charts: ChartPins
+    alert_topic_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    alert_rules: tuple[dict, ...] = ()  # Prometheus alerting rules (KServeService.slo_alert_rules per deployment)
 
 
 def load_balancer_controller_policy(region: str, account_id: pulumi.Input[str], cluster_name: pulumi.Input[str],
@@ -138,11 +143,29 @@ class ClusterAddons(pulumi.ComponentResource):
             "tolerations": [GPU_TOLERATION], "nodeSelector": GPU_NODES, "serviceMonitor": {"enabled": False},
             "podAnnotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9400"}},
                 "https://nvidia.github.io/dcgm-exporter/helm-charts")
+        # Alertmanager publishes to the stack's (encrypted) SNS topic with its own IRSA role.
+        alertmanager_role = aws.iam.Role(f"{name}-alertmanager", assume_role_policy=irsa_trust_policy(
+            args.oidc_provider_arn, args.oidc_issuer, "monitoring", ALERTMANAGER_SA),
+                                         opts=pulumi.ResourceOptions(parent=self))
+        alertmanager_policy = aws.iam.RolePolicy(f"{name}-alertmanager", role=alertmanager_role.id, policy=render(
+            Statement(sid="PublishAlerts", actions=["sns:Publish"], resources=[args.alert_topic_arn]),
+            Statement(sid="EncryptForTheTopic", actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                      resources=[args.kms_key_arn])), opts=pulumi.ResourceOptions(parent=self))
         prometheus = release("prometheus", "prometheus", charts.prometheus, "monitoring", {
-            "alertmanager": {"enabled": False}, "prometheus-pushgateway": {"enabled": False},
-            "prometheus-node-exporter": {"enabled": False},
-            "server": {"retention": "15d", "nodeSelector": system, "persistentVolume": {"size": "50Gi"}}},
-                             "https://prometheus-community.github.io/helm-charts")
+            "prometheus-pushgateway": {"enabled": False}, "prometheus-node-exporter": {"enabled": False},
+            "server": {"retention": "15d", "nodeSelector": system, "persistentVolume": {"size": "50Gi"}},
+            "serverFiles": {"alerting_rules.yml": {"groups": [{"name": "mlserve-slo", "rules": list(args.alert_rules)}]}},
+            "alertmanager": {
+                "enabled": True, "nodeSelector": system,
+                "serviceAccount": {"create": True, "name": ALERTMANAGER_SA,
+                                   "annotations": {"eks.amazonaws.com/role-arn": alertmanager_role.arn}},
+                "config": {
+                    "route": {"receiver": "stack-topic", "group_by": ["alertname", "deployment"],
+                              "group_wait": "30s", "repeat_interval": "4h"},
+                    "receivers": [{"name": "stack-topic", "sns_configs": [{
+                        "topic_arn": args.alert_topic_arn, "sigv4": {"region": args.region},
+                        "subject": "mlserve: {{ .CommonLabels.alertname }}", "send_resolved": True}]}]}}},
+                             "https://prometheus-community.github.io/helm-charts", depends_on=[alertmanager_policy])
         cert_manager = release("cert-manager", "cert-manager", charts.cert_manager, "cert-manager", {
             "crds": {"enabled": True}, "nodeSelector": system, "webhook": {"nodeSelector": system},
             "cainjector": {"nodeSelector": system}}, "https://charts.jetstack.io")

@@ -70,6 +70,27 @@ class KServeServiceArgs:
     certificate_arn: str | None = None
 
 
+def slo_alert_rules(name: str, namespace: str, p99_latency_ms: float, error_rate_percent: float) -> list[dict]:
+    """Prometheus alerting rules for one deployment's SLOs (what EndpointAlarms are for SageMaker), over both tracks.
+
+    Latency reads Triton's p99 summary (`summary_latencies=true` in KServe mode); errors are failures over all
+    requests. Alertmanager sends them to the stack's SNS topic."""
+    where = f'namespace="{namespace}"'
+    labels = {"deployment": name, "namespace": namespace, "severity": "page"}
+    failures = f"sum(rate(nv_inference_request_failure{{{where}}}[5m]))"
+    successes = f"sum(rate(nv_inference_request_success{{{where}}}[5m]))"
+    return [
+        {"alert": f"{name}-p99-latency",
+         "expr": f'max(nv_inference_request_summary_us{{{where},quantile="0.99"}}) / 1000 > {p99_latency_ms:g}',
+         "for": "5m", "labels": labels,
+         "annotations": {"summary": f"p99 latency of {name} above {p99_latency_ms:g} ms"}},
+        {"alert": f"{name}-error-rate",
+         "expr": f"100 * {failures} / clamp_min({failures} + {successes}, 1e-9) > {error_rate_percent:g}",
+         "for": "5m", "labels": labels,
+         "annotations": {"summary": f"errors of {name} above {error_rate_percent:g}% of requests"}},
+    ]
+
+
 def serving_role_policy(args: KServeServiceArgs) -> pulumi.Output[str]:
     models = [m for m in (args.model, args.candidate) if m]
     return render(

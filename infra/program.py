@@ -21,7 +21,7 @@ from components.dashboard import Dashboard, DashboardArgs, DeploymentPanel
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.inference_api import ApiTierSpec, InferenceApi, InferenceApiArgs
-from components.kserve_service import KServeService, KServeServiceArgs, ModelRef
+from components.kserve_service import KServeService, KServeServiceArgs, ModelRef, slo_alert_rules
 from components.encryption import Encryption, EncryptionArgs
 from components.endpoint_alarms import EndpointAlarms, EndpointAlarmsArgs
 from components.endpoint_autoscaling import EndpointAutoscaling, EndpointAutoscalingArgs
@@ -79,7 +79,8 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
                 variant_name=PRIMARY_VARIANT, api_name=resource_name(stack, deployment.name),
                 drift=deployment.drift.enabled))
     cluster_outputs = kubernetes_platform(cfg, stack, with_provider, account_id=account_id, encryption=encryption,
-                                          network=network, store=store) if cfg.cluster else {}
+                                          network=network, store=store, topic_arn=alerting.topic_arn) \
+        if cfg.cluster else {}
     dashboard = Dashboard(resource_name(stack), DashboardArgs(
         dashboard_name=resource_name(stack), region=cfg.region, deployments=panels), opts=with_provider)
 
@@ -98,7 +99,7 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
 
 
 def kubernetes_platform(cfg: StackConfig, stack: str, opts: pulumi.ResourceOptions, *, account_id, encryption: Encryption,
-                        network: Network, store: ModelStore) -> dict[str, Any]:
+                        network: Network, store: ModelStore, topic_arn: pulumi.Output[str]) -> dict[str, Any]:
     """The EKS cluster, its node groups and add-ons, and every kserve deployment on it."""
     c = cfg.cluster
     cluster = EksCluster(resource_name(stack), EksClusterArgs(
@@ -113,15 +114,18 @@ def kubernetes_platform(cfg: StackConfig, stack: str, opts: pulumi.ResourceOptio
         instance_types=tuple(g.instance_types), ami_type=g.ami_type, capacity_type=g.capacity_type,
         min_size=g.min_size, max_size=g.max_size, desired_size=g.desired_size, disk_size_gib=g.disk_size_gib,
         kms_key_arn=encryption.key_arn, gpu=g.gpu), opts=opts) for g in c.node_groups]
+    kserve = [d for d in cfg.deployments if isinstance(d, KServeDeployment)]
     # Components holding AWS and Kubernetes resources get both providers; each child picks its package's.
     both = [opts.provider, cluster.provider]
     addons = ClusterAddons(resource_name(stack), ClusterAddonsArgs(
         cluster_name=cluster.cluster_name, region=cfg.region, account_id=account_id, vpc_id=network.vpc_id,
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
         system_node_group=next(g.name for g in c.node_groups if not g.gpu),
-        charts=ChartPins(**c.charts.model_dump())), opts=pulumi.ResourceOptions(providers=both, depends_on=groups))
+        charts=ChartPins(**c.charts.model_dump()), alert_topic_arn=topic_arn, kms_key_arn=encryption.key_arn,
+        alert_rules=tuple(rule for d in kserve for rule in slo_alert_rules(
+            d.name, resource_name(stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent))), opts=pulumi.ResourceOptions(providers=both, depends_on=groups))
     services = {}
-    for d in (d for d in cfg.deployments if isinstance(d, KServeDeployment)):
+    for d in kserve:
         canary = d.rollout if isinstance(d.rollout, Canary) else None
         candidate = canary.candidate if canary else None
         service = KServeService(resource_name(stack, d.name), KServeServiceArgs(

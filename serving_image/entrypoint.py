@@ -57,6 +57,8 @@ def triton_command(binary: str, repository: Path, mode: str, host: str, ports: P
     else:
         command += ["--allow-sagemaker=false", f"--http-address={host}", f"--http-port={ports.http}",
                     f"--grpc-address={host}", f"--grpc-port={ports.grpc}", "--allow-metrics=true",
+                    # p50/p90/p95/p99 request latency as a Prometheus summary: what the p99 SLO alert reads.
+                    "--metrics-config=summary_latencies=true",
                     f"--metrics-address={host}", f"--metrics-port={ports.metrics}"]
     return command
 

@@ -37,9 +37,9 @@ def _alarm_metrics(alarm):
 
 
 @stack_rule("endpoint-latency-and-error-alarms",
-            description="Every endpoint has a latency alarm and a 5xx alarm that notify the alert topic.",
-            fix="Declare EndpointAlarms for the deployment (mlserve does for every SageMaker deployment) and give "
-                "each alarm the stack's SNS topic in alarm_actions.")
+            description="Every endpoint has a latency alarm and an error alarm that notify the alert topic.",
+            fix="SageMaker: declare EndpointAlarms with the stack's SNS topic in alarm_actions. KServe: give the "
+                "Prometheus release the deployment's slo_alert_rules and an Alertmanager sns_configs receiver.")
 def endpoint_latency_and_error_alarms(resources, config):
     watched: dict[str, set[str]] = {}
     for alarm in of_type(resources, ALARM):
@@ -61,6 +61,32 @@ def endpoint_latency_and_error_alarms(resources, config):
         for ref in rollback:
             if ref.get("alarmName") not in alarm_names:
                 yield f"rollback alarm {ref.get('alarmName')} of {name} is not declared in the stack", endpoint.urn
+    yield from _kserve_slo_alerts(resources)
+
+
+def _kserve_slo_alerts(resources):
+    """KServe deployments alert through Prometheus: latency and error rules, and an Alertmanager SNS receiver."""
+    services = [r for r in of_type(resources, "kubernetes:serving.kserve.io/v1beta1:InferenceService")
+                if ((r.props.get("metadata") or {}).get("labels") or {}).get("mlserve.io/track") != "canary"]
+    if not services:
+        return
+    rules, sns = [], False
+    for release in of_type(resources, "kubernetes:helm.sh/v3:Release"):
+        values = release.props.get("values") or {}
+        for group in as_list(((values.get("serverFiles") or {}).get("alerting_rules.yml") or {}).get("groups")):
+            rules += as_list(group.get("rules"))
+        receivers = as_list((((values.get("alertmanager") or {}).get("config") or {}).get("receivers")))
+        sns = sns or any(str(c.get("topic_arn", "")).startswith("arn:aws:sns:") for r in receivers
+                         for c in as_list(r.get("sns_configs")))
+    for service in services:
+        name = (service.props.get("metadata") or {}).get("name")
+        kinds = {str(r.get("alert", "")).removeprefix(f"{name}-") for r in rules
+                 if (r.get("labels") or {}).get("deployment") == name}
+        missing = {"p99-latency", "error-rate"} - kinds
+        if missing:
+            yield f"InferenceService {name} has no Prometheus alert for {sorted(missing)}", service.urn
+        elif not sns:
+            yield f"InferenceService {name}'s alerts reach no SNS topic (no Alertmanager sns_configs)", service.urn
 
 
 @resource_rule("alarms-notify", types=[ALARM], description="Every alarm notifies someone.",

@@ -230,3 +230,22 @@ def test_kubeconfig_output_is_secret_and_uses_aws_eks_get_token():
         == "1b47061264138c4ac30d75fd1eb44270"  # the engine's secret marker
     user = json.loads(kubeconfig["value"])["users"][0]["user"]["exec"]
     assert user["command"] == "aws" and user["args"][:2] == ["eks", "get-token"]
+
+
+def test_kserve_slos_alert_through_alertmanager_to_the_stack_topic():
+    plan = stack_plan("prod")
+    values = release(plan, "prometheus").inputs["values"]
+    rules = {r["alert"]: r for r in values["serverFiles"]["alerting_rules.yml"]["groups"][0]["rules"]}
+    assert set(rules) == {"reranker-p99-latency", "reranker-error-rate"}
+    assert 'quantile="0.99"' in rules["reranker-p99-latency"]["expr"]
+    assert rules["reranker-p99-latency"]["expr"].endswith("> 120")  # slo.p99_latency_ms of the reranker
+    assert rules["reranker-error-rate"]["expr"].endswith("> 1")  # slo.error_rate_percent
+    [receiver] = values["alertmanager"]["config"]["receivers"]
+    assert receiver["sns_configs"][0]["topic_arn"] == plan.outputs["alert_topic_arn"]
+    role = one(plan, "aws:iam/role:Role", "alertmanager")
+    [trust] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert "system:serviceaccount:monitoring:alertmanager" in trust["Condition"]["StringEquals"].values()
+    statements = {s["Sid"]: s for s in policy_json(one(plan, "aws:iam/rolePolicy:RolePolicy", "alertmanager"))
+                  ["Statement"]}
+    assert statements["PublishAlerts"]["Action"] == ["sns:Publish"]
+    assert statements["PublishAlerts"]["Resource"] == [receiver["sns_configs"][0]["topic_arn"]]

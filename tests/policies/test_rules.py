@@ -122,6 +122,18 @@ def test_a_kserve_runtime_image_on_latest_is_refused():
     assert "uses 'latest'" in found.message and found.urn.endswith("reranker-runtime")
 
 
+def test_a_kserve_deployment_without_slo_alerts_fails_the_alarm_rule():
+    plan = plan_json("prod")
+    prometheus = next(r for r in resources(plan, "kubernetes:helm.sh/v3:Release") if r["inputs"]["name"] == "prometheus")
+    groups = prometheus["inputs"]["values"]["serverFiles"]["alerting_rules.yml"]["groups"]
+    groups[0]["rules"] = [r for r in groups[0]["rules"] if not r["alert"].endswith("-error-rate")]
+    [found] = violations(plan, rule="endpoint-latency-and-error-alarms")
+    assert "InferenceService reranker has no Prometheus alert for ['error-rate']" in found.message
+    groups[0]["rules"] = []
+    prometheus["inputs"]["values"]["alertmanager"]["config"]["receivers"] = []
+    assert violations(plan, rule="endpoint-latency-and-error-alarms")
+
+
 def test_the_public_endpoint_is_refused_in_prod_even_for_listed_cidrs():
     plan = plan_json("prod")
     resources(plan, "aws:eks/cluster:Cluster")[0]["inputs"]["vpcConfig"].update(

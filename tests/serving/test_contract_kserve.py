@@ -70,6 +70,9 @@ def test_metrics_count_inferences_in_kserve_mode(server):
     assert values["nv_inference_request_success"] >= 3
     assert values["nv_inference_count"] >= 3
     assert "nv_inference_exec_count" in values and "nv_inference_queue_duration_us" in values
+    quantiles = {sample.labels.get("quantile") for family in text_string_to_metric_families(text)
+                 if family.name == "nv_inference_request_summary_us" for sample in family.samples}
+    assert "0.99" in quantiles  # the p99 latency the SLO alert reads (summary_latencies=true)
 
 
 @pytest.mark.parametrize("body,content_type,fragment", [
