@@ -55,13 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(status, deployment=True)
     promote = actions.add_parser("promote", help="shift traffic to a variant in steps, rolling back on any alarm")
     _common(promote, deployment=True)
-    promote.add_argument("--variant", required=True)
+    promote.add_argument("--variant", help="SageMaker: the variant to promote (KServe: always the canary)")
     promote.add_argument("--steps", type=float, nargs="+", default=[10.0, 50.0], help="percent per step; 100 is added")
     promote.add_argument("--bake-seconds", type=float, default=600.0, help="watch the alarms this long per step")
     promote.add_argument("--poll-seconds", type=float, default=15.0)
     rollback = actions.add_parser("rollback", help="all traffic to one variant now (or the previous endpoint config)")
     _common(rollback, deployment=True)
     rollback.add_argument("--to-variant", help="default: the first (primary) variant")
+    for action in (status, promote, rollback):
+        action.add_argument("--kube-context", help="KServe: the kubeconfig context (default: the current one)")
 
     drift = commands.add_parser("drift", help="drift statistics on demand")
     drift_actions = drift.add_subparsers(dest="action", required=True)
@@ -140,8 +142,17 @@ def run_command(args) -> int:
         return 0
 
     if isinstance(deployment, KServeDeployment):
-        raise OpsError(f"{deployment.name} is a KServe deployment: its canary split is the stack config "
-                       f"(rollout.percent) applied by `pulumi up`; see the README's KServe section")
+        from .kserve_rollout import KServeRollout, KubernetesApi
+
+        kserve = KServeRollout(KubernetesApi(args.kube_context), deployment.name, endpoint, out,
+                               poll_seconds=getattr(args, "poll_seconds", 15.0))
+        if args.action == "status":
+            kserve.status()
+            return 0
+        if args.action == "promote":
+            return 0 if kserve.promote(args.steps, args.bake_seconds) else 1
+        kserve.rollback()
+        return 0
     from .rollout import Rollout, alarm_states, describe, guard_alarm_names, print_status
 
     if args.action == "status":
@@ -149,6 +160,8 @@ def run_command(args) -> int:
         return 0
     rollout = Rollout(clients, endpoint, out, poll_seconds=getattr(args, "poll_seconds", 15.0))
     if args.action == "promote":
+        if not args.variant:
+            raise OpsError("--variant is required for a SageMaker deployment (the weighted variant to promote)")
         return 0 if rollout.promote(args.variant, args.steps, args.bake_seconds) else 1
     out.print(f"rolled back: {rollout.rollback(args.to_variant)}")
     return 0
