@@ -1,8 +1,9 @@
-"""InferenceApi: the authenticated, throttled, logged front door of one SageMaker deployment.
+"""InferenceApi: the authenticated, throttled, logged front door of one deployment.
 
-`POST /v2/models/<model>/infer` (the KServe v2 / Triton request shape), validated at the edge against a JSON schema,
-integrated straight into SageMaker `InvokeEndpoint` with a role that may invoke only this endpoint (no Lambda in
-the hot path). Every route needs an API key (usage plans meter and throttle per tier) and, per config, IAM or a
+`POST /v2/models/<model>/infer` (the KServe v2 / Triton request shape), validated at the edge against a JSON schema.
+A SageMaker deployment is integrated straight into `InvokeEndpoint` with a role that may invoke only that endpoint;
+a KServe deployment through a VPC link to its private load balancer (`PrivateHttpBackend`). No Lambda in the hot
+path either way. Every route needs an API key (usage plans meter and throttle per tier) and, per config, IAM or a
 Cognito JWT. Access logs are JSON in a KMS-encrypted log group; prod gets a WAF web ACL.
 """
 
@@ -39,11 +40,23 @@ class ApiTierSpec:
 
 
 @dataclass(frozen=True)
+class SageMakerBackend:
+    endpoint_name: pulumi.Input[str]
+    endpoint_arn: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class PrivateHttpBackend:
+    """A service in the VPC behind a REST API VPC link (an NLB). `base_url`'s host is what TLS verifies."""
+    vpc_link_id: pulumi.Input[str]
+    base_url: str  # https://reranker.ml.example.internal (no path)
+
+
+@dataclass(frozen=True)
 class InferenceApiArgs:
     api_name: str
     region: str
-    endpoint_name: pulumi.Input[str]
-    endpoint_arn: pulumi.Input[str]
+    backend: SageMakerBackend | PrivateHttpBackend
     model_name: str
     authorization: Literal["api_key", "iam", "jwt"]
     tiers: list[ApiTierSpec]
@@ -114,18 +127,7 @@ class InferenceApi(pulumi.ComponentResource):
             authorizer_id=authorizer_id, api_key_required=True, request_validator_id=validator.id,
             request_models={"application/json": model.name}, opts=child)
 
-        role = aws.iam.Role(f"{name}-invoke", assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
-                            opts=child)
-        role_policy = aws.iam.RolePolicy(f"{name}-invoke", role=role.id, policy=render(Statement(
-            sid="InvokeThisEndpointOnly", actions=["sagemaker:InvokeEndpoint"], resources=[args.endpoint_arn])),
-            opts=child)
-        integration = aws.apigateway.Integration(
-            f"{name}-infer", rest_api=api.id, resource_id=resource.id, http_method=method.http_method, type="AWS",
-            integration_http_method="POST", credentials=role.arn, passthrough_behavior="WHEN_NO_TEMPLATES",
-            uri=pulumi.Output.concat("arn:aws:apigateway:", args.region, ":runtime.sagemaker:path/endpoints/",
-                                     args.endpoint_name, "/invocations"),
-            request_parameters={"integration.request.header.Content-Type": "'application/json'"},
-            timeout_milliseconds=29_000, opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
+        integration = self._integration(name, args, api, resource, method)
         responses = []
         for status, pattern in (("200", None), ("400", "4\\d{2}"), ("502", "5\\d{2}")):
             method_response = aws.apigateway.MethodResponse(
@@ -196,6 +198,30 @@ class InferenceApi(pulumi.ComponentResource):
         self.stage_arn = stage.arn
         self.invoke_url = pulumi.Output.concat(invoke_url, f"/v2/models/{args.model_name}/infer")
         self.register_outputs({"api_id": api.id, "invoke_url": self.invoke_url, "api_key_ids": self.api_keys})
+
+    def _integration(self, name, args: InferenceApiArgs, api, resource, method) -> aws.apigateway.Integration:
+        common = dict(rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
+                      integration_http_method="POST", passthrough_behavior="WHEN_NO_TEMPLATES",
+                      request_parameters={"integration.request.header.Content-Type": "'application/json'"},
+                      timeout_milliseconds=29_000)
+        backend = args.backend
+        if isinstance(backend, PrivateHttpBackend):
+            # Through the VPC link to the NLB in front of the cluster's ALB; TLS is verified against base_url's host.
+            return aws.apigateway.Integration(
+                f"{name}-infer", type="HTTP", connection_type="VPC_LINK", connection_id=backend.vpc_link_id,
+                uri=f"{backend.base_url}/v2/models/{args.model_name}/infer",
+                tls_config=aws.apigateway.IntegrationTlsConfigArgs(insecure_skip_verification=False),
+                opts=pulumi.ResourceOptions(parent=self), **common)
+        role = aws.iam.Role(f"{name}-invoke", assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
+                            opts=pulumi.ResourceOptions(parent=self))
+        role_policy = aws.iam.RolePolicy(f"{name}-invoke", role=role.id, policy=render(Statement(
+            sid="InvokeThisEndpointOnly", actions=["sagemaker:InvokeEndpoint"], resources=[backend.endpoint_arn])),
+            opts=pulumi.ResourceOptions(parent=self))
+        return aws.apigateway.Integration(
+            f"{name}-infer", type="AWS", credentials=role.arn,
+            uri=pulumi.Output.concat("arn:aws:apigateway:", args.region, ":runtime.sagemaker:path/endpoints/",
+                                     backend.endpoint_name, "/invocations"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]), **common)
 
     def _web_acl(self, name: str, args: InferenceApiArgs, stage: aws.apigateway.Stage) -> None:
         def visibility(metric: str):

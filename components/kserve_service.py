@@ -91,6 +91,10 @@ def slo_alert_rules(name: str, namespace: str, p99_latency_ms: float, error_rate
     ]
 
 
+def alb_name(args: KServeServiceArgs) -> str:
+    return args.namespace[:32]  # ELB names: at most 32 characters
+
+
 def serving_role_policy(args: KServeServiceArgs) -> pulumi.Output[str]:
     models = [m for m in (args.model, args.candidate) if m]
     return render(
@@ -161,7 +165,9 @@ class KServeService(pulumi.ComponentResource):
 
         ingress = k8s.networking.v1.Ingress(f"{name}-ingress", metadata={
             "name": args.name, "namespace": ns, "labels": labels,
-            "annotations": self._alb_annotations(args, tracks)}, spec={
+            "annotations": {**self._alb_annotations(args, tracks),
+                            # Only the VPC (the NLB of the API's VPC link) reaches the ALB.
+                            "alb.ingress.kubernetes.io/inbound-cidrs": args.vpc_cidr}}, spec={
             "ingressClassName": "alb",
             "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": (
                 {"name": f"{args.name}-split", "port": {"name": "use-annotation"}} if len(tracks) > 1 else
@@ -171,12 +177,17 @@ class KServeService(pulumi.ComponentResource):
         self.url = ingress.status.apply(
             lambda s: f"{scheme}://{s.load_balancer.ingress[0].hostname}"
             if s and s.load_balancer and s.load_balancer.ingress else "")
+        # The controller names the ALB after the annotation; it exists once the Ingress has an address.
+        self.alb_arn = ingress.status.apply(lambda _: aws.lb.get_load_balancer_output(
+            name=alb_name(args), opts=pulumi.InvokeOptions(parent=self)).arn)
+        self.alb_port = 443 if args.certificate_arn else 80
         self.role_arn = role.arn
-        self.register_outputs({"url": self.url, "role_arn": role.arn})
+        self.register_outputs({"url": self.url, "role_arn": role.arn, "alb_arn": self.alb_arn})
 
     @staticmethod
     def _alb_annotations(args: KServeServiceArgs, tracks) -> dict[str, str]:
         annotations = {
+            "alb.ingress.kubernetes.io/load-balancer-name": alb_name(args),
             "alb.ingress.kubernetes.io/scheme": "internal",
             "alb.ingress.kubernetes.io/target-type": "ip",
             "alb.ingress.kubernetes.io/healthcheck-path": "/v2/health/ready",

@@ -20,13 +20,15 @@ from components.api_gateway_account import ApiGatewayAccount
 from components.dashboard import Dashboard, DashboardArgs, DeploymentPanel
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
 from components.eks_cluster import EksCluster, EksClusterArgs
-from components.inference_api import ApiTierSpec, InferenceApi, InferenceApiArgs
+from components.inference_api import (ApiTierSpec, InferenceApi, InferenceApiArgs, PrivateHttpBackend,
+                                      SageMakerBackend)
 from components.kserve_service import KServeService, KServeServiceArgs, ModelRef, slo_alert_rules
 from components.encryption import Encryption, EncryptionArgs
 from components.endpoint_alarms import EndpointAlarms, EndpointAlarmsArgs
 from components.endpoint_autoscaling import EndpointAutoscaling, EndpointAutoscalingArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.network import Network, NetworkArgs
+from components.private_link import PrivateLink, PrivateLinkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs, TrafficShift, Variant
 from infra.aws_facts import sagemaker_gpus
@@ -141,8 +143,28 @@ def kubernetes_platform(cfg: StackConfig, stack: str, opts: pulumi.ResourceOptio
             oidc_issuer=cluster.oidc_issuer, vpc_cidr=network.vpc_cidr, prometheus_url=addons.prometheus_url,
             spread_across_zones=cfg.is_prod, certificate_arn=c.ingress_certificate_arn),
             opts=pulumi.ResourceOptions(providers=both, depends_on=addons.ready))
-        services[d.name] = service.url
-    return {"cluster_name": cluster.cluster_name, "kubeconfig": cluster.kubeconfig, "kserve_urls": services}
+        link = PrivateLink(resource_name(stack, d.name), PrivateLinkArgs(
+            name=resource_name(stack, d.name), vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids,
+            alb_arn=service.alb_arn, port=service.alb_port), opts=opts)
+        base_url = f"https://{d.name}.{c.ingress_domain}" if c.ingress_domain else \
+            pulumi.Output.concat("http://", link.nlb_dns_name)
+        api = InferenceApi(resource_name(stack, d.name), gateway_args(
+            cfg, resource_name(stack, d.name), PrivateHttpBackend(link.vpc_link_id, base_url),
+            d.model.triton_model_name, encryption), opts=opts)
+        services[d.name] = api.invoke_url
+    return {"cluster_name": cluster.cluster_name, "kubeconfig": cluster.kubeconfig, "kserve_api_urls": services}
+
+
+def gateway_args(cfg: StackConfig, api_name: str, backend, model_name: str, encryption: Encryption) -> InferenceApiArgs:
+    """The same front door for every backend: auth, tiers, schema, logs, WAF in prod, custom domain."""
+    return InferenceApiArgs(
+        api_name=api_name, region=cfg.region, backend=backend, model_name=model_name,
+        authorization=cfg.gateway.authorization, cognito_user_pool_arn=cfg.gateway.cognito_user_pool_arn,
+        tiers=[ApiTierSpec(t.name, t.rate_per_second, t.burst, t.quota_per_day) for t in cfg.gateway.tiers],
+        kms_key_arn=encryption.key_arn, max_body_bytes=cfg.gateway.max_body_bytes,
+        log_retention_days=cfg.gateway.access_log_retention_days, enable_waf=cfg.is_prod,
+        waf_rate_limit_per_ip=cfg.gateway.waf_rate_limit_per_ip, domain_name=cfg.gateway.domain_name,
+        certificate_arn=cfg.gateway.certificate_arn)
 
 
 def traffic_shift(rollout) -> TrafficShift:
@@ -204,15 +226,9 @@ def sagemaker_deployment(cfg: StackConfig, stack: str, d: SageMakerDeployment, o
         max_capacity=d.autoscaling.max, invocations_per_instance_per_minute=d.target_invocations_per_minute(),
         gpus_per_instance=gpus, scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds,
         scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds), opts=opts)
-    api = InferenceApi(endpoint_name, InferenceApiArgs(
-        api_name=endpoint_name, region=cfg.region, endpoint_name=endpoint.endpoint_name,
-        endpoint_arn=endpoint.endpoint_arn, model_name=d.model.triton_model_name,
-        authorization=cfg.gateway.authorization, cognito_user_pool_arn=cfg.gateway.cognito_user_pool_arn,
-        tiers=[ApiTierSpec(t.name, t.rate_per_second, t.burst, t.quota_per_day) for t in cfg.gateway.tiers],
-        kms_key_arn=encryption.key_arn, max_body_bytes=cfg.gateway.max_body_bytes,
-        log_retention_days=cfg.gateway.access_log_retention_days, enable_waf=cfg.is_prod,
-        waf_rate_limit_per_ip=cfg.gateway.waf_rate_limit_per_ip, domain_name=cfg.gateway.domain_name,
-        certificate_arn=cfg.gateway.certificate_arn), opts=opts)
+    api = InferenceApi(endpoint_name, gateway_args(
+        cfg, endpoint_name, SageMakerBackend(endpoint.endpoint_name, endpoint.endpoint_arn),
+        d.model.triton_model_name, encryption), opts=opts)
     if d.drift.enabled:
         DriftMonitor(endpoint_name, DriftMonitorArgs(
             deployment=d.name, bucket_name=cfg.model_store.bucket,

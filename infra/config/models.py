@@ -81,6 +81,9 @@ class ClusterConfig(Strict):
     ingress_certificate_arn: str | None = Field(
         default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+",
         description="ACM certificate for the KServe ALBs' HTTPS listener (required in prod)")
+    ingress_domain: str | None = Field(
+        default=None, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        description="<deployment>.<domain> is the name API Gateway verifies the ALB certificate against")
 
     @field_validator("admin_role_arns")
     @classmethod

@@ -201,6 +201,11 @@ def gateway_and_drift_are_complete(cfg: StackConfig) -> Iterator[ConfigIssue]:
     if bool(gateway.domain_name) != bool(gateway.certificate_arn):
         yield ConfigIssue(key_path(("gateway", "certificate_arn")), gateway.certificate_arn,
                           "set together with gateway.domain_name (an ACM certificate for that name)")
+    if gateway.domain_name and len(cfg.deployments) > 1:
+        # Each deployment has its own API, and a custom domain maps to one API here.
+        yield ConfigIssue(key_path(("gateway", "domain_name")), gateway.domain_name,
+                          f"no custom domain while the stack has {len(cfg.deployments)} deployments (one API each); "
+                          "use the invoke URLs, or split the stack")
     for i, d in enumerate(cfg.deployments):
         if not d.drift.enabled:
             continue
@@ -232,6 +237,11 @@ def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
     if cfg.is_prod and not cluster.ingress_certificate_arn:
         yield ConfigIssue(key_path(("cluster", "ingress_certificate_arn")), None,
                           "an ACM certificate ARN in prod: the KServe load balancers serve HTTPS only")
+    if bool(cluster.ingress_certificate_arn) != bool(cluster.ingress_domain):
+        given = "ingress_certificate_arn" if cluster.ingress_certificate_arn else "ingress_domain"
+        missing = "ingress_domain" if given == "ingress_certificate_arn" else "ingress_certificate_arn"
+        yield ConfigIssue(key_path(("cluster", missing)), None,
+                          f"set together with {given}: the certificate must cover *.<ingress_domain>")
     for j, group in enumerate(cluster.node_groups):
         where = ("cluster", "node_groups", j)
         if not group.min_size <= group.desired_size <= group.max_size:

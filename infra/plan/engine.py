@@ -141,6 +141,11 @@ class PlanMocks(Mocks):
             letters = "abcdef"
             return {"names": [f"{self.region}{c}" for c in letters],
                     "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))], "id": self.region}
+        if token == "aws:lb/getLoadBalancer:getLoadBalancer":
+            name = args.args.get("name")
+            return {"arn": f"arn:aws:elasticloadbalancing:{self.region}:{self.account_id}:loadbalancer/app/{name}/"
+                           f"{_digest(name)[:16]}", "name": name, "loadBalancerType": "application",
+                    "dnsName": f"internal-{name}-{_digest(name)[:10]}.{self.region}.elb.amazonaws.com"}
         if token == "aws:ssm/getParameter:getParameter":
             return {"name": args.args.get("name"), "value": EKS_AMI_RELEASE, "type": "String",
                     "arn": f"arn:aws:ssm:{self.region}::parameter{args.args.get('name')}", "id": args.args.get("name")}

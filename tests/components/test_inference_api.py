@@ -9,6 +9,18 @@ from components.inference_api import request_schema
 from tests.harness import policy_json, stack_plan
 
 METHOD = "aws:apigateway/method:Method"
+MODELS = {"dev": ["resnet50"], "prod": ["resnet50", "reranker"]}
+
+
+def apis(plan):
+    """Each InferenceApi component (one per deployment) with its children by type."""
+    for api in plan.of_type("mlserve:edge:InferenceApi"):
+        children = plan.children_of(api.urn)
+        yield api, lambda type_token, kids=children: [c for c in kids if c.type == type_token]
+
+
+def test_every_deployment_has_its_own_gateway(stack, plan):
+    assert sorted(a.name for a, _ in apis(plan)) == sorted(f"mlserve-{stack}-{m}" for m in MODELS[stack])
 
 
 def test_no_route_without_authorization(stack, plan):
@@ -20,30 +32,34 @@ def test_no_route_without_authorization(stack, plan):
 
 
 def test_usage_plans_throttle_and_cap_each_tier_per_config(stack, plan):
-    plans = {p.inputs["name"].rsplit("-", 1)[1]: p.inputs for p in plan.of_type("aws:apigateway/usagePlan:UsagePlan")}
     expected = {"dev": {"internal": (20, 40, 50000)},
                 "prod": {"standard": (200, 400, 5000000), "batch": (50, 50, 1000000)}}[stack]
-    assert {name: (p["throttleSettings"]["rateLimit"], p["throttleSettings"]["burstLimit"],
-                   p["quotaSettings"]["limit"]) for name, p in plans.items()} == expected
-    assert all(p["quotaSettings"]["period"] == "DAY" for p in plans.values())
-    keys = plan.of_type("aws:apigateway/usagePlanKey:UsagePlanKey")
-    assert len(keys) == len(expected)
+    for _, children in apis(plan):
+        plans = {p.inputs["name"].rsplit("-", 1)[1]: p.inputs for p in children("aws:apigateway/usagePlan:UsagePlan")}
+        assert {name: (p["throttleSettings"]["rateLimit"], p["throttleSettings"]["burstLimit"],
+                       p["quotaSettings"]["limit"]) for name, p in plans.items()} == expected
+        assert all(p["quotaSettings"]["period"] == "DAY" for p in plans.values())
+        assert len(children("aws:apigateway/usagePlanKey:UsagePlanKey")) == len(expected)
 
 
 def test_method_throttling_covers_the_tiers(stack, plan):
-    (settings,) = plan.of_type("aws:apigateway/methodSettings:MethodSettings")
-    assert settings.inputs["methodPath"] == "v2/models/resnet50/infer/POST"
-    assert settings.inputs["settings"]["throttlingRateLimit"] == {"dev": 20, "prod": 250}[stack]
-    assert settings.inputs["settings"]["metricsEnabled"] is True
+    paths = []
+    for _, children in apis(plan):
+        (settings,) = children("aws:apigateway/methodSettings:MethodSettings")
+        paths.append(settings.inputs["methodPath"])
+        assert settings.inputs["settings"]["throttlingRateLimit"] == {"dev": 20, "prod": 250}[stack]
+        assert settings.inputs["settings"]["metricsEnabled"] is True
+    assert sorted(paths) == sorted(f"v2/models/{m}/infer/POST" for m in MODELS[stack])
 
 
 def test_access_logs_are_json_in_an_encrypted_log_group(plan):
-    stage = plan.one("aws:apigateway/stage:Stage").inputs
-    (group,) = [g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name.endswith("-access")]
-    assert stage["accessLogSettings"]["destinationArn"].endswith(":log-group:" + group.id)
-    assert json.loads(stage["accessLogSettings"]["format"])["requestId"] == "$context.requestId"
-    assert group.inputs["kmsKeyId"] == plan.outputs["kms_key_arn"]
-    assert stage["xrayTracingEnabled"] is True
+    for _, children in apis(plan):
+        (stage,) = [s.inputs for s in children("aws:apigateway/stage:Stage")]
+        (group,) = children("aws:cloudwatch/logGroup:LogGroup")
+        assert stage["accessLogSettings"]["destinationArn"].endswith(":log-group:" + group.id)
+        assert json.loads(stage["accessLogSettings"]["format"])["requestId"] == "$context.requestId"
+        assert group.inputs["kmsKeyId"] == plan.outputs["kms_key_arn"]
+        assert stage["xrayTracingEnabled"] is True
 
 
 def test_waf_is_associated_in_prod_only(stack, plan):
@@ -51,17 +67,20 @@ def test_waf_is_associated_in_prod_only(stack, plan):
     if stack == "dev":
         assert associations == []
         return
-    (association,) = associations
-    stage = plan.one("aws:apigateway/stage:Stage")
-    assert association.property_dependencies["resourceArn"] == [stage.urn]
-    rules = {r["name"]: r for r in plan.one("aws:wafv2/webAcl:WebAcl").inputs["rules"]}
-    assert rules["rate-per-ip"]["statement"]["rateBasedStatement"] == {"limit": 3000, "aggregateKeyType": "IP"}
-    common = rules["AWSManagedRulesCommonRuleSet"]["statement"]["managedRuleGroupStatement"]
-    assert common["ruleActionOverrides"][0]["name"] == "SizeRestrictions_BODY"  # images are larger than 8 KB
+    for _, children in apis(plan):
+        (association,) = children("aws:wafv2/webAclAssociation:WebAclAssociation")
+        (stage,) = children("aws:apigateway/stage:Stage")
+        assert association.property_dependencies["resourceArn"] == [stage.urn]
+        (acl,) = children("aws:wafv2/webAcl:WebAcl")
+        rules = {r["name"]: r for r in acl.inputs["rules"]}
+        assert rules["rate-per-ip"]["statement"]["rateBasedStatement"] == {"limit": 3000, "aggregateKeyType": "IP"}
+        common = rules["AWSManagedRulesCommonRuleSet"]["statement"]["managedRuleGroupStatement"]
+        assert common["ruleActionOverrides"][0]["name"] == "SizeRestrictions_BODY"  # images are larger than 8 KB
 
 
 def test_integration_role_can_invoke_only_its_endpoint(stack, plan):
-    integration = plan.one("aws:apigateway/integration:Integration").inputs
+    (integration,) = [i.inputs for i in plan.of_type("aws:apigateway/integration:Integration")
+                      if i.inputs["type"] == "AWS"]
     assert integration["uri"] == (f"arn:aws:apigateway:us-east-1:runtime.sagemaker:path/endpoints/"
                                   f"mlserve-{stack}-resnet50/invocations")
     (policy,) = [p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-invoke")]
@@ -70,10 +89,35 @@ def test_integration_role_can_invoke_only_its_endpoint(stack, plan):
     assert statement["Resource"] == [f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/mlserve-{stack}-resnet50"]
 
 
+def test_kserve_deployment_is_reached_through_a_vpc_link_with_tls_verified():
+    plan = stack_plan("prod")
+    (integration,) = [i.inputs for i in plan.of_type("aws:apigateway/integration:Integration")
+                      if i.inputs["type"] == "HTTP"]
+    link = plan.one("aws:apigateway/vpcLink:VpcLink")
+    assert integration["connectionType"] == "VPC_LINK" and integration["connectionId"] == link.id
+    assert integration["uri"] == "https://reranker.ml.prod.example.com/v2/models/reranker/infer"
+    assert integration["tlsConfig"] == {"insecureSkipVerification": False}
+    nlb = plan.one("aws:lb/loadBalancer:LoadBalancer")
+    assert link.property_dependencies["targetArn"] == [nlb.urn]
+    assert nlb.inputs["internal"] is True and nlb.inputs["loadBalancerType"] == "network"
+    private = {s.id for s in plan.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
+    assert set(nlb.inputs["subnets"]) == private
+    target_group = plan.one("aws:lb/targetGroup:TargetGroup").inputs
+    assert (target_group["targetType"], target_group["port"]) == ("alb", 443)
+    attachment = plan.one("aws:lb/targetGroupAttachment:TargetGroupAttachment").inputs
+    ingress = next(r for r in plan.resources if r.type.endswith(":Ingress")).inputs["metadata"]["annotations"]
+    name = ingress["alb.ingress.kubernetes.io/load-balancer-name"]
+    assert attachment["targetId"].startswith(f"arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/"
+                                             f"{name}/")  # the controller's ALB, looked up by the name it was given
+    assert ingress["alb.ingress.kubernetes.io/inbound-cidrs"] == "10.50.0.0/16"
+    assert plan.outputs["kserve_api_urls"]["reranker"].endswith("/v1/v2/models/reranker/infer")
+
+
 def test_bad_request_body_gets_a_clear_400(plan):
-    response = plan.one("aws:apigateway/response:Response").inputs
-    assert response["responseType"] == "BAD_REQUEST_BODY" and response["statusCode"] == "400"
-    assert "$context.error.validationErrorString" in response["responseTemplates"]["application/json"]
+    for _, children in apis(plan):
+        (response,) = [r.inputs for r in children("aws:apigateway/response:Response")]
+        assert response["responseType"] == "BAD_REQUEST_BODY" and response["statusCode"] == "400"
+        assert "$context.error.validationErrorString" in response["responseTemplates"]["application/json"]
 
 
 VALID = {"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [0.1, 0.2, 0.3]}]}
@@ -96,9 +140,11 @@ def test_request_schema_refuses_malformed_inference_requests(body, why):
 
 
 def test_declared_schema_is_the_rendered_one(plan):
-    model = plan.one("aws:apigateway/model:Model").inputs
-    assert json.loads(model["schema"]) == request_schema(6 * 1024 * 1024)
-    assert plan.one(METHOD).inputs["requestModels"] == {"application/json": "InferRequest"}
+    for _, children in apis(plan):
+        (model,) = children("aws:apigateway/model:Model")
+        assert json.loads(model.inputs["schema"]) == request_schema(6 * 1024 * 1024)
+        (method,) = children(METHOD)
+        assert method.inputs["requestModels"] == {"application/json": "InferRequest"}
 
 
 def test_every_alarm_notifies_the_alert_topic(plan):
