@@ -58,8 +58,8 @@ class Graph:
 @dataclass(frozen=True)
 class DeploymentPanel:
     name: str
-    endpoint_name: str
-    variant_name: str
+    endpoint_name: str | None = None  # SageMaker deployments; KServe model metrics live in Prometheus
+    variant_name: str | None = None
     api_name: str | None = None
     stage_name: str = "v1"
     drift: bool = False
@@ -73,9 +73,25 @@ class DashboardArgs:
 
 
 def graphs_for(panel: DeploymentPanel) -> list[Graph]:
+    graphs = sagemaker_graphs(panel) if panel.endpoint_name else []
+    if panel.api_name:
+        api = {"ApiName": panel.api_name, "Stage": panel.stage_name}
+        graphs.append(Graph(f"{panel.name}: gateway", [
+            Metric("AWS/ApiGateway", "Latency", api, stat="p99", label="p99 latency (ms)"),
+            Metric("AWS/ApiGateway", "Count", api, stat="Sum"),
+            Metric("AWS/ApiGateway", "4XXError", api, stat="Sum", label="4XX (incl. 429 throttled)"),
+            Metric("AWS/ApiGateway", "5XXError", api, stat="Sum")]))
+    if panel.drift:
+        graphs.append(Graph(f"{panel.name}: input drift (PSI, max over features)", [
+            Metric("mlserve/Drift", "MaxPopulationStabilityIndex", {"Deployment": panel.name}, stat="Maximum")],
+            period=3600))
+    return graphs
+
+
+def sagemaker_graphs(panel: DeploymentPanel) -> list[Graph]:
     endpoint = {"EndpointName": panel.endpoint_name, "VariantName": panel.variant_name}
     sm = "AWS/SageMaker"
-    graphs = [
+    return [
         Graph(f"{panel.name}: model latency", [
             *[Metric(sm, "ModelLatency", endpoint, stat=p, id=p, visible=False) for p in ("p50", "p95", "p99")],
             *[Expression(f"{p} / 1000", f"{p} ms", f"{p}ms") for p in ("p50", "p95", "p99")]], unit="ms"),
@@ -91,18 +107,6 @@ def graphs_for(panel: DeploymentPanel) -> list[Graph]:
             Metric(sm, "InvocationsPerInstance", endpoint, stat="Sum", id="perinstance", visible=False),
             Expression("IF(perinstance > 0, invocations / perinstance, 0)", "instances in service", "instances")]),
     ]
-    if panel.api_name:
-        api = {"ApiName": panel.api_name, "Stage": panel.stage_name}
-        graphs.append(Graph(f"{panel.name}: gateway", [
-            Metric("AWS/ApiGateway", "Latency", api, stat="p99", label="p99 latency (ms)"),
-            Metric("AWS/ApiGateway", "Count", api, stat="Sum"),
-            Metric("AWS/ApiGateway", "4XXError", api, stat="Sum", label="4XX (incl. 429 throttled)"),
-            Metric("AWS/ApiGateway", "5XXError", api, stat="Sum")]))
-    if panel.drift:
-        graphs.append(Graph(f"{panel.name}: input drift (PSI, max over features)", [
-            Metric("mlserve/Drift", "MaxPopulationStabilityIndex", {"Deployment": panel.name}, stat="Maximum")],
-            period=3600))
-    return graphs
 
 
 def dashboard_body(args: DashboardArgs) -> dict:

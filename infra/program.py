@@ -80,6 +80,8 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
                 name=deployment.name, endpoint_name=resource_name(stack, deployment.name),
                 variant_name=PRIMARY_VARIANT, api_name=resource_name(stack, deployment.name),
                 drift=deployment.drift.enabled))
+        else:  # KServe: the gateway here; model latency, GPUs and replicas in Prometheus (DCGM, Triton)
+            panels.append(DeploymentPanel(name=deployment.name, api_name=resource_name(stack, deployment.name)))
     cluster_outputs = kubernetes_platform(cfg, stack, with_provider, account_id=account_id, encryption=encryption,
                                           network=network, store=store, topic_arn=alerting.topic_arn) \
         if cfg.cluster else {}

@@ -2,7 +2,7 @@
 
 import json
 
-from tests.harness import policy_json
+from tests.harness import policy_json, stack_plan
 
 # Metrics each namespace publishes for the resources mlserve declares (AWS docs) and for our drift job.
 PUBLISHED = {
@@ -64,3 +64,11 @@ def test_drift_code_is_packaged_as_the_drift_package(plan):
     code = plan.one("aws:lambda/function:Function").as_json()["inputs"]["code"]  # the engine's archive encoding
     assert code["4dabf18193072939515e22adb298388d"] == "0def7320c3a5731c473e5ecbe6d01bc7"
     assert code["assets"]["drift"]["path"].endswith("/drift")
+
+
+def test_every_deployment_has_a_gateway_panel_and_kserve_no_sagemaker_panels():
+    plan = stack_plan("prod")
+    titles = [w["properties"]["title"] for w in json.loads(
+        plan.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])["widgets"]]
+    assert {"resnet50: gateway", "reranker: gateway", "resnet50: model latency"} <= set(titles)
+    assert [t for t in titles if t.startswith("reranker:")] == ["reranker: gateway"]
