@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--model-dir", type=Path, required=True, help="spec.json, model.onnx, optional engines")
     release.add_argument("--metrics", type=Path, help="evaluation metrics (JSON) registered with the version")
 
-    rollout = commands.add_parser("rollout", help="follow, promote or roll back a SageMaker deployment")
+    rollout = commands.add_parser("rollout", help="follow, promote or roll back a deployment (SageMaker or KServe)")
     actions = rollout.add_subparsers(dest="action", required=True)
     status = actions.add_parser("status", help="the endpoint, its variants, the blue/green state, the guard alarms")
     _common(status, deployment=True)
