@@ -15,21 +15,21 @@ from pathlib import Path
 
 import drift
 from components.alerting import Alerting, AlertingArgs
-from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs
 from components.api_gateway_account import ApiGatewayAccount
+from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs
 from components.dashboard import Dashboard, DashboardArgs, DeploymentPanel
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.inference_api import (ApiTierSpec, InferenceApi, InferenceApiArgs, PrivateHttpBackend,
                                       SageMakerBackend)
-from components.kserve_service import KServeService, KServeServiceArgs, ModelRef, slo_alert_rules
 from components.encryption import Encryption, EncryptionArgs
 from components.endpoint_alarms import EndpointAlarms, EndpointAlarmsArgs
 from components.endpoint_autoscaling import EndpointAutoscaling, EndpointAutoscalingArgs
+from components.kserve_service import KServeService, KServeServiceArgs, ModelRef, slo_alert_rules
 from components.model_store import ModelStore, ModelStoreArgs
 from components.network import Network, NetworkArgs
-from components.private_link import PrivateLink, PrivateLinkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
+from components.private_link import PrivateLink, PrivateLinkArgs
 from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs, TrafficShift, Variant
 from infra.aws_facts import sagemaker_gpus
 from infra.config import StackConfig
@@ -127,34 +127,42 @@ def kubernetes_platform(cfg: StackConfig, stack: str, opts: pulumi.ResourceOptio
         system_node_group=next(g.name for g in c.node_groups if not g.gpu),
         charts=ChartPins(**c.charts.model_dump()), alert_topic_arn=topic_arn, kms_key_arn=encryption.key_arn,
         alert_rules=tuple(rule for d in kserve for rule in slo_alert_rules(
-            d.name, resource_name(stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent))), opts=pulumi.ResourceOptions(providers=both, depends_on=groups))
-    services = {}
-    for d in kserve:
-        canary = d.rollout if isinstance(d.rollout, Canary) else None
-        candidate = canary.candidate if canary else None
-        service = KServeService(resource_name(stack, d.name), KServeServiceArgs(
-            name=d.name, namespace=resource_name(stack, d.name),
-            image_uri=pulumi.Output.concat(store.repository_urls[d.image.repository], d.image.reference),
-            model=ModelRef(d.model.uri, d.model.bucket, d.model.prefix),
-            candidate=ModelRef(candidate.uri, candidate.bucket, candidate.prefix) if candidate else None,
-            canary_percent=canary.percent if canary else 0, gpus=d.compute.gpus, cpu=d.compute.cpu,
-            memory=d.compute.memory, node_group=d.compute.node_group, min_replicas=d.autoscaling.min,
-            max_replicas=d.autoscaling.max, target_concurrency=d.autoscaling.target_concurrency,
-            scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds, region=cfg.region,
-            kms_key_arn=encryption.key_arn, oidc_provider_arn=cluster.oidc_provider_arn,
-            oidc_issuer=cluster.oidc_issuer, vpc_cidr=network.vpc_cidr, prometheus_url=addons.prometheus_url,
-            spread_across_zones=cfg.is_prod, certificate_arn=c.ingress_certificate_arn),
-            opts=pulumi.ResourceOptions(providers=both, depends_on=addons.ready))
-        link = PrivateLink(resource_name(stack, d.name), PrivateLinkArgs(
-            name=resource_name(stack, d.name), vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids,
-            alb_arn=service.alb_arn, port=service.alb_port), opts=opts)
-        base_url = f"https://{d.name}.{c.ingress_domain}" if c.ingress_domain else \
-            pulumi.Output.concat("http://", link.nlb_dns_name)
-        api = InferenceApi(resource_name(stack, d.name), gateway_args(
-            cfg, resource_name(stack, d.name), PrivateHttpBackend(link.vpc_link_id, base_url),
-            d.model.triton_model_name, encryption), opts=opts)
-        services[d.name] = api.invoke_url
-    return {"cluster_name": cluster.cluster_name, "kubeconfig": cluster.kubeconfig, "kserve_api_urls": services}
+            d.name, resource_name(stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent))),
+        opts=pulumi.ResourceOptions(providers=both, depends_on=groups))
+    api_urls = {d.name: kserve_deployment(cfg, stack, d, opts, cluster=cluster, addons=addons, encryption=encryption,
+                                          network=network, store=store) for d in kserve}
+    return {"cluster_name": cluster.cluster_name, "kubeconfig": cluster.kubeconfig, "kserve_api_urls": api_urls}
+
+
+def kserve_deployment(cfg: StackConfig, stack: str, d: KServeDeployment, opts: pulumi.ResourceOptions, *,
+                      cluster: EksCluster, addons: ClusterAddons, encryption: Encryption, network: Network,
+                      store: ModelStore) -> pulumi.Output[str]:
+    """One model on the cluster, its VPC link and its gateway; returns the gateway's invoke URL."""
+    c = cfg.cluster
+    name = resource_name(stack, d.name)
+    canary = d.rollout if isinstance(d.rollout, Canary) else None
+    candidate = canary.candidate if canary else None
+    service = KServeService(name, KServeServiceArgs(
+        name=d.name, namespace=name,
+        image_uri=pulumi.Output.concat(store.repository_urls[d.image.repository], d.image.reference),
+        model=ModelRef(d.model.uri, d.model.bucket, d.model.prefix),
+        candidate=ModelRef(candidate.uri, candidate.bucket, candidate.prefix) if candidate else None,
+        canary_percent=canary.percent if canary else 0, gpus=d.compute.gpus, cpu=d.compute.cpu,
+        memory=d.compute.memory, node_group=d.compute.node_group, min_replicas=d.autoscaling.min,
+        max_replicas=d.autoscaling.max, target_concurrency=d.autoscaling.target_concurrency,
+        scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds, region=cfg.region,
+        kms_key_arn=encryption.key_arn, oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer=cluster.oidc_issuer, vpc_cidr=network.vpc_cidr, prometheus_url=addons.prometheus_url,
+        spread_across_zones=cfg.is_prod, certificate_arn=c.ingress_certificate_arn),
+        opts=pulumi.ResourceOptions(providers=[opts.provider, cluster.provider], depends_on=addons.ready))
+    link = PrivateLink(name, PrivateLinkArgs(
+        name=name, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, alb_arn=service.alb_arn,
+        port=service.alb_port), opts=opts)
+    base_url = f"https://{d.name}.{c.ingress_domain}" if c.ingress_domain else \
+        pulumi.Output.concat("http://", link.nlb_dns_name)
+    api = InferenceApi(name, gateway_args(cfg, name, PrivateHttpBackend(link.vpc_link_id, base_url),
+                                          d.model.triton_model_name, encryption), opts=opts)
+    return api.invoke_url
 
 
 def gateway_args(cfg: StackConfig, api_name: str, backend, model_name: str, encryption: Encryption) -> InferenceApiArgs:

@@ -11,20 +11,20 @@ and the demo passes --allow-unverified), and it rejects GPU instance types (only
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-import boto3
 from moto.server import ThreadedMotoServer
 from rich.console import Console
 from rich.rule import Rule
+
+from . import standins
+from .clients import Clients
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "serving_image" / "sample_model"
@@ -34,20 +34,13 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AW
                "AWS_EC2_METADATA_DISABLED": "true"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Demo:
     def __init__(self, url: str, out: Console):
         self.url, self.out = url, out
-        self.env = {**os.environ, **CREDENTIALS, "COLUMNS": "160"}
-        self.session = boto3.Session(aws_access_key_id="demo", aws_secret_access_key="demo", region_name=REGION)
-
-    def client(self, service: str):
-        return self.session.client(service, endpoint_url=self.url)
+        # moto's credentials, for this process's stand-ins and for each CLI call; no real account is reachable.
+        os.environ.update(CREDENTIALS)
+        self.env = {**os.environ, "COLUMNS": "160"}
+        self.clients = Clients(REGION, url)
 
     def ops(self, *args: str, expect: int = 0) -> None:
         command = [sys.executable, "-m", "infra.ops", *args, "--endpoint-url", self.url]
@@ -60,40 +53,12 @@ class Demo:
         self.out.print(Rule(title))
 
     def platform(self) -> None:
-        """Stand-in for `pulumi up` of the platform plus an image push."""
-        s3, ecr = self.client("s3"), self.client("ecr")
-        s3.create_bucket(Bucket="mlserve-dev-models")
-        s3.put_bucket_versioning(Bucket="mlserve-dev-models", VersioningConfiguration={"Status": "Enabled"})
-        ecr.create_repository(repositoryName="mlserve/triton", imageTagMutability="IMMUTABLE",
-                              imageScanningConfiguration={"scanOnPush": True})
-        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                    "config": {"digest": "sha256:" + "0" * 64, "size": 1, "mediaType": "application/json"},
-                    "layers": []}
-        ecr.put_image(repositoryName="mlserve/triton", imageManifest=json.dumps(manifest), imageTag="24.12-trt10.7-r1")
-        ecr.start_image_scan(repositoryName="mlserve/triton", imageId={"imageTag": "24.12-trt10.7-r1"})
-        self.out.print("created bucket mlserve-dev-models, repository mlserve/triton, pushed and scanned "
-                       "24.12-trt10.7-r1 (what `pulumi up` and `docker push` do for real)")
+        standins.platform(self.clients)
+        self.out.print(f"created bucket mlserve-dev-models, repository {standins.REPOSITORY}, pushed and scanned "
+                       f"{standins.IMAGE_TAG} (what `pulumi up` and `docker push` do for real)")
 
     def endpoint(self, model_uri: str) -> None:
-        """Stand-in for `pulumi up` with an A/B candidate (ab_variants: candidate at 10%) and its guard alarms."""
-        sagemaker, cloudwatch = self.client("sagemaker"), self.client("cloudwatch")
-        role = "arn:aws:iam::123456789012:role/mlserve-dev-resnet50-sagemaker"
-        image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlserve/triton:24.12-trt10.7-r1"
-        variants = []
-        for name, weight in (("primary", 90.0), ("candidate", 10.0)):
-            sagemaker.create_model(ModelName=f"{ENDPOINT}-{name}", ExecutionRoleArn=role,
-                                   PrimaryContainer={"Image": image, "ModelDataUrl": model_uri})
-            variants.append({"VariantName": name, "ModelName": f"{ENDPOINT}-{name}", "InitialInstanceCount": 1,
-                             "InstanceType": "ml.g5.xlarge", "InitialVariantWeight": weight})
-        sagemaker.create_endpoint_config(EndpointConfigName=f"{ENDPOINT}-config", ProductionVariants=variants)
-        sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=f"{ENDPOINT}-config")
-        for role_name, metric in (("p99-latency", "ModelLatency"), ("5xx-rate", "Invocation5XXErrors")):
-            cloudwatch.put_metric_alarm(
-                AlarmName=f"{ENDPOINT}-{role_name}", Namespace="AWS/SageMaker", MetricName=metric,
-                Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=1,
-                ComparisonOperator="GreaterThanThreshold",
-                Dimensions=[{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": "primary"}])
-            cloudwatch.set_alarm_state(AlarmName=f"{ENDPOINT}-{role_name}", StateValue="OK", StateReason="demo")
+        standins.weighted_endpoint(self.clients, ENDPOINT, model_uri=model_uri)
         self.out.print(f"created endpoint {ENDPOINT}: primary 90%, candidate 10%, guard alarms OK "
                        f"(moto has no PutCompositeAlarm: the service-unhealthy alarm shows MISSING)")
 
@@ -115,9 +80,9 @@ class Demo:
         self.step("6. roll back to primary at once")
         self.ops("rollout", "rollback", "--stack", "dev", "--deployment", "resnet50", "--to-variant", "primary")
         self.step("7. a promote whose guard alarm fires mid-bake is rolled back (exit 1)")
-        self.client("sagemaker").update_endpoint_weights_and_capacities(EndpointName=ENDPOINT, DesiredWeightsAndCapacities=[
+        self.clients.sagemaker.update_endpoint_weights_and_capacities(EndpointName=ENDPOINT, DesiredWeightsAndCapacities=[
             {"VariantName": "primary", "DesiredWeight": 90.0}, {"VariantName": "candidate", "DesiredWeight": 10.0}])
-        timer = threading.Timer(3.0, lambda: self.client("cloudwatch").set_alarm_state(
+        timer = threading.Timer(3.0, lambda: self.clients.cloudwatch.set_alarm_state(
             AlarmName=f"{ENDPOINT}-5xx-rate", StateValue="ALARM", StateReason="demo: 5xx above the SLO"))
         timer.start()
         try:
@@ -136,9 +101,9 @@ def main() -> int:
 
     FakeEndpointConfig.validate_instance_type = lambda self, instance_type: None
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # port 0: a free one, no race
     server.start()
+    _, port = server.get_host_and_port()
     started = time.monotonic()
     out.print(f"moto on http://127.0.0.1:{port} (this process; stopped at the end)")
     try:

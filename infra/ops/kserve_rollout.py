@@ -119,9 +119,9 @@ class KServeRollout:
             ready = next((c["status"] for c in isvc.get("status", {}).get("conditions", []) if c["type"] == "Ready"),
                          "Unknown")
             model = isvc["spec"]["predictor"].get("model", {}).get("storageUri", "?")
-            share = "100%" if split is None and name == self.name else \
-                f"{split.weights.get(f'{name}-predictor', 0)}%" if split else "0%"
-            table.add_row(name, ready, model, share)
+            # Without a split the Ingress sends everything to the stable predictor.
+            weights = split.weights if split else {f"{self.name}-predictor": 100}
+            table.add_row(name, ready, model, f"{weights.get(f'{name}-predictor', 0)}%")
         self.out.print(table)
         alerts = self.firing()
         self.out.print(f"SLO alerts firing: {', '.join(alerts) if alerts else 'none'}")

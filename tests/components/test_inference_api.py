@@ -13,10 +13,11 @@ MODELS = {"dev": ["resnet50"], "prod": ["resnet50", "reranker"]}
 
 
 def apis(plan):
-    """Each InferenceApi component (one per deployment) with its children by type."""
-    for api in plan.of_type("mlserve:edge:InferenceApi"):
-        children = plan.children_of(api.urn)
-        yield api, lambda type_token, kids=children: [c for c in kids if c.type == type_token]
+    """Each InferenceApi component (one per deployment) with its children by type; never empty."""
+    found = [(api, lambda type_token, kids=plan.children_of(api.urn): [c for c in kids if c.type == type_token])
+             for api in plan.of_type("mlserve:edge:InferenceApi")]
+    assert found, "the plan declares no InferenceApi"
+    return found
 
 
 def test_every_deployment_has_its_own_gateway(stack, plan):

@@ -78,7 +78,9 @@ def test_gpu_nodes_are_tainted_labelled_and_on_an_nvidia_ami():
 
 
 def test_node_launch_templates_require_imdsv2_and_encrypt_the_root_volume():
-    for template in stack_plan("prod").of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+    templates = stack_plan("prod").of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    assert len(templates) == 2
+    for template in templates:
         assert template.inputs["metadataOptions"]["httpTokens"] == "required"
         [disk] = template.inputs["blockDeviceMappings"]
         assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volumeType"] == "gp3" and disk["ebs"]["kmsKeyId"]
@@ -89,7 +91,9 @@ def test_node_launch_templates_require_imdsv2_and_encrypt_the_root_volume():
 
 def test_node_role_carries_only_the_node_policies():
     plan = stack_plan("prod")
-    for group in plan.of_type("mlserve:compute:NodeGroup"):
+    groups = plan.of_type("mlserve:compute:NodeGroup")
+    assert len(groups) == 2
+    for group in groups:
         attached = [r.inputs["policyArn"].rsplit("/", 1)[1] for r in plan.children_of(group.urn)
                     if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"]
         assert sorted(attached) == ["AmazonEC2ContainerRegistryReadOnly", "AmazonEKSWorkerNodePolicy",
@@ -143,6 +147,7 @@ def test_serving_role_trusts_exactly_the_deployment_service_account_and_reads_on
 
 
 def test_inference_services_ask_for_gpus_tolerate_the_taint_and_use_the_service_account():
+    assert set(isvcs(stack_plan("prod"))) == {"reranker", "reranker-canary"}
     for name, isvc in isvcs(stack_plan("prod")).items():
         predictor = isvc.inputs["spec"]["predictor"]
         assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"

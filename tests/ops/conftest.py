@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import boto3
@@ -12,6 +11,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from infra.config.loader import PROJECT_ROOT, read_stack_file, validate
+from infra.ops import standins
 from infra.ops.clients import Clients
 from serving_image.sample_model import __file__ as _sample_init
 
@@ -58,42 +58,19 @@ def stub_sagemaker_quotas(clients: Clients, quotas: dict[str, float]) -> Stubber
     return stubber
 
 
-def platform(clients: Clients, *, bucket: str = "mlserve-dev-models", repository: str = "mlserve/triton",
-             tag: str = "24.12-trt10.7-r1", critical: int = 0) -> None:
-    """What `pulumi up` of the platform and an image push leave behind: the bucket, the repository, a scanned image."""
-    clients.s3.create_bucket(Bucket=bucket)
-    clients.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    clients.ecr.create_repository(repositoryName=repository, imageScanningConfiguration={"scanOnPush": True})
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                           "config": {"digest": "sha256:" + "a" * 64, "size": 1, "mediaType": "x"}, "layers": []})
-    clients.ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=tag)
-    clients.ecr.start_image_scan(repositoryName=repository, imageId={"imageTag": tag})
+def platform(clients: Clients, *, tag: str = standins.IMAGE_TAG, critical: int = 0) -> None:
+    """The stand-in platform (tests/ops share it with `make demo`), optionally with critical scan findings."""
+    standins.platform(clients, tag=tag)
     if critical:
         import requests
 
         requests.post("http://motoapi.amazonaws.com/moto-api/static/ecr/scan-finding-results", json={
             "region": REGION, "results": [{
                 "imageScanFindings": {"findings": [], "findingSeverityCounts": {"CRITICAL": critical, "HIGH": 2}},
-                "registryId": "123456789012", "repositoryName": repository, "imageId": {"imageTag": tag},
+                "registryId": standins.ACCOUNT, "repositoryName": standins.REPOSITORY, "imageId": {"imageTag": tag},
                 "imageScanStatus": {"status": "COMPLETE", "description": "done"}}]})
 
 
 def ab_endpoint(clients: Clients, name: str = DEV_ENDPOINT, weights=(("primary", 90.0), ("candidate", 10.0)),
                 instance_type: str = "ml.g5.xlarge", count: int = 1) -> None:
-    """An endpoint as the stack declares it with ab_variants, plus its guard alarms (all OK)."""
-    role = "arn:aws:iam::123456789012:role/mlserve-dev-resnet50-sagemaker"
-    variants = []
-    for variant, weight in weights:
-        clients.sagemaker.create_model(ModelName=f"{name}-{variant}", ExecutionRoleArn=role, PrimaryContainer={
-            "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlserve/triton:24.12-trt10.7-r1",
-            "ModelDataUrl": "s3://mlserve-dev-models/resnet50/x/model.tar.gz"})
-        variants.append({"VariantName": variant, "ModelName": f"{name}-{variant}", "InitialInstanceCount": count,
-                         "InstanceType": instance_type, "InitialVariantWeight": weight})
-    clients.sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-config-1", ProductionVariants=variants)
-    clients.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config-1")
-    for role_name in ("p99-latency", "5xx-rate"):
-        clients.cloudwatch.put_metric_alarm(
-            AlarmName=f"{name}-{role_name}", Namespace="AWS/SageMaker", MetricName="ModelLatency", Statistic="Average",
-            Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold",
-            Dimensions=[{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": "primary"}])
-        clients.cloudwatch.set_alarm_state(AlarmName=f"{name}-{role_name}", StateValue="OK", StateReason="test")
+    standins.weighted_endpoint(clients, name, weights, instance_type, count)
