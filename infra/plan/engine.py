@@ -235,7 +235,7 @@ class RecordingMonitor(MockMonitor):
             self.records.append(Resource(urn=response.urn, type=request.type, name=request.name, parent=parent,
                                          custom=bool(request.custom), inputs=inputs, id=response.id,
                                          provider=request.provider if request.custom else "",
-                                         property_dependencies={k: list(v.urns) for k, v in
+                                         property_dependencies={k: sorted(v.urns) for k, v in
                                                                 request.propertyDependencies.items() if v.urns}))
         return response
 
