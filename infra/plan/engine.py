@@ -18,6 +18,8 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
+from .sdk_schema import autoname_metadata, autoname_property
+
 PROJECT = "mlserve"
 ACCOUNT_ID = "123456789012"
 # The engine's marker for a value not known until apply; the policy SDK reads it back as unknown.
@@ -125,7 +127,27 @@ class PlanMocks(Mocks):
         self.region = region
         self.account_id = account_id
         self.preview = preview
-        self.autonames: dict[tuple[str, str], str] = {}
+        self.autonames: dict[tuple[str, str], tuple[str, str]] = {}  # (type, name) -> (input, generated value)
+
+    def _autoname(self, args: MockResourceArgs, outputs: dict[str, Any]) -> None:
+        """Fill the one input the provider auto-names (already known at preview), as its Check would.
+
+        Which input that is comes from the installed SDK (`sdk_schema`): a bridged AWS resource's optional `name` or
+        its `<x>`/`<x>Prefix` pair, a Kubernetes object's `metadata.name`, nothing for a VPC. The value follows
+        Pulumi's convention: logical name plus a random suffix (here a stable digest, so plans are reproducible).
+        """
+        generated = f"{args.name}-{_digest(args.typ + args.name)[:7]}"
+        if autoname_metadata(args.typ):
+            metadata = dict(outputs.get("metadata") or {})
+            if "name" not in metadata:
+                metadata["name"] = generated
+                outputs["metadata"] = metadata
+                self.autonames[(args.typ, args.name)] = ("metadata", generated)
+            return
+        prop = autoname_property(args.typ)
+        if prop and prop not in outputs and f"{prop}Prefix" not in outputs:
+            outputs[prop] = generated
+            self.autonames[(args.typ, args.name)] = (prop, generated)
 
     def call(self, args: MockCallArgs):
         token = args.token
@@ -153,17 +175,16 @@ class PlanMocks(Mocks):
 
     def new_resource(self, args: MockResourceArgs):
         outputs = dict(args.inputs)
-        if args.custom and not args.typ.startswith("pulumi:providers:") and "name" not in outputs:
-            # The provider auto-names resources (known already at preview): logical name plus a random suffix.
-            outputs["name"] = f"{args.name}-{_digest(args.typ + args.name)[:7]}"
-            self.autonames[(args.typ, args.name)] = outputs["name"]
+        if args.custom:
+            self._autoname(args, outputs)
         if self.preview and args.custom and not args.typ.startswith("pulumi:providers:"):
             # As in `pulumi preview`: what AWS computes (ids, ARNs, URLs) is not known yet.
             return "", outputs
         if not args.custom or args.typ.startswith("pulumi:providers:"):
             return f"{args.name}-id", outputs
         service, kind = _service_of(args.typ)
-        physical = outputs.get("name") if isinstance(outputs.get("name"), str) else args.name
+        named_by = autoname_property(args.typ) or "name"
+        physical = outputs.get(named_by) if isinstance(outputs.get(named_by), str) else args.name
         arn = f"arn:aws:{service}:{self.region}:{self.account_id}:{kind}/{physical}"
         resource_id = physical
         if args.typ in EC2_ID_PREFIXES:
@@ -229,9 +250,12 @@ class RecordingMonitor(MockMonitor):
         if request.type != "pulumi:pulumi:Stack":
             parent = request.parent if request.parent and "::pulumi:pulumi:Stack::" not in request.parent else None
             inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+            # The provider's Check adds the auto-name before a policy pack sees the inputs.
             autoname = getattr(self.mocks, "autonames", {}).get((request.type, request.name))
-            if autoname and "name" not in inputs:
-                inputs["name"] = autoname  # the provider's Check adds it before a policy pack sees the inputs
+            if autoname and autoname[0] == "metadata":
+                inputs["metadata"] = {**(inputs.get("metadata") or {}), "name": autoname[1]}
+            elif autoname:
+                inputs.setdefault(autoname[0], autoname[1])
             self.records.append(Resource(urn=response.urn, type=request.type, name=request.name, parent=parent,
                                          custom=bool(request.custom), inputs=inputs, id=response.id,
                                          provider=request.provider if request.custom else "",
