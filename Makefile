@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serving-setup plan demo test test-infra test-serving policy serve-local bench-serving clean
+.PHONY: setup serving-setup plan demo test test-infra test-serving lint policy serve-local bench-serving clean
 
 # The serving image's Python world is separate: pulumi-policy needs protobuf 5, onnx and tritonclient need protobuf 6.
 SVENV  ?= .venv-serving
@@ -44,6 +44,14 @@ test-infra: $(STAMP)
 
 test-serving: $(SSTAMP)
 	$(SPY) -m pytest -q tests/serving
+
+## The static gate: ruff over everything, pyright (pinned) with the real SDK types in each Python world:
+## infra/components/policies/drift against .venv (pulumi_aws/pulumi_kubernetes typed dicts), serving_image against
+## .venv-serving (tritonclient, onnx). Zero errors; a targeted ignore carries its reason.
+lint: $(STAMP) $(SSTAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pyright
+	$(VENV)/bin/pyright -p serving_image
 
 ## The policy pack against every stack, offline (what `pulumi preview --policy-pack policies` enforces).
 policy: $(STAMP)

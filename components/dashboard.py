@@ -7,8 +7,8 @@ latency, errors and request count (429 throttles count as 4XX), and the drift in
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 import pulumi
 import pulumi_aws as aws
@@ -25,7 +25,7 @@ class Metric:
     visible: bool = True
 
     def as_json(self) -> list:
-        options = {"stat": self.stat}
+        options: dict[str, str | bool] = {"stat": self.stat}
         options.update({k: v for k, v in (("id", self.id), ("label", self.label)) if v})
         if not self.visible:
             options["visible"] = False
@@ -45,7 +45,7 @@ class Expression:
 @dataclass(frozen=True)
 class Graph:
     title: str
-    metrics: list[Union[Metric, Expression]]
+    metrics: Sequence[Metric | Expression]
     unit: str = ""
     period: int = 60
 
@@ -89,6 +89,8 @@ def graphs_for(panel: DeploymentPanel) -> list[Graph]:
 
 
 def sagemaker_graphs(panel: DeploymentPanel) -> list[Graph]:
+    if panel.endpoint_name is None or panel.variant_name is None:
+        raise ValueError(f"panel {panel.name}: SageMaker graphs need the endpoint and variant names")
     endpoint = {"EndpointName": panel.endpoint_name, "VariantName": panel.variant_name}
     sm = "AWS/SageMaker"
     return [

@@ -9,6 +9,7 @@ get-token`, so no credentials are stored). The kubeconfig output is a secret.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -34,6 +35,15 @@ class EksClusterArgs:
     log_retention_days: int = 90
     partition: str = "aws"
     tags: dict[str, str] = field(default_factory=dict)
+
+
+def oidc_issuer_of(identities: Sequence[aws.eks.outputs.ClusterIdentity] | None) -> str:
+    """EKS always reports one OIDC issuer for a cluster; its absence means a broken API answer, not a default."""
+    issuer = (identities or [None])[0]
+    url = issuer.oidcs[0].issuer if issuer and issuer.oidcs else None
+    if not url:
+        raise ValueError("the EKS cluster reports no OIDC issuer")
+    return url
 
 
 def irsa_trust_policy(oidc_provider_arn: pulumi.Input[str], issuer: pulumi.Input[str], namespace: str,
@@ -95,7 +105,7 @@ class EksCluster(pulumi.ComponentResource):
                 access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]))
 
-        issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        issuer = cluster.identities.apply(oidc_issuer_of)
         oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer, client_id_lists=["sts.amazonaws.com"],
                                              opts=child)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -117,6 +117,8 @@ class InferenceApi(pulumi.ComponentResource):
 
         authorizer_id = None
         if args.authorization == "jwt":
+            if not args.cognito_user_pool_arn:
+                raise ValueError(f"{args.api_name}: JWT authorization needs a Cognito user pool ARN")
             authorizer_id = aws.apigateway.Authorizer(
                 f"{name}-jwt", rest_api=api.id, type="COGNITO_USER_POOLS", name="cognito",
                 provider_arns=[args.cognito_user_pool_arn], identity_source="method.request.header.Authorization",
@@ -200,7 +202,8 @@ class InferenceApi(pulumi.ComponentResource):
         self.register_outputs({"api_id": api.id, "invoke_url": self.invoke_url, "api_key_ids": self.api_keys})
 
     def _integration(self, name, args: InferenceApiArgs, api, resource, method) -> aws.apigateway.Integration:
-        common = dict(rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
+        # Spread into two Integration calls; a misspelt key fails there as an unexpected keyword.
+        common: dict[str, Any] = dict(rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
                       integration_http_method="POST", passthrough_behavior="WHEN_NO_TEMPLATES",
                       request_parameters={"integration.request.header.Content-Type": "'application/json'"},
                       timeout_milliseconds=29_000)
@@ -225,8 +228,8 @@ class InferenceApi(pulumi.ComponentResource):
 
     def _web_acl(self, name: str, args: InferenceApiArgs, stage: aws.apigateway.Stage) -> None:
         def visibility(metric: str):
-            return aws.wafv2.WebAclVisibilityConfigArgs(cloudwatch_metrics_enabled=True, metric_name=metric,
-                                                        sampled_requests_enabled=True)
+            return aws.wafv2.WebAclRuleVisibilityConfigArgs(cloudwatch_metrics_enabled=True, metric_name=metric,
+                                                            sampled_requests_enabled=True)
 
         def managed(priority: int, group: str, count_only: tuple[str, ...] = ()):
             overrides = [aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgs(
@@ -257,7 +260,8 @@ class InferenceApi(pulumi.ComponentResource):
                 managed(1, "AWSManagedRulesCommonRuleSet", count_only=("SizeRestrictions_BODY",)),
                 managed(2, "AWSManagedRulesKnownBadInputsRuleSet"),
             ],
-            visibility_config=visibility(f"{args.api_name}-waf"),
+            visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
+                cloudwatch_metrics_enabled=True, metric_name=f"{args.api_name}-waf", sampled_requests_enabled=True),
             opts=pulumi.ResourceOptions(parent=self))
         aws.wafv2.WebAclAssociation(f"{name}-waf", resource_arn=stage.arn, web_acl_arn=acl.arn,
                                     opts=pulumi.ResourceOptions(parent=self))

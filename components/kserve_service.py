@@ -153,14 +153,14 @@ class KServeService(pulumi.ComponentResource):
 
         k8s.networking.v1.NetworkPolicy(f"{name}-network-policy", metadata={
             "name": f"{args.name}-ingress", "namespace": ns, "labels": labels}, spec={
-            "podSelector": {"matchExpressions": [{"key": ISVC_LABEL, "operator": "In",
-                                                  "values": [isvc for _, isvc, *_ in tracks]}]},
-            "policyTypes": ["Ingress"],
+            "pod_selector": {"match_expressions": [{"key": ISVC_LABEL, "operator": "In",
+                                                    "values": [isvc for _, isvc, *_ in tracks]}]},
+            "policy_types": ["Ingress"],
             "ingress": [
                 # The ALB targets pod IPs from its own ENIs in the VPC's subnets.
-                {"from": [{"ipBlock": {"cidr": args.vpc_cidr}}],
+                {"from_": [{"ip_block": {"cidr": args.vpc_cidr}}],
                  "ports": [{"port": PORTS["http"], "protocol": "TCP"}]},
-                {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                {"from_": [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "monitoring"}}}],
                  "ports": [{"port": PORTS["metrics"], "protocol": "TCP"}]}]}, opts=in_ns)
 
         ingress = k8s.networking.v1.Ingress(f"{name}-ingress", metadata={
@@ -168,8 +168,8 @@ class KServeService(pulumi.ComponentResource):
             "annotations": {**self._alb_annotations(args, tracks),
                             # Only the VPC (the NLB of the API's VPC link) reaches the ALB.
                             "alb.ingress.kubernetes.io/inbound-cidrs": args.vpc_cidr}}, spec={
-            "ingressClassName": "alb",
-            "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": (
+            "ingress_class_name": "alb",
+            "rules": [{"http": {"paths": [{"path": "/", "path_type": "Prefix", "backend": {"service": (
                 {"name": f"{args.name}-split", "port": {"name": "use-annotation"}} if len(tracks) > 1 else
                 {"name": f"{args.name}-predictor", "port": {"number": 80}})}}]}}]}, opts=in_ns)
 
@@ -265,4 +265,4 @@ class KServeService(pulumi.ComponentResource):
             opts=depends)
         k8s.policy.v1.PodDisruptionBudget(f"{name}-{track}-pdb", metadata={
             "name": isvc, "namespace": ns, "labels": pod_labels}, spec={
-            "maxUnavailable": 1, "selector": {"matchLabels": {ISVC_LABEL: isvc}}}, opts=depends)
+            "max_unavailable": 1, "selector": {"match_labels": {ISVC_LABEL: isvc}}}, opts=depends)

@@ -5,8 +5,9 @@ Values may be `pulumi.Output`s (ARNs of resources not created yet); `render` res
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import pulumi
 
@@ -20,7 +21,7 @@ class Statement:
     resources: Sequence[Value] = ("*",)
     effect: str = "Allow"
     principals: dict[str, Value | Sequence[Value]] | None = None
-    conditions: dict[str, dict[str, Value | Sequence[Value]]] = field(default_factory=dict)
+    conditions: dict[str, dict[Value, Value | Sequence[Value]]] = field(default_factory=dict)  # keys may be Outputs too
 
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"Sid": self.sid, "Effect": self.effect}

@@ -125,10 +125,11 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             opts=child)
 
         shift = args.traffic_shift
+        step_percent = shift.step_percent or 100
         step = aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationCanarySizeArgs(
-            type="CAPACITY_PERCENT", value=shift.step_percent) if shift.kind == "CANARY" else None
+            type="CAPACITY_PERCENT", value=step_percent) if shift.kind == "CANARY" else None
         linear = aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationLinearStepSizeArgs(
-            type="CAPACITY_PERCENT", value=shift.step_percent) if shift.kind == "LINEAR" else None
+            type="CAPACITY_PERCENT", value=step_percent) if shift.kind == "LINEAR" else None
         endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint", name=args.endpoint_name, endpoint_config_name=config.name,
             deployment_config=aws.sagemaker.EndpointDeploymentConfigArgs(

@@ -30,7 +30,7 @@ def _reference_rows(path: Path) -> list[dict[str, float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m drift", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m drift", description=(__doc__ or "").splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     baseline = commands.add_parser("baseline", help="build a baseline from reference requests")
     baseline.add_argument("--reference", type=Path, required=True, help="JSON Lines, one v2 inference request each")

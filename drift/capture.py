@@ -12,8 +12,8 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 
 class CaptureFormatError(ValueError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .baseline import FeatureDrift, compare
 from .capture import parse_capture_lines
@@ -28,7 +28,7 @@ class DriftJob:
     window_minutes: int = 60
 
     @classmethod
-    def from_environment(cls, env=os.environ) -> "DriftJob":
+    def from_environment(cls, env=os.environ) -> DriftJob:
         return cls(bucket=env["MLSERVE_BUCKET"], capture_prefix=env["MLSERVE_CAPTURE_PREFIX"],
                    baseline_key=env["MLSERVE_BASELINE_KEY"], deployment=env["MLSERVE_DEPLOYMENT"],
                    window_minutes=int(env.get("MLSERVE_WINDOW_MINUTES", "60")))
@@ -56,7 +56,7 @@ class DriftJob:
         return rows
 
     def run(self, s3, cloudwatch, end: datetime | None = None) -> list[FeatureDrift]:
-        end = end or datetime.now(timezone.utc)
+        end = end or datetime.now(UTC)
         baseline = json.loads(s3.get_object(Bucket=self.bucket, Key=self.baseline_key)["Body"].read())
         results = compare(baseline, self.captured_rows(s3, end))
         publish(cloudwatch, self.deployment, results, end)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 # Proportions of empty bins are floored so the log-ratio stays finite; the usual choice in PSI implementations.
 EPSILON = 1e-4
@@ -38,7 +38,7 @@ def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
     if len(expected) != len(actual):
         raise ValueError(f"bin counts differ: {len(expected)} vs {len(actual)}")
     total = 0.0
-    for e, a in zip(expected, actual):
+    for e, a in zip(expected, actual, strict=True):
         e, a = max(e, EPSILON), max(a, EPSILON)
         total += (a - e) * math.log(a / e)
     return total

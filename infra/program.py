@@ -6,12 +6,11 @@ is called by `infra/__main__.py` under the Pulumi CLI and by the offline plan an
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-
-from pathlib import Path
 
 import drift
 from components.alerting import Alerting, AlertingArgs
@@ -20,11 +19,10 @@ from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArg
 from components.dashboard import Dashboard, DashboardArgs, DeploymentPanel
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
 from components.eks_cluster import EksCluster, EksClusterArgs
-from components.inference_api import (ApiTierSpec, InferenceApi, InferenceApiArgs, PrivateHttpBackend,
-                                      SageMakerBackend)
 from components.encryption import Encryption, EncryptionArgs
 from components.endpoint_alarms import EndpointAlarms, EndpointAlarmsArgs
 from components.endpoint_autoscaling import EndpointAutoscaling, EndpointAutoscalingArgs
+from components.inference_api import ApiTierSpec, InferenceApi, InferenceApiArgs, PrivateHttpBackend, SageMakerBackend
 from components.kserve_service import KServeService, KServeServiceArgs, ModelRef, slo_alert_rules
 from components.model_store import ModelStore, ModelStoreArgs
 from components.network import Network, NetworkArgs
@@ -33,8 +31,16 @@ from components.private_link import PrivateLink, PrivateLinkArgs
 from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs, TrafficShift, Variant
 from infra.aws_facts import sagemaker_gpus
 from infra.config import StackConfig
-from infra.config.models import (AllAtOnce, BlueGreen, Canary, KServeDeployment, Linear, ModelArtifact,
-                                 SageMakerDeployment, Shadow)
+from infra.config.models import (
+    AllAtOnce,
+    BlueGreen,
+    Canary,
+    KServeDeployment,
+    Linear,
+    ModelArtifact,
+    SageMakerDeployment,
+    Shadow,
+)
 from infra.naming import resource_name
 
 PRIMARY_VARIANT = "primary"

@@ -13,12 +13,20 @@ import asyncio
 import inspect
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from pulumi_policy import (EnforcementLevel, PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions,
-                           ResourceValidationArgs, ResourceValidationPolicy, StackValidationArgs)
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+)
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 from rich.console import Console
@@ -94,9 +102,9 @@ def evaluate(plan: dict[str, Any], policy_config: dict[str, Any]) -> list[Violat
         settings = {k: v for k, v in (policy_config.get(policy.name) or {}).items() if k != "enforcementLevel"} \
             if isinstance(policy_config.get(policy.name), dict) else {}
 
-        def report_for(urn_default: str):
+        def report_for(urn_default: str, name: str = policy.name, level: EnforcementLevel = level):
             def report(message: str, urn: str | None = None) -> None:
-                violations.append(Violation(policy.name, level, urn or urn_default, message))
+                violations.append(Violation(name, level, urn or urn_default, message))
             return report
 
         if isinstance(policy, ResourceValidationPolicy):
@@ -142,7 +150,7 @@ def render(violations: Iterable[Violation], stack: str, console: Console) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policies.check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m policies.check", description=(__doc__ or "").splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--stack", help="plan this stack offline (Pulumi.<stack>.yaml) and check it")
     source.add_argument("--plan", type=Path, help="a plan written by `python -m infra.plan --json`")

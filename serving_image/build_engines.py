@@ -15,7 +15,7 @@ from .repository import ModelFileError, load_model_dir
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving_image build-engines", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m serving_image build-engines", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("command", choices=["build-engines"])
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--cache", type=Path, default=Path("/var/cache/mlserve/engines"))

@@ -54,7 +54,7 @@ def gpu_compute_capability() -> str:
 
 def tensorrt_module():
     try:
-        import tensorrt  # noqa: PLC0415 - only in the GPU image
+        import tensorrt  # pyright: ignore[reportMissingImports]  (only in the Triton image)
     except ImportError:
         raise TensorRTUnavailable("TensorRT is not installed here (it ships in the Triton GPU image)") from None
     return tensorrt

@@ -26,9 +26,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from .engines import TensorRTUnavailable, build_engine
 from .repository import ModelFileError, build_repository, load_model_dir
+from .spec import Backend
 
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 KSERVE_PORTS = {"http": 8080, "grpc": 9000, "metrics": 8002}
@@ -66,7 +68,7 @@ def triton_command(binary: str, repository: Path, mode: str, host: str, ports: P
 def local_triton(workdir: Path) -> tuple[str, dict[str, str], Path]:
     """The CPU tritonserver bundled with nvidia-pytriton: backend folder with this Python's stub, libraries found."""
     try:
-        import pytriton  # noqa: PLC0415
+        import pytriton
     except ImportError:
         raise SystemExit("serve --local needs nvidia-pytriton (pip install -r serving_image/requirements.txt)") from None
     dist = Path(pytriton.__file__).resolve().parent / "tritonserver"
@@ -91,7 +93,7 @@ def local_triton(workdir: Path) -> tuple[str, dict[str, str], Path]:
 
 def only_loopback() -> bool:
     """True inside a private network namespace, where the only interface is lo."""
-    import socket  # noqa: PLC0415
+    import socket
 
     return {name for _, name in socket.if_nameindex()} <= {"lo"}
 
@@ -116,14 +118,15 @@ def wait_until_ready(process: subprocess.Popen, url: str, timeout: float) -> boo
     return False
 
 
-def choose_backend(requested: str, local: bool) -> str:
+def choose_backend(requested: str, local: bool) -> Backend:
     if requested != "auto":
-        return requested
+        return cast(Backend, requested)  # argparse `choices` already limited it
     if local:
         return "python"
     try:
-        import tensorrt  # noqa: F401,PLC0415
-        from .engines import gpu_compute_capability  # noqa: PLC0415
+        import tensorrt  # noqa: F401  # pyright: ignore[reportMissingImports]  (only in the Triton image)
+
+        from .engines import gpu_compute_capability
         gpu_compute_capability()
         return "tensorrt_plan"
     except (ImportError, TensorRTUnavailable):

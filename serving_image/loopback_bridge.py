@@ -61,7 +61,7 @@ async def _unix_to_tcp(socket_path: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving_image.loopback_bridge", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m serving_image.loopback_bridge", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
     parser.add_argument("--model-dir", type=Path, default=SAMPLE)
     parser.add_argument("--inside", metavar="SOCKET", help=argparse.SUPPRESS)  # the namespace half (internal)

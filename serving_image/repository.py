@@ -40,7 +40,7 @@ def load_model_dir(model_dir: Path) -> tuple[ModelSpec, Path]:
         raise ModelFileError(f"{onnx_path} is missing")
     try:
         graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    except Exception as error:  # onnx raises DecodeError and friends for a damaged file
+    except Exception as error:  # noqa: BLE001 onnx raises DecodeError and friends for a damaged file
         raise ModelFileError(f"{onnx_path} is not a readable ONNX model ({type(error).__name__})") from None
     initializers = {i.name for i in graph.initializer}
     declared = {"inputs": {t.name for t in spec.inputs}, "outputs": {t.name for t in spec.outputs}}

@@ -10,11 +10,14 @@ always parses with the schema Triton itself uses. Three backends:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from google.protobuf import text_format
 from pydantic import BaseModel, ConfigDict, Field
-from tritonclient.grpc import model_config_pb2 as pb
+from tritonclient.grpc import model_config_pb2
+
+# protoc builds the message classes at import time and tritonclient ships no stubs for them: typed as Any on purpose.
+pb: Any = model_config_pb2
 
 Backend = Literal["tensorrt_plan", "onnxruntime", "python"]
 DataType = Literal["FP32", "FP16", "BF16", "INT8", "INT32", "INT64", "UINT8", "BOOL"]
@@ -51,7 +54,7 @@ class ModelSpec(Strict):
     gpu_architectures: list[str] = Field(default_factory=lambda: ["8.0", "8.6", "8.9", "9.0"])
 
     @classmethod
-    def load(cls, path: Path) -> "ModelSpec":
+    def load(cls, path: Path) -> ModelSpec:
         return cls.model_validate_json(path.read_text())
 
 
@@ -59,7 +62,7 @@ def _data_type(datatype: str) -> int:
     return pb.DataType.Value(f"TYPE_{'STRING' if datatype == 'BYTES' else datatype}")
 
 
-def model_config(spec: ModelSpec, backend: Backend, gpu: bool) -> pb.ModelConfig:
+def model_config(spec: ModelSpec, backend: Backend, gpu: bool) -> Any:  # a model_config_pb2.ModelConfig
     config = pb.ModelConfig(name=spec.name, max_batch_size=spec.max_batch_size)
     for tensor in spec.inputs:
         config.input.append(pb.ModelInput(name=tensor.name, data_type=_data_type(tensor.datatype), dims=tensor.dims))
@@ -104,6 +107,6 @@ def render(spec: ModelSpec, backend: Backend, gpu: bool) -> str:
     return text_format.MessageToString(model_config(spec, backend, gpu))
 
 
-def parse(text: str) -> pb.ModelConfig:
+def parse(text: str) -> Any:  # a model_config_pb2.ModelConfig
     """Parse config.pbtxt text with Triton's schema (raises text_format.ParseError on anything Triton would reject)."""
     return text_format.Parse(text, pb.ModelConfig())

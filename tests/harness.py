@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 import yaml
 
@@ -33,7 +34,7 @@ def plan_config(raw: dict[str, Any], stack: str = "dev", preview: bool = False) 
     return plan_stack(config_of(raw, stack), stack, preview=preview)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _stack_plan(stack: str) -> Plan:
     return plan_config(raw_config(stack), stack)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -125,10 +126,12 @@ def from_validation_error(source: str, error: ValidationError, root: type[BaseMo
         elif kind == "missing":
             issues.append(ConfigIssue(key_path(loc), _MISSING, "this key is required"))
         elif kind == "union_tag_invalid":
-            issues.append(ConfigIssue(key_path(loc + (item["ctx"]["discriminator"].strip("'"),)),
-                                      item["ctx"]["tag"], f"one of {item['ctx']['expected_tags']}"))
+            ctx = item.get("ctx") or {}  # pydantic always sets ctx for this kind; TypedDict marks it optional
+            issues.append(ConfigIssue(key_path(loc + (str(ctx.get("discriminator")).strip("'"),)),
+                                      ctx.get("tag"), f"one of {ctx.get('expected_tags')}"))
         elif kind == "union_tag_not_found":
-            issues.append(ConfigIssue(key_path(loc + (item["ctx"]["discriminator"].strip("'"),)), _MISSING,
+            ctx = item.get("ctx") or {}
+            issues.append(ConfigIssue(key_path(loc + (str(ctx.get("discriminator")).strip("'"),)), _MISSING,
                                       "this key is required to choose the kind of block"))
         else:
             message = item["msg"]

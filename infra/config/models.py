@@ -8,7 +8,7 @@ canary sizing) live in `rules.py`, where each can name the exact key path it is 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -187,7 +187,7 @@ class Shadow(Strict):
     candidate: ModelArtifact
 
 
-Rollout = Annotated[Union[AllAtOnce, Canary, Linear, BlueGreen, Shadow], Field(discriminator="strategy")]
+Rollout = Annotated[AllAtOnce | Canary | Linear | BlueGreen | Shadow, Field(discriminator="strategy")]
 
 
 class DataCapture(Strict):
@@ -249,7 +249,7 @@ class KServeDeployment(DeploymentBase):
 
 
 # The backend picks the compute model, so an error names the fields that backend really has.
-Deployment = Annotated[Union[SageMakerDeployment, KServeDeployment], Field(discriminator="backend")]
+Deployment = Annotated[SageMakerDeployment | KServeDeployment, Field(discriminator="backend")]
 SAGEMAKER_MAX_BAKE_MINUTES = 60  # the API's WaitIntervalInSeconds is at most 3600
 DISCRIMINATOR_TAGS = {"sagemaker", "kserve", "all_at_once", "canary", "linear", "blue_green", "shadow"}
 

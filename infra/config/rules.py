@@ -7,15 +7,25 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Callable, Iterator
-
-from .errors import ConfigIssue, key_path
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 
 import botocore.session
 
-from .models import (GPU_EC2_FAMILIES, GPU_SAGEMAKER_FAMILIES, REQUIRED_TAGS, SAGEMAKER_MAX_BAKE_MINUTES, BlueGreen,
-                     Canary, KServeDeployment, Linear, SageMakerDeployment, Shadow, StackConfig)
+from .errors import ConfigIssue, key_path
+from .models import (
+    GPU_EC2_FAMILIES,
+    GPU_SAGEMAKER_FAMILIES,
+    REQUIRED_TAGS,
+    SAGEMAKER_MAX_BAKE_MINUTES,
+    BlueGreen,
+    Canary,
+    KServeDeployment,
+    Linear,
+    SageMakerDeployment,
+    Shadow,
+    StackConfig,
+)
 
 
 @lru_cache(maxsize=1)

@@ -35,8 +35,8 @@ def _common(parser: argparse.ArgumentParser, deployment: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m infra.ops", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    parser = argparse.ArgumentParser(prog="python -m infra.ops", description=(__doc__ or "").splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(__doc__ or "").split("\n", 2)[2])
     commands = parser.add_subparsers(dest="command", required=True)
 
     preflight = commands.add_parser("preflight", help="check quotas, artifacts, images before pulumi up")
@@ -125,7 +125,6 @@ def run_command(args) -> int:
         from drift.baseline import BaselineError
         from drift.capture import CaptureFormatError
         from drift.job import DriftJob
-
         from infra.program import PRIMARY_VARIANT
 
         job = DriftJob(cfg.model_store.bucket, f"data-capture/{endpoint}/{endpoint}/{PRIMARY_VARIANT}/",

@@ -12,13 +12,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from rich.console import Console
 from rich.table import Table
 
 from .report import OpsError
+
+if TYPE_CHECKING:
+    from kubernetes.client import V1Ingress
 
 SPLIT_ANNOTATION = "alb.ingress.kubernetes.io/actions.{name}-split"
 PROMETHEUS_PROXY = ("monitoring", "prometheus-server:80")
@@ -47,7 +51,9 @@ class KubernetesApi:
         self.custom = client.CustomObjectsApi(api_client)
 
     def ingress_annotations(self, namespace, name):
-        return self.networking.read_namespaced_ingress(name, namespace).metadata.annotations or {}
+        # The generated client annotates every call's result as the union of all its return shapes.
+        ingress = cast("V1Ingress", self.networking.read_namespaced_ingress(name, namespace))
+        return (ingress.metadata.annotations if ingress.metadata else None) or {}
 
     def set_ingress_annotation(self, namespace, name, key, value):
         self.networking.patch_namespaced_ingress(name, namespace, {"metadata": {"annotations": {key: value}}})
@@ -62,7 +68,7 @@ class KubernetesApi:
             "/api/v1/namespaces/{namespace}/services/{name}/proxy/api/v1/query", "GET",
             path_params={"namespace": namespace, "name": service}, query_params=[("query", query)],
             auth_settings=["BearerToken"], _preload_content=False, _request_timeout=30)
-        body = json.loads(response[0].data)
+        body = json.loads(cast(tuple, response)[0].data)  # with _preload_content=False: (raw response, status, headers)
         if body.get("status") != "success":
             raise OpsError(f"Prometheus answered {body.get('status')}: {body.get('error')}")
         return body["data"]["result"]

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from infra.config.models import (KServeDeployment, ModelArtifact, SageMakerDeployment, ServingImage, Shadow,
-                                 StackConfig)
+from infra.config.models import KServeDeployment, ModelArtifact, SageMakerDeployment, ServingImage, Shadow, StackConfig
 from infra.naming import resource_name
 
 from .clients import Clients

@@ -13,8 +13,8 @@ what autoscaling set.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from botocore.exceptions import ClientError
 from rich.console import Console

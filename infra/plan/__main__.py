@@ -22,7 +22,7 @@ from infra.plan import Plan, plan_stack
 
 def build_tree(plan: Plan) -> Tree:
     root = Tree(f"[bold]mlserve-{plan.stack}[/] (pulumi:pulumi:Stack)")
-    nodes = {None: root}
+    nodes: dict[str | None, Tree] = {None: root}
     for resource in plan.resources:  # registration order: a parent always precedes its children
         parent = nodes.get(resource.parent, root)
         style = "" if resource.custom else "bold cyan"
@@ -42,7 +42,7 @@ def counts_table(plan: Plan) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m infra.plan", description=(__doc__ or "").splitlines()[0])
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--stack", help=f"stack name (a Pulumi.<stack>.yaml here: {', '.join(available_stacks())})")
     source.add_argument("--config-file", type=Path, help="any stack file, e.g. a copy you are editing")

@@ -10,8 +10,9 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pulumi
 from pulumi.output import Unknown
@@ -149,7 +150,10 @@ class PlanMocks(Mocks):
             outputs[prop] = generated
             self.autonames[(args.typ, args.name)] = (prop, generated)
 
-    def call(self, args: MockCallArgs):
+    def call(self, args: MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        return self._answer(args), []  # no check failures
+
+    def _answer(self, args: MockCallArgs) -> dict[str, Any]:
         token = args.token
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": self.account_id, "arn": f"arn:aws:iam::{self.account_id}:user/mlserve-ci",
@@ -164,7 +168,7 @@ class PlanMocks(Mocks):
             return {"names": [f"{self.region}{c}" for c in letters],
                     "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))], "id": self.region}
         if token == "aws:lb/getLoadBalancer:getLoadBalancer":
-            name = args.args.get("name")
+            name = str(args.args.get("name"))
             return {"arn": f"arn:aws:elasticloadbalancing:{self.region}:{self.account_id}:loadbalancer/app/{name}/"
                            f"{_digest(name)[:16]}", "name": name, "loadBalancerType": "application",
                     "dnsName": f"internal-{name}-{_digest(name)[:10]}.{self.region}.elb.amazonaws.com"}
@@ -227,6 +231,8 @@ class PlanMocks(Mocks):
             outputs.update(endpoint=f"https://5C3D0F0E1A2B.gr7.{self.region}.eks.amazonaws.com",
                            certificateAuthority={"data": "TU9DSy1DQS1EQVRB"},
                            identities=[{"oidcs": [{"issuer": oidc}]}])
+        if args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            outputs.setdefault("latestVersion", 1)  # EC2 numbers a new template's first version 1
         outputs.setdefault("arn", arn)
         outputs.setdefault("id", resource_id)
         return resource_id, outputs

@@ -12,7 +12,7 @@ import collections.abc
 import importlib
 import keyword
 import typing
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import pulumi
@@ -36,7 +36,7 @@ def _module_path(package: str, token: str) -> str:
     return f"{SDK_PACKAGES[package]}.{first}_" if keyword.iskeyword(first) else f"{SDK_PACKAGES[package]}.{first}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def resource_class(token: str) -> type[pulumi.CustomResource] | None:
     """The SDK class registered under `token`, or None for a type no installed SDK generates (a CRD's kind)."""
     package = token.split(":")[0]
@@ -56,7 +56,7 @@ def resource_class(token: str) -> type[pulumi.CustomResource] | None:
     return cls if isinstance(cls, type) else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def args_type(token: str) -> type | None:
     """The resource's generated `<Resource>Args` input type."""
     cls = resource_class(token)
@@ -85,7 +85,7 @@ def input_properties(input_type: type) -> dict[str, Any]:
     return pulumi_types.input_type_types(input_type)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _required(input_type: type) -> frozenset[str]:
     """Engine names of the properties the input type's constructor requires (no default)."""
     import inspect
@@ -96,7 +96,7 @@ def _required(input_type: type) -> frozenset[str]:
                      if p.name in names and p.default is inspect.Parameter.empty)
 
 
-@lru_cache(maxsize=None)
+@cache
 def autoname_property(token: str) -> str | None:
     """The input the provider fills with `<logical name>-<random suffix>` when the program leaves it unset.
 

@@ -59,9 +59,8 @@ def node_imdsv2_encrypted_disk(props, config):
 def prod_gpu_capacity_warm(props, config):
     if not is_prod(config):
         return
-    if "NVIDIA" in str(props.get("amiType") or ""):
-        if ((props.get("scalingConfig") or {}).get("minSize") or 0) < 1:
-            yield "the GPU node group may scale to zero"
+    if "NVIDIA" in str(props.get("amiType") or "") and ((props.get("scalingConfig") or {}).get("minSize") or 0) < 1:
+        yield "the GPU node group may scale to zero"
     predictor = (props.get("spec") or {}).get("predictor") or {}
     if props.get("kind") == "InferenceService" and (predictor.get("minReplicas") or 0) < 1:
         yield f"InferenceService {(props.get('metadata') or {}).get('name')} may scale to zero replicas"

@@ -75,7 +75,7 @@ def _kserve_slo_alerts(resources):
         values = release.props.get("values") or {}
         for group in as_list(((values.get("serverFiles") or {}).get("alerting_rules.yml") or {}).get("groups")):
             rules += as_list(group.get("rules"))
-        receivers = as_list((((values.get("alertmanager") or {}).get("config") or {}).get("receivers")))
+        receivers = as_list(((values.get("alertmanager") or {}).get("config") or {}).get("receivers"))
         sns = sns or any(str(c.get("topic_arn", "")).startswith("arn:aws:sns:") for r in receivers
                          for c in as_list(r.get("sns_configs")))
     for service in services:

@@ -1,6 +1,6 @@
 """The front door: every route authenticated, throttled and logged; prod behind a WAF."""
 
-from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
+from ..framework import is_prod, of_type, resource_rule, stack_rule
 
 STAGE = "aws:apigateway/stage:Stage"
 

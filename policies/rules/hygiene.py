@@ -51,7 +51,7 @@ def gpu_budget(resources, config):
                 config_resource.props.get("shadowProductionVariants")):
             count = variant.get("initialInstanceCount") or 0
             if variant.get("variantName") == "primary":
-                count = max(count, max_by_endpoint.get(endpoint, 0))
+                count = max(count, max_by_endpoint.get(str(endpoint), 0))
             total += count * gpus_per_instance(variant.get("instanceType") or "")
     for group in of_type(resources, "aws:eks/nodeGroup:NodeGroup"):
         scaling = group.props.get("scalingConfig") or {}

@@ -56,10 +56,10 @@ def no_broad_managed_policy(props, config):
 def trust_policy_scoped(props, config):
     for statement in _allows(props.get("assumeRolePolicy")):
         principal = statement.get("Principal")
-        if principal == "*" or (hasattr(principal, "get") and "*" in as_list(principal.get("AWS"))):
+        if principal == "*" or (isinstance(principal, dict) and "*" in as_list(principal.get("AWS"))):
             yield f"statement {statement.get('Sid', '?')} lets anyone assume the role"
             continue
-        if hasattr(principal, "get") and principal.get("Federated"):
+        if isinstance(principal, dict) and principal.get("Federated"):
             subjects = {k: v for c in (statement.get("Condition") or {}).values() for k, v in c.items()
                         if k.endswith(":sub")}
             exact = (statement.get("Condition") or {}).get("StringEquals", {})

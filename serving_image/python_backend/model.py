@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
-import triton_python_backend_utils as pb_utils
+import triton_python_backend_utils as pb_utils  # pyright: ignore[reportMissingImports]  (Triton provides it at run time)
 
 
 class TritonPythonModel:
@@ -29,12 +29,12 @@ class TritonPythonModel:
         sizes = [tensors[0].shape[0] for tensors in batches]
         feeds = {name: np.concatenate([tensors[i] for tensors in batches]) for i, name in enumerate(self.inputs)}
         try:
-            results = self.session.run(self.outputs, feeds)
-        except Exception as error:  # a failed run fails its requests, never the server
+            results = [np.asarray(r) for r in self.session.run(self.outputs, feeds)]  # dense outputs only
+        except Exception as error:  # noqa: BLE001 a failed run fails its requests, never the server
             return [pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error))) for _ in requests]
         responses, start = [], 0
         for size in sizes:
             responses.append(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor(name, result[start:start + size]) for name, result in zip(self.outputs, results)]))
+                pb_utils.Tensor(name, result[start:start + size]) for name, result in zip(self.outputs, results, strict=True)]))
             start += size
         return responses

@@ -25,7 +25,7 @@ def test_dashboard_names_only_metrics_of_declared_resources(stack, plan):
             if isinstance(metric[0], dict):  # a math expression over the ids above
                 continue
             namespace, name, *rest = metric
-            dimensions = dict(zip(rest[:-1:2], rest[1:-1:2]))
+            dimensions = dict(zip(rest[:-1:2], rest[1:-1:2], strict=True))
             assert name in PUBLISHED[namespace], (namespace, name)
             if "EndpointName" in dimensions:
                 assert dimensions["EndpointName"] in endpoints and dimensions["VariantName"] == "primary"

@@ -14,8 +14,11 @@ MODELS = {"dev": ["resnet50"], "prod": ["resnet50", "reranker"]}
 
 def apis(plan):
     """Each InferenceApi component (one per deployment) with its children by type; never empty."""
-    found = [(api, lambda type_token, kids=plan.children_of(api.urn): [c for c in kids if c.type == type_token])
-             for api in plan.of_type("mlserve:edge:InferenceApi")]
+    def children(urn):
+        kids = plan.children_of(urn)
+        return lambda type_token: [c for c in kids if c.type == type_token]
+
+    found = [(api, children(api.urn)) for api in plan.of_type("mlserve:edge:InferenceApi")]
     assert found, "the plan declares no InferenceApi"
     return found
 

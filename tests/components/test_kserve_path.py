@@ -148,7 +148,7 @@ def test_serving_role_trusts_exactly_the_deployment_service_account_and_reads_on
 
 def test_inference_services_ask_for_gpus_tolerate_the_taint_and_use_the_service_account():
     assert set(isvcs(stack_plan("prod"))) == {"reranker", "reranker-canary"}
-    for name, isvc in isvcs(stack_plan("prod")).items():
+    for isvc in isvcs(stack_plan("prod")).values():
         predictor = isvc.inputs["spec"]["predictor"]
         assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in predictor["tolerations"]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.harness import edited, plan_config, policy_json, stack_plan
+from tests.harness import edited, plan_config, policy_json
 
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
@@ -46,7 +46,8 @@ def test_model_runs_the_pinned_image_in_private_subnets_isolated(stack, plan):
     model = plan.one("aws:sagemaker/model:Model").inputs
     image = model["primaryContainer"]["image"]
     assert image.startswith("123456789012.dkr.ecr.us-east-1.amazonaws.com/mlserve/triton")
-    assert image.endswith({"dev": ":24.12-trt10.7-r1", "prod": "@sha256:4b7e1c9a2d3f5e6b8a0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a"}[stack])
+    digest = "sha256:4b7e1c9a2d3f5e6b8a0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a"
+    assert image.endswith({"dev": ":24.12-trt10.7-r1", "prod": f"@{digest}"}[stack])
     assert model["primaryContainer"]["environment"]["SAGEMAKER_TRITON_DEFAULT_MODEL_NAME"] == "resnet50"
     assert model["enableNetworkIsolation"] is True
     assert all("-private-" in plan.by_id(subnet).name for subnet in model["vpcConfig"]["subnets"])

@@ -2,7 +2,7 @@
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 from moto import mock_aws
@@ -27,7 +27,7 @@ def test_job_reads_the_window_and_publishes_drift_per_feature():
     s3.create_bucket(Bucket=BUCKET)
     baseline = build_baseline([request_features(r) for r in requests(500, 0.0, 1)])
     s3.put_object(Bucket=BUCKET, Key="resnet50/baseline/baseline.json", Body=json.dumps(baseline))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     key = f"{PREFIX}{now:%Y/%m/%d/%H}/capture-1.jsonl"
     s3.put_object(Bucket=BUCKET, Key=key, Body="\n".join(capture_line(r) for r in requests(200, 0.5, 2)))
 
@@ -46,5 +46,5 @@ def test_job_reads_the_window_and_publishes_drift_per_feature():
 
 def test_window_covers_every_hour_folder_it_spans():
     job = DriftJob(bucket=BUCKET, capture_prefix=PREFIX, baseline_key="b.json", deployment="d", window_minutes=90)
-    end = datetime(2026, 11, 22, 10, 15, tzinfo=timezone.utc)
+    end = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
     assert job.hour_prefixes(end) == [f"{PREFIX}2026/11/22/08/", f"{PREFIX}2026/11/22/09/", f"{PREFIX}2026/11/22/10/"]

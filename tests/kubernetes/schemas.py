@@ -8,7 +8,7 @@ an API server silently prunes unknown fields of a structural schema, so a misspe
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import jsonschema
@@ -40,7 +40,7 @@ def _strict(schema):
     return schema
 
 
-@lru_cache(maxsize=None)
+@cache
 def crd_schema(group: str, kind: str, version: str) -> dict:
     crd = yaml.safe_load((SCHEMAS / CRD_FILES[(group, kind)]).read_text())
     for served in crd["spec"]["versions"]:

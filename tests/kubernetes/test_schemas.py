@@ -21,7 +21,7 @@ def as_object(resource):
 
 def test_prod_declares_builtin_and_custom_objects():
     types = {r.type for r in kubernetes_objects(stack_plan("prod"))}
-    assert CUSTOM <= types
+    assert types >= CUSTOM
     assert {"kubernetes:core/v1:Namespace", "kubernetes:networking.k8s.io/v1:Ingress",
             "kubernetes:policy/v1:PodDisruptionBudget", "kubernetes:networking.k8s.io/v1:NetworkPolicy"} <= types
 

@@ -1,7 +1,7 @@
 """drift run: the scheduled job's computation on demand, with names taken from the stack config."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from drift.baseline import build_baseline
 from drift.capture import request_features
@@ -15,7 +15,7 @@ def test_drift_run_reads_the_stack_capture_prefix_and_publishes(aws, capsys):
     aws.s3.create_bucket(Bucket="mlserve-dev-models")
     baseline = build_baseline([request_features(r) for r in requests(400, 0.0, 1)])
     aws.s3.put_object(Bucket="mlserve-dev-models", Key="resnet50/baseline/baseline.json", Body=json.dumps(baseline))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     aws.s3.put_object(Bucket="mlserve-dev-models", Key=f"{PREFIX}{now:%Y/%m/%d/%H}/capture.jsonl",
                       Body="\n".join(capture_line(r) for r in requests(200, 0.8, 2)))
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from policies.check import evaluate, load_policy_config, CONFIG_DIR
+from policies.check import CONFIG_DIR, evaluate, load_policy_config
 from tests.harness import plan_config, stack_plan
 
 

@@ -13,8 +13,8 @@ import time
 import urllib.error
 import urllib.request
 
-from serving_image.sample_model.make_sample import sample_input
 from serving_image.local_server import ROOT, SAMPLE
+from serving_image.sample_model.make_sample import sample_input
 
 PORT = 8081  # given through SAGEMAKER_BIND_TO_PORT, as SageMaker does
 
@@ -33,7 +33,7 @@ def call(path, body=None, content_type="application/json"):
 
 def main():
     env = {**os.environ, "SAGEMAKER_BIND_TO_PORT": str(PORT), "MLSERVE_MODEL_DIR": str(SAMPLE), "PYTHONUNBUFFERED": "1"}
-    log = open("/tmp/mlserve-sagemaker-probe.log", "w")
+    log = open("/tmp/mlserve-sagemaker-probe.log", "w")  # noqa: SIM115 the server writes to it until it stops
     process = subprocess.Popen([sys.executable, "-m", "serving_image", "serve", "--local", "--mode", "sagemaker"],
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     pings = []

@@ -13,8 +13,8 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving_image.sample_model.make_sample import sample_input
 from serving_image import local_server
+from serving_image.sample_model.make_sample import sample_input
 
 MODEL = "resnet50"
 

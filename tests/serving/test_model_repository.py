@@ -13,10 +13,10 @@ from google.protobuf import text_format
 
 from serving_image.engines import EngineKey, TensorRTUnavailable, build_engine, cached_engine
 from serving_image.entrypoint import choose_backend, parse_args
+from serving_image.local_server import ROOT, SAMPLE
 from serving_image.repository import ModelFileError, build_repository, load_model_dir
 from serving_image.sample_model import make_sample
-from serving_image.spec import ModelSpec, model_config, parse, render
-from serving_image.local_server import ROOT, SAMPLE
+from serving_image.spec import ModelSpec, parse, render
 
 SPEC = ModelSpec.load(SAMPLE / "spec.json")
 
