@@ -24,12 +24,12 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .eks_cluster import irsa_trust_policy
+from .names import PROMETHEUS_URL
 from .node_group import GROUP_LABEL
 from .policy_document import Statement, render
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 GPU_NODES = {"nvidia.com/gpu.present": "true"}
-PROMETHEUS_URL = "http://prometheus-server.monitoring.svc.cluster.local:80"
 LB_CONTROLLER_SA = "aws-load-balancer-controller"
 ALERTMANAGER_SA = "alertmanager"
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from .names import DRIFT_METRIC_NAMESPACE, DRIFT_NAMESPACE_ENV
 from .policy_document import Statement, assume_role_policy, render
 
-NAMESPACE = "mlserve/Drift"
+NAMESPACE = DRIFT_METRIC_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class DriftMonitor(pulumi.ComponentResource):
             environment=aws.lambda_.FunctionEnvironmentArgs(variables={
                 "MLSERVE_BUCKET": args.bucket_name, "MLSERVE_CAPTURE_PREFIX": args.capture_prefix,
                 "MLSERVE_BASELINE_KEY": args.baseline_key, "MLSERVE_DEPLOYMENT": args.deployment,
-                "MLSERVE_WINDOW_MINUTES": str(args.schedule_minutes)}),
+                "MLSERVE_WINDOW_MINUTES": str(args.schedule_minutes), DRIFT_NAMESPACE_ENV: NAMESPACE}),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=logs.name),
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))

@@ -27,7 +27,7 @@ class EksClusterArgs:
     cluster_name: str
     kubernetes_version: str
     region: str
-    subnet_ids: pulumi.Input[list[str]]  # private subnets
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]  # private subnets
     kms_key_arn: pulumi.Input[str]
     admin_role_arns: tuple[str, ...]
     addon_versions: dict[str, str]  # EKS add-on name -> version

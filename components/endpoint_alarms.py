@@ -12,6 +12,16 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from .names import (
+    CLIENT_ERROR_RATE,
+    GPU_MEMORY,
+    GPU_UTILIZATION,
+    P99_LATENCY,
+    SERVER_ERROR_RATE,
+    SERVICE_UNHEALTHY,
+    alarm_name,
+)
+
 ENDPOINT_NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"  # GPU and memory metrics of the instances
 
@@ -39,27 +49,27 @@ class EndpointAlarms(pulumi.ComponentResource):
         dimensions = {"EndpointName": args.endpoint_name, "VariantName": args.variant_name}
 
         latency = self._alarm(
-            "p99-latency", f"p99 model latency of {args.endpoint_name} above {args.p99_latency_ms} ms",
+            P99_LATENCY, f"p99 model latency of {args.endpoint_name} above {args.p99_latency_ms} ms",
             metric_name="ModelLatency", namespace=ENDPOINT_NAMESPACE, dimensions=dimensions, extended_statistic="p99",
             # ModelLatency is reported in microseconds.
             threshold=args.p99_latency_ms * 1000, evaluation_periods=5, datapoints_to_alarm=3)
-        server_errors = self._rate_alarm("5xx-rate", "Invocation5XXErrors", args.error_rate_percent, dimensions)
-        client_errors = self._rate_alarm("4xx-rate", "Invocation4XXErrors", args.client_error_rate_percent, dimensions)
+        server_errors = self._rate_alarm(SERVER_ERROR_RATE, "Invocation5XXErrors", args.error_rate_percent, dimensions)
+        client_errors = self._rate_alarm(CLIENT_ERROR_RATE, "Invocation4XXErrors", args.client_error_rate_percent, dimensions)
         # Per-instance GPU metrics add up over GPUs: 100% per GPU.
         gpu = self._alarm(
-            "gpu-utilization", f"GPU utilization of {args.endpoint_name} saturated",
+            GPU_UTILIZATION, f"GPU utilization of {args.endpoint_name} saturated",
             metric_name="GPUUtilization", namespace=INSTANCE_NAMESPACE, dimensions=dimensions, statistic="Average",
             threshold=args.gpu_utilization_percent * args.gpus_per_instance, evaluation_periods=15,
             datapoints_to_alarm=12)
         gpu_memory = self._alarm(
-            "gpu-memory", f"GPU memory of {args.endpoint_name} nearly full",
+            GPU_MEMORY, f"GPU memory of {args.endpoint_name} nearly full",
             metric_name="GPUMemoryUtilization", namespace=INSTANCE_NAMESPACE, dimensions=dimensions,
             statistic="Maximum", threshold=args.gpu_memory_percent * args.gpus_per_instance, evaluation_periods=5,
             datapoints_to_alarm=5)
 
         # One page for "the service is unhealthy", whichever signal saw it first.
         unhealthy = aws.cloudwatch.CompositeAlarm(
-            f"{name}-unhealthy", alarm_name=f"{args.endpoint_name}-service-unhealthy",
+            f"{name}-unhealthy", alarm_name=alarm_name(args.endpoint_name, SERVICE_UNHEALTHY),
             alarm_description=f"{args.endpoint_name} breaches its latency or error SLO",
             alarm_rule=pulumi.Output.format('ALARM("{0}") OR ALARM("{1}")', latency.name, server_errors.name),
             actions_enabled=True, alarm_actions=[args.topic_arn], ok_actions=[args.topic_arn],
@@ -72,7 +82,7 @@ class EndpointAlarms(pulumi.ComponentResource):
 
     def _alarm(self, role: str, description: str, **metric) -> aws.cloudwatch.MetricAlarm:
         return aws.cloudwatch.MetricAlarm(
-            f"{self._name}-{role}", name=f"{self._args.endpoint_name}-{role}", alarm_description=description,
+            f"{self._name}-{role}", name=alarm_name(self._args.endpoint_name, role), alarm_description=description,
             comparison_operator="GreaterThanThreshold", period=60, treat_missing_data="notBreaching",
             actions_enabled=True, alarm_actions=[self._args.topic_arn], ok_actions=[self._args.topic_arn],
             opts=pulumi.ResourceOptions(parent=self), **metric)
@@ -86,7 +96,7 @@ class EndpointAlarms(pulumi.ComponentResource):
                     stat="Sum"))
 
         return aws.cloudwatch.MetricAlarm(
-            f"{self._name}-{role}", name=f"{self._args.endpoint_name}-{role}",
+            f"{self._name}-{role}", name=alarm_name(self._args.endpoint_name, role),
             alarm_description=f"{error_metric} above {percent}% of invocations on {self._args.endpoint_name}",
             comparison_operator="GreaterThanThreshold", threshold=percent, evaluation_periods=5, datapoints_to_alarm=3,
             treat_missing_data="notBreaching", actions_enabled=True, alarm_actions=[self._args.topic_arn],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,14 +50,13 @@ class SageMakerBackend:
 class PrivateHttpBackend:
     """A service in the VPC behind a REST API VPC link (an NLB). `base_url`'s host is what TLS verifies."""
     vpc_link_id: pulumi.Input[str]
-    base_url: str  # https://reranker.ml.example.internal (no path)
+    base_url: pulumi.Input[str]  # https://reranker.ml.example.internal (no path)
 
 
 @dataclass(frozen=True)
 class InferenceApiArgs:
     api_name: str
     region: str
-    backend: SageMakerBackend | PrivateHttpBackend
     model_name: str
     authorization: Literal["api_key", "iam", "jwt"]
     tiers: list[ApiTierSpec]
@@ -69,6 +69,8 @@ class InferenceApiArgs:
     domain_name: str | None = None
     certificate_arn: str | None = None
     stage_name: str = "v1"
+    logging_ready: Sequence[pulumi.Resource] = ()
+    """What must exist before a stage may log: the account's CloudWatch role (ApiGatewayAccount)."""
 
 
 def request_schema(max_body_bytes: int) -> dict:
@@ -95,7 +97,8 @@ class InferenceApi(pulumi.ComponentResource):
     invoke_url: pulumi.Output[str]
     stage_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: InferenceApiArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: InferenceApiArgs, backend: SageMakerBackend | PrivateHttpBackend,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlserve:edge:InferenceApi", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -129,7 +132,7 @@ class InferenceApi(pulumi.ComponentResource):
             authorizer_id=authorizer_id, api_key_required=True, request_validator_id=validator.id,
             request_models={"application/json": model.name}, opts=child)
 
-        integration = self._integration(name, args, api, resource, method)
+        integration = self._integration(name, args, backend, api, resource, method)
         responses = []
         for status, pattern in (("200", None), ("400", "4\\d{2}"), ("502", "5\\d{2}")):
             method_response = aws.apigateway.MethodResponse(
@@ -157,7 +160,7 @@ class InferenceApi(pulumi.ComponentResource):
             xray_tracing_enabled=True,
             access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(
                 destination_arn=access_logs.arn, format=json.dumps(ACCESS_LOG_FORMAT)),
-            opts=child)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.logging_ready)))
         tier_rate = sum(t.rate_per_second for t in args.tiers)
         tier_burst = sum(t.burst for t in args.tiers)
         aws.apigateway.MethodSettings(
@@ -201,18 +204,18 @@ class InferenceApi(pulumi.ComponentResource):
         self.invoke_url = pulumi.Output.concat(invoke_url, f"/v2/models/{args.model_name}/infer")
         self.register_outputs({"api_id": api.id, "invoke_url": self.invoke_url, "api_key_ids": self.api_keys})
 
-    def _integration(self, name, args: InferenceApiArgs, api, resource, method) -> aws.apigateway.Integration:
+    def _integration(self, name, args: InferenceApiArgs, backend: SageMakerBackend | PrivateHttpBackend, api, resource,
+                     method) -> aws.apigateway.Integration:
         # Spread into two Integration calls; a misspelt key fails there as an unexpected keyword.
         common: dict[str, Any] = dict(rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
                       integration_http_method="POST", passthrough_behavior="WHEN_NO_TEMPLATES",
                       request_parameters={"integration.request.header.Content-Type": "'application/json'"},
                       timeout_milliseconds=29_000)
-        backend = args.backend
         if isinstance(backend, PrivateHttpBackend):
             # Through the VPC link to the NLB in front of the cluster's ALB; TLS is verified against base_url's host.
             return aws.apigateway.Integration(
                 f"{name}-infer", type="HTTP", connection_type="VPC_LINK", connection_id=backend.vpc_link_id,
-                uri=f"{backend.base_url}/v2/models/{args.model_name}/infer",
+                uri=pulumi.Output.concat(backend.base_url, "/v2/models/", args.model_name, "/infer"),
                 tls_config=aws.apigateway.IntegrationTlsConfigArgs(insecure_skip_verification=False),
                 opts=pulumi.ResourceOptions(parent=self), **common)
         role = aws.iam.Role(f"{name}-invoke", assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),

@@ -28,6 +28,7 @@ import pulumi_kubernetes as k8s
 
 from .cluster_addons import GPU_TOLERATION
 from .eks_cluster import irsa_trust_policy
+from .names import P99_LATENCY, alb_split_annotation, alb_split_service, canary_service, kserve_alert_name
 from .node_group import GROUP_LABEL
 from .policy_document import Statement, render
 
@@ -80,11 +81,11 @@ def slo_alert_rules(name: str, namespace: str, p99_latency_ms: float, error_rate
     failures = f"sum(rate(nv_inference_request_failure{{{where}}}[5m]))"
     successes = f"sum(rate(nv_inference_request_success{{{where}}}[5m]))"
     return [
-        {"alert": f"{name}-p99-latency",
+        {"alert": kserve_alert_name(name, P99_LATENCY),
          "expr": f'max(nv_inference_request_summary_us{{{where},quantile="0.99"}}) / 1000 > {p99_latency_ms:g}',
          "for": "5m", "labels": labels,
          "annotations": {"summary": f"p99 latency of {name} above {p99_latency_ms:g} ms"}},
-        {"alert": f"{name}-error-rate",
+        {"alert": kserve_alert_name(name, "error-rate"),
          "expr": f"100 * {failures} / clamp_min({failures} + {successes}, 1e-9) > {error_rate_percent:g}",
          "for": "5m", "labels": labels,
          "annotations": {"summary": f"errors of {name} above {error_rate_percent:g}% of requests"}},
@@ -147,7 +148,7 @@ class KServeService(pulumi.ComponentResource):
 
         tracks = [("stable", args.name, args.model, args.min_replicas, args.max_replicas)]
         if args.candidate and args.canary_percent > 0:
-            tracks.append(("canary", f"{args.name}-canary", args.candidate, 1, args.max_replicas))
+            tracks.append(("canary", canary_service(args.name), args.candidate, 1, args.max_replicas))
         for track, isvc, model, low, high in tracks:
             self._inference_service(name, args, track, isvc, model, low, high, labels, in_ns)
 
@@ -170,7 +171,7 @@ class KServeService(pulumi.ComponentResource):
                             "alb.ingress.kubernetes.io/inbound-cidrs": args.vpc_cidr}}, spec={
             "ingress_class_name": "alb",
             "rules": [{"http": {"paths": [{"path": "/", "path_type": "Prefix", "backend": {"service": (
-                {"name": f"{args.name}-split", "port": {"name": "use-annotation"}} if len(tracks) > 1 else
+                {"name": alb_split_service(args.name), "port": {"name": "use-annotation"}} if len(tracks) > 1 else
                 {"name": f"{args.name}-predictor", "port": {"number": 80}})}}]}}]}, opts=in_ns)
 
         scheme = "https" if args.certificate_arn else "http"
@@ -202,7 +203,7 @@ class KServeService(pulumi.ComponentResource):
             annotations["alb.ingress.kubernetes.io/listen-ports"] = json.dumps([{"HTTP": 80}])
         if len(tracks) > 1:
             weights = {"stable": 100 - args.canary_percent, "canary": args.canary_percent}
-            annotations[f"alb.ingress.kubernetes.io/actions.{args.name}-split"] = json.dumps({
+            annotations[alb_split_annotation(args.name)] = json.dumps({
                 "type": "forward", "forwardConfig": {"targetGroups": [
                     {"serviceName": f"{isvc}-predictor", "servicePort": "80", "weight": weights[track]}
                     for track, isvc, *_ in tracks]}})

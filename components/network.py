@@ -7,6 +7,7 @@ private subnets. One NAT gateway in dev to save money, one per AZ in prod so a z
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -23,7 +24,7 @@ INTERFACE_ENDPOINT_SERVICES = (
 @dataclass(frozen=True)
 class NetworkArgs:
     cidr: str
-    availability_zones: list[str]
+    availability_zones: Sequence[str]
     nat_gateway_per_az: bool
     region: str
     kms_key_arn: pulumi.Input[str]

@@ -9,6 +9,7 @@ there. The desired size is left to the cluster autoscaler after creation (`ignor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -25,7 +26,7 @@ GROUP_LABEL = "mlserve.io/node-group"
 class NodeGroupArgs:
     cluster_name: pulumi.Input[str]
     group_name: str
-    subnet_ids: pulumi.Input[list[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     instance_types: tuple[str, ...]
     ami_type: str
     capacity_type: str

@@ -8,6 +8,7 @@ certificate API Gateway verifies.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -18,7 +19,7 @@ import pulumi_aws as aws
 class PrivateLinkArgs:
     name: str  # NLB and target group names: at most 32 characters
     vpc_id: pulumi.Input[str]
-    subnet_ids: pulumi.Input[list[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     alb_arn: pulumi.Input[str]
     port: int  # the ALB listener's port: 443 (HTTPS) or 80
 

@@ -10,12 +10,14 @@ ones, and updating the endpoint to them is what runs the blue/green deployment.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
 
+from .names import data_capture_prefix
 from .policy_document import Statement, assume_role_policy, render
 
 TRITON_PORT_ENV = {"SAGEMAKER_TRITON_PING_MODE": "ready"}
@@ -39,6 +41,12 @@ class TrafficShift:
     step_percent: int | None = None
 
 
+def max_execution_seconds(shift: TrafficShift) -> int:
+    """Every step's bake plus half an hour for instances to start, within the API's 600-28800 s."""
+    steps = {"CANARY": 2, "LINEAR": -(-100 // (shift.step_percent or 100)), "ALL_AT_ONCE": 1}[shift.kind]
+    return min(28_800, max(600, steps * shift.wait_seconds + 1800))
+
+
 @dataclass(frozen=True)
 class SageMakerEndpointArgs:
     endpoint_name: str
@@ -47,24 +55,23 @@ class SageMakerEndpointArgs:
     bucket_name: str
     variants: list[Variant]
     traffic_shift: TrafficShift
-    rollback_alarm_names: list[pulumi.Input[str]]
     kms_key_arn: pulumi.Input[str]
     account_id: pulumi.Input[str]
     region: str
     vpc_id: pulumi.Input[str]
     vpc_cidr: str
-    subnet_ids: list[pulumi.Input[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     startup_health_check_timeout_seconds: int = 900
     model_download_timeout_seconds: int = 900
     data_capture_percent: int | None = None  # None: capture off
     shadow: Variant | None = None
     termination_wait_seconds: int = 600
-    max_execution_seconds: int = 3600
     model_prefixes: list[str] = field(default_factory=list)  # folders of the bucket this endpoint may read
+    rollback_alarm_names: list[pulumi.Input[str]] = field(default_factory=list)  # SageMakerDeployment fills them
 
     @property
     def data_capture_prefix(self) -> str:
-        return f"data-capture/{self.endpoint_name}/"
+        return data_capture_prefix(self.endpoint_name)
 
 
 class SageMakerEndpoint(pulumi.ComponentResource):
@@ -139,7 +146,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                         type=shift.kind, wait_interval_in_seconds=shift.wait_seconds, canary_size=step,
                         linear_step_size=linear),
                     termination_wait_in_seconds=args.termination_wait_seconds,
-                    maximum_execution_timeout_in_seconds=args.max_execution_seconds),
+                    maximum_execution_timeout_in_seconds=max_execution_seconds(shift)),
                 auto_rollback_configuration=aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationArgs(
                     alarms=[aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationAlarmArgs(alarm_name=n)
                             for n in args.rollback_alarm_names]),

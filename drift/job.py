@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from .baseline import FeatureDrift, compare
 from .capture import parse_capture_lines
 
-NAMESPACE = "mlserve/Drift"
+NAMESPACE = "mlserve/Drift"  # the default; DriftMonitor passes components.names.DRIFT_METRIC_NAMESPACE (a test pins them)
 PSI_METRIC = "PopulationStabilityIndex"
 MAX_PSI_METRIC = "MaxPopulationStabilityIndex"
 KS_METRIC = "KolmogorovSmirnovStatistic"
@@ -26,12 +26,14 @@ class DriftJob:
     baseline_key: str
     deployment: str
     window_minutes: int = 60
+    namespace: str = NAMESPACE
 
     @classmethod
     def from_environment(cls, env=os.environ) -> DriftJob:
         return cls(bucket=env["MLSERVE_BUCKET"], capture_prefix=env["MLSERVE_CAPTURE_PREFIX"],
                    baseline_key=env["MLSERVE_BASELINE_KEY"], deployment=env["MLSERVE_DEPLOYMENT"],
-                   window_minutes=int(env.get("MLSERVE_WINDOW_MINUTES", "60")))
+                   window_minutes=int(env.get("MLSERVE_WINDOW_MINUTES", "60")),
+                   namespace=env.get("MLSERVE_METRIC_NAMESPACE", NAMESPACE))
 
     def hour_prefixes(self, end: datetime) -> list[str]:
         start = end - timedelta(minutes=self.window_minutes)
@@ -59,11 +61,11 @@ class DriftJob:
         end = end or datetime.now(UTC)
         baseline = json.loads(s3.get_object(Bucket=self.bucket, Key=self.baseline_key)["Body"].read())
         results = compare(baseline, self.captured_rows(s3, end))
-        publish(cloudwatch, self.deployment, results, end)
+        publish(cloudwatch, self.deployment, results, end, self.namespace)
         return results
 
 
-def publish(cloudwatch, deployment: str, results: list[FeatureDrift], when: datetime) -> None:
+def publish(cloudwatch, deployment: str, results: list[FeatureDrift], when: datetime, namespace: str = NAMESPACE) -> None:
     data = [{"MetricName": MAX_PSI_METRIC, "Dimensions": [{"Name": "Deployment", "Value": deployment}],
              "Timestamp": when, "Value": max(r.psi for r in results), "Unit": "None"}]
     for result in results:
@@ -73,7 +75,7 @@ def publish(cloudwatch, deployment: str, results: list[FeatureDrift], when: date
         data.append({"MetricName": KS_METRIC, "Dimensions": dimensions, "Timestamp": when,
                      "Value": result.ks_statistic, "Unit": "None"})
     for start in range(0, len(data), 1000):  # PutMetricData takes at most 1000 values per call
-        cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start:start + 1000])
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start:start + 1000])
 
 
 def handler(event, context):  # pragma: no cover - thin Lambda adapter, the job itself is tested

@@ -2,12 +2,14 @@
 
 This is the only place that maps configuration to component args. It declares nothing at import time: `declare`
 is called by `infra/__main__.py` under the Pulumi CLI and by the offline plan and tests under the mock engine.
+Each deployment is one component (SageMakerDeployment or KServeDeployment) that owns its alarms, scaling, gateway
+and drift; `declare` builds the shared platform and loops over the deployments.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_aws as aws
@@ -17,33 +19,27 @@ from components.alerting import Alerting, AlertingArgs
 from components.api_gateway_account import ApiGatewayAccount
 from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs
 from components.dashboard import Dashboard, DashboardArgs, DeploymentPanel
-from components.drift_monitor import DriftMonitor, DriftMonitorArgs
+from components.drift_monitor import DriftMonitorArgs
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.encryption import Encryption, EncryptionArgs
-from components.endpoint_alarms import EndpointAlarms, EndpointAlarmsArgs
-from components.endpoint_autoscaling import EndpointAutoscaling, EndpointAutoscalingArgs
-from components.inference_api import ApiTierSpec, InferenceApi, InferenceApiArgs, PrivateHttpBackend, SageMakerBackend
-from components.kserve_service import KServeService, KServeServiceArgs, ModelRef, slo_alert_rules
+from components.endpoint_alarms import EndpointAlarmsArgs
+from components.endpoint_autoscaling import EndpointAutoscalingArgs
+from components.inference_api import ApiTierSpec, InferenceApiArgs
+from components.kserve_deployment import KServeDeployment, KServeDeploymentArgs
+from components.kserve_service import KServeServiceArgs, ModelRef, slo_alert_rules
 from components.model_store import ModelStore, ModelStoreArgs
+from components.names import PRIMARY_VARIANT, captured_files_prefix, resource_name
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
-from components.private_link import PrivateLink, PrivateLinkArgs
-from components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs, TrafficShift, Variant
+from components.sagemaker_deployment import SageMakerDeployment, SageMakerDeploymentArgs
+from components.sagemaker_endpoint import SageMakerEndpointArgs, TrafficShift, Variant
 from infra.aws_facts import sagemaker_gpus
 from infra.config import StackConfig
-from infra.config.models import (
-    AllAtOnce,
-    BlueGreen,
-    Canary,
-    KServeDeployment,
-    Linear,
-    ModelArtifact,
-    SageMakerDeployment,
-    Shadow,
-)
-from infra.naming import resource_name
+from infra.config.models import AllAtOnce, BlueGreen, Canary, Linear, ModelArtifact, Shadow
+from infra.config.models import KServeDeployment as KServeConfig
+from infra.config.models import SageMakerDeployment as SageMakerConfig
 
-PRIMARY_VARIANT = "primary"
+T = TypeVar("T")
 
 
 def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
@@ -58,39 +54,39 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     encryption = Encryption(resource_name(stack), EncryptionArgs(
         alias=resource_name(stack), account_id=account_id, region=cfg.region,
         deletion_window_days=30 if cfg.is_prod else 7, node_volumes=cfg.cluster is not None), opts=with_provider)
-
     network = Network(resource_name(stack), NetworkArgs(
         cidr=cfg.network.cidr, availability_zones=zones, nat_gateway_per_az=cfg.is_prod, region=cfg.region,
         kms_key_arn=encryption.key_arn, flow_log_retention_days=cfg.network.flow_log_retention_days),
         opts=with_provider)
-
     store = ModelStore(resource_name(stack), ModelStoreArgs(
         bucket_name=cfg.model_store.bucket, kms_key_arn=encryption.key_arn,
         image_repositories=tuple(sorted({d.image.repository for d in cfg.deployments})),
         noncurrent_version_days=cfg.model_store.noncurrent_version_days, force_destroy=not cfg.is_prod),
         opts=with_provider)
-
     alerting = Alerting(resource_name(stack), AlertingArgs(
         topic_name=resource_name(stack, "alerts"), kms_key_arn=encryption.key_arn, account_id=account_id,
         emails=tuple(cfg.alerting.emails), https_webhooks=tuple(cfg.alerting.https_webhooks)), opts=with_provider)
+    # Every deployment's API logs its stages: the account's CloudWatch role must exist before any stage does.
+    logging_ready: list[pulumi.Resource] = [ApiGatewayAccount(resource_name(stack), opts=with_provider)] \
+        if cfg.deployments else []
+    platform = Platform(cfg, stack, account_id, encryption, network, store, alerting.topic_arn)
+    cluster = kubernetes_platform(platform, with_provider) if cfg.cluster else None
 
-    if any(isinstance(d, SageMakerDeployment) for d in cfg.deployments):
-        ApiGatewayAccount(resource_name(stack), opts=with_provider)
-    endpoints, panels = {}, []
-    for deployment in cfg.deployments:
-        if isinstance(deployment, SageMakerDeployment):
-            endpoints[deployment.name] = sagemaker_deployment(
-                cfg, stack, deployment, with_provider, account_id=account_id, encryption=encryption,
-                network=network, store=store, topic_arn=alerting.topic_arn)
-            panels.append(DeploymentPanel(
-                name=deployment.name, endpoint_name=resource_name(stack, deployment.name),
-                variant_name=PRIMARY_VARIANT, api_name=resource_name(stack, deployment.name),
-                drift=deployment.drift.enabled))
-        else:  # KServe: the gateway here; model latency, GPUs and replicas in Prometheus (DCGM, Triton)
-            panels.append(DeploymentPanel(name=deployment.name, api_name=resource_name(stack, deployment.name)))
-    cluster_outputs = kubernetes_platform(cfg, stack, with_provider, account_id=account_id, encryption=encryption,
-                                          network=network, store=store, topic_arn=alerting.topic_arn) \
-        if cfg.cluster else {}
+    endpoints, api_urls, panels = {}, {}, []
+    for d in cfg.deployments:
+        name = resource_name(stack, d.name)
+        if isinstance(d, SageMakerConfig):
+            deployment = SageMakerDeployment(name, sagemaker_args(platform, d, logging_ready), opts=with_provider)
+            endpoints[d.name] = sagemaker_outputs(cfg, deployment)
+            panels.append(DeploymentPanel(name=d.name, endpoint_name=name, variant_name=PRIMARY_VARIANT,
+                                          api_name=name, drift=d.drift.enabled))
+        else:  # KServe: the gateway on the dashboard; model latency, GPUs and replicas in Prometheus (DCGM, Triton)
+            assert cluster is not None, "config validation requires a cluster for KServe deployments"
+            eks, addons = cluster
+            both = pulumi.ResourceOptions(providers=[provider, eks.provider])
+            api_urls[d.name] = KServeDeployment(name, kserve_args(platform, d, eks, addons, logging_ready),
+                                                opts=both).api_url
+            panels.append(DeploymentPanel(name=d.name, api_name=name))
     dashboard = Dashboard(resource_name(stack), DashboardArgs(
         dashboard_name=resource_name(stack), region=cfg.region, deployments=panels), opts=with_provider)
 
@@ -104,83 +100,149 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         "private_subnet_ids": network.private_subnet_ids,
         "model_bucket": store.bucket_name,
         "image_repositories": store.repository_urls,
-        **cluster_outputs,
+        **({"cluster_name": cluster[0].cluster_name, "kubeconfig": cluster[0].kubeconfig,
+            "kserve_api_urls": api_urls} if cluster else {}),
     }
 
 
-def kubernetes_platform(cfg: StackConfig, stack: str, opts: pulumi.ResourceOptions, *, account_id, encryption: Encryption,
-                        network: Network, store: ModelStore, topic_arn: pulumi.Output[str]) -> dict[str, Any]:
-    """The EKS cluster, its node groups and add-ons, and every kserve deployment on it."""
-    c = cfg.cluster
-    cluster = EksCluster(resource_name(stack), EksClusterArgs(
-        cluster_name=resource_name(stack), kubernetes_version=c.kubernetes_version, region=cfg.region,
-        subnet_ids=network.private_subnet_ids, kms_key_arn=encryption.key_arn, admin_role_arns=tuple(c.admin_role_arns),
+class Platform:
+    """What every deployment of a stack shares: its config, account, key, network, model store and alert topic."""
+
+    def __init__(self, cfg: StackConfig, stack: str, account_id: pulumi.Input[str], encryption: Encryption,
+                 network: Network, store: ModelStore, topic_arn: pulumi.Output[str]):
+        self.cfg, self.stack, self.account_id = cfg, stack, account_id
+        self.encryption, self.network, self.store, self.topic_arn = encryption, network, store, topic_arn
+
+
+def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> tuple[EksCluster, ClusterAddons]:
+    """The EKS cluster, its node groups and the add-ons every KServe deployment needs."""
+    cfg, c = p.cfg, p.cfg.cluster
+    assert c is not None
+    cluster = EksCluster(resource_name(p.stack), EksClusterArgs(
+        cluster_name=resource_name(p.stack), kubernetes_version=c.kubernetes_version, region=cfg.region,
+        subnet_ids=p.network.private_subnet_ids, kms_key_arn=p.encryption.key_arn,
+        admin_role_arns=tuple(c.admin_role_arns),
         addon_versions={"vpc-cni": c.addons.vpc_cni, "coredns": c.addons.coredns, "kube-proxy": c.addons.kube_proxy,
                         "eks-pod-identity-agent": c.addons.eks_pod_identity_agent,
                         "aws-ebs-csi-driver": c.addons.aws_ebs_csi_driver},
         public_access_cidrs=tuple(c.public_access_cidrs), log_retention_days=c.log_retention_days), opts=opts)
-    groups = [NodeGroup(resource_name(stack, g.name), NodeGroupArgs(
-        cluster_name=cluster.cluster_name, group_name=g.name, subnet_ids=network.private_subnet_ids,
+    groups = [NodeGroup(resource_name(p.stack, g.name), NodeGroupArgs(
+        cluster_name=cluster.cluster_name, group_name=g.name, subnet_ids=p.network.private_subnet_ids,
         instance_types=tuple(g.instance_types), ami_type=g.ami_type, capacity_type=g.capacity_type,
         min_size=g.min_size, max_size=g.max_size, desired_size=g.desired_size, disk_size_gib=g.disk_size_gib,
-        kms_key_arn=encryption.key_arn, gpu=g.gpu), opts=opts) for g in c.node_groups]
-    kserve = [d for d in cfg.deployments if isinstance(d, KServeDeployment)]
+        kms_key_arn=p.encryption.key_arn, gpu=g.gpu), opts=opts) for g in c.node_groups]
+    kserve = [d for d in cfg.deployments if isinstance(d, KServeConfig)]
     # Components holding AWS and Kubernetes resources get both providers; each child picks its package's.
-    both = [opts.provider, cluster.provider]
-    addons = ClusterAddons(resource_name(stack), ClusterAddonsArgs(
-        cluster_name=cluster.cluster_name, region=cfg.region, account_id=account_id, vpc_id=network.vpc_id,
+    addons = ClusterAddons(resource_name(p.stack), ClusterAddonsArgs(
+        cluster_name=cluster.cluster_name, region=cfg.region, account_id=p.account_id, vpc_id=p.network.vpc_id,
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
         system_node_group=next(g.name for g in c.node_groups if not g.gpu),
-        charts=ChartPins(**c.charts.model_dump()), alert_topic_arn=topic_arn, kms_key_arn=encryption.key_arn,
+        charts=ChartPins(**c.charts.model_dump()), alert_topic_arn=p.topic_arn, kms_key_arn=p.encryption.key_arn,
         alert_rules=tuple(rule for d in kserve for rule in slo_alert_rules(
-            d.name, resource_name(stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent))),
-        opts=pulumi.ResourceOptions(providers=both, depends_on=groups))
-    api_urls = {d.name: kserve_deployment(cfg, stack, d, opts, cluster=cluster, addons=addons, encryption=encryption,
-                                          network=network, store=store) for d in kserve}
-    return {"cluster_name": cluster.cluster_name, "kubeconfig": cluster.kubeconfig, "kserve_api_urls": api_urls}
+            d.name, resource_name(p.stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent))),
+        opts=pulumi.ResourceOptions(providers=[required(opts.provider), cluster.provider], depends_on=groups))
+    return cluster, addons
 
 
-def kserve_deployment(cfg: StackConfig, stack: str, d: KServeDeployment, opts: pulumi.ResourceOptions, *,
-                      cluster: EksCluster, addons: ClusterAddons, encryption: Encryption, network: Network,
-                      store: ModelStore) -> pulumi.Output[str]:
-    """One model on the cluster, its VPC link and its gateway; returns the gateway's invoke URL."""
-    c = cfg.cluster
-    name = resource_name(stack, d.name)
+def kserve_args(p: Platform, d: KServeConfig, cluster: EksCluster, addons: ClusterAddons,
+                logging_ready: list[pulumi.Resource]) -> KServeDeploymentArgs:
+    cfg, c = p.cfg, p.cfg.cluster
+    assert c is not None
+    name = resource_name(p.stack, d.name)
     canary = d.rollout if isinstance(d.rollout, Canary) else None
     candidate = canary.candidate if canary else None
-    service = KServeService(name, KServeServiceArgs(
-        name=d.name, namespace=name,
-        image_uri=pulumi.Output.concat(store.repository_urls[d.image.repository], d.image.reference),
-        model=ModelRef(d.model.uri, d.model.bucket, d.model.prefix),
-        candidate=ModelRef(candidate.uri, candidate.bucket, candidate.prefix) if candidate else None,
-        canary_percent=canary.percent if canary else 0, gpus=d.compute.gpus, cpu=d.compute.cpu,
-        memory=d.compute.memory, node_group=d.compute.node_group, min_replicas=d.autoscaling.min,
-        max_replicas=d.autoscaling.max, target_concurrency=d.autoscaling.target_concurrency,
-        scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds, region=cfg.region,
-        kms_key_arn=encryption.key_arn, oidc_provider_arn=cluster.oidc_provider_arn,
-        oidc_issuer=cluster.oidc_issuer, vpc_cidr=network.vpc_cidr, prometheus_url=addons.prometheus_url,
-        spread_across_zones=cfg.is_prod, certificate_arn=c.ingress_certificate_arn),
-        opts=pulumi.ResourceOptions(providers=[opts.provider, cluster.provider], depends_on=addons.ready))
-    link = PrivateLink(name, PrivateLinkArgs(
-        name=name, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids, alb_arn=service.alb_arn,
-        port=service.alb_port), opts=opts)
-    base_url = f"https://{d.name}.{c.ingress_domain}" if c.ingress_domain else \
-        pulumi.Output.concat("http://", link.nlb_dns_name)
-    api = InferenceApi(name, gateway_args(cfg, name, PrivateHttpBackend(link.vpc_link_id, base_url),
-                                          d.model.triton_model_name, encryption), opts=opts)
-    return api.invoke_url
+    return KServeDeploymentArgs(
+        service=KServeServiceArgs(
+            name=d.name, namespace=name,
+            image_uri=pulumi.Output.concat(p.store.repository_urls[d.image.repository], d.image.reference),
+            model=ModelRef(d.model.uri, d.model.bucket, d.model.prefix),
+            candidate=ModelRef(candidate.uri, candidate.bucket, candidate.prefix) if candidate else None,
+            canary_percent=canary.percent if canary else 0, gpus=d.compute.gpus, cpu=d.compute.cpu,
+            memory=d.compute.memory, node_group=d.compute.node_group, min_replicas=d.autoscaling.min,
+            max_replicas=d.autoscaling.max, target_concurrency=required(d.autoscaling.target_concurrency),
+            scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds, region=cfg.region,
+            kms_key_arn=p.encryption.key_arn, oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer, vpc_cidr=p.network.vpc_cidr, prometheus_url=addons.prometheus_url,
+            spread_across_zones=cfg.is_prod, certificate_arn=c.ingress_certificate_arn),
+        vpc_id=p.network.vpc_id, private_subnet_ids=p.network.private_subnet_ids, after=addons.ready,
+        gateway=gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
+        base_url=f"https://{d.name}.{c.ingress_domain}" if c.ingress_domain else None)
 
 
-def gateway_args(cfg: StackConfig, api_name: str, backend, model_name: str, encryption: Encryption) -> InferenceApiArgs:
+def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.Resource]) -> SageMakerDeploymentArgs:
+    cfg, name = p.cfg, resource_name(p.stack, d.name)
+    gpus = sagemaker_gpus(d.compute.instance_type)
+
+    def variant(variant_name: str, model: ModelArtifact, count: int, weight: float) -> Variant:
+        return Variant(name=variant_name, model_data_url=model.uri, triton_model_name=model.triton_model_name,
+                       model_sha256=model.sha256, instance_type=d.compute.instance_type, instance_count=count,
+                       weight=weight)
+
+    primary_weight = 100 - sum(v.weight_percent for v in d.ab_variants)
+    variants = [variant(PRIMARY_VARIANT, d.model, d.compute.instance_count, primary_weight / 100)]
+    variants += [variant(v.name, v.model, v.instance_count, v.weight_percent / 100) for v in d.ab_variants]
+    rollout = d.rollout
+    shadow = variant("shadow", rollout.candidate, d.compute.instance_count, rollout.sample_percent / 100) \
+        if isinstance(rollout, Shadow) else None
+    models = [d.model, *(v.model for v in d.ab_variants), *([rollout.candidate] if isinstance(rollout, Shadow) else [])]
+    return SageMakerDeploymentArgs(
+        alarms=EndpointAlarmsArgs(
+            endpoint_name=name, variant_name=PRIMARY_VARIANT, topic_arn=p.topic_arn,
+            p99_latency_ms=d.slo.p99_latency_ms, error_rate_percent=d.slo.error_rate_percent,
+            client_error_rate_percent=d.slo.client_error_rate_percent, gpus_per_instance=gpus),
+        endpoint=SageMakerEndpointArgs(
+            endpoint_name=name,
+            image_uri=pulumi.Output.concat(p.store.repository_urls[d.image.repository], d.image.reference),
+            repository_arn=p.store.repository_arns[d.image.repository], bucket_name=cfg.model_store.bucket,
+            model_prefixes=sorted({m.prefix for m in models}), variants=variants, shadow=shadow,
+            traffic_shift=traffic_shift(d.rollout), kms_key_arn=p.encryption.key_arn, account_id=p.account_id,
+            region=cfg.region, vpc_id=p.network.vpc_id, vpc_cidr=p.network.vpc_cidr,
+            subnet_ids=p.network.private_subnet_ids,
+            startup_health_check_timeout_seconds=d.compute.startup_health_check_timeout_seconds,
+            model_download_timeout_seconds=d.compute.model_download_timeout_seconds,
+            data_capture_percent=d.data_capture.sample_percent if d.data_capture.enabled else None,
+            termination_wait_seconds=600 if cfg.is_prod else 0),
+        autoscaling=EndpointAutoscalingArgs(
+            endpoint_name=name, variant_name=PRIMARY_VARIANT, min_capacity=d.autoscaling.min,
+            max_capacity=d.autoscaling.max, invocations_per_instance_per_minute=d.target_invocations_per_minute(),
+            gpus_per_instance=gpus, scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds,
+            scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds),
+        gateway=gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
+        drift=DriftMonitorArgs(
+            deployment=d.name, bucket_name=cfg.model_store.bucket, capture_prefix=captured_files_prefix(name),
+            baseline_key=(d.drift.baseline_uri or "").split("/", 3)[3], code_path=str(Path(drift.__file__).parent),
+            kms_key_arn=p.encryption.key_arn, topic_arn=p.topic_arn, schedule_minutes=d.drift.schedule_minutes,
+            psi_alarm_threshold=d.drift.psi_alarm_threshold) if d.drift.enabled else None)
+
+
+def sagemaker_outputs(cfg: StackConfig, deployment: SageMakerDeployment) -> dict[str, Any]:
+    return {
+        "api_url": deployment.api_url,
+        "endpoint_name": deployment.endpoint_name,
+        "invoke_url": pulumi.Output.concat("https://runtime.sagemaker.", cfg.region, ".amazonaws.com/endpoints/",
+                                           deployment.endpoint_name, "/invocations"),
+        "alarms": deployment.alarm_names,
+    }
+
+
+def gateway_args(cfg: StackConfig, api_name: str, model_name: str, encryption: Encryption,
+                 logging_ready: list[pulumi.Resource]) -> InferenceApiArgs:
     """The same front door for every backend: auth, tiers, schema, logs, WAF in prod, custom domain."""
     return InferenceApiArgs(
-        api_name=api_name, region=cfg.region, backend=backend, model_name=model_name,
+        api_name=api_name, region=cfg.region, model_name=model_name,
         authorization=cfg.gateway.authorization, cognito_user_pool_arn=cfg.gateway.cognito_user_pool_arn,
         tiers=[ApiTierSpec(t.name, t.rate_per_second, t.burst, t.quota_per_day) for t in cfg.gateway.tiers],
         kms_key_arn=encryption.key_arn, max_body_bytes=cfg.gateway.max_body_bytes,
         log_retention_days=cfg.gateway.access_log_retention_days, enable_waf=cfg.is_prod,
         waf_rate_limit_per_ip=cfg.gateway.waf_rate_limit_per_ip, domain_name=cfg.gateway.domain_name,
-        certificate_arn=cfg.gateway.certificate_arn)
+        certificate_arn=cfg.gateway.certificate_arn, logging_ready=tuple(logging_ready))
+
+
+def required(value: T | None) -> T:
+    """A value the config rules already require here (infra/config/rules.py); None would be a bug, not a default."""
+    if value is None:
+        raise ValueError("a value validated as required is missing")
+    return value
 
 
 def traffic_shift(rollout) -> TrafficShift:
@@ -193,70 +255,3 @@ def traffic_shift(rollout) -> TrafficShift:
         return TrafficShift("ALL_AT_ONCE", rollout.bake_minutes * 60)
     assert isinstance(rollout, (AllAtOnce, Shadow))
     return TrafficShift("ALL_AT_ONCE", 0)
-
-
-def max_execution_seconds(shift: TrafficShift) -> int:
-    """Every step's bake plus half an hour for instances to start, within the API's 600-28800 s."""
-    steps = {"CANARY": 2, "LINEAR": -(-100 // (shift.step_percent or 100)), "ALL_AT_ONCE": 1}[shift.kind]
-    return min(28_800, max(600, steps * shift.wait_seconds + 1800))
-
-
-def sagemaker_deployment(cfg: StackConfig, stack: str, d: SageMakerDeployment, opts: pulumi.ResourceOptions, *,
-                         account_id: str, encryption: Encryption, network: Network, store: ModelStore,
-                         topic_arn: pulumi.Output[str]) -> dict[str, Any]:
-    endpoint_name = resource_name(stack, d.name)
-    gpus = sagemaker_gpus(d.compute.instance_type)
-
-    def variant(name: str, model: ModelArtifact, count: int, weight: float) -> Variant:
-        return Variant(name=name, model_data_url=model.uri, triton_model_name=model.triton_model_name,
-                       model_sha256=model.sha256, instance_type=d.compute.instance_type, instance_count=count,
-                       weight=weight)
-
-    primary_weight = 100 - sum(v.weight_percent for v in d.ab_variants)
-    variants = [variant(PRIMARY_VARIANT, d.model, d.compute.instance_count, primary_weight / 100)]
-    variants += [variant(v.name, v.model, v.instance_count, v.weight_percent / 100) for v in d.ab_variants]
-    shadow = variant("shadow", d.rollout.candidate, d.compute.instance_count, d.rollout.sample_percent / 100) \
-        if isinstance(d.rollout, Shadow) else None
-    models = [d.model, *(v.model for v in d.ab_variants), *([d.rollout.candidate] if shadow else [])]
-
-    alarms = EndpointAlarms(endpoint_name, EndpointAlarmsArgs(
-        endpoint_name=endpoint_name, variant_name=PRIMARY_VARIANT, topic_arn=topic_arn,
-        p99_latency_ms=d.slo.p99_latency_ms, error_rate_percent=d.slo.error_rate_percent,
-        client_error_rate_percent=d.slo.client_error_rate_percent, gpus_per_instance=gpus), opts=opts)
-    shift = traffic_shift(d.rollout)
-    repository = d.image.repository
-    endpoint = SageMakerEndpoint(endpoint_name, SageMakerEndpointArgs(
-        endpoint_name=endpoint_name,
-        image_uri=pulumi.Output.concat(store.repository_urls[repository], d.image.reference),
-        repository_arn=store.repository_arns[repository], bucket_name=cfg.model_store.bucket,
-        model_prefixes=sorted({m.prefix for m in models}), variants=variants, shadow=shadow, traffic_shift=shift,
-        rollback_alarm_names=alarms.rollback_alarm_names, kms_key_arn=encryption.key_arn, account_id=account_id,
-        region=cfg.region, vpc_id=network.vpc_id, vpc_cidr=network.vpc_cidr, subnet_ids=network.private_subnet_ids,
-        startup_health_check_timeout_seconds=d.compute.startup_health_check_timeout_seconds,
-        model_download_timeout_seconds=d.compute.model_download_timeout_seconds,
-        data_capture_percent=d.data_capture.sample_percent if d.data_capture.enabled else None,
-        termination_wait_seconds=600 if cfg.is_prod else 0, max_execution_seconds=max_execution_seconds(shift)),
-        opts=opts)
-    EndpointAutoscaling(endpoint_name, EndpointAutoscalingArgs(
-        endpoint_name=endpoint.endpoint_name, variant_name=PRIMARY_VARIANT, min_capacity=d.autoscaling.min,
-        max_capacity=d.autoscaling.max, invocations_per_instance_per_minute=d.target_invocations_per_minute(),
-        gpus_per_instance=gpus, scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds,
-        scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds), opts=opts)
-    api = InferenceApi(endpoint_name, gateway_args(
-        cfg, endpoint_name, SageMakerBackend(endpoint.endpoint_name, endpoint.endpoint_arn),
-        d.model.triton_model_name, encryption), opts=opts)
-    if d.drift.enabled:
-        DriftMonitor(endpoint_name, DriftMonitorArgs(
-            deployment=d.name, bucket_name=cfg.model_store.bucket,
-            # SageMaker writes captures under <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/.
-            capture_prefix=f"data-capture/{endpoint_name}/{endpoint_name}/{PRIMARY_VARIANT}/",
-            baseline_key=d.drift.baseline_uri.split("/", 3)[3], code_path=str(Path(drift.__file__).parent),
-            kms_key_arn=encryption.key_arn, topic_arn=topic_arn, schedule_minutes=d.drift.schedule_minutes,
-            psi_alarm_threshold=d.drift.psi_alarm_threshold), opts=opts)
-    return {
-        "api_url": api.invoke_url,
-        "endpoint_name": endpoint.endpoint_name,
-        "invoke_url": pulumi.Output.concat("https://runtime.sagemaker.", cfg.region, ".amazonaws.com/endpoints/",
-                                           endpoint.endpoint_name, "/invocations"),
-        "alarms": alarms.alarm_names,
-    }

@@ -18,7 +18,7 @@ def test_plan_json_has_the_policy_pack_shape(tmp_path, capsys):
     assert plan["stack"] == "prod" and set(plan) >= {"stack", "resources", "outputs"}
     for resource in plan["resources"]:
         assert set(resource) == {"urn", "type", "name", "parent", "custom", "inputs", "propertyDependencies",
-                                 "provider"}
+                                 "provider", "dependencies", "aliases"}
     bucket = next(r for r in plan["resources"] if r["type"] == "aws:s3/bucketVersioning:BucketVersioning")
     assert "versioningConfiguration" in bucket["inputs"]  # engine camelCase, not versioning_configuration
     assert bucket["parent"] == "urn:pulumi:prod::mlserve::mlserve:storage:ModelStore::mlserve-prod"

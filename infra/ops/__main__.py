@@ -17,10 +17,10 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from components.names import DRIFT_METRIC_NAMESPACE, captured_files_prefix, resource_name
 from infra.config.errors import ConfigError
 from infra.config.loader import load_file, load_stack
 from infra.config.models import KServeDeployment, StackConfig
-from infra.naming import resource_name
 
 from .clients import Clients
 from .report import OpsError, console, print_checks
@@ -125,10 +125,10 @@ def run_command(args) -> int:
         from drift.baseline import BaselineError
         from drift.capture import CaptureFormatError
         from drift.job import DriftJob
-        from infra.program import PRIMARY_VARIANT
 
-        job = DriftJob(cfg.model_store.bucket, f"data-capture/{endpoint}/{endpoint}/{PRIMARY_VARIANT}/",
-                       deployment.drift.baseline_uri.split("/", 3)[3], deployment.name, args.window_minutes)
+        job = DriftJob(cfg.model_store.bucket, captured_files_prefix(endpoint),
+                       deployment.drift.baseline_uri.split("/", 3)[3], deployment.name, args.window_minutes,
+                       namespace=DRIFT_METRIC_NAMESPACE)
         try:
             results = job.run(clients.s3, clients.cloudwatch)
         except (BaselineError, CaptureFormatError) as error:
@@ -137,7 +137,7 @@ def run_command(args) -> int:
         for r in results:
             flag = "DRIFT" if r.psi >= deployment.drift.psi_alarm_threshold else "ok"
             out.print(f"{r.feature:24} psi={r.psi:.4f} ks={r.ks_statistic:.4f} p={r.ks_pvalue:.2e} n={r.count} {flag}")
-        out.print(f"published {len(results)} metric(s) to CloudWatch namespace mlserve/drift")
+        out.print(f"published {len(results)} metric(s) to CloudWatch namespace {job.namespace}")
         return 0
 
     if isinstance(deployment, KServeDeployment):

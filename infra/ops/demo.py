@@ -23,6 +23,8 @@ from moto.server import ThreadedMotoServer
 from rich.console import Console
 from rich.rule import Rule
 
+from components.names import SERVER_ERROR_RATE, alarm_name
+
 from . import standins
 from .clients import Clients
 
@@ -83,7 +85,7 @@ class Demo:
         self.clients.sagemaker.update_endpoint_weights_and_capacities(EndpointName=ENDPOINT, DesiredWeightsAndCapacities=[
             {"VariantName": "primary", "DesiredWeight": 90.0}, {"VariantName": "candidate", "DesiredWeight": 10.0}])
         timer = threading.Timer(3.0, lambda: self.clients.cloudwatch.set_alarm_state(
-            AlarmName=f"{ENDPOINT}-5xx-rate", StateValue="ALARM", StateReason="demo: 5xx above the SLO"))
+            AlarmName=alarm_name(ENDPOINT, SERVER_ERROR_RATE), StateValue="ALARM", StateReason="demo: 5xx above the SLO"))
         timer.start()
         try:
             self.ops("rollout", "promote", "--stack", "dev", "--deployment", "resnet50", "--variant", "candidate",

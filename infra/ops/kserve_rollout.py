@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Protocol, cast
 from rich.console import Console
 from rich.table import Table
 
+from components.names import PROMETHEUS_PROXY, alb_split_annotation, canary_service
+
 from .report import OpsError
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Ingress
 
-SPLIT_ANNOTATION = "alb.ingress.kubernetes.io/actions.{name}-split"
-PROMETHEUS_PROXY = ("monitoring", "prometheus-server:80")
 
 
 class KubeApi(Protocol):
@@ -91,14 +91,14 @@ class KServeRollout:
                  sleep: Callable[[float], None] = time.sleep, poll_seconds: float = 15.0):
         self.api, self.name, self.namespace, self.out = api, deployment, namespace, out
         self.sleep, self.poll_seconds = sleep, poll_seconds
-        self.key = SPLIT_ANNOTATION.format(name=deployment)
+        self.key = alb_split_annotation(deployment)
 
     def split(self) -> Split | None:
         raw = self.api.ingress_annotations(self.namespace, self.name).get(self.key)
         if raw is None:
             return None
         groups = json.loads(raw)["forwardConfig"]["targetGroups"]
-        return Split(self.name, f"{self.name}-canary", {g["serviceName"]: int(g["weight"]) for g in groups})
+        return Split(self.name, canary_service(self.name), {g["serviceName"]: int(g["weight"]) for g in groups})
 
     def set_canary_percent(self, percent: int, why: str) -> None:
         split = self.split()

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from components.names import resource_name
 from infra.config.models import KServeDeployment, ModelArtifact, SageMakerDeployment, ServingImage, Shadow, StackConfig
-from infra.naming import resource_name
 
 from .clients import Clients
 from .report import Check

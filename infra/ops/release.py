@@ -21,8 +21,8 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from components.names import resource_name
 from infra.config.models import SageMakerDeployment, StackConfig
-from infra.naming import resource_name
 
 from .clients import Clients
 from .report import OpsError

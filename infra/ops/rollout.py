@@ -20,15 +20,15 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
+from components.names import GUARD_ALARM_ROLES, alarm_name
+
 from .clients import Clients
 from .report import OpsError
 
+
 # The alarms that guard a rollout: the same ones the endpoint's auto-rollback configuration lists (EndpointAlarms).
-GUARD_ROLES = ("p99-latency", "5xx-rate", "service-unhealthy")
-
-
 def guard_alarm_names(endpoint: str) -> list[str]:
-    return [f"{endpoint}-{role}" for role in GUARD_ROLES]
+    return [alarm_name(endpoint, role) for role in GUARD_ALARM_ROLES]
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 
+from components.names import P99_LATENCY, SERVER_ERROR_RATE
+
 from .clients import Clients
 
 ACCOUNT = "123456789012"  # moto's account
 IMAGE_TAG = "24.12-trt10.7-r1"
 REPOSITORY = "mlserve/triton"
-GUARD_METRICS = (("p99-latency", "ModelLatency"), ("5xx-rate", "Invocation5XXErrors"))
+GUARD_METRICS = ((P99_LATENCY, "ModelLatency"), (SERVER_ERROR_RATE, "Invocation5XXErrors"))
 
 
 def platform(clients: Clients, bucket: str = "mlserve-dev-models", repository: str = REPOSITORY,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from google.protobuf import json_format
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
@@ -54,11 +55,13 @@ class Resource:
     id: str = ""  # what the mock engine answered; not part of the plan JSON
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)  # input -> URNs it came from
     provider: str = ""  # the provider reference `<urn>::<id>` of a custom resource; "" for the default provider
+    dependencies: list[str] = field(default_factory=list)  # URNs of explicit and input dependencies
+    aliases: list[dict[str, Any]] = field(default_factory=list)  # alias specs as sent: {"noParent": True} etc.
 
     def as_json(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent, "custom": self.custom,
                 "inputs": to_json(self.inputs), "propertyDependencies": self.property_dependencies,
-                "provider": self.provider}
+                "provider": self.provider, "dependencies": self.dependencies, "aliases": self.aliases}
 
 
 @dataclass
@@ -265,6 +268,8 @@ class RecordingMonitor(MockMonitor):
             self.records.append(Resource(urn=response.urn, type=request.type, name=request.name, parent=parent,
                                          custom=bool(request.custom), inputs=inputs, id=response.id,
                                          provider=request.provider if request.custom else "",
+                                         dependencies=sorted(request.dependencies),
+                                         aliases=[json_format.MessageToDict(a.spec) for a in request.aliases],
                                          property_dependencies={k: sorted(v.urns) for k, v in
                                                                 request.propertyDependencies.items() if v.urns}))
         return response

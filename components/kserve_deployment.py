@@ -1,0 +1,53 @@
+"""KServeDeployment: one model on the EKS cluster, reachable only through its authenticated API.
+
+Reads top to bottom as what it owns: the KServe service (InferenceServices, autoscaling, the ALB with the canary
+split), the PrivateLink that puts an NLB in front of that ALB for API Gateway's VPC link, and the API itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+
+from .inference_api import InferenceApi, InferenceApiArgs, PrivateHttpBackend
+from .kserve_service import KServeService, KServeServiceArgs
+from .private_link import PrivateLink, PrivateLinkArgs
+
+# The children existed at the stack's root before this component did: the alias keeps their URNs (no replacement).
+WAS_AT_ROOT = [pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
+
+
+@dataclass(frozen=True)
+class KServeDeploymentArgs:
+    service: KServeServiceArgs
+    """The model on the cluster: runtime, InferenceService(s), KEDA scaling, ALB Ingress with the canary split."""
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """Where the NLB of the VPC link goes (named like the service's namespace, at most 32 characters)."""
+    gateway: InferenceApiArgs
+    """The API in front, reaching the cluster through the VPC link."""
+    base_url: str | None
+    """`https://<deployment>.<ingress domain>`: the host TLS is verified against; None: plain HTTP to the NLB."""
+    after: Sequence[pulumi.Resource] = ()
+    """What the service needs running first: the cluster add-ons whose CRDs and webhooks it uses."""
+
+
+class KServeDeployment(pulumi.ComponentResource):
+    api_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KServeDeploymentArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlserve:serving:KServeDeployment", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, aliases=WAS_AT_ROOT)
+
+        service = KServeService(name, args.service, opts=pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=list(args.after))))
+        link = PrivateLink(name, PrivateLinkArgs(
+            name=args.service.namespace, vpc_id=args.vpc_id, subnet_ids=args.private_subnet_ids,
+            alb_arn=service.alb_arn, port=service.alb_port), opts=child)
+        base_url = args.base_url or pulumi.Output.concat("http://", link.nlb_dns_name)
+        api = InferenceApi(name, args.gateway, PrivateHttpBackend(link.vpc_link_id, base_url), opts=child)
+
+        self.api_url = api.invoke_url
+        self.register_outputs({"api_url": api.invoke_url})

@@ -1,0 +1,85 @@
+"""Names that several layers must spell identically: the components declare them, the program wires them, the
+operator tools (`infra.ops`), the demo's stand-ins and the tests look them up.
+
+One home, so a rename cannot leave a copy behind (the drift namespace once printed as `mlserve/drift` while the job
+published `mlserve/Drift`). Names and name builders only, never configuration: components may import it.
+Standalone packages keep what they need as a value they receive at deploy time (the drift job reads its namespace
+from the environment the DriftMonitor sets) and a test pins their own default to the one here.
+"""
+
+from __future__ import annotations
+
+PROJECT = "mlserve"
+
+
+def resource_name(stack: str, *parts: str) -> str:
+    """`resource_name("prod", "resnet50", "endpoint")` -> `mlserve-prod-resnet50-endpoint`."""
+    return "-".join([PROJECT, stack, *parts])
+
+
+# ---- SageMaker -------------------------------------------------------------------------------------------------
+PRIMARY_VARIANT = "primary"
+"""The production variant every SageMaker deployment serves its main model from."""
+
+P99_LATENCY, SERVER_ERROR_RATE, CLIENT_ERROR_RATE = "p99-latency", "5xx-rate", "4xx-rate"
+GPU_UTILIZATION, GPU_MEMORY, SERVICE_UNHEALTHY = "gpu-utilization", "gpu-memory", "service-unhealthy"
+ROLLBACK_ALARM_ROLES = (P99_LATENCY, SERVER_ERROR_RATE)
+"""The alarms SageMaker's auto-rollback watches during a blue/green deployment."""
+GUARD_ALARM_ROLES = (P99_LATENCY, SERVER_ERROR_RATE, SERVICE_UNHEALTHY)
+"""The alarms `infra.ops rollout promote` watches at every step: the rollback ones and their composite."""
+
+
+def alarm_name(endpoint_name: str, role: str) -> str:
+    """CloudWatch alarm of one endpoint: `mlserve-prod-resnet50-5xx-rate`."""
+    return f"{endpoint_name}-{role}"
+
+
+def data_capture_destination(bucket: str, endpoint_name: str) -> str:
+    """Where an endpoint's data capture is configured to write (S3 URI)."""
+    return f"s3://{bucket}/{data_capture_prefix(endpoint_name)}"
+
+
+def data_capture_prefix(endpoint_name: str) -> str:
+    return f"data-capture/{endpoint_name}/"
+
+
+def captured_files_prefix(endpoint_name: str, variant: str = PRIMARY_VARIANT) -> str:
+    """Where SageMaker actually puts a variant's capture files: `<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/`."""
+    return f"{data_capture_prefix(endpoint_name)}{endpoint_name}/{variant}/"
+
+
+# ---- drift -----------------------------------------------------------------------------------------------------
+DRIFT_METRIC_NAMESPACE = "mlserve/Drift"
+DRIFT_METRICS = ("PopulationStabilityIndex", "MaxPopulationStabilityIndex", "KolmogorovSmirnovStatistic")
+DRIFT_NAMESPACE_ENV = "MLSERVE_METRIC_NAMESPACE"
+"""The environment variable through which the drift job (a standalone Lambda bundle) receives the namespace."""
+
+# ---- KServe on EKS ---------------------------------------------------------------------------------------------
+PROMETHEUS_NAMESPACE, PROMETHEUS_SERVICE, PROMETHEUS_PORT = "monitoring", "prometheus-server", 80
+PROMETHEUS_URL = f"http://{PROMETHEUS_SERVICE}.{PROMETHEUS_NAMESPACE}.svc.cluster.local:{PROMETHEUS_PORT}"
+"""In-cluster address of the Prometheus chart's server (KEDA's trigger, Alertmanager's rules)."""
+PROMETHEUS_PROXY = (PROMETHEUS_NAMESPACE, f"{PROMETHEUS_SERVICE}:{PROMETHEUS_PORT}")
+"""The same server through the API server's service proxy, as `infra.ops` reaches it from outside the cluster."""
+
+
+def alb_split_service(service: str) -> str:
+    """The Ingress backend name that tells the AWS Load Balancer Controller to read the weighted-split action."""
+    return f"{service}-split"
+
+
+def alb_split_annotation(service: str) -> str:
+    """The Ingress annotation holding the stable/canary forward weights of one KServe deployment."""
+    return f"alb.ingress.kubernetes.io/actions.{alb_split_service(service)}"
+
+
+def canary_service(service: str) -> str:
+    """The second InferenceService that serves a KServe deployment's candidate."""
+    return f"{service}-canary"
+
+
+def kserve_alert_name(deployment: str, role: str) -> str:
+    """Prometheus alert of one KServe deployment: `reranker-p99-latency`, `reranker-error-rate`."""
+    return f"{deployment}-{role}"
+
+
+KSERVE_ALERT_ROLES = (P99_LATENCY, "error-rate")
