@@ -92,6 +92,26 @@ def request_schema(max_body_bytes: int) -> dict:
                     "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}}
 
 
+def configuration_fingerprint(model: aws.apigateway.Model, validator: aws.apigateway.RequestValidator,
+                              method: aws.apigateway.Method, integration: aws.apigateway.Integration,
+                              responses: list[aws.apigateway.IntegrationResponse]) -> pulumi.Output[str]:
+    """A digest of every input a stage snapshots. A REST API deployment is a frozen copy of the API: when any of these
+    changes (an integration URI after `cluster.ingress_domain` moves, a schema, an authorizer), only a new
+    deployment makes the stage serve it. Resource ids alone would not change on an in-place update."""
+    parts = {
+        "model": [model.name, model.content_type, model.schema],
+        "validator": [validator.validate_request_body, validator.validate_request_parameters],
+        "method": [method.http_method, method.authorization, method.authorizer_id, method.api_key_required,
+                   method.request_models, method.request_parameters, method.request_validator_id],
+        "integration": [integration.type, integration.uri, integration.connection_type, integration.connection_id,
+                        integration.credentials, integration.integration_http_method, integration.request_parameters,
+                        integration.request_templates, integration.passthrough_behavior,
+                        integration.timeout_milliseconds, integration.tls_config],
+        "responses": [[r.status_code, r.selection_pattern, r.response_templates] for r in responses],
+    }
+    return pulumi.Output.json_dumps(parts).apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
+
+
 class InferenceApi(pulumi.ComponentResource):
     api_id: pulumi.Output[str]
     invoke_url: pulumi.Output[str]
@@ -149,9 +169,9 @@ class InferenceApi(pulumi.ComponentResource):
                 "error": "the request is not a valid v2 inference request",
                 "detail": "$context.error.validationErrorString"})}, opts=child)
 
-        fingerprint = hashlib.sha256(json.dumps([schema, args.authorization, args.model_name]).encode()).hexdigest()
         deployment = aws.apigateway.Deployment(
-            f"{name}-deployment", rest_api=api.id, triggers={"configuration": fingerprint},
+            f"{name}-deployment", rest_api=api.id,
+            triggers={"configuration": configuration_fingerprint(model, validator, method, integration, responses)},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[method, integration, *responses]))
         access_logs = aws.cloudwatch.LogGroup(f"{name}-access", retention_in_days=args.log_retention_days,
                                               kms_key_id=args.kms_key_arn, opts=child)

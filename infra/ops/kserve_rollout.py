@@ -21,6 +21,7 @@ from rich.table import Table
 
 from components.names import PROMETHEUS_PROXY, alb_split_annotation, canary_service
 
+from .bake import bake
 from .report import OpsError
 
 if TYPE_CHECKING:
@@ -141,14 +142,12 @@ class KServeRollout:
             raise OpsError(f"SLO alert(s) already firing: {', '.join(alerts)}; fix that before promoting")
         for percent in sorted({int(s) for s in steps if s > start} | {100}):
             self.set_canary_percent(percent, f"promote step {percent}%")
-            waited = 0.0
-            while percent < 100 and waited < bake_seconds:
-                if alerts := self.firing():
-                    self.out.print(f"[bold red]SLO alert firing[/]: {', '.join(alerts)}: rolling back at once")
-                    self.set_canary_percent(start, "rollback to the starting split")
-                    return False
-                self.sleep(self.poll_seconds)
-                waited += self.poll_seconds
+            alerts = bake(self.firing, bake_seconds if percent < 100 else 0, poll_seconds=self.poll_seconds,
+                          sleep=self.sleep, out=self.out, guards="SLO alerts")
+            if alerts:
+                self.out.print(f"[bold red]SLO alert firing[/]: {', '.join(alerts)}: rolling back at once")
+                self.set_canary_percent(start, "rollback to the starting split")
+                return False
         self.out.print(f"[green]promoted[/]: {self.name}-canary takes 100%. Keep it: set deployments[i].model to the "
                        f"candidate and rollout to all_at_once, then `pulumi up`")
         return True

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from components.names import resource_name
-from infra.config.models import KServeDeployment, ModelArtifact, SageMakerDeployment, ServingImage, Shadow, StackConfig
+from infra.config.models import (
+    Canary,
+    KServeDeployment,
+    ModelArtifact,
+    SageMakerDeployment,
+    ServingImage,
+    Shadow,
+    StackConfig,
+)
 
 from .clients import Clients
 from .report import Check
@@ -174,7 +182,7 @@ def check_artifacts(cfg: StackConfig, stack: str, clients: Clients) -> list[Chec
         artifacts: list[ModelArtifact] = [d.model]
         if isinstance(d, SageMakerDeployment):
             artifacts += [v.model for v in d.ab_variants]
-        if isinstance(d.rollout, Shadow):
+        if isinstance(d.rollout, Shadow | Canary) and d.rollout.candidate:  # a KServe canary serves its candidate too
             artifacts.append(d.rollout.candidate)
         for artifact in artifacts:
             fix = RELEASE_FIX.format(stack=stack, deployment=d.name)

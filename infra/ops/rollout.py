@@ -22,6 +22,7 @@ from rich.table import Table
 
 from components.names import GUARD_ALARM_ROLES, alarm_name
 
+from .bake import bake
 from .clients import Clients
 from .report import OpsError
 
@@ -138,15 +139,8 @@ class Rollout:
 
     def bake(self, seconds: float) -> list[str]:
         """Watch the guarding alarms for `seconds`; the ones in ALARM as soon as any is."""
-        waited = 0.0
-        with self.out.status(f"baking {seconds:.0f} s") as status:
-            while True:
-                alarms = firing(self.clients, self.endpoint)
-                if alarms or waited >= seconds:
-                    return alarms
-                status.update(f"baking: {waited:.0f}/{seconds:.0f} s, guard alarms OK")
-                self.sleep(min(self.poll_seconds, seconds - waited))
-                waited += min(self.poll_seconds, seconds - waited)
+        return bake(lambda: firing(self.clients, self.endpoint), seconds, poll_seconds=self.poll_seconds,
+                    sleep=self.sleep, out=self.out)
 
     def promote(self, variant: str, steps: list[float], bake_seconds: float) -> bool:
         """True: `variant` takes all traffic. False: an alarm fired and the weights are back where they started."""

@@ -105,3 +105,18 @@ def test_cli_without_kubernetes_access_says_how_to_get_it(monkeypatch, tmp_path,
     assert main(["rollout", "status", "--stack", "prod", "--deployment", "reranker"]) == 2
     err = capsys.readouterr().err
     assert "no Kubernetes access" in err and "Traceback" not in err
+
+
+def test_an_alert_that_fires_after_the_last_poll_of_a_bake_still_stops_the_promotion(cluster):
+    """The bake looks once more when its time is up (as the SageMaker loop always did): no blind step to 100%."""
+    sleeps = []
+
+    def alert_fires_during_the_last_sleep(seconds):
+        sleeps.append(seconds)
+        if sum(sleeps) >= 2:
+            cluster.firing = ["reranker-p99-latency"]
+
+    assert rollout(sleep=alert_fires_during_the_last_sleep).promote([25], bake_seconds=2) is False
+    weights = [json.loads(b["metadata"]["annotations"][KEY])["forwardConfig"]["targetGroups"][1]["weight"]
+               for _, b in cluster.patches]
+    assert 100 not in weights and split_of(cluster) == {"reranker-predictor": 90, "reranker-canary-predictor": 10}

@@ -167,3 +167,15 @@ def test_cli_bad_input_exits_2_with_a_message(aws, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_kserve_canary_candidate_is_checked_like_the_model_it_replaces(aws):
+    from infra.ops.preflight import check_artifacts
+
+    cfg = load_stack("prod")
+    reranker = next(d for d in cfg.deployments if d.name == "reranker")
+    candidate = reranker.rollout.candidate
+    assert candidate is not None and candidate.uri != reranker.model.uri
+    aws.s3.create_bucket(Bucket=reranker.model.bucket)
+    checks = {c.subject: c for c in check_artifacts(cfg, "prod", aws)}
+    assert checks[candidate.uri].status == "fail" and checks[candidate.uri].detail == "not found in S3"
