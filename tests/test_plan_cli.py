@@ -44,3 +44,19 @@ def test_make_plan_command_prints_the_dev_tree_and_counts():
     assert "mlserve:network:Network mlserve-dev" in result.stdout
     assert "aws:ec2/natGateway:NatGateway" in result.stdout
     assert re.search(r"dev: \d+ resources, \d+ components", result.stdout)
+
+
+def test_a_govcloud_stack_is_refused_with_a_clear_config_error(tmp_path):
+    """ARNs are built for the `aws` partition: a us-gov-west-1 (or China) stack fails config, not its first `up`."""
+    import yaml
+
+    for region, partition in (("us-gov-west-1", "aws-us-gov"), ("cn-north-1", "aws-cn")):
+        stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+        stack["config"]["mlserve:region"] = region
+        path = tmp_path / f"Pulumi.{region}.yaml"
+        path.write_text(yaml.safe_dump(stack, sort_keys=False))
+        run = subprocess.run([sys.executable, "-m", "infra.plan", "--config-file", str(path), "--quiet"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 1, run.stdout
+        assert "region" in run.stderr and repr(partition) in run.stderr and region in run.stderr
+        assert "Traceback" not in run.stderr + run.stdout

@@ -13,7 +13,7 @@ import pytest
 
 from infra.plan import run
 from infra.plan.sdk_schema import args_type, autoname_property, resource_unknown_keys
-from tests.harness import raw_config, stack_plan
+from tests.harness import edited, plan_config, raw_config, stack_plan
 from tests.kubernetes.schemas import CRD_FILES, builtin_errors, custom_resource_errors
 
 
@@ -89,3 +89,25 @@ def test_auto_naming_follows_each_provider():
     ("aws:apigateway/stage:Stage", None)])
 def test_the_auto_named_property_comes_from_the_sdk(token, expected):
     assert autoname_property(token) == expected
+
+
+def test_no_input_holds_an_output_formatted_as_text(stack):
+    """An Output put into an f-string becomes Pulumi's warning text instead of a value (as a KServe integration
+    URI once did when no ingress domain was set)."""
+    import json
+
+    text = json.dumps(stack_plan(stack).as_json())
+    assert "Calling __str__ on an Output" not in text
+
+
+def test_a_kserve_api_without_an_ingress_domain_targets_the_nlb():
+    """Outside prod a cluster may serve plain HTTP inside the VPC: the integration URI is the NLB's address."""
+    def no_domain(raw):
+        raw["mlserve:cluster"].pop("ingress_domain")
+        raw["mlserve:cluster"].pop("ingress_certificate_arn")
+        raw["mlserve:environment"] = "dev"
+
+    plan = plan_config(edited("prod", no_domain), "dev")
+    uri = next(r for r in plan.of_type("aws:apigateway/integration:Integration") if r.inputs["type"] == "HTTP")
+    assert uri.inputs["uri"].startswith("http://") and ".elb." in uri.inputs["uri"]
+    assert uri.inputs["uri"].endswith("/v2/models/reranker/infer")

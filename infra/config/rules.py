@@ -37,6 +37,20 @@ def sagemaker_instance_types() -> frozenset[str]:
 Rule = Callable[[StackConfig], Iterator[ConfigIssue]]
 
 
+def region_in_the_aws_partition(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    """The components build ARNs for the commercial `aws` partition; a GovCloud or China stack would get ARNs
+    that AWS rejects at the first `pulumi up`. Refused here, by botocore's own partition data, until ARNs are
+    derived from the provider's partition."""
+    try:
+        partition = botocore.session.get_session().get_partition_for_region(cfg.region)
+    except Exception:  # noqa: BLE001 botocore raises several kinds for a region it does not know
+        partition = "unknown"
+    if partition != "aws":
+        yield ConfigIssue(key_path(("region",)), cfg.region,
+                          f"a region of the commercial `aws` partition (this one is in {partition!r}: mlserve builds "
+                          f"ARNs as arn:aws:..., so GovCloud and China regions are not supported yet)")
+
+
 def required_tags(cfg: StackConfig) -> Iterator[ConfigIssue]:
     for tag in REQUIRED_TAGS:
         if not cfg.tags.get(tag, "").strip():
@@ -276,6 +290,7 @@ def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
 
 
 RULES: tuple[Rule, ...] = (
+    region_in_the_aws_partition,
     required_tags,
     unique_names,
     models_live_in_the_stack_bucket,

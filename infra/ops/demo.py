@@ -96,13 +96,30 @@ class Demo:
         self.out.print("(moto blanks the instance counts when only weights are sent; AWS keeps what autoscaling set)")
 
 
+class MotoGaps(logging.Handler):
+    """Keeps the moto server's request errors off the terminal (werkzeug prints a full traceback for each) and
+    remembers what they were, so the demo can say in one line which calls moto could not answer."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.gaps: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = [line for line in record.getMessage().strip().splitlines() if line.strip()]
+        reason = lines[-1].strip() if lines else record.getMessage()
+        self.gaps[reason] = self.gaps.get(reason, 0) + 1
+
+
 def main() -> int:
     out = Console(width=160)
     # moto's hard-coded SageMaker instance list rejects ml.g5/g6/p4d/p5, which AWS offers; only that check is patched.
     from moto.sagemaker.models import FakeEndpointConfig
 
     FakeEndpointConfig.validate_instance_type = lambda self, instance_type: None
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    gaps = MotoGaps()
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.setLevel(logging.ERROR)  # one line per request otherwise
+    werkzeug.handlers, werkzeug.propagate = [gaps], False
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # port 0: a free one, no race
     server.start()
     _, port = server.get_host_and_port()
@@ -113,6 +130,8 @@ def main() -> int:
     finally:
         server.stop()
         out.print(f"moto stopped; demo took {time.monotonic() - started:.1f} s")
+        for reason, count in sorted(gaps.gaps.items()):
+            out.print(f"moto could not answer {count} request(s): {reason}")
     out.print("[green]demo complete[/]: release, preflight and rollout ran against moto. For real AWS, see the README.")
     return 0
 

@@ -234,6 +234,9 @@ class PlanMocks(Mocks):
             outputs.update(endpoint=f"https://5C3D0F0E1A2B.gr7.{self.region}.eks.amazonaws.com",
                            certificateAuthority={"data": "TU9DSy1DQS1EQVRB"},
                            identities=[{"oidcs": [{"issuer": oidc}]}])
+        if args.typ == "aws:lb/loadBalancer:LoadBalancer":
+            internal = "internal-" if outputs.get("internal") else ""
+            outputs.setdefault("dnsName", f"{internal}{physical}-{_digest(args.name)[:10]}.elb.{self.region}.amazonaws.com")
         if args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
             outputs.setdefault("latestVersion", 1)  # EC2 numbers a new template's first version 1
         outputs.setdefault("arn", arn)

@@ -18,3 +18,6 @@ def test_demo_runs_start_to_finish_and_stops_moto():
     assert "guard alarm in ALARM: mlserve-dev-resnet50-5xx-rate: rolling back at once" in out
     assert "set weights candidate=10, primary=90 (rollback to the starting weights)" in out
     assert "moto stopped" in out and "demo complete" in out
+    # Nothing the demo starts prints a traceback; what moto could not answer is said in one line instead.
+    assert "Traceback" not in out + result.stderr and "Error on request" not in out + result.stderr
+    assert "moto could not answer" in out and "list_service_quotas" in out
