@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from .names import DRIFT_METRIC_NAMESPACE
+from .names import DRIFT_MAX_PSI, DRIFT_METRIC_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def graphs_for(panel: DeploymentPanel) -> list[Graph]:
             Metric("AWS/ApiGateway", "5XXError", api, stat="Sum")]))
     if panel.drift:
         graphs.append(Graph(f"{panel.name}: input drift (PSI, max over features)", [
-            Metric(DRIFT_METRIC_NAMESPACE, "MaxPopulationStabilityIndex", {"Deployment": panel.name}, stat="Maximum")],
+            Metric(DRIFT_METRIC_NAMESPACE, DRIFT_MAX_PSI, {"Deployment": panel.name}, stat="Maximum")],
             period=3600))
     return graphs
 

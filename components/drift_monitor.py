@@ -12,10 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from .names import DRIFT_METRIC_NAMESPACE, DRIFT_NAMESPACE_ENV
+from .names import DRIFT_MAX_PSI, DRIFT_METRIC_NAMESPACE, DRIFT_NAMESPACE_ENV
 from .policy_document import Statement, assume_role_policy, render
-
-NAMESPACE = DRIFT_METRIC_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class DriftMonitor(pulumi.ComponentResource):
             Statement(sid="DecryptCaptures", actions=["kms:Decrypt"], resources=[args.kms_key_arn]),
             # PutMetricData has no resource-level permissions; the namespace condition scopes it.
             Statement(sid="PublishDriftMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
-                      conditions={"StringEquals": {"cloudwatch:namespace": NAMESPACE}}),
+                      conditions={"StringEquals": {"cloudwatch:namespace": DRIFT_METRIC_NAMESPACE}}),
             Statement(sid="WriteOwnLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                       resources=[pulumi.Output.concat(logs.arn, ":*")]),
         ), opts=child)
@@ -61,7 +59,7 @@ class DriftMonitor(pulumi.ComponentResource):
             environment=aws.lambda_.FunctionEnvironmentArgs(variables={
                 "MLSERVE_BUCKET": args.bucket_name, "MLSERVE_CAPTURE_PREFIX": args.capture_prefix,
                 "MLSERVE_BASELINE_KEY": args.baseline_key, "MLSERVE_DEPLOYMENT": args.deployment,
-                "MLSERVE_WINDOW_MINUTES": str(args.schedule_minutes), DRIFT_NAMESPACE_ENV: NAMESPACE}),
+                "MLSERVE_WINDOW_MINUTES": str(args.schedule_minutes), DRIFT_NAMESPACE_ENV: DRIFT_METRIC_NAMESPACE}),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=logs.name),
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
@@ -73,7 +71,7 @@ class DriftMonitor(pulumi.ComponentResource):
         alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-drift", name=f"{name}-input-drift",
             alarm_description=f"Inputs of {args.deployment} drifted from the baseline (max PSI over features)",
-            namespace=NAMESPACE, metric_name="MaxPopulationStabilityIndex",
+            namespace=DRIFT_METRIC_NAMESPACE, metric_name=DRIFT_MAX_PSI,
             dimensions={"Deployment": args.deployment}, statistic="Maximum", period=args.schedule_minutes * 60,
             evaluation_periods=2, datapoints_to_alarm=2, threshold=args.psi_alarm_threshold,
             comparison_operator="GreaterThanThreshold",

@@ -28,7 +28,14 @@ import pulumi_kubernetes as k8s
 
 from .cluster_addons import GPU_TOLERATION
 from .eks_cluster import irsa_trust_policy
-from .names import P99_LATENCY, alb_split_annotation, alb_split_service, canary_service, kserve_alert_name
+from .names import (
+    KSERVE_ERROR_RATE,
+    P99_LATENCY,
+    alb_split_annotation,
+    alb_split_service,
+    canary_service,
+    kserve_alert_name,
+)
 from .node_group import GROUP_LABEL
 from .policy_document import Statement, render
 
@@ -85,7 +92,7 @@ def slo_alert_rules(name: str, namespace: str, p99_latency_ms: float, error_rate
          "expr": f'max(nv_inference_request_summary_us{{{where},quantile="0.99"}}) / 1000 > {p99_latency_ms:g}',
          "for": "5m", "labels": labels,
          "annotations": {"summary": f"p99 latency of {name} above {p99_latency_ms:g} ms"}},
-        {"alert": kserve_alert_name(name, "error-rate"),
+        {"alert": kserve_alert_name(name, KSERVE_ERROR_RATE),
          "expr": f"100 * {failures} / clamp_min({failures} + {successes}, 1e-9) > {error_rate_percent:g}",
          "for": "5m", "labels": labels,
          "annotations": {"summary": f"errors of {name} above {error_rate_percent:g}% of requests"}},

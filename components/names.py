@@ -50,7 +50,10 @@ def captured_files_prefix(endpoint_name: str, variant: str = PRIMARY_VARIANT) ->
 
 # ---- drift -----------------------------------------------------------------------------------------------------
 DRIFT_METRIC_NAMESPACE = "mlserve/Drift"
-DRIFT_METRICS = ("PopulationStabilityIndex", "MaxPopulationStabilityIndex", "KolmogorovSmirnovStatistic")
+DRIFT_MAX_PSI = "MaxPopulationStabilityIndex"
+"""The per-deployment worst feature's PSI: what the dashboard plots and the drift alarm watches."""
+DRIFT_METRICS = ("PopulationStabilityIndex", DRIFT_MAX_PSI, "KolmogorovSmirnovStatistic")
+"""Every metric the drift job publishes (its own copies are pinned to these by a test)."""
 DRIFT_NAMESPACE_ENV = "MLSERVE_METRIC_NAMESPACE"
 """The environment variable through which the drift job (a standalone Lambda bundle) receives the namespace."""
 
@@ -82,4 +85,5 @@ def kserve_alert_name(deployment: str, role: str) -> str:
     return f"{deployment}-{role}"
 
 
-KSERVE_ALERT_ROLES = (P99_LATENCY, "error-rate")
+KSERVE_ERROR_RATE = "error-rate"
+"""Failures over all requests, from Triton's counters (KServe has no 4xx/5xx split of its own)."""

@@ -17,7 +17,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from .names import data_capture_prefix
+from .names import data_capture_destination, data_capture_prefix
 from .policy_document import Statement, assume_role_policy, render
 
 TRITON_PORT_ENV = {"SAGEMAKER_TRITON_PING_MODE": "ready"}
@@ -123,7 +123,8 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                 args.shadow, aws.sagemaker.EndpointConfigurationShadowProductionVariantArgs)] if args.shadow else None,
             data_capture_config=aws.sagemaker.EndpointConfigurationDataCaptureConfigArgs(
                 enable_capture=True, initial_sampling_percentage=args.data_capture_percent,
-                destination_s3_uri=f"s3://{args.bucket_name}/{args.data_capture_prefix}", kms_key_id=args.kms_key_arn,
+                destination_s3_uri=data_capture_destination(args.bucket_name, args.endpoint_name),
+                kms_key_id=args.kms_key_arn,
                 capture_options=[aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureOptionArgs(capture_mode=m)
                                  for m in ("Input", "Output")],
                 capture_content_type_header=aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureContentTypeHeaderArgs(

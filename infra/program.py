@@ -8,6 +8,7 @@ and drift; `declare` builds the shared platform and loops over the deployments.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -105,13 +106,16 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
 class Platform:
     """What every deployment of a stack shares: its config, account, key, network, model store and alert topic."""
-
-    def __init__(self, cfg: StackConfig, stack: str, account_id: pulumi.Input[str], encryption: Encryption,
-                 network: Network, store: ModelStore, topic_arn: pulumi.Output[str]):
-        self.cfg, self.stack, self.account_id = cfg, stack, account_id
-        self.encryption, self.network, self.store, self.topic_arn = encryption, network, store, topic_arn
+    cfg: StackConfig
+    stack: str
+    account_id: pulumi.Input[str]
+    encryption: Encryption
+    network: Network
+    store: ModelStore
+    topic_arn: pulumi.Output[str]
 
 
 def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> tuple[EksCluster, ClusterAddons]:

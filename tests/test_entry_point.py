@@ -31,8 +31,12 @@ def entry_point_plan(stack: str, config: dict[str, str]):
     pulumi.runtime.set_all_config(config, [SECRET_KEY] if SECRET_KEY in config else [])
     try:
         region = config["mlserve:region"]
-        return run(lambda: runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__") and {},
-                   stack=stack, region=region)
+
+        def program() -> dict:
+            runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__")  # exports; returns nothing
+            return {}
+
+        return run(program, stack=stack, region=region)
     finally:
         pulumi.runtime.set_all_config({})
 

@@ -17,6 +17,11 @@ def test_the_drift_job_default_namespace_is_the_shared_one():
     assert drift.job.NAMESPACE == names.DRIFT_METRIC_NAMESPACE
 
 
+def test_the_drift_job_publishes_the_shared_metric_names():
+    assert {drift.job.PSI_METRIC, drift.job.MAX_PSI_METRIC, drift.job.KS_METRIC} == set(names.DRIFT_METRICS)
+    assert drift.job.MAX_PSI_METRIC == names.DRIFT_MAX_PSI
+
+
 def test_the_drift_lambda_receives_the_namespace_it_publishes_to():
     function = stack_plan("prod").one("aws:lambda/function:Function")
     env = function.inputs["environment"]["variables"]
@@ -25,7 +30,7 @@ def test_the_drift_lambda_receives_the_namespace_it_publishes_to():
     assert job.namespace == names.DRIFT_METRIC_NAMESPACE
 
 
-def test_ops_guards_exactly_the_alarms_the_stack_declares(stack):
+def test_ops_guards_alarms_the_stack_declares_and_rollback_uses_the_shared_roles(stack):
     plan = stack_plan(stack)
     declared = {a.inputs.get("name") or a.inputs.get("alarmName") for a in plan.resources
                 if a.type in ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/compositeAlarm:CompositeAlarm")}

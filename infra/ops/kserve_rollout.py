@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from kubernetes.client import V1Ingress
 
 
-
 class KubeApi(Protocol):
     def ingress_annotations(self, namespace: str, name: str) -> dict[str, str]: ...
     def set_ingress_annotation(self, namespace: str, name: str, key: str, value: str) -> None: ...
@@ -148,7 +147,7 @@ class KServeRollout:
                 self.out.print(f"[bold red]SLO alert firing[/]: {', '.join(alerts)}: rolling back at once")
                 self.set_canary_percent(start, "rollback to the starting split")
                 return False
-        self.out.print(f"[green]promoted[/]: {self.name}-canary takes 100%. Keep it: set deployments[i].model to the "
+        self.out.print(f"[green]promoted[/]: {canary_service(self.name)} takes 100%. Keep it: set deployments[i].model to the "
                        f"candidate and rollout to all_at_once, then `pulumi up`")
         return True
 

@@ -27,8 +27,8 @@ from .clients import Clients
 from .report import OpsError
 
 
-# The alarms that guard a rollout: the same ones the endpoint's auto-rollback configuration lists (EndpointAlarms).
 def guard_alarm_names(endpoint: str) -> list[str]:
+    """The alarms that guard a rollout: the endpoint's auto-rollback alarms and their composite (EndpointAlarms)."""
     return [alarm_name(endpoint, role) for role in GUARD_ALARM_ROLES]
 
 

@@ -90,8 +90,8 @@ class Plan:
                 "outputs": to_json(self.outputs)}
 
 
-SIG_KEY, ASSET_SIG, ARCHIVE_SIG = "4dabf18193072939515e22adb298388d", "c44067f5952c0a294b673a41bacd8c17", \
-    "0def7320c3a5731c473e5ecbe6d01bc7"
+# The wire format's markers for assets and archives, as the SDK itself writes them.
+SIG_KEY, ASSET_SIG, ARCHIVE_SIG = rpc._special_sig_key, rpc._special_asset_sig, rpc._special_archive_sig
 
 
 def to_json(value: Any) -> Any:

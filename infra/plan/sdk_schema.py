@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections.abc
 import importlib
+import inspect
 import keyword
 import typing
 from functools import cache
@@ -17,6 +18,7 @@ from typing import Any
 
 import pulumi
 from pulumi import _types as pulumi_types
+from pulumi.runtime import rpc
 
 SDK_PACKAGES = {"aws": "pulumi_aws", "aws-native": "pulumi_aws_native", "kubernetes": "pulumi_kubernetes",
                 "random": "pulumi_random"}
@@ -74,8 +76,6 @@ def args_type(token: str) -> type | None:
 
 def _init_parameters(cls: type) -> set[str]:
     """The inputs a resource class accepts: the parameters of its `_internal_init`."""
-    import inspect
-
     plumbing = {"__self__", "resource_name", "opts", "__props__", "alias_opts"}
     return {p for p in inspect.signature(cls._internal_init).parameters if p not in plumbing}  # type: ignore[attr-defined]
 
@@ -88,8 +88,6 @@ def input_properties(input_type: type) -> dict[str, Any]:
 @cache
 def _required(input_type: type) -> frozenset[str]:
     """Engine names of the properties the input type's constructor requires (no default)."""
-    import inspect
-
     names = pulumi_types.input_type_py_to_pulumi_names(input_type)
     params = inspect.signature(input_type.__init__).parameters
     return frozenset(names[p.name] for p in params.values()
@@ -128,8 +126,7 @@ def autoname_metadata(token: str) -> bool:
 
 # ---- structural check of recorded inputs against the SDK's input types -------------------------------------------
 
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-SIG_KEY = "4dabf18193072939515e22adb298388d"
+SIG_KEY, SECRET_SIG = rpc._special_sig_key, rpc._special_secret_sig  # the wire format's markers, from the SDK
 
 
 def _input_types_in(annotation: Any) -> tuple[list[type], Any]:
