@@ -35,12 +35,14 @@ class Alerting(pulumi.ComponentResource):
             Statement(sid="DenyInsecureTransport", effect="Deny", actions=["sns:Publish"], resources=[topic.arn],
                       principals={"AWS": "*"}, conditions={"Bool": {"aws:SecureTransport": "false"}}),
         ), opts=child)
+        # Addresses are personal data and webhook URLs often carry a token: the state keeps both encrypted, whether
+        # or not the stack file stores them with `pulumi config set --secret`.
         for index, email in enumerate(args.emails):
-            aws.sns.TopicSubscription(f"{name}-email-{index}", topic=topic.arn, protocol="email", endpoint=email,
-                                      opts=child)
+            aws.sns.TopicSubscription(f"{name}-email-{index}", topic=topic.arn, protocol="email",
+                                      endpoint=pulumi.Output.secret(email), opts=child)
         for index, url in enumerate(args.https_webhooks):
-            aws.sns.TopicSubscription(f"{name}-webhook-{index}", topic=topic.arn, protocol="https", endpoint=url,
-                                      endpoint_auto_confirms=True, opts=child)
+            aws.sns.TopicSubscription(f"{name}-webhook-{index}", topic=topic.arn, protocol="https",
+                                      endpoint=pulumi.Output.secret(url), endpoint_auto_confirms=True, opts=child)
 
         self.topic_arn = topic.arn
         self.register_outputs({"topic_arn": topic.arn})

@@ -3,15 +3,17 @@
 Resources (Helm v3 releases, chart versions from config, no hand-copied chart YAML):
 - NVIDIA device plugin and DCGM exporter: tolerate the GPU taint and run only on GPU nodes (the device plugin
   crash-loops on CPU nodes); DCGM metrics are scraped by Prometheus.
-- cert-manager (KServe's webhooks need certificates), KServe CRDs and controller in RawDeployment mode, KEDA.
+- cert-manager (KServe's webhooks need certificates), KServe CRDs and controller (chart `kserve-resources` since
+  v0.20) in Standard mode, KEDA.
 - Prometheus: scrapes Triton's and DCGM's metrics; KEDA scales serving pods on what it reads; its alerting rules
   (each KServe deployment's SLOs) go through Alertmanager to the stack's SNS topic (IRSA role: publish to that topic).
 - AWS Load Balancer Controller with its own IRSA role: the internal ALB whose weighted target groups split traffic
   between a stable and a canary InferenceService.
 
-Why RawDeployment: KEDA (autoscaling on a serving signal) works only in it, GPU pods stay plain Deployments that the
-platform team already knows how to operate, and no Knative/Istio is needed. Its cost is that KServe ignores
-`canaryTrafficPercent`; the split is therefore done by the ALB (see KServeService).
+Why Standard mode (named RawDeployment before v0.20): KEDA (autoscaling on a serving signal) works only in it, GPU
+pods stay plain Deployments that the platform team already knows how to operate, and no Knative/Istio is needed. Its
+cost is that KServe does not weigh traffic between revisions behind an Ingress; the split is therefore done by the
+ALB (see KServeService and the README for why v0.20's `spec.canary` does not replace it).
 Controllers run on the system node group, never on GPU nodes.
 """
 
@@ -171,8 +173,8 @@ class ClusterAddons(pulumi.ComponentResource):
             "cainjector": {"nodeSelector": system}}, "https://charts.jetstack.io")
         keda = release("keda", "keda", charts.keda, "keda", {"nodeSelector": system}, "https://kedacore.github.io/charts")
         kserve_crd = release("kserve-crd", "oci://ghcr.io/kserve/charts/kserve-crd", charts.kserve, "kserve", {})
-        kserve = release("kserve", "oci://ghcr.io/kserve/charts/kserve", charts.kserve, "kserve", {"kserve": {"controller": {
-            "deploymentMode": "RawDeployment", "nodeSelector": system,
+        kserve = release("kserve", "oci://ghcr.io/kserve/charts/kserve-resources", charts.kserve, "kserve", {"kserve": {
+            "controller": {"deploymentMode": "Standard", "nodeSelector": system,
             # Ingresses are ours (KServeService): one internal ALB per deployment with the canary split.
             "gateway": {"disableIngressCreation": True}}}}, depends_on=[cert_manager, kserve_crd])
 

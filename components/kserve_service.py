@@ -3,7 +3,7 @@
 Resources, in the deployment's own namespace:
 - an IRSA role that may read only this model's S3 prefixes and decrypt with the stack key, and its service account;
 - the `mlserve-triton` ServingRuntime (the bundled image in KServe mode: v2 HTTP 8080, gRPC 9000, metrics 8002);
-- the stable InferenceService (`model`) and, during a canary, a second one (`<name>-canary`, the candidate): RawDeployment,
+- the stable InferenceService (`model`) and, during a canary, a second one (`<name>-canary`, the candidate): Standard mode,
   GPU limits, the GPU toleration and node selector, readiness on /v2/health/ready, a startup allowance for engine builds,
   topology spread across zones in prod;
 - a KEDA ScaledObject per InferenceService scaling on in-flight requests (Little's law over Triton's request
@@ -12,7 +12,8 @@ Resources, in the deployment's own namespace:
   serving port and Prometheus on the metrics port;
 - an internal ALB Ingress whose forward action weighs the two predictor Services by the canary percent.
 
-KServe ignores `canaryTrafficPercent` in RawDeployment mode, so the split is the ALB's weighted target groups: config
+KServe ignores `canaryTrafficPercent` in Standard mode, and v0.20.0's `spec.canary` weighs traffic only through Gateway
+API routes (and not yet in that release), so the split is the ALB's weighted target groups: config
 `rollout: canary` with `percent: 10` ends in a 90/10 split; `percent: 0` (or `all_at_once`) removes the canary and
 puts all traffic back on `model` - one config change either way.
 """
@@ -245,7 +246,7 @@ class KServeService(pulumi.ComponentResource):
         service = k8s.apiextensions.CustomResource(
             f"{name}-{track}", api_version="serving.kserve.io/v1beta1", kind="InferenceService",
             metadata={"name": isvc, "namespace": ns, "labels": pod_labels, "annotations": {
-                "serving.kserve.io/deploymentMode": "RawDeployment",
+                "serving.kserve.io/deploymentMode": "Standard",
                 # Our KEDA ScaledObject scales the predictor: KServe must not create a CPU HPA beside it.
                 "serving.kserve.io/autoscalerClass": "external",
                 "prometheus.io/scrape": "true", "prometheus.io/port": str(PORTS["metrics"])}},

@@ -62,6 +62,8 @@ class SageMakerEndpointArgs:
     vpc_cidr: str
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     startup_health_check_timeout_seconds: int = 900
+    # The host's NVIDIA driver (a SageMaker AMI version) must run the image's CUDA; None leaves SageMaker's default.
+    inference_ami_version: str | None = None
     model_download_timeout_seconds: int = 900
     data_capture_percent: int | None = None  # None: capture off
     shadow: Variant | None = None
@@ -112,7 +114,8 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             return cls(variant_name=v.name, model_name=models[v.name].name, instance_type=v.instance_type,
                        initial_instance_count=v.instance_count, initial_variant_weight=v.weight,
                        container_startup_health_check_timeout_in_seconds=args.startup_health_check_timeout_seconds,
-                       model_data_download_timeout_in_seconds=args.model_download_timeout_seconds)
+                       model_data_download_timeout_in_seconds=args.model_download_timeout_seconds,
+                       inference_ami_version=args.inference_ami_version)
 
         config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",

@@ -42,6 +42,10 @@ from infra.config.models import SageMakerDeployment as SageMakerConfig
 
 T = TypeVar("T")
 
+# Config keys whose values the program hands to resources only as secrets (Alerting keeps subscription endpoints
+# encrypted in state): storing them with `pulumi config set --secret` protects them end to end.
+SECRET_SAFE_KEYS = frozenset({"mlserve:alerting"})
+
 
 def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     """Declare every resource of the stack and return its outputs (the caller exports them)."""
@@ -204,6 +208,7 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
             subnet_ids=p.network.private_subnet_ids,
             startup_health_check_timeout_seconds=d.compute.startup_health_check_timeout_seconds,
             model_download_timeout_seconds=d.compute.model_download_timeout_seconds,
+            inference_ami_version=d.compute.inference_ami_version,
             data_capture_percent=d.data_capture.sample_percent if d.data_capture.enabled else None,
             termination_wait_seconds=600 if cfg.is_prod else 0),
         autoscaling=EndpointAutoscalingArgs(

@@ -54,9 +54,25 @@ def namespace_values(raw: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def encrypted_values(value: Any, path: str) -> list[ConfigIssue]:
+    """`pulumi config set --secret` stores `{secure: v1:...}`; only the engine can decrypt it."""
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return [ConfigIssue(path, "an encrypted value (secure:)", "a plaintext value here: the offline plan reads the "
+                            "stack file and cannot decrypt secrets (`pulumi preview` can); give --config-file a copy "
+                            "with a placeholder value")]
+    if isinstance(value, dict):
+        return [issue for key, item in value.items() for issue in encrypted_values(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [issue for index, item in enumerate(value) for issue in encrypted_values(item, f"{path}[{index}]")]
+    return []
+
+
 def validate(raw: Mapping[str, Any], source: str) -> StackConfig:
     """Validate the whole namespace; raise one ConfigError listing every problem."""
     data = namespace_values(raw)
+    encrypted = [issue for key, value in data.items() for issue in encrypted_values(value, f"{NAMESPACE}:{key}")]
+    if encrypted:
+        raise ConfigError(source, encrypted)
     try:
         cfg = StackConfig.model_validate(data)
     except ValidationError as err:
@@ -77,11 +93,17 @@ def load_file(path: Path) -> StackConfig:
 
 
 def from_engine(config: Mapping[str, str], stack: str) -> StackConfig:
-    """Under `pulumi up` the engine hands config as strings, with structured values JSON-encoded."""
+    """Under `pulumi up` the engine hands every key as a string: maps and lists JSON-encoded (secrets inside them
+    decrypted), scalars as their text. Only the structured ones are decoded: a top-level scalar stays the string the
+    CLI stored (`pulumi config set` never types one), and the models read "true" or "3" as the SDK's
+    get_bool/get_int would, while a string key keeps a value such as "0123" intact."""
     decoded: dict[str, Any] = {}
     for key, text in config.items():
-        try:
-            decoded[key] = json.loads(text)
-        except (TypeError, json.JSONDecodeError):
-            decoded[key] = text
+        if text.lstrip().startswith(("{", "[")):
+            try:
+                decoded[key] = json.loads(text)
+                continue
+            except json.JSONDecodeError:
+                pass  # left as text: the model says what it expected
+        decoded[key] = text
     return validate(decoded, f"Pulumi.{stack}.yaml")

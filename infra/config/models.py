@@ -24,7 +24,9 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=MAX_D
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # `pulumi config set --path` stores an integer-looking value as a number (`tags.cost-center 4410`): a string
+    # field takes it as the text the user typed.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class NetworkConfig(Strict):
@@ -51,27 +53,48 @@ class NodeGroupConfig(Strict):
     allow_scale_to_zero: bool = False
 
 
+ADDON_VERSION = r"^v\d+\.\d+\.\d+-eksbuild\.\d+$"
+_UNLISTED = ("; the eksbuild number is not listable offline: `python -m infra.ops preflight` checks every pin "
+             "against EKS's DescribeAddonVersions before `pulumi up`")
+
+
 class ClusterAddonVersions(Strict):
-    vpc_cni: str
-    coredns: str
-    kube_proxy: str
-    eks_pod_identity_agent: str
-    aws_ebs_csi_driver: str
+    """EKS managed add-ons, pinned to exact builds so that an upgrade is a reviewed config change."""
+    vpc_cni: str = Field(pattern=ADDON_VERSION, description="Amazon VPC CNI (upstream v1.23.0, 2026-07-31)" + _UNLISTED)
+    coredns: str = Field(pattern=ADDON_VERSION,
+                         description="CoreDNS (v1.14.7, what EKS Distro 1-36-eks-10 ships, 2026-10-28)" + _UNLISTED)
+    kube_proxy: str = Field(pattern=ADDON_VERSION, description="kube-proxy: its minor version must equal "
+                            "kubernetes_version (v1.36.5 in EKS Distro 1-36-eks-10, 2026-10-28)" + _UNLISTED)
+    eks_pod_identity_agent: str = Field(pattern=ADDON_VERSION, description="EKS Pod Identity agent (the add-on's "
+                                        "own numbering, unrelated to the agent's upstream tags)" + _UNLISTED)
+    aws_ebs_csi_driver: str = Field(pattern=ADDON_VERSION,
+                                    description="EBS CSI driver (upstream v1.64.0, 2026-08-18)" + _UNLISTED)
+
+
+CHART_VERSION = r"^v?\d+\.\d+\.\d+$"
 
 
 class HelmChartVersions(Strict):
-    """Pinned chart versions of the cluster add-ons (Helm releases)."""
-    nvidia_device_plugin: str
-    dcgm_exporter: str
-    cert_manager: str
-    kserve: str
-    keda: str
-    aws_load_balancer_controller: str
-    prometheus: str
+    """Pinned chart versions of the cluster add-ons (Helm releases); the README's versions table has their dates."""
+    nvidia_device_plugin: str = Field(pattern=CHART_VERSION,
+                                      description="NVIDIA device plugin chart (latest: 0.20.0, 2026-08-19)")
+    dcgm_exporter: str = Field(pattern=CHART_VERSION,
+                               description="DCGM exporter chart (latest: 4.8.2 for DCGM 4.5.3, 2026-05-06)")
+    cert_manager: str = Field(pattern=CHART_VERSION, description="cert-manager chart (latest: v1.21.1, 2026-07-29)")
+    kserve: str = Field(pattern=CHART_VERSION, description="KServe charts kserve-crd and kserve-resources (latest: "
+                        "v0.20.0); must equal schemas/versions.yaml, the CRDs the objects are validated against")
+    keda: str = Field(pattern=CHART_VERSION, description="KEDA chart (latest: 2.20.2, 2026-07-31); must equal "
+                      "schemas/versions.yaml without the v")
+    aws_load_balancer_controller: str = Field(pattern=CHART_VERSION, description="AWS Load Balancer Controller "
+                                              "chart (latest: 3.5.0 for controller v3.5.0, 2026-08-03)")
+    prometheus: str = Field(pattern=CHART_VERSION, description="prometheus-community prometheus chart (latest: "
+                            "29.27.0 for Prometheus v3.14.0, 2026-08-18)")
 
 
 class ClusterConfig(Strict):
-    kubernetes_version: str = Field(pattern=r"^1\.\d{2}$")
+    kubernetes_version: str = Field(pattern=r"^1\.\d{2}$", description="EKS Kubernetes minor version. 1.36: the "
+                                    "newest that Karpenter v1.14.1 supports (its compatibility matrix); EKS also "
+                                    "offers 1.37, which waits for a Karpenter release that supports it")
     public_access_cidrs: list[str] = Field(default_factory=list, description="Empty: private endpoint only")
     admin_role_arns: list[str] = Field(min_length=1)
     log_retention_days: Literal[30, 60, 90, 180, 365] = 90
@@ -136,6 +159,11 @@ class SageMakerCompute(Strict):
     instance_count: int = Field(ge=1, le=100)
     startup_health_check_timeout_seconds: int = Field(default=900, ge=60, le=3600)
     model_download_timeout_seconds: int = Field(default=900, ge=60, le=3600)
+    inference_ami_version: str = Field(
+        default="al2023-ami-sagemaker-inference-gpu-4-1",
+        description="SageMaker host image: its NVIDIA driver must run the serving image's CUDA. The default (driver "
+                    "580, CUDA 13.0) runs the Triton 26.04 image (CUDA 13); one of botocore's "
+                    "ProductionVariantInferenceAmiVersion values")
 
 
 class KServeCompute(Strict):
@@ -283,8 +311,10 @@ Tags = dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, 
 
 
 class StackConfig(Strict):
-    environment: Literal["dev", "prod"]
-    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    environment: Literal["dev", "prod"] = Field(
+        description="Which rule set applies: prod is stricter (capacity, rollouts, deletion protection, the pack)")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$",
+                        description="AWS region of every resource (commercial partition only)")
     tags: Tags
     network: NetworkConfig
     model_store: ModelStoreConfig

@@ -37,6 +37,19 @@ def sagemaker_instance_types() -> frozenset[str]:
 Rule = Callable[[StackConfig], Iterator[ConfigIssue]]
 
 
+@lru_cache(maxsize=1)
+def sagemaker_inference_amis() -> frozenset[str]:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for("ProductionVariantInferenceAmiVersion").enum)
+
+
+def sagemaker_inference_ami_exists(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    for i, d in enumerate(cfg.deployments):
+        if isinstance(d, SageMakerDeployment) and d.compute.inference_ami_version not in sagemaker_inference_amis():
+            yield ConfigIssue(key_path(("deployments", i, "compute", "inference_ami_version")),
+                              d.compute.inference_ami_version, "one of " + ", ".join(sorted(sagemaker_inference_amis())))
+
+
 def region_in_the_aws_partition(cfg: StackConfig) -> Iterator[ConfigIssue]:
     """The components build ARNs for the commercial `aws` partition; a GovCloud or China stack would get ARNs
     that AWS rejects at the first `pulumi up`. Refused here, by botocore's own partition data, until ARNs are
@@ -266,6 +279,11 @@ def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
         missing = "ingress_domain" if given == "ingress_certificate_arn" else "ingress_certificate_arn"
         yield ConfigIssue(key_path(("cluster", missing)), None,
                           f"set together with {given}: the certificate must cover *.<ingress_domain>")
+    proxy_minor = ".".join(cluster.addons.kube_proxy.lstrip("v").split(".")[:2])
+    if proxy_minor != cluster.kubernetes_version:
+        yield ConfigIssue(key_path(("cluster", "addons", "kube_proxy")), cluster.addons.kube_proxy,
+                          f"a v{cluster.kubernetes_version}.x build: kube-proxy must match the control plane's "
+                          f"minor version (kubernetes_version {cluster.kubernetes_version})")
     for j, group in enumerate(cluster.node_groups):
         where = ("cluster", "node_groups", j)
         if not group.min_size <= group.desired_size <= group.max_size:
@@ -301,6 +319,7 @@ RULES: tuple[Rule, ...] = (
     progressive_rollout_fits_capacity,
     cluster_is_private_and_sized,
     sagemaker_instance_types_exist,
+    sagemaker_inference_ami_exists,
     autoscaling_target,
     sagemaker_bake_fits_the_api,
     gateway_and_drift_are_complete,

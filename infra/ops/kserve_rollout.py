@@ -26,6 +26,7 @@ from .report import OpsError
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Ingress
+    from urllib3 import HTTPResponse
 
 
 class KubeApi(Protocol):
@@ -59,16 +60,16 @@ class KubernetesApi:
         self.networking.patch_namespaced_ingress(name, namespace, {"metadata": {"annotations": {key: value}}})
 
     def inference_services(self, namespace):
-        return self.custom.list_namespaced_custom_object("serving.kserve.io", "v1beta1", namespace,
-                                                         "inferenceservices")["items"]
+        listed = self.custom.list_namespaced_custom_object("serving.kserve.io", "v1beta1", namespace, "inferenceservices")
+        return cast(dict, listed)["items"]  # a custom object list is untyped JSON
 
     def prometheus_query(self, query):
         namespace, service = PROMETHEUS_PROXY
         response = self.core.api_client.call_api(
             "/api/v1/namespaces/{namespace}/services/{name}/proxy/api/v1/query", "GET",
             path_params={"namespace": namespace, "name": service}, query_params=[("query", query)],
-            auth_settings=["BearerToken"], _preload_content=False, _request_timeout=30)
-        body = json.loads(cast(tuple, response)[0].data)  # with _preload_content=False: (raw response, status, headers)
+            auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True, _request_timeout=30)
+        body = json.loads(cast("HTTPResponse", response).data)  # not preloaded: the raw urllib3 response
         if body.get("status") != "success":
             raise OpsError(f"Prometheus answered {body.get('status')}: {body.get('error')}")
         return body["data"]["result"]

@@ -10,6 +10,8 @@ are already replaced, often an hour into a blue/green rollout. Each check here a
 - artifacts: every model the stack serves exists in S3 with the sha256 the config expects.
 - images: the serving image tag or digest exists in ECR and its scan found nothing critical.
 - instance types: EC2 GPU node group types are offered in the region's AZs.
+- EKS add-ons: every pinned add-on version is one EKS offers for the cluster's Kubernetes version (the builds cannot
+  be listed offline, so a pin is only known good once EKS has said so).
 """
 
 from __future__ import annotations
@@ -165,6 +167,42 @@ def check_node_group_quotas(cfg: StackConfig, clients: Clients) -> list[Check]:
     return checks
 
 
+EKS_ADDONS = {"vpc_cni": "vpc-cni", "coredns": "coredns", "kube_proxy": "kube-proxy",
+              "eks_pod_identity_agent": "eks-pod-identity-agent", "aws_ebs_csi_driver": "aws-ebs-csi-driver"}
+
+
+def check_addon_versions(cfg: StackConfig, clients: Clients) -> list[Check]:
+    """Each pinned EKS add-on version against DescribeAddonVersions for the cluster's Kubernetes version."""
+    if not cfg.cluster:
+        return []
+    checks = []
+    kubernetes = cfg.cluster.kubernetes_version
+    for field_name, addon in EKS_ADDONS.items():
+        pinned = getattr(cfg.cluster.addons, field_name)
+        offered: list[str] = []
+        default = ""
+        for page in clients.eks.get_paginator("describe_addon_versions").paginate(
+                addonName=addon, kubernetesVersion=kubernetes):
+            for info in page["addons"]:
+                for version in info["addonVersions"]:
+                    offered.append(version["addonVersion"])
+                    if any(c.get("defaultVersion") and c.get("clusterVersion") == kubernetes
+                           for c in version.get("compatibilities", [])):
+                        default = version["addonVersion"]
+        ok = pinned in offered
+        newest = max(offered, key=_addon_version_key) if offered else "none"
+        checks.append(Check("eks add-on", addon, "pass" if ok else "fail",
+                            f"pinned {pinned}; EKS offers {len(offered)} version(s) for Kubernetes {kubernetes} "
+                            f"(newest {newest}, default {default or 'none'})",
+                            "" if ok else f"set mlserve:cluster.addons.{field_name} to one EKS offers, e.g. {newest}"))
+    return checks
+
+
+def _addon_version_key(version: str) -> tuple[int, ...]:
+    """`v1.23.0-eksbuild.2` -> (1, 23, 0, 2), so builds order numerically."""
+    return tuple(int(part) for part in version.lstrip("v").replace("-eksbuild.", ".").split(".") if part.isdigit())
+
+
 def s3_sha256(clients: Clients, bucket: str, key: str) -> tuple[str, str]:
     """The object's sha256 and where it came from: its `sha256` metadata (written by release-model) or its bytes."""
     head = clients.s3.head_object(Bucket=bucket, Key=key)
@@ -244,7 +282,8 @@ def check_images(cfg: StackConfig, clients: Clients) -> list[Check]:
 
 def preflight(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
     kserve = [d for d in cfg.deployments if isinstance(d, KServeDeployment)]
-    checks = check_endpoint_quotas(cfg, stack, clients) + check_node_group_quotas(cfg, clients)
+    checks = check_endpoint_quotas(cfg, stack, clients) + check_node_group_quotas(cfg, clients) + \
+        check_addon_versions(cfg, clients)
     if kserve and not cfg.cluster:  # the config rules refuse this already; kept so a bypass cannot pass silently
         checks.append(Check("cluster", stack, "fail", "kserve deployments without a cluster", "add mlserve:cluster"))
     return checks + check_artifacts(cfg, stack, clients) + check_images(cfg, clients)

@@ -12,7 +12,7 @@ from components.names import P99_LATENCY, SERVER_ERROR_RATE
 from .clients import Clients
 
 ACCOUNT = "123456789012"  # moto's account
-IMAGE_TAG = "24.12-trt10.7-r1"
+IMAGE_TAG = "26.04-trt10-r1"
 REPOSITORY = "mlserve/triton"
 GUARD_METRICS = ((P99_LATENCY, "ModelLatency"), (SERVER_ERROR_RATE, "Invocation5XXErrors"))
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from infra.config.loader import load_stack
 from tests.harness import edited, plan_config, policy_json, stack_plan
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
@@ -59,9 +60,11 @@ def test_admin_role_gets_cluster_admin_through_an_access_entry():
 
 def test_addons_are_pinned_from_config():
     addons = {r.inputs["addonName"]: r.inputs["addonVersion"] for r in stack_plan("prod").of_type("aws:eks/addon:Addon")}
-    assert addons == {"vpc-cni": "v1.19.5-eksbuild.1", "coredns": "v1.12.1-eksbuild.2",
-                      "kube-proxy": "v1.33.0-eksbuild.2", "eks-pod-identity-agent": "v1.3.7-eksbuild.2",
-                      "aws-ebs-csi-driver": "v1.45.0-eksbuild.2"}
+    pins = load_stack("prod").cluster.addons
+    assert addons == {"vpc-cni": pins.vpc_cni, "coredns": pins.coredns, "kube-proxy": pins.kube_proxy,
+                      "eks-pod-identity-agent": pins.eks_pod_identity_agent,
+                      "aws-ebs-csi-driver": pins.aws_ebs_csi_driver}
+    assert pins.kube_proxy.startswith("v1.36.") and pins.vpc_cni == "v1.23.0-eksbuild.1"
 
 
 def test_gpu_nodes_are_tainted_labelled_and_on_an_nvidia_ami():
@@ -117,14 +120,18 @@ def test_gpu_addons_tolerate_the_taint_and_stay_on_gpu_nodes():
         assert values["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
 
 
-def test_helm_releases_are_pinned_and_kserve_runs_raw_deployment():
+def test_helm_releases_are_pinned_and_kserve_runs_standard_deployments():
     plan = stack_plan("prod")
-    versions = {r.inputs["name"]: r.inputs["version"] for r in plan.of_type("kubernetes:helm.sh/v3:Release")}
-    assert versions == {"nvidia-device-plugin": "0.17.2", "dcgm-exporter": "4.1.3", "prometheus": "27.20.0",
-                        "cert-manager": "v1.17.2", "keda": "2.17.1", "kserve-crd": "v0.15.2", "kserve": "v0.15.2",
-                        "aws-load-balancer-controller": "1.13.2"}
+    versions = {r.inputs["name"]: (r.inputs["chart"], r.inputs["version"])
+                for r in plan.of_type("kubernetes:helm.sh/v3:Release")}
+    assert versions == {
+        "nvidia-device-plugin": ("nvidia-device-plugin", "0.20.0"), "dcgm-exporter": ("dcgm-exporter", "4.8.2"),
+        "prometheus": ("prometheus", "29.27.0"), "cert-manager": ("cert-manager", "v1.21.1"), "keda": ("keda", "2.20.2"),
+        "kserve-crd": ("oci://ghcr.io/kserve/charts/kserve-crd", "v0.20.0"),
+        "kserve": ("oci://ghcr.io/kserve/charts/kserve-resources", "v0.20.0"),  # v0.20's chart name for the controller
+        "aws-load-balancer-controller": ("aws-load-balancer-controller", "3.5.0")}
     controller = release(plan, "kserve").inputs["values"]["kserve"]["controller"]
-    assert controller["deploymentMode"] == "RawDeployment"
+    assert controller["deploymentMode"] == "Standard"  # v0.20's name for RawDeployment, which is deprecated
     assert controller["gateway"]["disableIngressCreation"] is True
 
 

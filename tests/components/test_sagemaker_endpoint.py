@@ -47,7 +47,7 @@ def test_model_runs_the_pinned_image_in_private_subnets_isolated(stack, plan):
     image = model["primaryContainer"]["image"]
     assert image.startswith("123456789012.dkr.ecr.us-east-1.amazonaws.com/mlserve/triton")
     digest = "sha256:4b7e1c9a2d3f5e6b8a0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a"
-    assert image.endswith({"dev": ":24.12-trt10.7-r1", "prod": f"@{digest}"}[stack])
+    assert image.endswith({"dev": ":26.04-trt10-r1", "prod": f"@{digest}"}[stack])
     assert model["primaryContainer"]["environment"]["SAGEMAKER_TRITON_DEFAULT_MODEL_NAME"] == "resnet50"
     assert model["enableNetworkIsolation"] is True
     assert all("-private-" in plan.by_id(subnet).name for subnet in model["vpcConfig"]["subnets"])

@@ -114,6 +114,8 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
      "mlserve:cluster.public_access_cidrs[0]", "never the whole internet"),
     ("dev", lambda r: r.update({"mlserve:cluster": cluster(min_size=0)}),
      "mlserve:cluster.node_groups[0].min_size", "allow_scale_to_zero"),
+    ("dev", lambda r: r.update({"mlserve:cluster": cluster(kubernetes_version="1.36")}),
+     "mlserve:cluster.addons.kube_proxy", "a v1.36.x build"),
     ("prod", lambda r: r.update({"mlserve:cluster": cluster(min_size=0)}),
      "mlserve:cluster.node_groups[0].min_size", "at least 1 in prod"),
     ("dev", lambda r: (r.update({"mlserve:cluster": cluster()}),

@@ -114,8 +114,9 @@ def test_gpu_node_groups_are_checked_against_ec2_vcpu_quotas_and_offerings(aws):
     raw = dev_raw()
     raw["mlserve:cluster"] = {
         "kubernetes_version": "1.31", "admin_role_arns": ["arn:aws:iam::123456789012:role/platform-admin"],
-        "addons": {"vpc_cni": "v1", "coredns": "v1", "kube_proxy": "v1", "eks_pod_identity_agent": "v1",
-                   "aws_ebs_csi_driver": "v1"},
+        "addons": {"vpc_cni": "v1.19.2-eksbuild.1", "coredns": "v1.11.4-eksbuild.2",
+                   "kube_proxy": "v1.31.3-eksbuild.2", "eks_pod_identity_agent": "v1.3.4-eksbuild.1",
+                   "aws_ebs_csi_driver": "v1.38.1-eksbuild.2"},
         "charts": {"nvidia_device_plugin": "0.17.0", "dcgm_exporter": "4.1.1", "cert_manager": "v1.16.2",
                    "kserve": "v0.14.1", "keda": "2.16.1", "aws_load_balancer_controller": "1.13.2",
                    "prometheus": "27.20.0"},
@@ -179,3 +180,34 @@ def test_a_kserve_canary_candidate_is_checked_like_the_model_it_replaces(aws):
     aws.s3.create_bucket(Bucket=reranker.model.bucket)
     checks = {c.subject: c for c in check_artifacts(cfg, "prod", aws)}
     assert checks[candidate.uri].status == "fail" and checks[candidate.uri].detail == "not found in S3"
+
+
+def stub_addon_versions(clients, kubernetes: str, offered: dict[str, list[str]]) -> Stubber:
+    """DescribeAddonVersions as EKS answers it (moto has no add-on catalogue); the Stubber checks the request shape."""
+    client = boto3.client("eks", region_name="us-east-1")
+    stubber = Stubber(client)
+    for addon, versions in offered.items():
+        stubber.add_response("describe_addon_versions", {"addons": [{"addonName": addon, "type": "networking",
+            "addonVersions": [{"addonVersion": v, "architecture": ["amd64"], "compatibilities": [
+                {"clusterVersion": kubernetes, "defaultVersion": i == 0, "platformVersions": ["*"]}]}
+                for i, v in enumerate(versions)]}]}, {"addonName": addon, "kubernetesVersion": kubernetes})
+    stubber.activate()
+    clients.inject("eks", client)
+    return stubber
+
+
+def test_pinned_eks_addon_versions_are_checked_against_what_eks_offers_for_the_cluster_version(aws):
+    from infra.ops.preflight import EKS_ADDONS, check_addon_versions
+
+    cfg = load_stack("prod")
+    pins = cfg.cluster.addons
+    offered = {addon: [getattr(pins, field)] for field, addon in EKS_ADDONS.items()}
+    offered["vpc-cni"] = ["v1.9.0-eksbuild.1", "v1.23.0-eksbuild.10"]  # the pin is gone; 10 > 9 numerically
+    stubber = stub_addon_versions(aws, cfg.cluster.kubernetes_version, offered)
+    checks = check_addon_versions(cfg, aws)
+    stubber.assert_no_pending_responses()
+    assert {c.subject: c.status for c in checks} == {addon: "fail" if addon == "vpc-cni" else "pass"
+                                                     for addon in EKS_ADDONS.values()}
+    failed = next(c for c in checks if c.status == "fail")
+    assert f"pinned {pins.vpc_cni}" in failed.detail and "default v1.9.0-eksbuild.1" in failed.detail
+    assert failed.fix == "set mlserve:cluster.addons.vpc_cni to one EKS offers, e.g. v1.23.0-eksbuild.10"

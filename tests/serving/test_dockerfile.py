@@ -19,7 +19,8 @@ def test_dockerfile_lints_clean_with_hadolint():
 def test_dockerfile_keeps_the_serving_contract():
     text = DOCKERFILE.read_text()
     lines = [line.strip() for line in text.splitlines()]
-    assert "FROM nvcr.io/nvidia/tritonserver:24.12-py3" in lines  # TensorRT 10.7
+    assert "FROM nvcr.io/nvidia/tritonserver:26.04-py3" in lines  # the last release on TensorRT 10
+    assert "RUN ls /usr/lib/x86_64-linux-gnu/libnvinfer.so.10* > /dev/null" in lines  # refuses a TensorRT 11 base
     assert "LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \\" in lines
     assert "USER 1000:1000" in lines
     assert 'ENTRYPOINT ["python3", "-m", "serving_image"]' in lines  # exec form: SIGTERM reaches us

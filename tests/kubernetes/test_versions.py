@@ -1,0 +1,37 @@
+"""The CRDs in schemas/ are the pinned releases' own: a chart pin and the copied CRDs cannot drift apart."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from infra.config.loader import available_stacks, load_stack
+from tests.kubernetes.schemas import CRD_FILES, SCHEMAS
+
+CRD_RELEASES = yaml.safe_load((SCHEMAS / "versions.yaml").read_text())
+CLUSTER_STACKS = [s for s in available_stacks() if load_stack(s).cluster is not None]
+
+
+def release(version: str) -> str:
+    return version if version.startswith("v") else f"v{version}"
+
+
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
+def test_the_kserve_and_keda_chart_pins_are_the_releases_whose_crds_the_tests_validate_against(stack):
+    charts = load_stack(stack).cluster.charts
+    assert release(charts.kserve) == CRD_RELEASES["kserve"]
+    assert release(charts.keda) == CRD_RELEASES["keda"]
+
+
+def test_at_least_one_stack_runs_a_cluster_so_the_pin_check_is_not_vacuous():
+    assert CLUSTER_STACKS
+
+
+def test_every_crd_the_tests_validate_with_is_a_copied_release_file():
+    folders = {path.split("/")[0] for path in CRD_FILES.values()}
+    assert folders <= set(CRD_RELEASES)
+    for path in CRD_FILES.values():
+        crd = yaml.safe_load((SCHEMAS / path).read_text())
+        assert crd["kind"] == "CustomResourceDefinition"
+    readme = (SCHEMAS / "README.md").read_text()
+    assert all(f"| {folder}/ |" in readme and f"| {CRD_RELEASES[folder]} |" in readme for folder in CRD_RELEASES)
