@@ -33,6 +33,28 @@ from .policy_document import Statement, render
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 GPU_NODES = {"nvidia.com/gpu.present": "true"}
 LB_CONTROLLER_SA = "aws-load-balancer-controller"
+# GPU health, routed like the SLO alerts: DCGM's XID and frame-buffer gauges (dcgm-exporter's default counters),
+# and Karpenter's pool usage against its limits (pods beyond a limit stay Pending).
+GPU_HEALTH_RULES: tuple[dict, ...] = (
+    # `node` is the scrape job's label (the pod's node); the exporter's own host label changed case after 4.8.2.
+    {"alert": "gpu-xid-error", "expr": "max by (node, gpu, UUID) (DCGM_FI_DEV_XID_ERRORS) > 0",
+     "labels": {"severity": "critical"},
+     "annotations": {"summary": "GPU {{ $labels.gpu }} on {{ $labels.node }} reported XID {{ $value }}",
+                     "description": "An XID is an NVIDIA driver error (48: double-bit ECC, 79: fallen off the bus, "
+                                    "...). The node monitoring agent marks the node AcceleratedHardwareReady=False "
+                                    "and node repair replaces it; check that it did."}},
+    {"alert": "gpu-memory-pressure", "for": "10m",
+     "expr": "max by (node, gpu) (DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE)) > 0.95",
+     "labels": {"severity": "warning"},
+     "annotations": {"summary": "GPU {{ $labels.gpu }} on {{ $labels.node }} has used over 95% of its memory "
+                                "for 10 minutes: the next larger batch or a second model instance fails to allocate"}},
+    {"alert": "gpu-pool-near-limit", "for": "15m",
+     "expr": 'max by (nodepool) (karpenter_nodepools_usage{resource_type="nvidia.com/gpu"} / '
+             'karpenter_nodepools_limit{resource_type="nvidia.com/gpu"}) >= 0.9',
+     "labels": {"severity": "warning"},
+     "annotations": {"summary": "GPU pool {{ $labels.nodepool }} holds {{ $value | humanizePercentage }} of its GPU "
+                                "limit: pods beyond it stay Pending (raise gpu_limit or lower autoscaling.max)"}},
+)
 ALERTMANAGER_SA = "alertmanager"
 
 
@@ -156,7 +178,9 @@ class ClusterAddons(pulumi.ComponentResource):
         prometheus = release("prometheus", "prometheus", charts.prometheus, "monitoring", {
             "prometheus-pushgateway": {"enabled": False}, "prometheus-node-exporter": {"enabled": False},
             "server": {"retention": "15d", "nodeSelector": system, "persistentVolume": {"size": "50Gi"}},
-            "serverFiles": {"alerting_rules.yml": {"groups": [{"name": "mlserve-slo", "rules": list(args.alert_rules)}]}},
+            "serverFiles": {"alerting_rules.yml": {"groups": [
+                {"name": "mlserve-slo", "rules": list(args.alert_rules)},
+                {"name": "mlserve-gpu-health", "rules": list(GPU_HEALTH_RULES)}]}},
             "alertmanager": {
                 "enabled": True, "nodeSelector": system,
                 "serviceAccount": {"create": True, "name": ALERTMANAGER_SA,

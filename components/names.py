@@ -87,3 +87,10 @@ def kserve_alert_name(deployment: str, role: str) -> str:
 
 KSERVE_ERROR_RATE = "error-rate"
 """Failures over all requests, from Triton's counters (KServe has no 4xx/5xx split of its own)."""
+
+
+# ---- Karpenter -------------------------------------------------------------------------------------------------
+KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT = "kube-system", "karpenter"
+"""Where the controller runs, and the service account its EKS Pod Identity association names."""
+KARPENTER_DISCOVERY_TAG = "karpenter.sh/discovery"
+"""Tag on the private subnets (value: the cluster name) by which the EC2NodeClass finds where to launch nodes."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -30,6 +30,7 @@ class NetworkArgs:
     kms_key_arn: pulumi.Input[str]
     flow_log_retention_days: int = 90
     endpoint_services: tuple[str, ...] = INTERFACE_ENDPOINT_SERVICES
+    private_subnet_tags: dict[str, str] = field(default_factory=dict)  # e.g. Karpenter's discovery tag
 
 
 def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
@@ -80,7 +81,8 @@ class Network(pulumi.ComponentResource):
             private = aws.ec2.Subnet(
                 f"{name}-private-{zone}", vpc_id=vpc.id, cidr_block=private_cidrs[index], availability_zone=zone,
                 map_public_ip_on_launch=False,
-                tags={"Name": f"{name}-private-{zone}", "kubernetes.io/role/internal-elb": "1"}, opts=child)
+                tags={"Name": f"{name}-private-{zone}", "kubernetes.io/role/internal-elb": "1",
+                      **args.private_subnet_tags}, opts=child)
             routes = aws.ec2.RouteTable(
                 f"{name}-private-rt-{zone}", vpc_id=vpc.id,
                 routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)], opts=child)

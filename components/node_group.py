@@ -4,7 +4,8 @@ Resources: the node role with only the managed policies a node needs (worker, EC
 (IMDSv2 required; an encrypted gp3 root volume large enough for serving images), and the node group. GPU groups use
 an NVIDIA AMI, carry the label `mlserve.io/node-group=<name>` plus `nvidia.com/gpu.present=true` and the taint
 `nvidia.com/gpu=true:NoSchedule`, so only pods that tolerate it (the serving pods, the device plugin, DCGM) land
-there. The desired size is left to the cluster autoscaler after creation (`ignore_changes`).
+there. The desired size is left to whoever scales the group after creation (`ignore_changes`); GPU capacity
+that follows load comes from Karpenter's pools instead (components/karpenter.py). EKS node auto-repair is on.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class NodeGroup(pulumi.ComponentResource):
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=args.min_size, max_size=args.max_size, desired_size=args.desired_size),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            # EKS replaces nodes that the node monitoring agent (a pinned add-on) reports unhealthy.
+            node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(enabled=True),
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(id=template.id, version=template.latest_version.apply(str)),
             labels=labels, taints=[GPU_TAINT] if args.gpu else None,
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"]))

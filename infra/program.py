@@ -26,10 +26,11 @@ from components.encryption import Encryption, EncryptionArgs
 from components.endpoint_alarms import EndpointAlarmsArgs
 from components.endpoint_autoscaling import EndpointAutoscalingArgs
 from components.inference_api import ApiTierSpec, InferenceApiArgs
+from components.karpenter import GpuPool, Karpenter, KarpenterArgs
 from components.kserve_deployment import KServeDeployment, KServeDeploymentArgs
 from components.kserve_service import KServeServiceArgs, ModelRef, slo_alert_rules
 from components.model_store import ModelStore, ModelStoreArgs
-from components.names import PRIMARY_VARIANT, captured_files_prefix, resource_name
+from components.names import KARPENTER_DISCOVERY_TAG, PRIMARY_VARIANT, captured_files_prefix, resource_name
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.sagemaker_deployment import SageMakerDeployment, SageMakerDeploymentArgs
@@ -49,8 +50,7 @@ SECRET_SAFE_KEYS = frozenset({"mlserve:alerting"})
 
 def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     """Declare every resource of the stack and return its outputs (the caller exports them)."""
-    provider = aws.Provider("aws", region=cfg.region, default_tags=aws.ProviderDefaultTagsArgs(
-        tags={**cfg.tags, "mlserve:stack": stack, "managed-by": "pulumi"}))
+    provider = aws.Provider("aws", region=cfg.region, default_tags=aws.ProviderDefaultTagsArgs(tags=stack_tags(cfg, stack)))
     with_provider = pulumi.ResourceOptions(provider=provider)
     invoke = pulumi.InvokeOptions(provider=provider)
     account_id = aws.get_caller_identity(opts=invoke).account_id
@@ -61,8 +61,9 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         deletion_window_days=30 if cfg.is_prod else 7, node_volumes=cfg.cluster is not None), opts=with_provider)
     network = Network(resource_name(stack), NetworkArgs(
         cidr=cfg.network.cidr, availability_zones=zones, nat_gateway_per_az=cfg.is_prod, region=cfg.region,
-        kms_key_arn=encryption.key_arn, flow_log_retention_days=cfg.network.flow_log_retention_days),
-        opts=with_provider)
+        kms_key_arn=encryption.key_arn, flow_log_retention_days=cfg.network.flow_log_retention_days,
+        private_subnet_tags={KARPENTER_DISCOVERY_TAG: resource_name(stack)} if cfg.cluster and cfg.cluster.gpu_pools
+        else {}), opts=with_provider)
     store = ModelStore(resource_name(stack), ModelStoreArgs(
         bucket_name=cfg.model_store.bucket, kms_key_arn=encryption.key_arn,
         image_repositories=tuple(sorted({d.image.repository for d in cfg.deployments})),
@@ -87,9 +88,8 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
                                           api_name=name, drift=d.drift.enabled))
         else:  # KServe: the gateway on the dashboard; model latency, GPUs and replicas in Prometheus (DCGM, Triton)
             assert cluster is not None, "config validation requires a cluster for KServe deployments"
-            eks, addons = cluster
-            both = pulumi.ResourceOptions(providers=[provider, eks.provider])
-            api_urls[d.name] = KServeDeployment(name, kserve_args(platform, d, eks, addons, logging_ready),
+            both = pulumi.ResourceOptions(providers=[provider, cluster.eks.provider])
+            api_urls[d.name] = KServeDeployment(name, kserve_args(platform, d, cluster, logging_ready),
                                                 opts=both).api_url
             panels.append(DeploymentPanel(name=d.name, api_name=name))
     dashboard = Dashboard(resource_name(stack), DashboardArgs(
@@ -105,7 +105,7 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         "private_subnet_ids": network.private_subnet_ids,
         "model_bucket": store.bucket_name,
         "image_repositories": store.repository_urls,
-        **({"cluster_name": cluster[0].cluster_name, "kubeconfig": cluster[0].kubeconfig,
+        **({"cluster_name": cluster.eks.cluster_name, "kubeconfig": cluster.eks.kubeconfig,
             "kserve_api_urls": api_urls} if cluster else {}),
     }
 
@@ -122,8 +122,21 @@ class Platform:
     topic_arn: pulumi.Output[str]
 
 
-def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> tuple[EksCluster, ClusterAddons]:
-    """The EKS cluster, its node groups and the add-ons every KServe deployment needs."""
+def stack_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
+    """On every AWS resource (provider default tags) and every node Karpenter launches (which those do not reach)."""
+    return {**cfg.tags, "mlserve:stack": stack, "managed-by": "pulumi"}
+
+
+@dataclass(frozen=True)
+class KubernetesPlatform:
+    """The cluster, its add-ons, and what serving objects wait for (add-ons, and the GPU pools when declared)."""
+    eks: EksCluster
+    addons: ClusterAddons
+    ready: list[pulumi.Resource]
+
+
+def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> KubernetesPlatform:
+    """The EKS cluster, its node groups, Karpenter's GPU pools and the add-ons every KServe deployment needs."""
     cfg, c = p.cfg, p.cfg.cluster
     assert c is not None
     cluster = EksCluster(resource_name(p.stack), EksClusterArgs(
@@ -132,7 +145,8 @@ def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> tuple[EksC
         admin_role_arns=tuple(c.admin_role_arns),
         addon_versions={"vpc-cni": c.addons.vpc_cni, "coredns": c.addons.coredns, "kube-proxy": c.addons.kube_proxy,
                         "eks-pod-identity-agent": c.addons.eks_pod_identity_agent,
-                        "aws-ebs-csi-driver": c.addons.aws_ebs_csi_driver},
+                        "aws-ebs-csi-driver": c.addons.aws_ebs_csi_driver,
+                        "eks-node-monitoring-agent": c.addons.eks_node_monitoring_agent},
         public_access_cidrs=tuple(c.public_access_cidrs), log_retention_days=c.log_retention_days), opts=opts)
     groups = [NodeGroup(resource_name(p.stack, g.name), NodeGroupArgs(
         cluster_name=cluster.cluster_name, group_name=g.name, subnet_ids=p.network.private_subnet_ids,
@@ -145,16 +159,29 @@ def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> tuple[EksC
         cluster_name=cluster.cluster_name, region=cfg.region, account_id=p.account_id, vpc_id=p.network.vpc_id,
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
         system_node_group=next(g.name for g in c.node_groups if not g.gpu),
-        charts=ChartPins(**c.charts.model_dump()), alert_topic_arn=p.topic_arn, kms_key_arn=p.encryption.key_arn,
+        charts=ChartPins(**c.charts.model_dump(exclude={"karpenter"})), alert_topic_arn=p.topic_arn, kms_key_arn=p.encryption.key_arn,
         alert_rules=tuple(rule for d in kserve for rule in slo_alert_rules(
             d.name, resource_name(p.stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent))),
         opts=pulumi.ResourceOptions(providers=[required(opts.provider), cluster.provider], depends_on=groups))
-    return cluster, addons
+    if not c.gpu_pools:
+        return KubernetesPlatform(cluster, addons, list(addons.ready))
+    system = next(g for g in c.node_groups if not g.gpu)
+    node_class = required(c.node_class)
+    karpenter = Karpenter(resource_name(p.stack, "karpenter"), KarpenterArgs(
+        cluster_name=resource_name(p.stack), cluster=cluster.cluster_name, region=cfg.region, account_id=p.account_id,
+        chart_version=c.charts.karpenter, kms_key_arn=p.encryption.key_arn, ami_alias=node_class.ami_alias,
+        disk_size_gib=node_class.disk_size_gib, system_node_group=system.name, node_tags=stack_tags(cfg, p.stack),
+        controller_replicas=min(2, system.min_size), pools=tuple(GpuPool(
+            name=g.name, instance_types=tuple(g.instance_types), capacity_types=tuple(g.capacity_types),
+            gpu_limit=g.gpu_limit, cpu_limit=g.cpu_limit, consolidate_after=g.consolidate_after,
+            expire_after=g.expire_after, max_disrupted_nodes=g.max_disrupted_nodes) for g in c.gpu_pools)),
+        opts=pulumi.ResourceOptions(providers=[required(opts.provider), cluster.provider], depends_on=groups))
+    return KubernetesPlatform(cluster, addons, [*addons.ready, karpenter])
 
 
-def kserve_args(p: Platform, d: KServeConfig, cluster: EksCluster, addons: ClusterAddons,
+def kserve_args(p: Platform, d: KServeConfig, k8s_platform: KubernetesPlatform,
                 logging_ready: list[pulumi.Resource]) -> KServeDeploymentArgs:
-    cfg, c = p.cfg, p.cfg.cluster
+    cfg, c, cluster = p.cfg, p.cfg.cluster, k8s_platform.eks
     assert c is not None
     name = resource_name(p.stack, d.name)
     canary = d.rollout if isinstance(d.rollout, Canary) else None
@@ -170,9 +197,9 @@ def kserve_args(p: Platform, d: KServeConfig, cluster: EksCluster, addons: Clust
             max_replicas=d.autoscaling.max, target_concurrency=required(d.autoscaling.target_concurrency),
             scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds, region=cfg.region,
             kms_key_arn=p.encryption.key_arn, oidc_provider_arn=cluster.oidc_provider_arn,
-            oidc_issuer=cluster.oidc_issuer, vpc_cidr=p.network.vpc_cidr, prometheus_url=addons.prometheus_url,
+            oidc_issuer=cluster.oidc_issuer, vpc_cidr=p.network.vpc_cidr, prometheus_url=k8s_platform.addons.prometheus_url,
             spread_across_zones=cfg.is_prod, certificate_arn=c.ingress_certificate_arn),
-        vpc_id=p.network.vpc_id, private_subnet_ids=p.network.private_subnet_ids, after=addons.ready,
+        vpc_id=p.network.vpc_id, private_subnet_ids=p.network.private_subnet_ids, after=k8s_platform.ready,
         gateway=gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
         base_url=f"https://{d.name}.{c.ingress_domain}" if c.ingress_domain else None)
 

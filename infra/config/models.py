@@ -58,6 +58,41 @@ _UNLISTED = ("; the eksbuild number is not listable offline: `python -m infra.op
              "against EKS's DescribeAddonVersions before `pulumi up`")
 
 
+class KarpenterNodeClass(Strict):
+    """The one EC2NodeClass every GPU pool launches from."""
+    ami_alias: str = Field(
+        pattern=r"^(al2023|bottlerocket)@v\d[\w.-]*$",
+        description="Karpenter AMI alias, pinned (never @latest, so that a new AMI is a reviewed change): "
+        "al2023@v<date> (EKS AL2023; Karpenter picks its NVIDIA variant for GPU types) or bottlerocket@v<version>. "
+        "al2023@v20260818 is amazon-eks-ami's release of 2026-08-18; `python -m infra.ops preflight` checks that "
+        "its NVIDIA image exists for kubernetes_version")
+    disk_size_gib: int = Field(default=200, ge=50, le=2000,
+                               description="Root (AL2023) or data (Bottlerocket) gp3 volume; serving images are large")
+
+
+DURATION = r"^\d+(s|m|h)$"
+
+
+class GpuPoolConfig(Strict):
+    """A Karpenter NodePool: GPU nodes that appear when serving pods are pending and leave when empty."""
+    name: Name = Field(description="NodePool name and the `mlserve.io/node-group` label that KServe pods select on")
+    instance_types: list[str] = Field(
+        min_length=1, description="EC2 instance families (g5, g6) or exact types (g5.2xlarge), not both in one pool")
+    capacity_types: list[Literal["on-demand", "spot"]] = Field(
+        default=["on-demand"], min_length=1, description="Karpenter capacity types; with both, Karpenter launches "
+        "spot while it is offered and falls back to on-demand. Prod requires on-demand")
+    gpu_limit: int = Field(ge=1, le=1024, description="Most GPUs (nvidia.com/gpu) the pool's nodes may hold in "
+                           "total; must cover its deployments at max replicas")
+    cpu_limit: int = Field(ge=1, le=100000, description="Most vCPUs the pool's nodes may hold in total (also what "
+                           "preflight checks against the EC2 vCPU quota)")
+    consolidate_after: str = Field(default="10m", pattern=DURATION,
+                                   description="How long a node stays empty before Karpenter removes it")
+    expire_after: str = Field(default="720h", pattern=r"^(\d+h|Never)$",
+                              description="Node lifetime: expired nodes are replaced (fresh AMI and patches)")
+    max_disrupted_nodes: int = Field(default=1, ge=1, le=100, description="Disruption budget: at most this many "
+                                     "nodes drained at once (prod: 1)")
+
+
 class ClusterAddonVersions(Strict):
     """EKS managed add-ons, pinned to exact builds so that an upgrade is a reviewed config change."""
     vpc_cni: str = Field(pattern=ADDON_VERSION, description="Amazon VPC CNI (upstream v1.23.0, 2026-07-31)" + _UNLISTED)
@@ -69,6 +104,9 @@ class ClusterAddonVersions(Strict):
                                         "own numbering, unrelated to the agent's upstream tags)" + _UNLISTED)
     aws_ebs_csi_driver: str = Field(pattern=ADDON_VERSION,
                                     description="EBS CSI driver (upstream v1.64.0, 2026-08-18)" + _UNLISTED)
+    eks_node_monitoring_agent: str = Field(
+        pattern=ADDON_VERSION, description="EKS node monitoring agent (upstream v1.7.0, 2026-08-04): sets the node "
+        "conditions (AcceleratedHardwareReady for NVIDIA XID errors, ...) that node auto-repair acts on" + _UNLISTED)
 
 
 CHART_VERSION = r"^v?\d+\.\d+\.\d+$"
@@ -89,6 +127,9 @@ class HelmChartVersions(Strict):
                                               "chart (latest: 3.5.0 for controller v3.5.0, 2026-08-03)")
     prometheus: str = Field(pattern=CHART_VERSION, description="prometheus-community prometheus chart (latest: "
                             "29.27.0 for Prometheus v3.14.0, 2026-08-18)")
+    karpenter: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="Karpenter charts karpenter-crd and karpenter "
+                           "(OCI, public.ecr.aws/karpenter; latest: 1.14.1); must equal schemas/versions.yaml without "
+                           "the v, the CRDs the NodePools are validated against")
 
 
 class ClusterConfig(Strict):
@@ -100,7 +141,10 @@ class ClusterConfig(Strict):
     log_retention_days: Literal[30, 60, 90, 180, 365] = 90
     addons: ClusterAddonVersions
     charts: HelmChartVersions
-    node_groups: list[NodeGroupConfig] = Field(min_length=1)
+    node_groups: list[NodeGroupConfig] = Field(min_length=1, description="EKS managed node groups: a CPU system "
+                                               "group for the controllers; GPU groups remain possible")
+    node_class: KarpenterNodeClass | None = Field(default=None, description="Required with gpu_pools")
+    gpu_pools: list[GpuPoolConfig] = Field(default_factory=list, description="Karpenter GPU NodePools")
     ingress_certificate_arn: str | None = Field(
         default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+",
         description="ACM certificate for the KServe ALBs' HTTPS listener (required in prod)")
@@ -170,7 +214,7 @@ class KServeCompute(Strict):
     gpus: int = Field(ge=0, le=8)
     cpu: str = Field(default="4", pattern=r"^\d+(\.\d+)?m?$")
     memory: str = Field(default="16Gi", pattern=r"^\d+(Mi|Gi)$")
-    node_group: Name
+    node_group: Name = Field(description="A GPU pool (cluster.gpu_pools) or managed node group the pods run on")
 
 
 class Autoscaling(Strict):

@@ -133,7 +133,8 @@ def gpu_models_get_gpus(cfg: StackConfig) -> Iterator[ConfigIssue]:
 
 
 def kserve_needs_a_cluster(cfg: StackConfig) -> Iterator[ConfigIssue]:
-    groups = {g.name: g for g in cfg.cluster.node_groups} if cfg.cluster else {}
+    groups: dict[str, bool] = {g.name: g.gpu for g in cfg.cluster.node_groups} if cfg.cluster else {}
+    groups.update({pool.name: True for pool in cfg.cluster.gpu_pools} if cfg.cluster else {})
     for i, d in enumerate(cfg.deployments):
         if not isinstance(d, KServeDeployment):
             continue
@@ -141,11 +142,11 @@ def kserve_needs_a_cluster(cfg: StackConfig) -> Iterator[ConfigIssue]:
             yield ConfigIssue(key_path(("deployments", i, "backend")), "kserve",
                               "'sagemaker', or 'kserve' once mlserve:cluster is configured")
             continue
-        group = groups.get(d.compute.node_group)
-        if group is None:
+        gpu = groups.get(d.compute.node_group)
+        if gpu is None:
             yield ConfigIssue(key_path(("deployments", i, "compute", "node_group")), d.compute.node_group,
-                              "one of the cluster's node groups: " + ", ".join(sorted(groups)))
-        elif d.compute.gpus > 0 and not group.gpu:
+                              "one of the cluster's GPU pools or node groups: " + ", ".join(sorted(groups)))
+        elif d.compute.gpus > 0 and not gpu:
             yield ConfigIssue(key_path(("deployments", i, "compute", "node_group")), d.compute.node_group,
                               "a node group with gpu: true, since the deployment asks for GPUs")
         if d.autoscaling.target_concurrency is None:
@@ -307,6 +308,67 @@ def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
                               "ON_DEMAND in prod (spot GPU capacity is often unavailable and gets reclaimed)")
 
 
+def cpu_cores(quantity: str) -> float:
+    """A Kubernetes CPU quantity ("4", "500m") in cores."""
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def gpu_pools_fit_their_deployments(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    """Karpenter never launches past a pool's limits: pods beyond them stay Pending, at the busiest moment."""
+    cluster = cfg.cluster
+    if cluster is None:
+        return
+    if cluster.gpu_pools and cluster.node_class is None:
+        yield ConfigIssue(key_path(("cluster", "node_class")), None,
+                          "an EC2NodeClass (ami_alias, disk_size_gib) for the GPU pools to launch from")
+    group_names = {g.name for g in cluster.node_groups}
+    seen: set[str] = set()
+    for j, pool in enumerate(cluster.gpu_pools):
+        where = ("cluster", "gpu_pools", j)
+        if pool.name in group_names or pool.name in seen:
+            yield ConfigIssue(key_path((*where, "name")), pool.name,
+                              "a name no other GPU pool or managed node group uses (pods select nodes by it)")
+        seen.add(pool.name)
+        exact = [t for t in pool.instance_types if "." in t]
+        if exact and len(exact) != len(pool.instance_types):
+            yield ConfigIssue(key_path((*where, "instance_types")), pool.instance_types,
+                              "either instance families (g5, g6) or exact types (g5.2xlarge), not both")
+        for k, instance_type in enumerate(pool.instance_types):
+            if not (instance_type.split(".")[0] + ".").startswith(GPU_EC2_FAMILIES):
+                yield ConfigIssue(key_path((*where, "instance_types", k)), instance_type, "a GPU family or type: "
+                                  + ", ".join(f.rstrip(".") for f in GPU_EC2_FAMILIES) + " (these have NVIDIA GPUs)")
+        if len(set(pool.capacity_types)) != len(pool.capacity_types):
+            yield ConfigIssue(key_path((*where, "capacity_types")), pool.capacity_types, "each capacity type once")
+        if cfg.is_prod and "on-demand" not in pool.capacity_types:
+            yield ConfigIssue(key_path((*where, "capacity_types")), pool.capacity_types,
+                              "a list with on-demand in prod ([on-demand], or [spot, on-demand] for spot first with "
+                              "an on-demand fallback): spot GPU capacity is often unavailable and gets reclaimed")
+        if cfg.is_prod and pool.max_disrupted_nodes > 1:
+            yield ConfigIssue(key_path((*where, "max_disrupted_nodes")), pool.max_disrupted_nodes,
+                              "1 in prod: draining two GPU nodes at once can take a deployment below its minimum")
+        users = [(i, d) for i, d in enumerate(cfg.deployments)
+                 if isinstance(d, KServeDeployment) and d.compute.node_group == pool.name]
+        gpus_needed, cpus_needed = 0, 0.0
+        for i, d in users:
+            # During a canary the candidate track scales up to max too (KServeService): count both.
+            tracks = 2 if isinstance(d.rollout, Canary) and d.rollout.candidate and d.rollout.percent > 0 else 1
+            gpus_needed += d.autoscaling.max * d.compute.gpus * tracks
+            cpus_needed += d.autoscaling.max * cpu_cores(d.compute.cpu) * tracks
+            if gpus_needed > pool.gpu_limit:
+                room = pool.gpu_limit - (gpus_needed - d.autoscaling.max * d.compute.gpus * tracks)
+                most = max(room, 0) // (d.compute.gpus * tracks) if d.compute.gpus else d.autoscaling.max
+                yield ConfigIssue(
+                    key_path(("deployments", i, "autoscaling", "max")), d.autoscaling.max,
+                    f"at most {most}: pool {pool.name!r} may hold {pool.gpu_limit} GPUs (gpu_limit), and "
+                    f"{d.autoscaling.max} replicas x {d.compute.gpus} GPU(s)"
+                    + (" x 2 tracks (stable and canary)" if tracks == 2 else "")
+                    + f" bring the pool's deployments to {gpus_needed}; or raise cluster.gpu_pools[{j}].gpu_limit")
+        if cpus_needed > pool.cpu_limit:
+            yield ConfigIssue(key_path((*where, "cpu_limit")), pool.cpu_limit,
+                              f"at least {math.ceil(cpus_needed)}: the pool's deployments request that many vCPUs "
+                              "at max replicas (and nodes hold more than their pods request)")
+
+
 RULES: tuple[Rule, ...] = (
     region_in_the_aws_partition,
     required_tags,
@@ -318,6 +380,7 @@ RULES: tuple[Rule, ...] = (
     kserve_needs_a_cluster,
     progressive_rollout_fits_capacity,
     cluster_is_private_and_sized,
+    gpu_pools_fit_their_deployments,
     sagemaker_instance_types_exist,
     sagemaker_inference_ami_exists,
     autoscaling_target,

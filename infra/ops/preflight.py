@@ -5,11 +5,13 @@ are already replaced, often an hour into a blue/green rollout. Each check here a
 
 - quotas: SageMaker "<type> for endpoint usage" per instance type, against what the stack needs at max capacity
   *during a blue/green update* (SageMaker runs a full green fleet beside the blue one), minus what other endpoints in
-  the account already use; EC2 G/P vCPU quotas for GPU node groups at max size. A type with no quota in the region is
-  a type the region does not offer for endpoints.
+  the account already use; EC2 G/P vCPU quotas for GPU node groups at max size and Karpenter GPU pools at their CPU
+  limit (per capacity type they may buy). A type with no quota in the region is a type the region does not offer for
+  endpoints.
 - artifacts: every model the stack serves exists in S3 with the sha256 the config expects.
 - images: the serving image tag or digest exists in ECR and its scan found nothing critical.
-- instance types: EC2 GPU node group types are offered in the region's AZs.
+- instance types: EC2 GPU node group and pool types (or families) are offered in the region's AZs.
+- AMI: the node class's pinned alias resolves to an NVIDIA image for the cluster's Kubernetes version (SSM).
 - EKS add-ons: every pinned add-on version is one EKS offers for the cluster's Kubernetes version (the builds cannot
   be listed offline, so a pin is only known good once EKS has said so).
 """
@@ -126,32 +128,49 @@ def check_endpoint_quotas(cfg: StackConfig, stack: str, clients: Clients) -> lis
 
 
 def check_node_group_quotas(cfg: StackConfig, clients: Clients) -> list[Check]:
-    """vCPUs of GPU node groups at max size against the EC2 G/P quotas; types offered in the region's AZs."""
+    """vCPUs of GPU node groups at max size and of Karpenter GPU pools at their CPU limit against the EC2 G/P
+    quotas; every type (or, for a pool of families, some type of each family) offered in the network's AZs."""
     if not cfg.cluster:
         return []
     groups = [g for g in cfg.cluster.node_groups if g.gpu]
-    if not groups:
+    pools = cfg.cluster.gpu_pools
+    if not groups and not pools:
         return []
-    types = sorted({t for g in groups for t in g.instance_types})
-    described = clients.ec2.describe_instance_types(InstanceTypes=types)["InstanceTypes"]
-    vcpus = {t["InstanceType"]: t["VCpuInfo"]["DefaultVCpus"] for t in described}
+    types = sorted({t for g in groups for t in g.instance_types} | {t for p in pools for t in p.instance_types
+                                                                    if "." in t})
+    families = sorted({t for p in pools for t in p.instance_types if "." not in t})
+    vcpus = {t["InstanceType"]: t["VCpuInfo"]["DefaultVCpus"]
+             for t in clients.ec2.describe_instance_types(InstanceTypes=types)["InstanceTypes"]} if types else {}
     offered: dict[str, set[str]] = defaultdict(set)
+    # A family is offered where any of its sizes is: list the region's offerings and match here (no wildcards).
+    filters = [] if families else [{"Name": "instance-type", "Values": types}]
     for page in clients.ec2.get_paginator("describe_instance_type_offerings").paginate(
-            LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": types}]):
+            LocationType="availability-zone", Filters=filters):
         for offering in page["InstanceTypeOfferings"]:
-            offered[offering["InstanceType"]].add(offering["Location"])
+            instance_type = offering["InstanceType"]
+            for subject in (instance_type, instance_type.split(".")[0]):
+                if subject in types or subject in families:
+                    offered[subject].add(offering["Location"])
     checks = []
-    for instance_type in types:
-        zones = sorted(offered.get(instance_type, ()))
+    for subject in types + families:
+        zones = sorted(offered.get(subject, ()))
         ok = len(zones) >= cfg.network.availability_zones
-        checks.append(Check("offering", instance_type, "pass" if ok else "fail",
+        checks.append(Check("offering", subject, "pass" if ok else "fail",
                             f"offered in {len(zones)} AZ(s) of {cfg.region}: {', '.join(zones) or 'none'}; the "
                             f"network spans {cfg.network.availability_zones}",
-                            "" if ok else "add another instance type to the node group, or pick one offered widely"))
+                            "" if ok else "add another instance type or family, or pick one offered widely"))
     need: dict[tuple[str, str], int] = defaultdict(int)
+    why: dict[tuple[str, str], list[str]] = defaultdict(list)
     for group in groups:
-        family = group.instance_types[0][0]
-        need[(family, group.capacity_type)] += group.max_size * max(vcpus.get(t, 0) for t in group.instance_types)
+        key = (group.instance_types[0][0], group.capacity_type)
+        need[key] += group.max_size * max(vcpus.get(t, 0) for t in group.instance_types)
+        why[key].append(f"node group {group.name} at max size")
+    for pool in pools:
+        # Karpenter never holds more vCPUs in a pool than its CPU limit, whichever capacity type it buys.
+        for capacity in pool.capacity_types:
+            key = (pool.instance_types[0][0], "SPOT" if capacity == "spot" else "ON_DEMAND")
+            need[key] += pool.cpu_limit
+            why[key].append(f"GPU pool {pool.name} at its cpu_limit")
     for (family, capacity), vcpu_need in sorted(need.items()):
         code, name = EC2_VCPU_QUOTAS[(family, capacity)]
         try:
@@ -162,13 +181,42 @@ def check_node_group_quotas(cfg: StackConfig, clients: Clients) -> list[Check]:
             continue
         ok = quota >= vcpu_need
         checks.append(Check("quota", name, "pass" if ok else "fail",
-                            f"need {vcpu_need} vCPUs (GPU node groups at max size), quota {quota:g}",
+                            f"need {vcpu_need} vCPUs ({', '.join(why[(family, capacity)])}), quota {quota:g}",
                             "" if ok else f"request an increase to {vcpu_need} vCPUs (ec2 {code})"))
     return checks
 
 
+def ami_parameter(ami_alias: str, kubernetes_version: str) -> str:
+    """The SSM parameter Karpenter resolves a pinned alias through for NVIDIA instances (its amifamily package)."""
+    family, version = ami_alias.split("@", 1)
+    if family == "bottlerocket":
+        return f"/aws/service/bottlerocket/aws-k8s-{kubernetes_version}-nvidia/x86_64/{version.lstrip('v')}/image_id"
+    return (f"/aws/service/eks/optimized-ami/{kubernetes_version}/amazon-linux-2023/x86_64/nvidia/"
+            f"amazon-eks-node-al2023-x86_64-nvidia-{kubernetes_version}-{version}/image_id")
+
+
+def check_node_class_ami(cfg: StackConfig, clients: Clients) -> list[Check]:
+    """A pinned alias that does not exist for this Kubernetes version leaves every GPU pod Pending."""
+    if not cfg.cluster or not cfg.cluster.node_class or not cfg.cluster.gpu_pools:
+        return []
+    alias, kubernetes = cfg.cluster.node_class.ami_alias, cfg.cluster.kubernetes_version
+    parameter = ami_parameter(alias, kubernetes)
+    try:
+        image = clients.ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+    except ClientError as error:
+        code = error.response["Error"].get("Code")
+        if code == "ParameterNotFound":
+            return [Check("ami", alias, "fail", f"no NVIDIA image for Kubernetes {kubernetes}: {parameter} does not "
+                          "exist", "pin a release published for this Kubernetes version (mlserve:cluster."
+                          "node_class.ami_alias)")]
+        return [Check("ami", alias, "unverified", f"SSM did not answer for {parameter}: {code}",
+                      "grant ssm:GetParameter on parameter/aws/service/*")]
+    return [Check("ami", alias, "pass", f"{parameter} -> {image}")]
+
+
 EKS_ADDONS = {"vpc_cni": "vpc-cni", "coredns": "coredns", "kube_proxy": "kube-proxy",
-              "eks_pod_identity_agent": "eks-pod-identity-agent", "aws_ebs_csi_driver": "aws-ebs-csi-driver"}
+              "eks_pod_identity_agent": "eks-pod-identity-agent", "aws_ebs_csi_driver": "aws-ebs-csi-driver",
+              "eks_node_monitoring_agent": "eks-node-monitoring-agent"}
 
 
 def check_addon_versions(cfg: StackConfig, clients: Clients) -> list[Check]:
@@ -283,7 +331,7 @@ def check_images(cfg: StackConfig, clients: Clients) -> list[Check]:
 def preflight(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
     kserve = [d for d in cfg.deployments if isinstance(d, KServeDeployment)]
     checks = check_endpoint_quotas(cfg, stack, clients) + check_node_group_quotas(cfg, clients) + \
-        check_addon_versions(cfg, clients)
+        check_node_class_ami(cfg, clients) + check_addon_versions(cfg, clients)
     if kserve and not cfg.cluster:  # the config rules refuse this already; kept so a bypass cannot pass silently
         checks.append(Check("cluster", stack, "fail", "kserve deployments without a cluster", "add mlserve:cluster"))
     return checks + check_artifacts(cfg, stack, clients) + check_images(cfg, clients)

@@ -229,6 +229,13 @@ class PlanMocks(Mocks):
         elif args.typ == "aws:wafv2/webAcl:WebAcl":
             resource_id = str(uuid.UUID(_digest(args.name)[:32]))
             arn = f"arn:aws:wafv2:{self.region}:{self.account_id}:regional/webacl/{physical}/{resource_id}"
+        elif args.typ == "aws:sqs/queue:Queue":
+            # SQS: the ARN has no resource type, and the id is the queue URL (what QueuePolicy's queue_url takes).
+            arn = f"arn:aws:sqs:{self.region}:{self.account_id}:{physical}"
+            resource_id = f"https://sqs.{self.region}.amazonaws.com/{self.account_id}/{physical}"
+            outputs["url"] = resource_id
+        elif args.typ == "aws:cloudwatch/eventRule:EventRule":
+            arn = f"arn:aws:events:{self.region}:{self.account_id}:rule/{physical}"
         elif args.typ == "aws:eks/cluster:Cluster":
             oidc = f"https://oidc.eks.{self.region}.amazonaws.com/id/5C3D0F0E1A2B3C4D5E6F7A8B9C0D1E2F"
             outputs.update(endpoint=f"https://5C3D0F0E1A2B.gr7.{self.region}.eks.amazonaws.com",

@@ -1,6 +1,6 @@
 """EKS and Kubernetes: a private, encrypted, logged control plane; hardened nodes; GPU capacity that stays warm."""
 
-from ..framework import as_list, is_prod, resource_rule
+from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
 
 LOG_TYPES = {"api", "audit", "authenticator", "controllerManager", "scheduler"}
 INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
@@ -64,3 +64,64 @@ def prod_gpu_capacity_warm(props, config):
     predictor = (props.get("spec") or {}).get("predictor") or {}
     if props.get("kind") == "InferenceService" and (predictor.get("minReplicas") or 0) < 1:
         yield f"InferenceService {(props.get('metadata') or {}).get('name')} may scale to zero replicas"
+
+
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
+
+
+def _drains_at_most_one_node(disruption) -> bool:
+    """The most restrictive active budget wins; one that always applies (no schedule, every reason) with 0 or 1
+    nodes caps every drain. Without budgets Karpenter allows 10% of the pool's nodes at once."""
+    return any(not budget.get("schedule") and not budget.get("reasons") and str(budget.get("nodes")) in ("0", "1")
+               for budget in as_list(disruption.get("budgets")))
+
+
+@resource_rule("gpu-node-pool-guarded", types=[NODE_POOL],
+               description="Karpenter GPU pools are tainted and limited; in prod they buy on-demand capacity and "
+                           "drain one node at a time.",
+               fix="Give the NodePool the nvidia.com/gpu=true:NoSchedule taint and a limits['nvidia.com/gpu']; in "
+                   "prod allow on-demand (cluster.gpu_pools[].capacity_types) and keep max_disrupted_nodes at 1.")
+def gpu_node_pool_guarded(props, config):
+    spec = props.get("spec") or {}
+    template = (spec.get("template") or {}).get("spec") or {}
+    if not any(t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NoSchedule"
+               for t in as_list(template.get("taints"))):
+        yield "the pool's nodes have no nvidia.com/gpu:NoSchedule taint: any pod could land on a GPU node and hold it"
+    if not (spec.get("limits") or {}).get("nvidia.com/gpu"):
+        yield "the pool has no nvidia.com/gpu limit: a runaway deployment buys GPUs without bound"
+    if not is_prod(config):
+        return
+    capacity = [r for r in as_list(template.get("requirements")) if r.get("key") == "karpenter.sh/capacity-type"]
+    # Without a capacity-type requirement Karpenter launches on-demand only.
+    if capacity and not all(r.get("operator") == "In" and "on-demand" in as_list(r.get("values")) for r in capacity):
+        yield "the pool cannot launch on-demand capacity in prod: spot GPUs are often unavailable and reclaimed"
+    if not _drains_at_most_one_node(spec.get("disruption") or {}):
+        yield "no disruption budget caps drains at one node: consolidation or expiry may drain several GPU nodes at once"
+
+
+@stack_rule("karpenter-interruption-queue",
+            description="Where Karpenter launches nodes, it hears about interruptions through an encrypted queue.",
+            fix="Declare the interruption queue (SQS, kms_master_key_id = stack key) with the EventBridge rules "
+                "upstream routes to it, and name it in the karpenter chart's settings.interruptionQueue "
+                "(components/karpenter.py does all three).")
+def karpenter_interruption_queue(resources, config):
+    pools = of_type(resources, NODE_POOL)
+    if not pools:
+        return
+    queues = {q.props.get("name"): q for q in of_type(resources, "aws:sqs/queue:Queue")}
+    releases = [r for r in of_type(resources, "kubernetes:helm.sh/v3:Release")
+                if str(r.props.get("chart", "")).endswith("/karpenter")]
+    named = [((r.props.get("values") or {}).get("settings") or {}).get("interruptionQueue") for r in releases]
+    queue = next((queues[n] for n in named if n in queues), None)
+    if queue is None:
+        yield f"{len(pools)} Karpenter pool(s) but no declared SQS queue named in the chart's " \
+              "settings.interruptionQueue: spot reclaims and health events would end nodes without a drain", pools[0].urn
+        return
+    if not queue.props.get("kmsMasterKeyId"):
+        yield f"the interruption queue {queue.name} is not encrypted with the stack key", queue.urn
+    targeted = [t for t in of_type(resources, "aws:cloudwatch/eventTarget:EventTarget")
+                if queue in t.property_dependencies.get("arn", [])]
+    rules = [d for t in targeted for d in t.property_dependencies.get("rule", [])]
+    if not any(SPOT_WARNING in str(r.props.get("eventPattern")) for r in rules):
+        yield f"no EventBridge rule sends '{SPOT_WARNING}' events to {queue.name}", queue.urn

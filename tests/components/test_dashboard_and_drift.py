@@ -37,7 +37,7 @@ def test_dashboard_names_only_metrics_of_declared_resources(stack, plan):
 
 
 def test_drift_job_runs_on_the_configured_schedule_and_reads_only_its_captures(stack, plan):
-    rule = plan.one("aws:cloudwatch/eventRule:EventRule").inputs
+    [rule] = [r.inputs for r in plan.of_type("aws:cloudwatch/eventRule:EventRule") if r.name.endswith("-drift")]
     assert rule["scheduleExpression"] == {"dev": "rate(60 minutes)", "prod": "rate(30 minutes)"}[stack]
     function = plan.one("aws:lambda/function:Function").inputs
     env = function["environment"]["variables"]

@@ -31,6 +31,7 @@ def create_nodegroup(inputs, template_id):
                "capacityType": inputs["capacityType"], "instanceTypes": inputs["instanceTypes"],
                "scalingConfig": scaling, "labels": inputs["labels"],
                "updateConfig": {"maxUnavailable": int(inputs["updateConfig"]["maxUnavailable"])},
+               "nodeRepairConfig": inputs["nodeRepairConfig"],
                "launchTemplate": {"id": template_id}}
     if inputs.get("taints"):
         request["taints"] = inputs["taints"]
@@ -74,7 +75,7 @@ def test_every_declared_eks_request_is_valid_against_the_aws_api_model():
     requests = requests_of(stack_plan("prod"))
     flat = [requests["cluster"], *requests["templates"], *requests["groups"], *requests["access"],
             *requests["addons"]]
-    assert len(flat) == 1 + 2 + 2 + 2 + 5
+    assert len(flat) == 1 + 1 + 1 + 3 + 6  # cluster, system template + group, admin entry + association + node entry, add-ons
     for service, operation, params in flat:
         replay.assert_valid_request(service, operation, params)
 
@@ -98,6 +99,5 @@ def test_moto_accepts_the_cluster_node_groups_and_launch_templates():
         eks.create_nodegroup(**params)
     described = eks.describe_cluster(name=cluster["name"])["cluster"]
     assert described["resourcesVpcConfig"]["endpointPublicAccess"] is False
-    gpu = eks.describe_nodegroup(clusterName=cluster["name"], nodegroupName="gpu-a10g")["nodegroup"]
-    assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
-    assert gpu["amiType"] == "AL2023_x86_64_NVIDIA"
+    system = eks.describe_nodegroup(clusterName=cluster["name"], nodegroupName="system")["nodegroup"]
+    assert system["amiType"] == "AL2023_x86_64_STANDARD" and system["scalingConfig"]["minSize"] == 2

@@ -52,7 +52,7 @@ def test_prod_cluster_is_private_encrypted_and_logs_everything():
 
 def test_admin_role_gets_cluster_admin_through_an_access_entry():
     plan = stack_plan("prod")
-    entry = one(plan, "aws:eks/accessEntry:AccessEntry").inputs
+    entry = one(plan, "aws:eks/accessEntry:AccessEntry", "-admin-").inputs
     association = one(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation").inputs
     assert entry["principalArn"] == association["principalArn"] == "arn:aws:iam::123456789012:role/platform-admin"
     assert association["policyArn"].endswith("AmazonEKSClusterAdminPolicy")
@@ -63,37 +63,49 @@ def test_addons_are_pinned_from_config():
     pins = load_stack("prod").cluster.addons
     assert addons == {"vpc-cni": pins.vpc_cni, "coredns": pins.coredns, "kube-proxy": pins.kube_proxy,
                       "eks-pod-identity-agent": pins.eks_pod_identity_agent,
-                      "aws-ebs-csi-driver": pins.aws_ebs_csi_driver}
+                      "aws-ebs-csi-driver": pins.aws_ebs_csi_driver,
+                      "eks-node-monitoring-agent": pins.eks_node_monitoring_agent}
     assert pins.kube_proxy.startswith("v1.36.") and pins.vpc_cni == "v1.23.0-eksbuild.1"
 
 
-def test_gpu_nodes_are_tainted_labelled_and_on_an_nvidia_ami():
+def with_gpu_node_group(raw):
+    """GPU managed groups remain possible beside (or instead of) Karpenter's pools."""
+    raw["mlserve:cluster"]["node_groups"].append({
+        "name": "gpu-managed", "instance_types": ["g5.2xlarge"], "min_size": 1, "max_size": 2, "desired_size": 1})
+
+
+def test_prod_manages_only_the_system_group_and_gpu_capacity_comes_from_karpenter():
     plan = stack_plan("prod")
-    gpu = one(plan, "aws:eks/nodeGroup:NodeGroup", "gpu-a10g").inputs
+    [system] = [g.inputs for g in plan.of_type("aws:eks/nodeGroup:NodeGroup")]
+    assert system["nodeGroupName"] == "system" and system["amiType"] == "AL2023_x86_64_STANDARD"
+    assert "taints" not in system and system["nodeRepairConfig"] == {"enabled": True}
+    assert [p.inputs["metadata"]["name"] for p in plan.resources if p.type.endswith(":NodePool")] == ["gpu-a10g"]
+
+
+def test_a_gpu_managed_group_in_config_is_tainted_labelled_repaired_and_on_an_nvidia_ami():
+    plan = plan_config(edited("prod", with_gpu_node_group), "prod")
+    gpu = one(plan, "aws:eks/nodeGroup:NodeGroup", "gpu-managed").inputs
     assert gpu["amiType"] == "AL2023_x86_64_NVIDIA" and gpu["capacityType"] == "ON_DEMAND"
-    assert gpu["taints"] == [GPU_TAINT]
-    assert gpu["labels"] == {"mlserve.io/node-group": "gpu-a10g", "nvidia.com/gpu.present": "true"}
-    assert gpu["scalingConfig"]["minSize"] >= 1
-    system = one(plan, "aws:eks/nodeGroup:NodeGroup", "system").inputs
-    assert "taints" not in system and system["amiType"] == "AL2023_x86_64_STANDARD"
+    assert gpu["taints"] == [GPU_TAINT] and gpu["nodeRepairConfig"] == {"enabled": True}
+    assert gpu["labels"] == {"mlserve.io/node-group": "gpu-managed", "nvidia.com/gpu.present": "true"}
     private = {s.id for s in plan.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
     assert set(gpu["subnetIds"]) == private
+    template = one(plan, "aws:ec2/launchTemplate:LaunchTemplate", "gpu-managed").inputs
+    assert template["blockDeviceMappings"][0]["ebs"]["volumeSize"] >= 200  # serving images are large
+    assert template["metadataOptions"]["httpPutResponseHopLimit"] == 1  # pods cannot reach the node's credentials
 
 
 def test_node_launch_templates_require_imdsv2_and_encrypt_the_root_volume():
     templates = stack_plan("prod").of_type("aws:ec2/launchTemplate:LaunchTemplate")
-    assert len(templates) == 2
+    assert len(templates) == 1
     for template in templates:
         assert template.inputs["metadataOptions"]["httpTokens"] == "required"
         [disk] = template.inputs["blockDeviceMappings"]
         assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volumeType"] == "gp3" and disk["ebs"]["kmsKeyId"]
-    gpu = one(stack_plan("prod"), "aws:ec2/launchTemplate:LaunchTemplate", "gpu-a10g").inputs
-    assert gpu["blockDeviceMappings"][0]["ebs"]["volumeSize"] >= 200  # serving images are large
-    assert gpu["metadataOptions"]["httpPutResponseHopLimit"] == 1  # pods cannot reach the node's credentials
 
 
 def test_node_role_carries_only_the_node_policies():
-    plan = stack_plan("prod")
+    plan = plan_config(edited("prod", with_gpu_node_group), "prod")
     groups = plan.of_type("mlserve:compute:NodeGroup")
     assert len(groups) == 2
     for group in groups:
@@ -129,7 +141,9 @@ def test_helm_releases_are_pinned_and_kserve_runs_standard_deployments():
         "prometheus": ("prometheus", "29.27.0"), "cert-manager": ("cert-manager", "v1.21.1"), "keda": ("keda", "2.20.2"),
         "kserve-crd": ("oci://ghcr.io/kserve/charts/kserve-crd", "v0.20.0"),
         "kserve": ("oci://ghcr.io/kserve/charts/kserve-resources", "v0.20.0"),  # v0.20's chart name for the controller
-        "aws-load-balancer-controller": ("aws-load-balancer-controller", "3.5.0")}
+        "aws-load-balancer-controller": ("aws-load-balancer-controller", "3.5.0"),
+        "karpenter-crd": ("oci://public.ecr.aws/karpenter/karpenter-crd", "1.14.1"),
+        "karpenter": ("oci://public.ecr.aws/karpenter/karpenter", "1.14.1")}
     controller = release(plan, "kserve").inputs["values"]["kserve"]["controller"]
     assert controller["deploymentMode"] == "Standard"  # v0.20's name for RawDeployment, which is deprecated
     assert controller["gateway"]["disableIngressCreation"] is True
@@ -261,3 +275,17 @@ def test_kserve_slos_alert_through_alertmanager_to_the_stack_topic():
                   ["Statement"]}
     assert statements["PublishAlerts"]["Action"] == ["sns:Publish"]
     assert statements["PublishAlerts"]["Resource"] == [receiver["sns_configs"][0]["topic_arn"]]
+
+
+def test_gpu_health_alerts_go_the_same_way_as_the_slo_alerts():
+    values = release(stack_plan("prod"), "prometheus").inputs["values"]
+    groups = {g["name"]: g["rules"] for g in values["serverFiles"]["alerting_rules.yml"]["groups"]}
+    health = {r["alert"]: r for r in groups["mlserve-gpu-health"]}
+    assert set(health) == {"gpu-xid-error", "gpu-memory-pressure", "gpu-pool-near-limit"}
+    assert "DCGM_FI_DEV_XID_ERRORS" in health["gpu-xid-error"]["expr"]
+    assert health["gpu-memory-pressure"]["expr"].endswith("> 0.95") and health["gpu-memory-pressure"]["for"] == "10m"
+    assert 'karpenter_nodepools_limit{resource_type="nvidia.com/gpu"}' in health["gpu-pool-near-limit"]["expr"]
+    route = values["alertmanager"]["config"]["route"]
+    assert route["receiver"] == "stack-topic" and "routes" not in route  # every group, one receiver: the SNS topic
+    karpenter = release(stack_plan("prod"), "karpenter").inputs["values"]
+    assert karpenter["podAnnotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"}

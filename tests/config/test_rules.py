@@ -20,16 +20,20 @@ def kserve_deployment(raw):
     return d
 
 
+def pool(raw, index=0):
+    return raw["mlserve:cluster"]["gpu_pools"][index]
+
+
 def cluster(min_size=1, **overrides):
     return {
         "kubernetes_version": "1.31",
         "admin_role_arns": ["arn:aws:iam::123456789012:role/platform-admin"],
         "addons": {"vpc_cni": "v1.19.2-eksbuild.1", "coredns": "v1.11.4-eksbuild.2",
                    "kube_proxy": "v1.31.3-eksbuild.2", "eks_pod_identity_agent": "v1.3.4-eksbuild.1",
-                   "aws_ebs_csi_driver": "v1.38.1-eksbuild.2"},
+                   "aws_ebs_csi_driver": "v1.38.1-eksbuild.2", "eks_node_monitoring_agent": "v1.7.0-eksbuild.1"},
         "charts": {"nvidia_device_plugin": "0.17.0", "dcgm_exporter": "4.0.4", "cert_manager": "v1.16.2",
                    "kserve": "v0.14.1", "keda": "2.16.1", "aws_load_balancer_controller": "1.13.2",
-                   "prometheus": "27.20.0"},
+                   "prometheus": "27.20.0", "karpenter": "1.14.1"},
         "node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"], "min_size": min_size, "max_size": 4,
                          "desired_size": max(min_size, 1)},
                         {"name": "system", "gpu": False, "ami_type": "AL2023_x86_64_STANDARD",
@@ -73,8 +77,28 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
     ("prod", lambda r: r["mlserve:gateway"].update(domain_name="api.example.com", certificate_arn=(
         "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555")),
      "mlserve:gateway.domain_name", "no custom domain while the stack has 2 deployments"),
-    ("prod", lambda r: r["mlserve:cluster"]["node_groups"].pop(0),
+    ("prod", lambda r: r["mlserve:cluster"]["node_groups"][0].update(
+        gpu=True, ami_type="AL2023_x86_64_NVIDIA", instance_types=["g5.2xlarge"]),
      "mlserve:cluster.node_groups", "also a CPU node group (gpu: false)"),
+    ("prod", lambda r: pool(r).update(instance_types=["m6i", "c7i"]),
+     "mlserve:cluster.gpu_pools[0].instance_types[0]", "a GPU family or type: g5, g6"),
+    ("prod", lambda r: pool(r).update(instance_types=["g5", "g6.2xlarge"]),
+     "mlserve:cluster.gpu_pools[0].instance_types", "either instance families (g5, g6) or exact types"),
+    ("prod", lambda r: pool(r).update(capacity_types=["spot"]),
+     "mlserve:cluster.gpu_pools[0].capacity_types", "a list with on-demand in prod"),
+    ("prod", lambda r: pool(r).update(max_disrupted_nodes=2),
+     "mlserve:cluster.gpu_pools[0].max_disrupted_nodes", "1 in prod"),
+    ("prod", lambda r: pool(r).update(name="system"),
+     "mlserve:cluster.gpu_pools[0].name", "a name no other GPU pool or managed node group uses"),
+    ("prod", lambda r: r["mlserve:cluster"].pop("node_class"),
+     "mlserve:cluster.node_class", "an EC2NodeClass (ami_alias, disk_size_gib)"),
+    ("prod", lambda r: r["mlserve:cluster"]["node_class"].update(ami_alias="al2023@latest"),
+     "mlserve:cluster.node_class.ami_alias", "match pattern"),
+    ("prod", lambda r: deployment(r, 1)["autoscaling"].update(max=5),
+     "mlserve:deployments[1].autoscaling.max", "at most 4: pool 'gpu-a10g' may hold 8 GPUs (gpu_limit), and 5 "
+                                               "replicas x 1 GPU(s) x 2 tracks (stable and canary)"),
+    ("prod", lambda r: pool(r).update(cpu_limit=16),
+     "mlserve:cluster.gpu_pools[0].cpu_limit", "at least 32"),
     ("prod", lambda r: deployment(r)["autoscaling"].update(min=1),
      "mlserve:deployments[0].autoscaling.min", "at least 2 in prod"),
     ("dev", lambda r: deployment(r)["autoscaling"].update(min=3, max=2),
@@ -126,7 +150,7 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
      "mlserve:cluster.node_groups[0].capacity_type", "ON_DEMAND in prod"),
     ("dev", lambda r: (r.update({"mlserve:cluster": cluster()}), r["mlserve:deployments"].append(
         {**kserve_deployment(r), "compute": {"gpus": 1, "node_group": "cpu-pool"}})),
-     "mlserve:deployments[1].compute.node_group", "one of the cluster's node groups: gpu"),
+     "mlserve:deployments[1].compute.node_group", "one of the cluster's GPU pools or node groups: gpu, system"),
     ("dev", lambda r: (r.update({"mlserve:cluster": cluster()}), r["mlserve:deployments"].append(
         {**kserve_deployment(r), "compute": {"gpus": 0, "node_group": "gpu"}})),
      "mlserve:deployments[1].compute.gpus", "at least 1 because the model needs a GPU"),
@@ -170,6 +194,37 @@ def test_dev_gpu_group_may_scale_to_zero_when_asked():
         raw["mlserve:cluster"]["node_groups"][0]["allow_scale_to_zero"] = True
 
     assert config_of(edited("dev", edit), "dev").cluster.node_groups[0].min_size == 0
+
+
+def test_the_checked_in_prod_pool_is_exactly_full_at_max_replicas_with_a_canary():
+    """The limit is not vacuous: one more replica of the reranker is refused (the case above), this many pass."""
+    prod = config_of(raw_config("prod"), "prod")
+    assert (prod.deployments[1].autoscaling.max, prod.cluster.gpu_pools[0].gpu_limit) == (4, 8)
+
+
+def test_dev_may_run_a_spot_only_pool_that_drains_two_nodes_at_once():
+    def edit(raw):
+        raw["mlserve:cluster"] = cluster(node_class={"ami_alias": "bottlerocket@v1.50.0"}, gpu_pools=[
+            {"name": "gpu-spot", "instance_types": ["g6"], "capacity_types": ["spot"], "gpu_limit": 4,
+             "cpu_limit": 64, "max_disrupted_nodes": 2}])
+        raw["mlserve:deployments"].append({**kserve_deployment(raw), "compute": {"gpus": 1, "node_group": "gpu-spot"}})
+
+    cfg = config_of(edited("dev", edit), "dev")
+    assert cfg.cluster.gpu_pools[0].capacity_types == ["spot"]
+
+
+def test_a_pool_limit_is_shared_by_the_deployments_that_select_it():
+    def edit(raw):
+        raw["mlserve:cluster"] = cluster(node_class={"ami_alias": "al2023@v20260818"}, gpu_pools=[
+            {"name": "gpu-pool", "instance_types": ["g5.12xlarge"], "gpu_limit": 8, "cpu_limit": 96}])
+        first = {**kserve_deployment(raw), "compute": {"gpus": 2, "node_group": "gpu-pool"},
+                 "rollout": {"strategy": "all_at_once"}}
+        first["autoscaling"] = {"min": 1, "max": 3, "target_concurrency": 8}
+        raw["mlserve:deployments"] += [first, {**first, "name": "second"}]
+
+    found, text = errors_of(edited("dev", edit), "dev")
+    assert list(found) == ["mlserve:deployments[2].autoscaling.max"], text
+    assert "at most 1: pool 'gpu-pool' may hold 8 GPUs" in found["mlserve:deployments[2].autoscaling.max"].allowed
 
 
 def test_scaling_target_is_measured_capacity_less_headroom():

@@ -20,6 +20,8 @@ CRD_FILES = {
     ("serving.kserve.io", "InferenceService"): "kserve/serving.kserve.io_inferenceservices.yaml",
     ("serving.kserve.io", "ServingRuntime"): "kserve/serving.kserve.io_servingruntimes.yaml",
     ("keda.sh", "ScaledObject"): "keda/keda.sh_scaledobjects.yaml",
+    ("karpenter.sh", "NodePool"): "karpenter/karpenter.sh_nodepools.yaml",
+    ("karpenter.k8s.aws", "EC2NodeClass"): "karpenter/karpenter.k8s.aws_ec2nodeclasses.yaml",
 }
 
 

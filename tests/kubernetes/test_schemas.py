@@ -2,11 +2,15 @@
 
 import pytest
 
-from tests.harness import stack_plan
+from tests.harness import config_of, raw_config, stack_plan
 from tests.kubernetes.schemas import CRD_FILES, builtin_errors, crd_schema, custom_resource_errors
 
-CUSTOM = {f"kubernetes:{group}/{'v1beta1' if kind == 'InferenceService' else 'v1alpha1'}:{kind}"
-          for group, kind in CRD_FILES}
+KUBERNETES_VERSION = config_of(raw_config("prod"), "prod").cluster.kubernetes_version
+
+
+def is_custom(resource) -> bool:
+    group = resource.type.split(":")[1].rsplit("/", 1)[0]
+    return (group, resource.type.split(":")[2]) in CRD_FILES
 
 
 def kubernetes_objects(plan):
@@ -21,18 +25,19 @@ def as_object(resource):
 
 def test_prod_declares_builtin_and_custom_objects():
     types = {r.type for r in kubernetes_objects(stack_plan("prod"))}
-    assert types >= CUSTOM
+    assert {"kubernetes:serving.kserve.io/v1beta1:InferenceService", "kubernetes:keda.sh/v1alpha1:ScaledObject",
+            "kubernetes:karpenter.sh/v1:NodePool", "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"} <= types
     assert {"kubernetes:core/v1:Namespace", "kubernetes:networking.k8s.io/v1:Ingress",
             "kubernetes:policy/v1:PodDisruptionBudget", "kubernetes:networking.k8s.io/v1:NetworkPolicy"} <= types
 
 
-@pytest.mark.parametrize("resource", [r for r in kubernetes_objects(stack_plan("prod")) if r.type not in CUSTOM],
+@pytest.mark.parametrize("resource", [r for r in kubernetes_objects(stack_plan("prod")) if not is_custom(r)],
                          ids=lambda r: r.name)
 def test_builtin_objects_pass_the_strict_kubernetes_schema(resource):
-    assert builtin_errors(as_object(resource), "1.33") == []
+    assert builtin_errors(as_object(resource), KUBERNETES_VERSION) == []
 
 
-@pytest.mark.parametrize("resource", [r for r in kubernetes_objects(stack_plan("prod")) if r.type in CUSTOM],
+@pytest.mark.parametrize("resource", [r for r in kubernetes_objects(stack_plan("prod")) if is_custom(r)],
                          ids=lambda r: r.name)
 def test_custom_resources_pass_their_crd_schema_strictly(resource):
     assert custom_resource_errors(as_object(resource)) == []
@@ -47,5 +52,5 @@ def test_the_strict_checks_catch_a_misspelt_field():
     ingress = next(r for r in stack_plan("prod").resources if r.type.endswith(":Ingress"))
     typo = as_object(ingress)
     typo["spec"] = {**typo["spec"], "ingressClass": "alb"}
-    assert builtin_errors(typo, "1.33")
+    assert builtin_errors(typo, KUBERNETES_VERSION)
     assert crd_schema("keda.sh", "ScaledObject", "v1alpha1")["properties"]["spec"]["additionalProperties"] is False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -17,14 +19,26 @@ def release(version: str) -> str:
 
 
 @pytest.mark.parametrize("stack", CLUSTER_STACKS)
-def test_the_kserve_and_keda_chart_pins_are_the_releases_whose_crds_the_tests_validate_against(stack):
+def test_the_kserve_keda_and_karpenter_chart_pins_are_the_releases_whose_crds_the_tests_validate_against(stack):
     charts = load_stack(stack).cluster.charts
     assert release(charts.kserve) == CRD_RELEASES["kserve"]
     assert release(charts.keda) == CRD_RELEASES["keda"]
+    assert release(charts.karpenter) == CRD_RELEASES["karpenter"]
+    assert release(charts.dcgm_exporter) == CRD_RELEASES["dcgm-exporter"]
 
 
 def test_at_least_one_stack_runs_a_cluster_so_the_pin_check_is_not_vacuous():
     assert CLUSTER_STACKS
+
+
+def test_gpu_alerts_query_only_metrics_the_pinned_dcgm_exporter_publishes_by_default():
+    from components.cluster_addons import GPU_HEALTH_RULES
+
+    published = {line.split(",")[0].strip() for line in (SCHEMAS / "dcgm-exporter" / "default-counters.csv")
+                 .read_text().splitlines() if line.strip() and not line.startswith("#")}
+    queried = {name for rule in GPU_HEALTH_RULES for name in re.findall(r"DCGM_\w+", rule["expr"])}
+    assert queried == {"DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE"}
+    assert queried <= published
 
 
 def test_every_crd_the_tests_validate_with_is_a_copied_release_file():

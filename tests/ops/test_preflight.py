@@ -8,6 +8,7 @@ from infra.config.loader import load_stack
 from infra.ops.__main__ import main
 from infra.ops.preflight import endpoint_needs, preflight
 from infra.ops.release import release_model
+from tests.harness import raw_config as load_raw
 from tests.ops.conftest import SAMPLE_MODEL, ab_endpoint, config_from, dev_raw, platform, stub_sagemaker_quotas
 
 
@@ -116,10 +117,10 @@ def test_gpu_node_groups_are_checked_against_ec2_vcpu_quotas_and_offerings(aws):
         "kubernetes_version": "1.31", "admin_role_arns": ["arn:aws:iam::123456789012:role/platform-admin"],
         "addons": {"vpc_cni": "v1.19.2-eksbuild.1", "coredns": "v1.11.4-eksbuild.2",
                    "kube_proxy": "v1.31.3-eksbuild.2", "eks_pod_identity_agent": "v1.3.4-eksbuild.1",
-                   "aws_ebs_csi_driver": "v1.38.1-eksbuild.2"},
+                   "aws_ebs_csi_driver": "v1.38.1-eksbuild.2", "eks_node_monitoring_agent": "v1.7.0-eksbuild.1"},
         "charts": {"nvidia_device_plugin": "0.17.0", "dcgm_exporter": "4.1.1", "cert_manager": "v1.16.2",
                    "kserve": "v0.14.1", "keda": "2.16.1", "aws_load_balancer_controller": "1.13.2",
-                   "prometheus": "27.20.0"},
+                   "prometheus": "27.20.0", "karpenter": "1.14.1"},
         "node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"], "min_size": 1, "max_size": 4,
                          "desired_size": 1},
                         {"name": "system", "gpu": False, "ami_type": "AL2023_x86_64_STANDARD",
@@ -211,3 +212,65 @@ def test_pinned_eks_addon_versions_are_checked_against_what_eks_offers_for_the_c
     failed = next(c for c in checks if c.status == "fail")
     assert f"pinned {pins.vpc_cni}" in failed.detail and "default v1.9.0-eksbuild.1" in failed.detail
     assert failed.fix == "set mlserve:cluster.addons.vpc_cni to one EKS offers, e.g. v1.23.0-eksbuild.10"
+
+
+def stub_vcpu_quotas(clients, values: dict[str, float]) -> Stubber:
+    client = boto3.client("service-quotas", region_name="us-east-1")
+    stubber = Stubber(client)
+    for code, value in values.items():
+        stubber.add_response("get_service_quota", {"Quota": {"QuotaCode": code, "Value": value}},
+                             {"ServiceCode": "ec2", "QuotaCode": code})
+    stubber.activate()
+    clients.inject("service_quotas", client)
+    return stubber
+
+
+def test_gpu_pools_need_their_cpu_limit_in_each_capacity_type_they_may_buy(aws):
+    from infra.ops.preflight import check_node_group_quotas
+
+    raw = load_raw("prod")
+    raw["mlserve:cluster"]["gpu_pools"][0].update(instance_types=["g6"], capacity_types=["spot", "on-demand"])
+    cfg = config_from(raw)
+    stubber = stub_vcpu_quotas(aws, {"L-DB2E81BA": 128.0, "L-3819A6DF": 32.0})  # on-demand G, spot G
+    checks = check_node_group_quotas(cfg, aws)
+    stubber.assert_no_pending_responses()
+    [offering] = by_area(checks, "offering")
+    assert offering.subject == "g6" and offering.status == "pass"  # some g6 size in all three zones (moto's data)
+    quotas = {c.subject: c for c in by_area(checks, "quota")}
+    on_demand = quotas["Running On-Demand G and VT instances"]
+    spot = quotas["All G and VT Spot Instance Requests"]
+    assert on_demand.status == "pass" and "need 64 vCPUs (GPU pool gpu-a10g at its cpu_limit)" in on_demand.detail
+    assert spot.status == "fail" and spot.fix == "request an increase to 64 vCPUs (ec2 L-3819A6DF)"
+
+
+def stub_parameter(clients, name: str, value: str | None) -> Stubber:
+    client = boto3.client("ssm", region_name="us-east-1")
+    stubber = Stubber(client)
+    if value is None:
+        stubber.add_client_error("get_parameter", "ParameterNotFound", expected_params={"Name": name})
+    else:
+        stubber.add_response("get_parameter", {"Parameter": {"Name": name, "Value": value, "Type": "String"}},
+                             {"Name": name})
+    stubber.activate()
+    clients.inject("ssm", client)
+    return stubber
+
+
+def test_the_pinned_ami_alias_must_resolve_to_an_nvidia_image_for_the_cluster_version(aws):
+    from infra.ops.preflight import check_node_class_ami
+
+    cfg = load_stack("prod")
+    parameter = ("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/nvidia/"
+                 "amazon-eks-node-al2023-x86_64-nvidia-1.36-v20260818/image_id")
+    stub_parameter(aws, parameter, "ami-0123456789abcdef0")
+    [ok] = check_node_class_ami(cfg, aws)
+    assert ok.status == "pass" and ok.detail.endswith("ami-0123456789abcdef0")
+    stub_parameter(aws, parameter, None)
+    [missing] = check_node_class_ami(cfg, aws)
+    assert missing.status == "fail" and "no NVIDIA image for Kubernetes 1.36" in missing.detail
+
+
+def test_a_bottlerocket_alias_resolves_through_its_own_parameter_without_the_v():
+    from infra.ops.preflight import ami_parameter
+
+    assert ami_parameter("bottlerocket@v1.50.0", "1.36") == "/aws/service/bottlerocket/aws-k8s-1.36-nvidia/x86_64/1.50.0/image_id"

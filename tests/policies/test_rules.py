@@ -81,6 +81,9 @@ PROPERTY_BREAKS = {
         "metadataOptions"].update(httpTokens="optional"),
     "prod-gpu-capacity-warm": lambda p: [r["inputs"]["spec"]["predictor"].update(minReplicas=0) for r in resources(
         p, "kubernetes:serving.kserve.io/v1beta1:InferenceService")],
+    "gpu-node-pool-guarded": lambda p: resources(p, "kubernetes:karpenter.sh/v1:NodePool")[0]["inputs"]["spec"][
+        "disruption"].update(budgets=[{"nodes": "10%"}]),
+    "karpenter-interruption-queue": lambda p: resources(p, "aws:sqs/queue:Queue")[0]["inputs"].pop("kmsMasterKeyId"),
 }
 
 CONFIG_BREAKS = {
@@ -198,3 +201,42 @@ def test_dev_api_key_routes_pass_but_an_open_route_fails():
     assert violations(dev, rule="api-routes-authenticated") == []  # dev: API key alone is allowed
     resources(dev, "aws:apigateway/method:Method")[0]["inputs"]["apiKeyRequired"] = False
     assert violations(dev, rule="api-routes-authenticated")
+
+
+def node_pool(plan):
+    return resources(plan, "kubernetes:karpenter.sh/v1:NodePool")[0]["inputs"]["spec"]
+
+
+@pytest.mark.parametrize("break_it,fragment", [
+    (lambda spec: spec["template"]["spec"].update(taints=[]), "no nvidia.com/gpu:NoSchedule taint"),
+    (lambda spec: spec["limits"].pop("nvidia.com/gpu"), "no nvidia.com/gpu limit"),
+    (lambda spec: spec["template"]["spec"]["requirements"][1].update(values=["spot"]), "cannot launch on-demand"),
+    (lambda spec: spec["disruption"].pop("budgets"), "no disruption budget caps drains at one node"),
+    (lambda spec: spec["disruption"].update(budgets=[{"nodes": "1", "schedule": "0 9 * * *", "duration": "8h"}]),
+     "no disruption budget caps drains at one node"),
+])
+def test_each_weakness_of_a_gpu_pool_is_named(break_it, fragment):
+    plan = plan_json("prod")
+    break_it(node_pool(plan))
+    [found] = violations(plan, rule="gpu-node-pool-guarded")
+    assert fragment in found.message
+
+
+def test_spot_first_with_on_demand_fallback_passes_in_prod_and_spot_only_passes_in_dev():
+    plan = plan_json("prod")
+    node_pool(plan)["template"]["spec"]["requirements"][1]["values"] = ["spot", "on-demand"]
+    assert violations(plan, rule="gpu-node-pool-guarded") == []
+    node_pool(plan)["template"]["spec"]["requirements"][1]["values"] = ["spot"]
+    plan["stack"] = "dev"
+    assert violations(plan, stack="dev", rule="gpu-node-pool-guarded") == []
+
+
+def test_node_pools_without_the_interruption_queue_or_its_spot_rule_fail():
+    plan = plan_json("prod")
+    plan["resources"] = [r for r in plan["resources"] if r["type"] != "aws:sqs/queue:Queue"]
+    [found] = violations(plan, rule="karpenter-interruption-queue")
+    assert "no declared SQS queue" in found.message
+    plan = plan_json("prod")
+    plan["resources"] = [r for r in plan["resources"] if not r["name"].endswith("-spot-interruption")]
+    [found] = violations(plan, rule="karpenter-interruption-queue")
+    assert "EC2 Spot Instance Interruption Warning" in found.message
