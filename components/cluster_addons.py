@@ -94,20 +94,23 @@ def load_balancer_controller_policy(region: str, account_id: pulumi.Input[str], 
     owned_resource = {"StringEquals": {"aws:ResourceTag/elbv2.k8s.aws/cluster": cluster_name}}
     balancers = [elb("loadbalancer/app/*"), elb("targetgroup/*")]
     return render(
-        # Describe/Get/List only (read-only; these calls have no resource-level permissions).
+        # Describe/List only: read-only calls that have no resource-level permissions.
         Statement(sid="Discover", actions=[
             "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
             "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections",
             "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances",
-            "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags", "ec2:GetSecurityGroupsForVpc",
+            "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags",
             "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
             "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerCertificates",
             "elasticloadbalancing:DescribeListenerAttributes", "elasticloadbalancing:DescribeSSLPolicies",
             "elasticloadbalancing:DescribeRules", "elasticloadbalancing:DescribeTargetGroups",
             "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetHealth",
             "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeCapacityReservation",
-            "acm:ListCertificates", "acm:DescribeCertificate", "wafv2:GetWebACL", "wafv2:GetWebACLForResource",
-            "shield:GetSubscriptionState"]),
+            "acm:ListCertificates"]),
+        # The reads that AWS can scope (the Service Authorization Reference lists a resource type for them).
+        Statement(sid="ReadCertificates", actions=["acm:DescribeCertificate"], resources=[arn("acm", "certificate/*")]),
+        Statement(sid="ReadThisVpc", actions=["ec2:GetSecurityGroupsForVpc"], resources=[pulumi.Output.concat(
+            f"arn:aws:ec2:{region}:", account_id, ":vpc/", vpc_id)]),
         Statement(sid="ServiceLinkedRole", actions=["iam:CreateServiceLinkedRole"], resources=[pulumi.Output.concat(
             "arn:aws:iam::", account_id,
             ":role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing")],
@@ -200,7 +203,12 @@ class ClusterAddons(pulumi.ComponentResource):
         kserve = release("kserve", "oci://ghcr.io/kserve/charts/kserve-resources", charts.kserve, "kserve", {"kserve": {
             "controller": {"deploymentMode": "Standard", "nodeSelector": system,
             # Ingresses are ours (KServeService): one internal ALB per deployment with the canary split.
-            "gateway": {"disableIngressCreation": True}}}}, depends_on=[cert_manager, kserve_crd])
+            "gateway": {"disableIngressCreation": True}},
+            # The storage initializer runs in the serving pods: Pod Security `restricted` applies to it too.
+            "storage": {"containerSecurityContext": {
+                "allowPrivilegeEscalation": False, "privileged": False, "runAsNonRoot": True,
+                "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"}}}}}, depends_on=[cert_manager, kserve_crd])
 
         lb_role = aws.iam.Role(f"{name}-lb-controller", assume_role_policy=irsa_trust_policy(
             args.oidc_provider_arn, args.oidc_issuer, "kube-system", LB_CONTROLLER_SA),
@@ -209,7 +217,10 @@ class ClusterAddons(pulumi.ComponentResource):
             args.region, args.account_id, args.cluster_name, args.vpc_id), opts=pulumi.ResourceOptions(parent=self))
         lb_controller = release("aws-load-balancer-controller", "aws-load-balancer-controller", charts.aws_load_balancer_controller,
                 "kube-system", {
+                    # Region and VPC given: the controller never needs instance metadata (hop limit 1 on nodes).
                     "clusterName": args.cluster_name, "region": args.region, "vpcId": args.vpc_id,
+                    # No WAF or Shield on these internal ALBs (the API's WAF is at the gateway): no rights for them.
+                    "enableShield": False, "enableWaf": False, "enableWafv2": False,
                     "nodeSelector": system, "serviceAccount": {"create": True, "name": LB_CONTROLLER_SA, "annotations": {
                         "eks.amazonaws.com/role-arn": lb_role.arn}}},
                 "https://aws.github.io/eks-charts", depends_on=[lb_policy])

@@ -9,6 +9,7 @@ get-token`, so no credentials are stored). The kubeconfig output is a secret.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +21,10 @@ from .policy_document import Statement, assume_role_policy, render
 
 LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 CLUSTER_ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+# The VPC CNI enforces NetworkPolicy only with its network policy agent on; without it every policy is ignored.
+ADDON_CONFIGURATION = {"vpc-cni": json.dumps({"enableNetworkPolicy": "true"})}
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ class EksCluster(pulumi.ComponentResource):
             aws.eks.Addon(
                 f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon, addon_version=version,
                 service_account_role_arn=ebs_role.arn if addon == "aws-ebs-csi-driver" else None,
+                configuration_values=ADDON_CONFIGURATION.get(addon),
                 resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", opts=child)
 
         kubeconfig = pulumi.Output.json_dumps({

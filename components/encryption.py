@@ -60,6 +60,17 @@ class Encryption(pulumi.ComponentResource):
                 conditions={"StringEquals": {"aws:SourceAccount": args.account_id}},
             ))
 
+        # CloudTrail encrypts the model store's audit trail; only for trails of this account.
+        statements.append(Statement(
+            sid="CloudTrailEncryptsTrailsOfThisAccount", principals={"Service": "cloudtrail.amazonaws.com"},
+            actions=["kms:GenerateDataKey*"],
+            conditions={"StringEquals": {"aws:SourceAccount": args.account_id},
+                        "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": pulumi.Output.concat(
+                            "arn:", args.partition, ":cloudtrail:*:", args.account_id, ":trail/*")}}))
+        statements.append(Statement(
+            sid="CloudTrailDescribesKey", principals={"Service": "cloudtrail.amazonaws.com"},
+            actions=["kms:DescribeKey"]))
+
         if args.node_volumes:
             # Auto Scaling's service-linked role launches the nodes; IAM policies cannot reach it, the key policy must.
             autoscaling = pulumi.Output.concat(

@@ -288,3 +288,20 @@ class InferenceApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self))
         aws.wafv2.WebAclAssociation(f"{name}-waf", resource_arn=stage.arn, web_acl_arn=acl.arn,
                                     opts=pulumi.ResourceOptions(parent=self))
+        # What WAF refused or would refuse (BLOCK, COUNT): the allowed requests are already in the access log.
+        # Credentials never reach the log. WAF accepts only log groups named `aws-waf-logs-*`.
+        waf_logs = aws.cloudwatch.LogGroup(
+            f"{name}-waf-logs", name=f"aws-waf-logs-{args.api_name}", retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn, opts=pulumi.ResourceOptions(parent=self))
+        aws.wafv2.WebAclLoggingConfiguration(
+            f"{name}-waf-logs", resource_arn=acl.arn, log_destination_configs=[waf_logs.arn],
+            redacted_fields=[aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
+                single_header=aws.wafv2.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header))
+                for header in ("authorization", "x-api-key")],
+            logging_filter=aws.wafv2.WebAclLoggingConfigurationLoggingFilterArgs(
+                default_behavior="DROP", filters=[aws.wafv2.WebAclLoggingConfigurationLoggingFilterFilterArgs(
+                    behavior="KEEP", requirement="MEETS_ANY", conditions=[
+                        aws.wafv2.WebAclLoggingConfigurationLoggingFilterFilterConditionArgs(
+                            action_condition=aws.wafv2.WebAclLoggingConfigurationLoggingFilterFilterConditionActionConditionArgs(
+                                action=action)) for action in ("BLOCK", "COUNT")])]),
+            opts=pulumi.ResourceOptions(parent=self))

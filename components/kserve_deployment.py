@@ -6,13 +6,14 @@ split), the PrivateLink that puts an NLB in front of that ALB for API Gateway's 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 
 from .inference_api import InferenceApi, InferenceApiArgs, PrivateHttpBackend
-from .kserve_service import KServeService, KServeServiceArgs
+from .kserve_service import SERVING_PORT, KServeService, KServeServiceArgs
 from .private_link import PrivateLink, PrivateLinkArgs
 
 # The children existed at the stack's root before this component did: the alias keeps their URNs (no replacement).
@@ -24,8 +25,12 @@ class KServeDeploymentArgs:
     service: KServeServiceArgs
     """The model on the cluster: runtime, InferenceService(s), KEDA scaling, ALB Ingress with the canary split."""
     vpc_id: pulumi.Input[str]
-    private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
-    """Where the NLB of the VPC link goes (named like the service's namespace, at most 32 characters)."""
+    load_balancer_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """Where the NLB of the VPC link and the ALB go (named like the service's namespace, at most 32 characters)."""
+    backend_cidrs: Sequence[str]
+    """The private subnets, where the serving pods' addresses are."""
+    deletion_protection: bool
+    """Prod: the load balancers cannot be deleted until this is turned off."""
     gateway: InferenceApiArgs
     """The API in front, reaching the cluster through the VPC link."""
     base_url: str | None
@@ -41,11 +46,15 @@ class KServeDeployment(pulumi.ComponentResource):
         super().__init__("mlserve:serving:KServeDeployment", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, aliases=WAS_AT_ROOT)
 
-        service = KServeService(name, args.service, opts=pulumi.ResourceOptions.merge(
-            child, pulumi.ResourceOptions(depends_on=list(args.after))))
         link = PrivateLink(name, PrivateLinkArgs(
-            name=args.service.namespace, vpc_id=args.vpc_id, subnet_ids=args.private_subnet_ids,
-            alb_arn=service.alb_arn, port=service.alb_port), opts=child)
+            name=args.service.namespace, vpc_id=args.vpc_id, subnet_ids=args.load_balancer_subnet_ids,
+            backend_cidrs=args.backend_cidrs, port=443 if args.service.certificate_arn else 80,
+            target_port=SERVING_PORT, deletion_protection=args.deletion_protection), opts=child)
+        service = KServeService(name, dataclasses.replace(
+            args.service, alb_security_group_id=link.alb_security_group_id,
+            alb_subnet_ids=args.load_balancer_subnet_ids, deletion_protection=args.deletion_protection),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.after))))
+        link.attach(service.alb_arn)
         base_url = args.base_url or pulumi.Output.concat("http://", link.nlb_dns_name)
         api = InferenceApi(name, args.gateway, PrivateHttpBackend(link.vpc_link_id, base_url), opts=child)
 

@@ -8,9 +8,12 @@ Resources, in the deployment's own namespace:
   topology spread across zones in prod;
 - a KEDA ScaledObject per InferenceService scaling on in-flight requests (Little's law over Triton's request
   duration counter, read from Prometheus), scale-in slower than scale-out;
-- a PodDisruptionBudget per InferenceService and a NetworkPolicy admitting only the VPC (the ALB's IP targets) on the
-  serving port and Prometheus on the metrics port;
-- an internal ALB Ingress whose forward action weighs the two predictor Services by the canary percent.
+- a PodDisruptionBudget per InferenceService;
+- namespace isolation: Pod Security `restricted` enforced on the namespace, a default-deny NetworkPolicy (in and
+  out), then only what serving needs: the serving port from the load-balancer subnets (the ALB's addresses), metrics
+  from Prometheus, DNS, and HTTPS out (S3, STS);
+- an internal ALB Ingress in the load-balancer subnets, behind the PrivateLink's security group (only the VPC link's
+  NLB reaches it), whose forward action weighs the two predictor Services by the canary percent.
 
 KServe ignores `canaryTrafficPercent` in Standard mode, and v0.20.0's `spec.canary` weighs traffic only through Gateway
 API routes (and not yet in that release), so the split is the ALB's weighted target groups: config
@@ -21,6 +24,7 @@ puts all traffic back on `model` - one config change either way.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -42,6 +46,14 @@ from .policy_document import Statement, render
 
 RUNTIME = "mlserve-triton"
 PORTS = {"http": 8080, "grpc": 9000, "metrics": 8002}
+SERVING_PORT = PORTS["http"]
+# Pod Security `restricted`, container level (the pod level sets runAsNonRoot and the seccomp profile). The root
+# filesystem is read-only: Triton writes only to the engine cache and /tmp, both emptyDir volumes.
+RESTRICTED_CONTAINER = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+                        "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+                  "seccompProfile": {"type": "RuntimeDefault"}}
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 STARTUP_ALLOWANCE_SECONDS = 1800  # a TensorRT engine build on first start of a new architecture
 
@@ -73,10 +85,15 @@ class KServeServiceArgs:
     kms_key_arn: pulumi.Input[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
-    vpc_cidr: pulumi.Input[str]
+    load_balancer_cidrs: Sequence[str]
+    """The load-balancer subnets: the only addresses the serving port admits (the ALB's IP targets)."""
     prometheus_url: str
     spread_across_zones: bool
     certificate_arn: str | None = None
+    alb_security_group_id: pulumi.Input[str] | None = None
+    """The PrivateLink's ALB group (only its NLB may connect); KServeDeployment sets it, none means no ALB."""
+    alb_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    deletion_protection: bool = False
 
 
 def slo_alert_rules(name: str, namespace: str, p99_latency_ms: float, error_rate_percent: float) -> list[dict]:
@@ -125,13 +142,19 @@ class KServeService(pulumi.ComponentResource):
         ns = args.namespace
         labels = {"app.kubernetes.io/part-of": "mlserve", "mlserve.io/deployment": args.name}
 
-        namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": ns, "labels": labels}, opts=child)
+        if args.alb_security_group_id is None:
+            raise ValueError(f"{args.name}: the ALB needs the PrivateLink's security group (KServeDeployment sets it)")
+        namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": ns, "labels": {
+            **labels, "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"}},
+            opts=child)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 
         role = aws.iam.Role(f"{name}-serving-role", assume_role_policy=irsa_trust_policy(
             args.oidc_provider_arn, args.oidc_issuer, ns, args.name), opts=child)
         aws.iam.RolePolicy(f"{name}-serving-role", role=role.id, policy=serving_role_policy(args), opts=child)
-        k8s.core.v1.ServiceAccount(f"{name}-service-account", metadata={
+        # No Kubernetes API token in the pods: nothing there calls the API; IRSA projects its own AWS token.
+        k8s.core.v1.ServiceAccount(f"{name}-service-account", automount_service_account_token=False, metadata={
             "name": args.name, "namespace": ns, "labels": labels, "annotations": {
                 "eks.amazonaws.com/role-arn": role.arn, "serving.kserve.io/s3-region": args.region,
                 "serving.kserve.io/s3-endpoint": f"s3.{args.region}.amazonaws.com",
@@ -149,8 +172,7 @@ class KServeService(pulumi.ComponentResource):
                     "name": "kserve-container", "image": args.image_uri,
                     "args": ["serve", "--mode", "kserve", "--model-dir", "/mnt/models"],
                     "ports": [{"containerPort": PORTS["http"], "name": "h1", "protocol": "TCP"}],
-                    "securityContext": {"runAsUser": 1000, "runAsNonRoot": True, "allowPrivilegeEscalation": False,
-                                        "capabilities": {"drop": ["ALL"]}},
+                    "securityContext": RESTRICTED_CONTAINER,
                     "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]},
             opts=in_ns)
 
@@ -160,23 +182,17 @@ class KServeService(pulumi.ComponentResource):
         for track, isvc, model, low, high in tracks:
             self._inference_service(name, args, track, isvc, model, low, high, labels, in_ns)
 
-        k8s.networking.v1.NetworkPolicy(f"{name}-network-policy", metadata={
-            "name": f"{args.name}-ingress", "namespace": ns, "labels": labels}, spec={
-            "pod_selector": {"match_expressions": [{"key": ISVC_LABEL, "operator": "In",
-                                                    "values": [isvc for _, isvc, *_ in tracks]}]},
-            "policy_types": ["Ingress"],
-            "ingress": [
-                # The ALB targets pod IPs from its own ENIs in the VPC's subnets.
-                {"from_": [{"ip_block": {"cidr": args.vpc_cidr}}],
-                 "ports": [{"port": PORTS["http"], "protocol": "TCP"}]},
-                {"from_": [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-                 "ports": [{"port": PORTS["metrics"], "protocol": "TCP"}]}]}, opts=in_ns)
+        self._network_policies(name, args, labels, [isvc for _, isvc, *_ in tracks], in_ns)
 
         ingress = k8s.networking.v1.Ingress(f"{name}-ingress", metadata={
             "name": args.name, "namespace": ns, "labels": labels,
-            "annotations": {**self._alb_annotations(args, tracks),
-                            # Only the VPC (the NLB of the API's VPC link) reaches the ALB.
-                            "alb.ingress.kubernetes.io/inbound-cidrs": args.vpc_cidr}}, spec={
+            "annotations": pulumi.Output.all(args.alb_security_group_id, args.alb_subnet_ids).apply(
+                lambda ids: {**self._alb_annotations(args, tracks),
+                             # Our group (only the VPC link's NLB gets in); the controller adds the rule on the
+                             # nodes' group that lets the ALB reach the pods.
+                             "alb.ingress.kubernetes.io/security-groups": ids[0],
+                             "alb.ingress.kubernetes.io/manage-backend-security-group-rules": "true",
+                             "alb.ingress.kubernetes.io/subnets": ",".join(ids[1])})}, spec={
             "ingress_class_name": "alb",
             "rules": [{"http": {"paths": [{"path": "/", "path_type": "Prefix", "backend": {"service": (
                 {"name": alb_split_service(args.name), "port": {"name": "use-annotation"}} if len(tracks) > 1 else
@@ -194,13 +210,39 @@ class KServeService(pulumi.ComponentResource):
         self.register_outputs({"url": self.url, "role_arn": role.arn, "alb_arn": self.alb_arn})
 
     @staticmethod
+    def _network_policies(name, args: KServeServiceArgs, labels, services: list[str], opts) -> None:
+        """Default deny, in and out, for every pod of the namespace; then only what serving needs."""
+        ns = args.namespace
+        k8s.networking.v1.NetworkPolicy(f"{name}-default-deny", metadata={
+            "name": "default-deny", "namespace": ns, "labels": labels}, spec={
+            "pod_selector": {}, "policy_types": ["Ingress", "Egress"]}, opts=opts)
+        k8s.networking.v1.NetworkPolicy(f"{name}-network-policy", metadata={
+            "name": f"{args.name}-serving", "namespace": ns, "labels": labels}, spec={
+            "pod_selector": {"match_expressions": [{"key": ISVC_LABEL, "operator": "In", "values": services}]},
+            "policy_types": ["Ingress", "Egress"],
+            "ingress": [
+                # The ALB targets pod IPs from its ENIs, which live only in the load-balancer subnets.
+                {"from_": [{"ip_block": {"cidr": cidr}} for cidr in args.load_balancer_cidrs],
+                 "ports": [{"port": PORTS["http"], "protocol": "TCP"}]},
+                {"from_": [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                 "ports": [{"port": PORTS["metrics"], "protocol": "TCP"}]}],
+            "egress": [
+                {"to": [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "kube-system"}},
+                         "pod_selector": {"match_labels": {"k8s-app": "kube-dns"}}}],
+                 "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                # The model download (S3, through the gateway endpoint's public prefixes) and STS for IRSA.
+                {"ports": [{"port": 443, "protocol": "TCP"}]}]}, opts=opts)
+
+    @staticmethod
     def _alb_annotations(args: KServeServiceArgs, tracks) -> dict[str, str]:
         annotations = {
             "alb.ingress.kubernetes.io/load-balancer-name": alb_name(args),
             "alb.ingress.kubernetes.io/scheme": "internal",
             "alb.ingress.kubernetes.io/target-type": "ip",
             "alb.ingress.kubernetes.io/healthcheck-path": "/v2/health/ready",
-            "alb.ingress.kubernetes.io/load-balancer-attributes": "routing.http.drop_invalid_header_fields.enabled=true",
+            "alb.ingress.kubernetes.io/load-balancer-attributes": ",".join([
+                "routing.http.drop_invalid_header_fields.enabled=true",
+                f"deletion_protection.enabled={str(args.deletion_protection).lower()}"]),
         }
         if args.certificate_arn:
             annotations.update({
@@ -225,8 +267,9 @@ class KServeService(pulumi.ComponentResource):
         predictor = {
             "serviceAccountName": args.name, "minReplicas": low, "maxReplicas": high,
             "tolerations": [GPU_TOLERATION], "nodeSelector": {GROUP_LABEL: args.node_group},
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
-            "volumes": [{"name": "engine-cache", "emptyDir": {"sizeLimit": "20Gi"}}],
+            "securityContext": RESTRICTED_POD, "automountServiceAccountToken": False,
+            "volumes": [{"name": "engine-cache", "emptyDir": {"sizeLimit": "20Gi"}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
             "model": {
                 "modelFormat": {"name": "triton"}, "runtime": RUNTIME, "protocolVersion": "v2",
                 "storageUri": model.uri,
@@ -234,8 +277,14 @@ class KServeService(pulumi.ComponentResource):
                     "requests": {"cpu": args.cpu, "memory": args.memory, "nvidia.com/gpu": str(args.gpus)},
                     "limits": {"cpu": args.cpu, "memory": args.memory, "nvidia.com/gpu": str(args.gpus)}},
                 "env": [{"name": "MLSERVE_ENGINE_CACHE", "value": "/var/cache/mlserve/engines"}],
-                "volumeMounts": [{"name": "engine-cache", "mountPath": "/var/cache/mlserve/engines"}],
+                "volumeMounts": [{"name": "engine-cache", "mountPath": "/var/cache/mlserve/engines"},
+                                 {"name": "tmp", "mountPath": "/tmp"}],
+                "securityContext": RESTRICTED_CONTAINER,
                 "readinessProbe": {**probe, "failureThreshold": 3},
+                # Live but not ready leaves rotation; not live (a hung server) gets restarted. Checked only after
+                # the startup probe passed, so an engine build is never killed.
+                "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": PORTS["http"]},
+                                  "periodSeconds": 15, "timeoutSeconds": 5, "failureThreshold": 4},
                 "startupProbe": {**probe, "failureThreshold": STARTUP_ALLOWANCE_SECONDS // 10},
             },
         }

@@ -1,7 +1,8 @@
 """Network: a VPC whose private subnets reach AWS services through endpoints, with flow logs.
 
-Public subnets hold only NAT gateways (and load balancers a later component asks for); workloads run in the
-private subnets. One NAT gateway in dev to save money, one per AZ in prod so a zone outage takes only its zone.
+Public subnets hold only NAT gateways; workloads run in the private subnets. Internal load balancers get their own
+small private subnets, so that "from a load balancer" is an address range a NetworkPolicy can name: no node or pod
+ever has an address there. One NAT gateway in dev to save money, one per AZ in prod so a zone outage takes only its zone.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ class NetworkArgs:
     private_subnet_tags: dict[str, str] = field(default_factory=dict)  # e.g. Karpenter's discovery tag
 
 
-def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
-    """Split the VPC into 16 equal blocks: private subnets take the first, public the last (smaller need)."""
+def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str], list[str]]:
+    """Split the VPC into 16 equal blocks: private subnets take the first, public the last (smaller need), and the
+    block after the private ones is cut in four for the load-balancer subnets (a /22 each in a /16)."""
     network = ipaddress.ip_network(cidr)
     blocks = list(network.subnets(new_prefix=network.prefixlen + 4))
     private = [str(b) for b in blocks[:zones]]
     public = [str(b) for b in blocks[-zones:]]
-    return private, public
+    balancers = [str(b) for b in list(blocks[zones].subnets(prefixlen_diff=2))[:zones]]
+    return private, public, balancers
 
 
 class Network(pulumi.ComponentResource):
@@ -47,13 +50,16 @@ class Network(pulumi.ComponentResource):
     vpc_cidr: str
     private_subnet_ids: list[pulumi.Output[str]]
     public_subnet_ids: list[pulumi.Output[str]]
+    load_balancer_subnet_ids: list[pulumi.Output[str]]
+    load_balancer_cidrs: list[str]
+    private_cidrs: list[str]
     endpoint_security_group_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlserve:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         zones = args.availability_zones
-        private_cidrs, public_cidrs = subnet_cidrs(args.cidr, len(zones))
+        private_cidrs, public_cidrs, balancer_cidrs = subnet_cidrs(args.cidr, len(zones))
 
         vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.cidr, enable_dns_support=True, enable_dns_hostnames=True,
                           tags={"Name": name}, opts=child)
@@ -64,7 +70,7 @@ class Network(pulumi.ComponentResource):
         public_routes = aws.ec2.RouteTable(
             f"{name}-public-rt", vpc_id=vpc.id,
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)], opts=child)
-        public_subnets, private_subnets, private_route_tables, nat_gateways = [], [], [], []
+        public_subnets, private_subnets, balancer_subnets, private_route_tables, nat_gateways = [], [], [], [], []
         for index, zone in enumerate(zones):
             public = aws.ec2.Subnet(
                 f"{name}-public-{zone}", vpc_id=vpc.id, cidr_block=public_cidrs[index], availability_zone=zone,
@@ -81,8 +87,7 @@ class Network(pulumi.ComponentResource):
             private = aws.ec2.Subnet(
                 f"{name}-private-{zone}", vpc_id=vpc.id, cidr_block=private_cidrs[index], availability_zone=zone,
                 map_public_ip_on_launch=False,
-                tags={"Name": f"{name}-private-{zone}", "kubernetes.io/role/internal-elb": "1",
-                      **args.private_subnet_tags}, opts=child)
+                tags={"Name": f"{name}-private-{zone}", **args.private_subnet_tags}, opts=child)
             routes = aws.ec2.RouteTable(
                 f"{name}-private-rt-{zone}", vpc_id=vpc.id,
                 routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)], opts=child)
@@ -90,6 +95,13 @@ class Network(pulumi.ComponentResource):
                                           opts=child)
             private_subnets.append(private)
             private_route_tables.append(routes)
+            balancers = aws.ec2.Subnet(
+                f"{name}-lb-{zone}", vpc_id=vpc.id, cidr_block=balancer_cidrs[index], availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{name}-lb-{zone}", "kubernetes.io/role/internal-elb": "1"}, opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-lb-{zone}", subnet_id=balancers.id, route_table_id=routes.id,
+                                          opts=child)
+            balancer_subnets.append(balancers)
 
         # Model pulls from S3 stay on the AWS network and cost no NAT data processing.
         aws.ec2.VpcEndpoint(f"{name}-s3", vpc_id=vpc.id, service_name=f"com.amazonaws.{args.region}.s3",
@@ -115,11 +127,15 @@ class Network(pulumi.ComponentResource):
         self.vpc_cidr = args.cidr
         self.private_subnet_ids = [s.id for s in private_subnets]
         self.public_subnet_ids = [s.id for s in public_subnets]
+        self.load_balancer_subnet_ids = [s.id for s in balancer_subnets]
+        self.load_balancer_cidrs = balancer_cidrs
+        self.private_cidrs = private_cidrs
         self.endpoint_security_group_id = endpoint_sg.id
         self.register_outputs({
             "vpc_id": vpc.id,
             "private_subnet_ids": self.private_subnet_ids,
             "public_subnet_ids": self.public_subnet_ids,
+            "load_balancer_subnet_ids": self.load_balancer_subnet_ids,
             "nat_gateway_count": len(nat_gateways),
         })
 

@@ -60,9 +60,10 @@ class NodeGroup(pulumi.ComponentResource):
             f"{name}-launch-template",
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
                 http_endpoint="enabled", http_tokens="required",
-                # Hop limit 1 keeps pods (which get IRSA roles) away from the node role's credentials; system
-                # nodes run controllers in the host network that still read instance metadata.
-                http_put_response_hop_limit=1 if args.gpu else 2),
+                # Hop limit 1 keeps every pod away from the node role's credentials: pods get their own roles
+                # (IRSA, Pod Identity), host-network agents (CNI, kube-proxy) are one hop away, and the controllers
+                # that once read the VPC and region from metadata get them from their chart values.
+                http_put_response_hop_limit=1),
             block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
                 device_name=device, ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
                     volume_size=args.disk_size_gib, volume_type="gp3", encrypted="true",

@@ -29,6 +29,7 @@ from components.inference_api import ApiTierSpec, InferenceApiArgs
 from components.karpenter import GpuPool, Karpenter, KarpenterArgs
 from components.kserve_deployment import KServeDeployment, KServeDeploymentArgs
 from components.kserve_service import KServeServiceArgs, ModelRef, slo_alert_rules
+from components.model_audit import ModelAudit, ModelAuditArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.names import KARPENTER_DISCOVERY_TAG, PRIMARY_VARIANT, captured_files_prefix, resource_name
 from components.network import Network, NetworkArgs
@@ -72,6 +73,11 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     alerting = Alerting(resource_name(stack), AlertingArgs(
         topic_name=resource_name(stack, "alerts"), kms_key_arn=encryption.key_arn, account_id=account_id,
         emails=tuple(cfg.alerting.emails), https_webhooks=tuple(cfg.alerting.https_webhooks)), opts=with_provider)
+    ModelAudit(resource_name(stack), ModelAuditArgs(
+        trail_name=resource_name(stack, "model-store"), model_bucket_name=cfg.model_store.bucket,
+        model_bucket_arn=store.bucket_arn, kms_key_arn=encryption.key_arn, account_id=account_id, region=cfg.region,
+        alert_topic_arn=alerting.topic_arn, retention_days=cfg.logs.retention_days, object_lock=cfg.is_prod,
+        force_destroy=not cfg.is_prod), opts=with_provider)
     # Every deployment's API logs its stages: the account's CloudWatch role must exist before any stage does.
     logging_ready: list[pulumi.Resource] = [ApiGatewayAccount(resource_name(stack), opts=with_provider)] \
         if cfg.deployments else []
@@ -197,9 +203,11 @@ def kserve_args(p: Platform, d: KServeConfig, k8s_platform: KubernetesPlatform,
             max_replicas=d.autoscaling.max, target_concurrency=required(d.autoscaling.target_concurrency),
             scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds, region=cfg.region,
             kms_key_arn=p.encryption.key_arn, oidc_provider_arn=cluster.oidc_provider_arn,
-            oidc_issuer=cluster.oidc_issuer, vpc_cidr=p.network.vpc_cidr, prometheus_url=k8s_platform.addons.prometheus_url,
+            oidc_issuer=cluster.oidc_issuer, load_balancer_cidrs=p.network.load_balancer_cidrs,
+            prometheus_url=k8s_platform.addons.prometheus_url,
             spread_across_zones=cfg.is_prod, certificate_arn=c.ingress_certificate_arn),
-        vpc_id=p.network.vpc_id, private_subnet_ids=p.network.private_subnet_ids, after=k8s_platform.ready,
+        vpc_id=p.network.vpc_id, load_balancer_subnet_ids=p.network.load_balancer_subnet_ids,
+        backend_cidrs=p.network.private_cidrs, deletion_protection=cfg.is_prod, after=k8s_platform.ready,
         gateway=gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
         base_url=f"https://{d.name}.{c.ingress_domain}" if c.ingress_domain else None)
 
@@ -248,7 +256,8 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
             deployment=d.name, bucket_name=cfg.model_store.bucket, capture_prefix=captured_files_prefix(name),
             baseline_key=(d.drift.baseline_uri or "").split("/", 3)[3], code_path=str(Path(drift.__file__).parent),
             kms_key_arn=p.encryption.key_arn, topic_arn=p.topic_arn, schedule_minutes=d.drift.schedule_minutes,
-            psi_alarm_threshold=d.drift.psi_alarm_threshold) if d.drift.enabled else None)
+            psi_alarm_threshold=d.drift.psi_alarm_threshold, log_retention_days=cfg.logs.retention_days)
+        if d.drift.enabled else None)
 
 
 def sagemaker_outputs(cfg: StackConfig, deployment: SageMakerDeployment) -> dict[str, Any]:

@@ -32,12 +32,16 @@ class Strict(BaseModel):
 class NetworkConfig(Strict):
     cidr: str = Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])$", description="VPC CIDR, /16 to /24")
     availability_zones: int = Field(ge=2, le=3, description="How many AZs the VPC spans")
-    flow_log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365, 731] = 90
+    flow_log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365, 731] = Field(
+        default=90, description="Days VPC flow logs are kept")
 
 
 class ModelStoreConfig(Strict):
-    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="S3 bucket the stack creates")
-    noncurrent_version_days: int = Field(default=90, ge=1, le=3650)
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,55}[a-z0-9]$",
+                        description="S3 bucket the stack creates (at most 57 characters: its audit bucket, "
+                                    "`<bucket>-audit`, must fit S3's 63)")
+    noncurrent_version_days: int = Field(default=90, ge=1, le=3650,
+                                         description="Days an overwritten or deleted model version is kept")
 
 
 class NodeGroupConfig(Strict):
@@ -354,6 +358,13 @@ class AlertingConfig(Strict):
 Tags = dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=256)]]
 
 
+class LogsConfig(Strict):
+    retention_days: Literal[30, 60, 90, 180, 365, 731, 1827, 2557, 3653] = Field(
+        default=90, description="Days the stack keeps the drift job's logs and the model store's object-level audit "
+                                "trail (locked for that long in prod); flow, control-plane and API access logs have "
+                                "their own keys")
+
+
 class StackConfig(Strict):
     environment: Literal["dev", "prod"] = Field(
         description="Which rule set applies: prod is stricter (capacity, rollouts, deletion protection, the pack)")
@@ -366,6 +377,8 @@ class StackConfig(Strict):
     deployments: list[Deployment] = Field(min_length=1)
     gateway: GatewayConfig
     alerting: AlertingConfig
+    logs: LogsConfig = Field(default_factory=lambda: LogsConfig(),
+                             description="The stack's own logs and audit trail")
 
     @property
     def is_prod(self) -> bool:

@@ -59,7 +59,7 @@ def test_method_throttling_covers_the_tiers(stack, plan):
 def test_access_logs_are_json_in_an_encrypted_log_group(plan):
     for _, children in apis(plan):
         (stage,) = [s.inputs for s in children("aws:apigateway/stage:Stage")]
-        (group,) = children("aws:cloudwatch/logGroup:LogGroup")
+        (group,) = [g for g in children("aws:cloudwatch/logGroup:LogGroup") if g.name.endswith("-access")]
         assert stage["accessLogSettings"]["destinationArn"].endswith(":log-group:" + group.id)
         assert json.loads(stage["accessLogSettings"]["format"])["requestId"] == "$context.requestId"
         assert group.inputs["kmsKeyId"] == plan.outputs["kms_key_arn"]
@@ -104,8 +104,8 @@ def test_kserve_deployment_is_reached_through_a_vpc_link_with_tls_verified():
     nlb = plan.one("aws:lb/loadBalancer:LoadBalancer")
     assert link.property_dependencies["targetArn"] == [nlb.urn]
     assert nlb.inputs["internal"] is True and nlb.inputs["loadBalancerType"] == "network"
-    private = {s.id for s in plan.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
-    assert set(nlb.inputs["subnets"]) == private
+    balancer_subnets = {s.id for s in plan.of_type("aws:ec2/subnet:Subnet") if "-lb-" in s.name}
+    assert set(nlb.inputs["subnets"]) == balancer_subnets
     target_group = plan.one("aws:lb/targetGroup:TargetGroup").inputs
     assert (target_group["targetType"], target_group["port"]) == ("alb", 443)
     attachment = plan.one("aws:lb/targetGroupAttachment:TargetGroupAttachment").inputs
@@ -113,7 +113,7 @@ def test_kserve_deployment_is_reached_through_a_vpc_link_with_tls_verified():
     name = ingress["alb.ingress.kubernetes.io/load-balancer-name"]
     assert attachment["targetId"].startswith(f"arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/"
                                              f"{name}/")  # the controller's ALB, looked up by the name it was given
-    assert ingress["alb.ingress.kubernetes.io/inbound-cidrs"] == "10.50.0.0/16"
+    assert set(ingress["alb.ingress.kubernetes.io/subnets"].split(",")) == balancer_subnets
     assert plan.outputs["kserve_api_urls"]["reranker"].endswith("/v1/v2/models/reranker/infer")
 
 

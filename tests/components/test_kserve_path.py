@@ -224,12 +224,14 @@ def test_rollback_is_one_config_change_that_removes_the_canary(rollback):
     assert backend == {"name": "reranker-predictor", "port": {"number": 80}}
 
 
-def test_network_policy_admits_only_the_vpc_and_prometheus():
-    policy = one(stack_plan("prod"), "kubernetes:networking.k8s.io/v1:NetworkPolicy").inputs["spec"]
-    assert policy["policyTypes"] == ["Ingress"]
-    sources = [rule["from"][0] for rule in policy["ingress"]]
-    assert sources[0] == {"ipBlock": {"cidr": "10.50.0.0/16"}}
-    assert sources[1]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+def test_serving_network_policy_admits_the_load_balancer_subnets_and_prometheus_and_lets_out_dns_and_https():
+    policy = one(stack_plan("prod"), "kubernetes:networking.k8s.io/v1:NetworkPolicy", "-network-policy").inputs["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    serving, metrics = policy["ingress"]
+    assert serving["from"] == [{"ipBlock": {"cidr": c}} for c in ("10.50.48.0/22", "10.50.52.0/22", "10.50.56.0/22")]
+    assert metrics["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    dns, https = policy["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53} and https == {"ports": [{"port": 443, "protocol": "TCP"}]}
 
 
 def test_each_inference_service_has_a_disruption_budget():

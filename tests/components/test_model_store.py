@@ -1,29 +1,35 @@
 from tests.harness import policy_json
 
 
+def model_store(plan, type_token: str):
+    """The model bucket's own resource of a type (the audit bucket has the same kinds)."""
+    (resource,) = [r for r in plan.of_type(type_token) if r.name.endswith("-models")]
+    return resource
+
+
 def test_bucket_policy_denies_requests_without_tls(plan):
-    statements = {s["Sid"]: s for s in policy_json(plan.one("aws:s3/bucketPolicy:BucketPolicy"))["Statement"]}
+    statements = {s["Sid"]: s for s in policy_json(model_store(plan, "aws:s3/bucketPolicy:BucketPolicy"))["Statement"]}
     insecure = statements["DenyInsecureTransport"]
     assert insecure["Effect"] == "Deny"
     assert insecure["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    bucket = plan.one("aws:s3/bucket:Bucket").inputs["bucket"]
+    bucket = model_store(plan, "aws:s3/bucket:Bucket").inputs["bucket"]
     assert insecure["Resource"] == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
     assert statements["DenyOutdatedTls"]["Condition"] == {"NumericLessThan": {"s3:TlsVersion": "1.2"}}
 
 
 def test_bucket_is_versioned_kms_encrypted_and_private(plan):
     key_arn = plan.outputs["kms_key_arn"]
-    assert plan.one("aws:s3/bucketVersioning:BucketVersioning").inputs["versioningConfiguration"]["status"] == "Enabled"
-    (rule,) = plan.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-                       ).inputs["rules"]
+    assert model_store(plan, "aws:s3/bucketVersioning:BucketVersioning").inputs["versioningConfiguration"]["status"] == "Enabled"
+    (rule,) = model_store(
+        plan, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").inputs["rules"]
     assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key_arn}
-    block = plan.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    block = model_store(plan, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
     assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
                                           "restrictPublicBuckets"))
 
 
 def test_old_versions_expire_per_stack_config(stack, plan):
-    (rule,) = plan.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
+    (rule,) = model_store(plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
     assert rule["noncurrentVersionExpiration"]["noncurrentDays"] == {"dev": 30, "prod": 365}[stack]
 
 
@@ -36,4 +42,4 @@ def test_image_repository_is_immutable_scanned_and_kms_encrypted(plan):
 
 
 def test_prod_bucket_cannot_be_destroyed_with_models_inside(stack, plan):
-    assert plan.one("aws:s3/bucket:Bucket").inputs["forceDestroy"] is (stack == "dev")
+    assert model_store(plan, "aws:s3/bucket:Bucket").inputs["forceDestroy"] is (stack == "dev")

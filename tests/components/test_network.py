@@ -1,3 +1,5 @@
+import ipaddress
+
 from components.network import subnet_cidrs
 from tests.harness import stack_plan
 
@@ -53,9 +55,12 @@ def test_default_security_group_has_no_rules(plan):
 
 
 def test_subnet_cidrs_do_not_overlap():
-    private, public = subnet_cidrs("10.50.0.0/16", 3)
+    private, public, balancers = subnet_cidrs("10.50.0.0/16", 3)
     assert private == ["10.50.0.0/20", "10.50.16.0/20", "10.50.32.0/20"]
     assert public == ["10.50.208.0/20", "10.50.224.0/20", "10.50.240.0/20"]
+    assert balancers == ["10.50.48.0/22", "10.50.52.0/22", "10.50.56.0/22"]
+    every = [ipaddress.ip_network(c) for c in private + public + balancers]
+    assert not any(a.overlaps(b) for i, a in enumerate(every) for b in every[i + 1:])
 
 
 def test_children_are_parented_to_the_network_component(plan):
