@@ -1,3 +1,14 @@
 """Importing this package registers every rule in `policies.framework.REGISTRY`."""
 
-from . import availability, cluster, delivery, edge, encryption, hygiene, identity, network  # noqa: F401
+from . import (  # noqa: F401
+    availability,
+    cluster,
+    delivery,
+    edge,
+    encryption,
+    evidence,
+    hygiene,
+    identity,
+    network,
+    workloads,
+)

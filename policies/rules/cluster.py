@@ -4,6 +4,7 @@ from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
 
 LOG_TYPES = {"api", "audit", "authenticator", "controllerManager", "scheduler"}
 INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 
 
 @resource_rule("eks-private-endpoint", types=["aws:eks/cluster:Cluster"],
@@ -40,12 +41,23 @@ def eks_control_plane_logs(props, config):
         yield f"control-plane logs off for {sorted(missing)}"
 
 
-@resource_rule("node-imdsv2-encrypted-disk", types=["aws:ec2/launchTemplate:LaunchTemplate"],
-               description="Nodes require IMDSv2 and encrypt their volumes.",
-               fix="Set metadata_options.http_tokens='required' and ebs.encrypted='true' with the stack key.")
+@resource_rule("node-imdsv2-encrypted-disk", types=["aws:ec2/launchTemplate:LaunchTemplate", NODE_CLASS],
+               description="Nodes require IMDSv2 with a hop limit of 1 and encrypt their volumes.",
+               fix="Set metadata_options.http_tokens='required', http_put_response_hop_limit=1 and "
+                   "ebs.encrypted='true' with the stack key (EC2NodeClass: spec.metadataOptions and "
+                   "spec.blockDeviceMappings).")
 def node_imdsv2_encrypted_disk(props, config):
-    if (props.get("metadataOptions") or {}).get("httpTokens") != "required":
+    spec = props.get("spec")
+    if spec is not None:  # Karpenter's EC2NodeClass
+        props = {"metadataOptions": spec.get("metadataOptions"), "blockDeviceMappings": [
+            {"deviceName": m.get("deviceName"), "ebs": {"encrypted": (m.get("ebs") or {}).get("encrypted")}}
+            for m in as_list(spec.get("blockDeviceMappings"))]}
+    metadata = props.get("metadataOptions") or {}
+    if metadata.get("httpTokens") != "required":
         yield "instance metadata accepts IMDSv1 (tokens optional): a pod could read the node role's credentials"
+    if metadata.get("httpPutResponseHopLimit") != 1:
+        yield f"the metadata hop limit is {metadata.get('httpPutResponseHopLimit')}, not 1: pods (one hop more) " \
+              "can read the node role's credentials"
     for mapping in as_list(props.get("blockDeviceMappings")):
         ebs = mapping.get("ebs") or {}
         if str(ebs.get("encrypted")).lower() != "true":
@@ -101,7 +113,8 @@ def gpu_node_pool_guarded(props, config):
 
 
 @stack_rule("karpenter-interruption-queue",
-            description="Where Karpenter launches nodes, it hears about interruptions through an encrypted queue.",
+            description="Where Karpenter launches nodes, it hears about interruptions through its queue "
+                        "(sqs-queue-kms keeps it encrypted).",
             fix="Declare the interruption queue (SQS, kms_master_key_id = stack key) with the EventBridge rules "
                 "upstream routes to it, and name it in the karpenter chart's settings.interruptionQueue "
                 "(components/karpenter.py does all three).")
@@ -118,8 +131,6 @@ def karpenter_interruption_queue(resources, config):
         yield f"{len(pools)} Karpenter pool(s) but no declared SQS queue named in the chart's " \
               "settings.interruptionQueue: spot reclaims and health events would end nodes without a drain", pools[0].urn
         return
-    if not queue.props.get("kmsMasterKeyId"):
-        yield f"the interruption queue {queue.name} is not encrypted with the stack key", queue.urn
     targeted = [t for t in of_type(resources, "aws:cloudwatch/eventTarget:EventTarget")
                 if queue in t.property_dependencies.get("arn", [])]
     rules = [d for t in targeted for d in t.property_dependencies.get("rule", [])]

@@ -2,7 +2,7 @@
 
 from pulumi_policy import Severity
 
-from ..framework import as_list, of_type, resource_rule, stack_rule
+from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
 
 
 @resource_rule("kms-key-rotation", types=["aws:kms/key:Key"], description="KMS keys rotate yearly.",
@@ -48,13 +48,27 @@ def sagemaker_endpoint_config_kms(props, config):
 
 
 @resource_rule("log-group-kms-retention", types=["aws:cloudwatch/logGroup:LogGroup"],
-               description="Log groups are KMS-encrypted and expire.", severity=Severity.MEDIUM,
-               fix="Set kms_key_id to the stack key and retention_in_days (for example 90).")
+               description="Log groups are KMS-encrypted and kept for a set time: in prod at least a year.",
+               severity=Severity.MEDIUM, schema={"min_retention_days": {
+                   "type": "integer", "default": 365,
+                   "description": "Shortest retention allowed (Security Hub CloudWatch.16 asks 365 days)"}},
+               fix="Set kms_key_id to the stack key and retention_in_days (prod: 365 or more; the stack file's "
+                   "retention keys feed it).")
 def log_group_kms_retention(props, config):
     if not props.get("kmsKeyId"):
         yield "kmsKeyId is not set"
-    if not props.get("retentionInDays"):
+    days = props.get("retentionInDays")
+    if not days:
         yield "retentionInDays is not set: logs are kept (and paid for) forever"
+    elif is_prod(config) and days < config["min_retention_days"]:
+        yield f"logs are kept {days} days, less than the {config['min_retention_days']} prod requires"
+
+
+@resource_rule("sqs-queue-kms", types=["aws:sqs/queue:Queue"], description="SQS queues are KMS-encrypted.",
+               fix="Set kms_master_key_id to the stack key.")
+def sqs_queue_kms(props, config):
+    if not props.get("kmsMasterKeyId"):
+        yield "kmsMasterKeyId is not set"
 
 
 @resource_rule("sns-topic-kms", types=["aws:sns/topic:Topic"], description="SNS topics are KMS-encrypted.",

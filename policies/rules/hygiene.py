@@ -44,7 +44,7 @@ def gpu_budget(resources, config):
                        if t.props.get("serviceNamespace") == "sagemaker"}
     endpoints = {e.props.get("endpointConfigName"): e.props.get("name")
                  for e in of_type(resources, "aws:sagemaker/endpoint:Endpoint")}
-    total = 0
+    drivers = []  # (GPUs at max, what, urn): the message names what drives the total
     for config_resource in of_type(resources, "aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
         endpoint = endpoints.get(config_resource.props.get("name"))
         for variant in as_list(config_resource.props.get("productionVariants")) + as_list(
@@ -52,13 +52,18 @@ def gpu_budget(resources, config):
             count = variant.get("initialInstanceCount") or 0
             if variant.get("variantName") == "primary":
                 count = max(count, max_by_endpoint.get(str(endpoint), 0))
-            total += count * gpus_per_instance(variant.get("instanceType") or "")
+            drivers.append((count * gpus_per_instance(variant.get("instanceType") or ""),
+                            f"{endpoint}/{variant.get('variantName')}", config_resource.urn))
     for group in of_type(resources, "aws:eks/nodeGroup:NodeGroup"):
         scaling = group.props.get("scalingConfig") or {}
-        total += (scaling.get("maxSize") or 0) * max(
-            (gpus_per_instance(t) for t in as_list(group.props.get("instanceTypes"))), default=0)
+        drivers.append(((scaling.get("maxSize") or 0) * max(
+            (gpus_per_instance(t) for t in as_list(group.props.get("instanceTypes"))), default=0),
+            f"node group {group.name}", group.urn))
+    total = sum(gpus for gpus, _, _ in drivers)
     if total > config["max_gpus"]:
-        yield f"the stack can scale to {int(total)} GPUs; the budget is {config['max_gpus']}", None
+        drivers.sort(key=lambda d: -d[0])
+        named = ", ".join(f"{what} {int(gpus)}" for gpus, what, _ in drivers if gpus)
+        yield f"the stack can scale to {int(total)} GPUs ({named}); the budget is {config['max_gpus']}", drivers[0][2]
 
 
 @stack_rule("required-tags", description="Every AWS resource carries the owner and cost-center tags.",

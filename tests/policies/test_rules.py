@@ -57,10 +57,10 @@ PROPERTY_BREAKS = {
     "prod-endpoints-span-zones": lambda p: resources(p, "aws:sagemaker/model:Model")[0][
         "propertyDependencies"].update(vpcConfig=[u for u in resources(p, "aws:sagemaker/model:Model")[0][
             "propertyDependencies"]["vpcConfig"] if "us-east-1a" in u or "Subnet" not in u]),
-    "endpoint-latency-and-error-alarms": lambda p: [a["inputs"].update(actionsEnabled=False) for a in resources(
-        p, "aws:cloudwatch/metricAlarm:MetricAlarm") if a["inputs"]["name"].endswith("-p99-latency")],
-    "alarms-notify": lambda p: resources(p, "aws:cloudwatch/metricAlarm:MetricAlarm")[0]["inputs"].update(
-        alarmActions=[]),
+    "endpoint-latency-and-error-alarms": lambda p: p["resources"].remove(next(a for a in resources(
+        p, "aws:cloudwatch/metricAlarm:MetricAlarm") if a["inputs"]["name"].endswith("-p99-latency"))),
+    "alarms-notify": lambda p: [a["inputs"].update(alarmActions=[]) for a in resources(
+        p, "aws:cloudwatch/metricAlarm:MetricAlarm") if a["inputs"]["name"].endswith("-gpu-memory")],
     "required-tags": lambda p: resources(p, "pulumi:providers:aws")[0]["inputs"].update(
         defaultTags=json.dumps({"tags": {"owner": "ml-platform"}})),
     "api-routes-authenticated": lambda p: resources(p, "aws:apigateway/method:Method")[0]["inputs"].update(
@@ -83,8 +83,44 @@ PROPERTY_BREAKS = {
         p, "kubernetes:serving.kserve.io/v1beta1:InferenceService")],
     "gpu-node-pool-guarded": lambda p: resources(p, "kubernetes:karpenter.sh/v1:NodePool")[0]["inputs"]["spec"][
         "disruption"].update(budgets=[{"nodes": "10%"}]),
-    "karpenter-interruption-queue": lambda p: resources(p, "aws:sqs/queue:Queue")[0]["inputs"].pop("kmsMasterKeyId"),
+    "karpenter-interruption-queue": lambda p: [r["inputs"].update(eventPattern="{}") for r in resources(
+        p, "aws:cloudwatch/eventRule:EventRule") if "spot" in r["name"]],
+    "sqs-queue-kms": lambda p: resources(p, "aws:sqs/queue:Queue")[0]["inputs"].pop("kmsMasterKeyId"),
+    "serving-pods-restricted": lambda p: resources(p, INFERENCE_SERVICE)[0]["inputs"]["spec"]["predictor"][
+        "model"]["securityContext"].update(readOnlyRootFilesystem=False),
+    "serving-namespace-restricted": lambda p: [n["inputs"]["metadata"]["labels"].update(
+        {"pod-security.kubernetes.io/enforce": "baseline"}) for n in resources(p, "kubernetes:core/v1:Namespace")
+        if "mlserve.io/deployment" in n["inputs"]["metadata"]["labels"]],
+    "serving-namespace-default-deny": lambda p: p["resources"].remove(next(
+        r for r in resources(p, NETWORK_POLICY) if r["name"].endswith("-default-deny"))),
+    "serving-only-through-gateway": lambda p: next(
+        r for r in resources(p, NETWORK_POLICY) if r["name"].endswith("-network-policy"))["inputs"]["spec"][
+        "ingress"][0].update({"from": [{"ipBlock": {"cidr": "10.50.0.0/16"}}]}),
+    "eks-network-policies-enforced": lambda p: [a["inputs"].pop("configurationValues") for a in resources(
+        p, "aws:eks/addon:Addon") if a["inputs"]["addonName"] == "vpc-cni"],
+    "s3-versioned-and-tls-only": lambda p: next(r for r in resources(p, "aws:s3/bucketVersioning:BucketVersioning")
+                                                if r["name"].endswith("-models"))["inputs"][
+        "versioningConfiguration"].update(status="Suspended"),
+    "model-store-audited": lambda p: resources(p, "aws:cloudtrail/trail:Trail")[0]["inputs"].update(
+        enableLogFileValidation=False),
+    "vpc-flow-logs": lambda p: resources(p, "aws:ec2/flowLog:FlowLog")[0]["inputs"].update(trafficType="REJECT"),
+    "waf-logging": lambda p: p["resources"].remove(resources(
+        p, "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")[0]),
+    "lb-deletion-protection": lambda p: resources(p, "aws:lb/loadBalancer:LoadBalancer")[0]["inputs"].update(
+        enableDeletionProtection=False),
+    # Mutations of the recorded plan for what the stack file usually drives (the config cases below).
+    "progressive-rollout-with-rollback": lambda p: resources(p, "aws:sagemaker/endpoint:Endpoint")[0][
+        "inputs"].pop("deploymentConfig"),
+    "prod-data-capture": lambda p: resources(p, "aws:sagemaker/endpointConfiguration:EndpointConfiguration")[0][
+        "inputs"].pop("dataCaptureConfig"),
+    "instance-type-allowlist": lambda p: resources(
+        p, "aws:sagemaker/endpointConfiguration:EndpointConfiguration")[0]["inputs"]["productionVariants"][0].update(
+        instanceType="ml.c5.xlarge"),
+    "gpu-budget": lambda p: [t["inputs"].update(maxCapacity=40) for t in resources(
+        p, "aws:appautoscaling/target:Target") if t["inputs"]["serviceNamespace"] == "sagemaker"],
 }
+INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 CONFIG_BREAKS = {
     "progressive-rollout-with-rollback": lambda r: deployment(r).update(rollout={"strategy": "all_at_once"}),
@@ -96,7 +132,19 @@ CONFIG_BREAKS = {
 
 
 def test_every_rule_has_a_breaking_case():
-    assert {r.policy.name for r in all_rules()} == set(PROPERTY_BREAKS) | set(CONFIG_BREAKS)
+    assert {r.policy.name for r in all_rules()} == set(PROPERTY_BREAKS) >= set(CONFIG_BREAKS)
+
+
+@pytest.mark.parametrize("rule", sorted(PROPERTY_BREAKS))
+def test_each_mutation_of_the_prod_plan_is_refused_by_its_rule_alone_naming_the_resource(rule):
+    """The mutation test: a weakened prod plan per rule. If a rule stopped firing, its mutation would pass (and
+    fail here); if another rule fired too, the two would overlap and a test of one would prove nothing."""
+    plan = plan_json("prod")
+    PROPERTY_BREAKS[rule](plan)
+    found = violations(plan)
+    assert {v.rule for v in found} == {rule}, [f"{v.rule}: {v.message.splitlines()[0]}" for v in found]
+    urns = {r["urn"] for r in plan["resources"]}
+    assert all(v.urn in urns for v in found), "each refusal names a declared resource"
 
 
 @pytest.mark.parametrize("rule", sorted(PROPERTY_BREAKS))
@@ -107,7 +155,7 @@ def test_rule_fails_when_recorded_properties_break_it(rule):
     assert found, f"{rule} did not fire"
     assert all(v.level == EnforcementLevel.MANDATORY for v in found)
     assert all("Fix: " in v.message for v in found)
-    assert all(v.urn.startswith("urn:pulumi:prod::mlserve::") for v in found if rule != "gpu-budget")
+    assert all(v.urn.startswith("urn:pulumi:prod::mlserve::") for v in found)
 
 
 @pytest.mark.parametrize("rule", sorted(CONFIG_BREAKS))
