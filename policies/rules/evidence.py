@@ -1,5 +1,7 @@
 """Evidence: who touched a model is recorded, settings cannot change unheard, traffic and refusals are logged."""
 
+from typing import Any
+
 from pulumi_policy import Severity
 
 from ..framework import as_list, is_prod, of_type, policy_statements, resource_rule, stack_rule
@@ -8,7 +10,7 @@ BUCKET = "aws:s3/bucket:Bucket"
 TRAIL = "aws:cloudtrail/trail:Trail"
 
 
-def _settings_of(resources, resource_type: str) -> dict[str, object]:
+def _settings_of(resources, resource_type: str) -> dict[str, Any]:
     """Bucket URN -> the setting resource of that type whose `bucket` input depends on it."""
     return {d.urn: r for r in of_type(resources, resource_type) for d in r.property_dependencies.get("bucket", [])}
 

@@ -117,8 +117,8 @@ def serving_only_through_gateway(resources, config):
                 yield f"NetworkPolicy {policy.name} admits ports {[p.get('port') for p in as_list(rule.get('ports'))]}" \
                       " from anywhere", policy.urn
             for block in _networks((s.get("ipBlock") or {}).get("cidr") for s in sources):
-                if any(block.overlaps(w) for w in workload_ranges) or any(block.supernet_of(v) for v in vpcs
-                                                                         if v.version == block.version):
+                if any(block.overlaps(w) for w in workload_ranges) or any(
+                        block.overlaps(v) and block.prefixlen <= v.prefixlen for v in vpcs):
                     yield f"NetworkPolicy {policy.name} admits {block}, where nodes and pods have addresses: " \
                           "anything in the VPC bypasses the gateway's auth, WAF and throttling", policy.urn
     for ingress in of_type(resources, INGRESS):
