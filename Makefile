@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serving-setup plan demo test test-infra test-serving lint policy serve-local bench-serving clean
+.PHONY: setup serving-setup scan-setup plan demo test test-infra test-serving lint policy serve-local bench-serving clean
 
 # The serving image's Python world is separate: pulumi-policy needs protobuf 5, onnx and tritonclient need protobuf 6.
 SVENV  ?= .venv-serving
@@ -19,6 +19,17 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The independent scanner (checkov) pins its own world: its dependencies clash with ours (boto3, PyYAML).
+SCVENV  ?= .venv-scan
+SCSTAMP := $(SCVENV)/.installed
+
+$(SCSTAMP): tests/scan/requirements.txt tests/scan/constraints.txt
+	$(PYTHON) -m venv $(SCVENV)
+	$(SCVENV)/bin/python -m pip install --quiet --disable-pip-version-check -c tests/scan/constraints.txt -r tests/scan/requirements.txt
+	touch $(SCSTAMP)
+
+scan-setup: $(SCSTAMP)
 
 $(SSTAMP): serving_image/requirements.txt serving_image/constraints.txt
 	$(PYTHON) -m venv $(SVENV)
@@ -39,7 +50,7 @@ demo: $(STAMP)
 ## ...and the serving image: Dockerfile lint, rendered Triton configs, contract tests against the real local Triton.
 test: test-infra test-serving
 
-test-infra: $(STAMP)
+test-infra: $(STAMP) $(SCSTAMP)
 	$(PY) -m pytest -q --ignore=tests/serving
 
 test-serving: $(SSTAMP)
@@ -73,4 +84,4 @@ bench-serving: $(SSTAMP)
 	$(SPY) -m bench.serving
 
 clean:
-	rm -rf $(VENV) $(SVENV) .pytest_cache
+	rm -rf $(VENV) $(SVENV) $(SCVENV) .pytest_cache
