@@ -269,6 +269,11 @@ def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
     if cfg.is_prod and cluster.public_access_cidrs:
         yield ConfigIssue(key_path(("cluster", "public_access_cidrs")), cluster.public_access_cidrs,
                           "an empty list in prod: the API endpoint is private (reach it through the VPC)")
+    if int(cfg.network.cidr.split("/")[1]) > 21:
+        # The load-balancer subnets are 1/64 of the VPC each; an ALB needs a /27 or larger.
+        yield ConfigIssue(key_path(("network", "cidr")), cfg.network.cidr,
+                          "a /21 or larger VPC with a cluster: its load-balancer subnets (1/64 of the VPC each) "
+                          "must hold an ALB, which needs a /27")
     if not any(not g.gpu for g in cluster.node_groups):
         yield ConfigIssue(key_path(("cluster", "node_groups")), [g.name for g in cluster.node_groups],
                           "also a CPU node group (gpu: false) for the controllers (KServe, KEDA, cert-manager, ...)")

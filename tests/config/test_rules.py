@@ -230,3 +230,8 @@ def test_a_pool_limit_is_shared_by_the_deployments_that_select_it():
 def test_scaling_target_is_measured_capacity_less_headroom():
     prod = config_of(raw_config("prod"), "prod").deployments[0]
     assert prod.target_invocations_per_minute() == int(240 * 60 * 0.6)
+
+
+def test_a_cluster_in_a_vpc_too_small_for_its_load_balancer_subnets_is_refused():
+    found, text = errors_of(edited("prod", lambda r: r["mlserve:network"].update(cidr="10.50.0.0/22")), "prod")
+    assert "/27" in found["mlserve:network.cidr"].allowed, text
