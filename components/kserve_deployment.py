@@ -25,7 +25,7 @@ class KServeDeploymentArgs:
     service: KServeServiceArgs
     """The model on the cluster: runtime, InferenceService(s), KEDA scaling, ALB Ingress with the canary split."""
     vpc_id: pulumi.Input[str]
-    load_balancer_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    load_balancer_subnet_ids: Sequence[pulumi.Input[str]]
     """Where the NLB of the VPC link and the ALB go (named like the service's namespace, at most 32 characters)."""
     backend_cidrs: Sequence[str]
     """The private subnets, where the serving pods' addresses are."""

@@ -92,7 +92,7 @@ class KServeServiceArgs:
     certificate_arn: str | None = None
     alb_security_group_id: pulumi.Input[str] | None = None
     """The PrivateLink's ALB group (only its NLB may connect); KServeDeployment sets it, none means no ALB."""
-    alb_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    alb_subnet_ids: Sequence[pulumi.Input[str]] = ()
     deletion_protection: bool = False
 
 
@@ -186,13 +186,13 @@ class KServeService(pulumi.ComponentResource):
 
         ingress = k8s.networking.v1.Ingress(f"{name}-ingress", metadata={
             "name": args.name, "namespace": ns, "labels": labels,
-            "annotations": pulumi.Output.all(args.alb_security_group_id, args.alb_subnet_ids).apply(
-                lambda ids: {**self._alb_annotations(args, tracks),
-                             # Our group (only the VPC link's NLB gets in); the controller adds the rule on the
-                             # nodes' group that lets the ALB reach the pods.
-                             "alb.ingress.kubernetes.io/security-groups": ids[0],
-                             "alb.ingress.kubernetes.io/manage-backend-security-group-rules": "true",
-                             "alb.ingress.kubernetes.io/subnets": ",".join(ids[1])})}, spec={
+            "annotations": {**self._alb_annotations(args, tracks),
+                            # Our group (only the VPC link's NLB gets in); the controller adds the rule on the
+                            # nodes' group that lets the ALB reach the pods.
+                            "alb.ingress.kubernetes.io/security-groups": args.alb_security_group_id,
+                            "alb.ingress.kubernetes.io/manage-backend-security-group-rules": "true",
+                            "alb.ingress.kubernetes.io/subnets": pulumi.Output.all(*args.alb_subnet_ids).apply(
+                                ",".join)}}, spec={
             "ingress_class_name": "alb",
             "rules": [{"http": {"paths": [{"path": "/", "path_type": "Prefix", "backend": {"service": (
                 {"name": alb_split_service(args.name), "port": {"name": "use-annotation"}} if len(tracks) > 1 else

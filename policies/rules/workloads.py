@@ -121,12 +121,6 @@ def serving_only_through_gateway(resources, config):
                         block.overlaps(v) and block.prefixlen <= v.prefixlen for v in vpcs):
                     yield f"NetworkPolicy {policy.name} admits {block}, where nodes and pods have addresses: " \
                           "anything in the VPC bypasses the gateway's auth, WAF and throttling", policy.urn
-    for ingress in of_type(resources, INGRESS):
-        annotations = (ingress.props.get("metadata") or {}).get("annotations") or {}
-        if "alb.ingress.kubernetes.io/inbound-cidrs" in annotations or \
-                not annotations.get("alb.ingress.kubernetes.io/security-groups"):
-            yield f"Ingress {ingress.name} lets the controller open the ALB to CIDRs instead of giving it the " \
-                  "PrivateLink's security group", ingress.urn
     for link in of_type(resources, "aws:apigateway/vpcLink:VpcLink"):
         for nlb in link.property_dependencies.get("targetArn", []):
             if nlb.props.get("enforceSecurityGroupInboundRulesOnPrivateLinkTraffic") != "off" or \
@@ -139,6 +133,13 @@ def serving_only_through_gateway(resources, config):
                     if group in r.property_dependencies.get("securityGroupId", [])]
                 if inbound:
                     yield f"the VPC link's NLB group {group.name} admits traffic from the VPC", group.urn
+    # Last: the group's id is unknown at preview, and reading it makes the rest of this rule advisory.
+    for ingress in of_type(resources, INGRESS):
+        annotations = (ingress.props.get("metadata") or {}).get("annotations") or {}
+        if "alb.ingress.kubernetes.io/inbound-cidrs" in annotations or \
+                "alb.ingress.kubernetes.io/security-groups" not in annotations:
+            yield f"Ingress {ingress.name} lets the controller open the ALB to CIDRs instead of giving it the " \
+                  "PrivateLink's security group", ingress.urn
 
 
 @resource_rule("eks-network-policies-enforced", types=["aws:eks/addon:Addon"],

@@ -288,3 +288,14 @@ def test_node_pools_without_the_interruption_queue_or_its_spot_rule_fail():
     plan["resources"] = [r for r in plan["resources"] if not r["name"].endswith("-spot-interruption")]
     [found] = violations(plan, rule="karpenter-interruption-queue")
     assert "EC2 Spot Instance Interruption Warning" in found.message
+
+
+def test_at_preview_a_network_policy_open_to_the_vpc_is_still_refused():
+    """The ALB's group id is unknown at preview; the NetworkPolicy's CIDRs are not, and they are judged first."""
+    from infra.config import load_stack
+    from infra.plan import plan_stack
+
+    preview = json.loads(json.dumps(plan_stack(load_stack("prod"), "prod", preview=True).as_json()))
+    PROPERTY_BREAKS["serving-only-through-gateway"](preview)
+    found = violations(preview, rule="serving-only-through-gateway")
+    assert any(v.level == EnforcementLevel.MANDATORY and "10.50.0.0/16" in v.message for v in found), found
