@@ -19,7 +19,8 @@ def test_plan_json_has_the_policy_pack_shape(tmp_path, capsys):
     for resource in plan["resources"]:
         assert set(resource) == {"urn", "type", "name", "parent", "custom", "inputs", "propertyDependencies",
                                  "provider", "dependencies", "aliases"}
-    bucket = next(r for r in plan["resources"] if r["type"] == "aws:s3/bucketVersioning:BucketVersioning")
+    bucket = next(r for r in plan["resources"] if r["type"] == "aws:s3/bucketVersioning:BucketVersioning"
+                  and r["name"].endswith("-models"))
     assert "versioningConfiguration" in bucket["inputs"]  # engine camelCase, not versioning_configuration
     assert bucket["parent"] == "urn:pulumi:prod::mlserve::mlserve:storage:ModelStore::mlserve-prod"
     assert plan["outputs"]["model_bucket"] == "mlserve-prod-models"
