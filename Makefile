@@ -70,14 +70,9 @@ policy: $(STAMP)
 		echo "== policy check: $$stack"; $(PY) -m policies.check --stack $$stack || exit 1; done
 
 ## The real Triton bundled with nvidia-pytriton, on 127.0.0.1, with the sample model, until Ctrl-C.
-## MODE=sagemaker runs Triton in a private network namespace (its SageMaker listener binds every interface),
-## relayed to 127.0.0.1:PORT through a Unix socket.
+## MODE=sagemaker serves /ping and /invocations (the front translates them to Triton's v2 API).
 serve-local: $(SSTAMP)
-ifeq ($(MODE),sagemaker)
-	$(SPY) -m serving_image.loopback_bridge --port $(PORT)
-else
 	$(SPY) -m serving_image serve --local --mode $(MODE) --model-dir serving_image/sample_model --port $(PORT)
-endif
 
 ## Throughput and latency at concurrency 1/8/32 against FastAPI + ONNX Runtime, side by side; bounded in time and count.
 bench-serving: $(SSTAMP)

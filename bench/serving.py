@@ -4,7 +4,9 @@ Both serve the sample model on 127.0.0.1 and get the same v2 JSON request (one i
   - mlserve: Triton (the bundled CPU tritonserver, python backend wrapping ONNX Runtime, dynamic batching);
   - baseline: FastAPI + uvicorn calling ONNX Runtime once per request (no batching).
 For each concurrency (1, 8, 32) it runs a bounded time and request count, then prints throughput, p50/p95/p99 and the
-throughput ratio, plus each server's time from process start to ready. Everything it starts, it stops.
+throughput ratio, plus each server's time from process start to ready. A second table prices the front (the layer
+that turns client mistakes into 4xx): the same requests to Triton's own port behind it and through it, latency at
+concurrency 1 and throughput at 32. Everything it starts, it stops.
 
     python -m bench.serving [--seconds 5] [--concurrency 1 8 32] [--max-requests 20000]
 """
@@ -143,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     body = json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
                                    "data": x.flatten().tolist()}]}).encode()
 
-    triton = local_server.start()
+    inner_port = local_server.free_port()
+    triton = local_server.start(extra_env={"MLSERVE_TRITON_HTTP_PORT": str(inner_port)})
     baseline = None
     try:
         triton_ready = local_server.wait_ready(triton)
@@ -154,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
             load(baseline_port, body, concurrency, 0.5, 200)
             rows.append((load(triton.http, body, concurrency, args.seconds, args.max_requests),
                          load(baseline_port, body, concurrency, args.seconds, args.max_requests)))
+        front_rows = []
+        for concurrency in (1, 32):
+            load(inner_port, body, concurrency, 0.5, 200)
+            front_rows.append((load(inner_port, body, concurrency, args.seconds, args.max_requests),
+                               load(triton.http, body, concurrency, args.seconds, args.max_requests)))
     finally:
         local_server.stop(triton)
         if baseline is not None:
@@ -175,6 +183,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"FastAPI + ORT {baseline_ready:.2f} s")
     console.print(f"median latency at concurrency 1: mlserve {statistics.median(rows[0][0].latencies_ms):.1f} ms, "
                   f"baseline {statistics.median(rows[0][1].latencies_ms):.1f} ms")
+    front = Table(title="The front's cost: Triton's own port vs through the front (same requests)")
+    for column in ("concurrency", "path", "req/s", "p50 ms", "p99 ms", "errors", "req/s ratio"):
+        front.add_column(column, justify="left" if column == "path" else "right")
+    for direct, fronted in front_rows:
+        ratio = fronted.throughput / direct.throughput if direct.throughput else float("nan")
+        for name, result, shown in (("Triton directly", direct, "1.00x"), ("through the front", fronted,
+                                                                           f"{ratio:.2f}x")):
+            front.add_row(str(result.concurrency), name, f"{result.throughput:.0f}", f"{result.percentile(50):.2f}",
+                          f"{result.percentile(99):.2f}", str(result.errors), shown)
+    console.print(front)
     return 0
 
 

@@ -9,18 +9,23 @@ SIGTERM so in-flight requests finish, and exits with the server's status.
   sagemaker: /ping and /invocations on SAGEMAKER_BIND_TO_PORT or 8080, model from /opt/ml/model.
   kserve:    v2 HTTP on 8080, gRPC on 9000, metrics on 8002.
   --local:   the tritonserver bundled with nvidia-pytriton (CPU, python backend), bound to 127.0.0.1.
+HTTP goes through the front (`front.py`), which refuses a client's mistakes with a 4xx before Triton sees them;
+Triton's own HTTP and metrics listen on loopback ports behind it.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+import uvloop
+
 from .engines import TensorRTUnavailable, build_engine
+from .front import DEFAULT_MAX_BODY_BYTES, Front, Gate, run
 from .repository import ModelFileError, build_repository, load_model_dir
 from .spec import Backend
 
@@ -44,25 +52,62 @@ class Ports:
     metrics: int
 
 
-def triton_command(binary: str, repository: Path, mode: str, host: str, ports: Ports,
+def triton_command(binary: str, repository: Path, mode: str, host: str, ports: Ports, inner: Ports,
                    backend_directory: Path | None = None) -> list[str]:
+    """Triton's HTTP (and metrics) on loopback ports `inner`, behind the front; gRPC (KServe) on `host`."""
     command = [binary, f"--model-repository={repository}", f"--exit-timeout-secs={EXIT_TIMEOUT_SECONDS}",
-               "--strict-readiness=true", "--exit-on-error=true", "--disable-auto-complete-config"]
+               "--strict-readiness=true", "--exit-on-error=true", "--disable-auto-complete-config",
+               "--allow-sagemaker=false", "--http-address=127.0.0.1", f"--http-port={inner.http}"]
     if backend_directory:
         command.append(f"--backend-directory={backend_directory}")
     if mode == "sagemaker":
-        # SageMaker's contract only: no other port is reachable there (CloudWatch is the metrics source).
-        # Triton's SageMaker listener takes its address from --http-address.
-        command += ["--allow-sagemaker=true", f"--sagemaker-port={ports.http}", f"--http-address={host}",
-                    "--allow-http=false",
-                    "--allow-grpc=false", "--allow-metrics=false"]
+        # SageMaker's contract only (the front serves /ping and /invocations): no other port is reachable there,
+        # CloudWatch is the metrics source.
+        command += ["--allow-grpc=false", "--allow-metrics=false"]
     else:
-        command += ["--allow-sagemaker=false", f"--http-address={host}", f"--http-port={ports.http}",
-                    f"--grpc-address={host}", f"--grpc-port={ports.grpc}", "--allow-metrics=true",
+        command += [f"--grpc-address={host}", f"--grpc-port={ports.grpc}", "--allow-metrics=true",
                     # p50/p90/p95/p99 request latency as a Prometheus summary: what the p99 SLO alert reads.
                     "--metrics-config=summary_latencies=true",
-                    f"--metrics-address={host}", f"--metrics-port={ports.metrics}"]
+                    "--metrics-address=127.0.0.1", f"--metrics-port={inner.metrics}"]
     return command
+
+
+def loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_front(spec, mode: str, host: str, ports: Ports, inner: Ports, max_body_bytes: int):
+    """The front on its own event loop in a thread. Returns `stop` (refuse new requests with 503, finish those in
+    flight: safe in a signal handler), `join` (stop listening once Triton is gone) and a failure to listen."""
+    front = Front(Gate(spec), inner.http, inner.metrics if mode == "kserve" else None, max_body_bytes)
+    loop = uvloop.new_event_loop()  # libuv's loop: a good share of the front's per-request cost is the loop
+    stop = asyncio.Event()
+    failed: list[BaseException] = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(run(front, mode, host, ports.http, ports.metrics if mode == "kserve" else None,
+                                        stop))
+        except OSError as error:  # the port is taken: said once, the supervisor stops Triton
+            failed.append(error)
+            print(f"serve: the front cannot listen on {host}:{ports.http}: {error}", file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=serve, name="front", daemon=True)
+    thread.start()
+
+    def request_stop() -> None:
+        if thread.is_alive():
+            loop.call_soon_threadsafe(setattr, front, "stopping", True)
+
+    def join() -> None:
+        if thread.is_alive():
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=EXIT_TIMEOUT_SECONDS + 5)
+
+    return request_stop, join, failed
 
 
 def local_triton(workdir: Path) -> tuple[str, dict[str, str], Path]:
@@ -91,22 +136,15 @@ def local_triton(workdir: Path) -> tuple[str, dict[str, str], Path]:
     return str(dist / "bin" / "tritonserver"), env, backends
 
 
-def only_loopback() -> bool:
-    """True inside a private network namespace, where the only interface is lo."""
-    import socket
-
-    return {name for _, name in socket.if_nameindex()} <= {"lo"}
-
-
 def health_url(mode: str, host: str, ports: Ports) -> str:
     path = "/ping" if mode == "sagemaker" else "/v2/health/ready"
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{ports.http}{path}"
 
 
-def wait_until_ready(process: subprocess.Popen, url: str, timeout: float) -> bool:
+def wait_until_ready(process: subprocess.Popen, url: str, timeout: float, front_failed: list | None = None) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process.poll() is not None or front_failed:
             return False
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
@@ -148,12 +186,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--local", action="store_true", default=os.environ.get("MLSERVE_LOCAL") == "1",
                         help="CPU tritonserver from nvidia-pytriton, bound to 127.0.0.1")
     parser.add_argument("--ready-timeout", type=float, default=600)
+    parser.add_argument("--triton-http-port", type=int, default=int(os.environ.get("MLSERVE_TRITON_HTTP_PORT", 0)),
+                        help="Triton's own HTTP port on 127.0.0.1, behind the front (0: any free one)")
+    parser.add_argument("--max-body-bytes", type=int,
+                        default=int(os.environ.get("MLSERVE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+                        help="larger request bodies get 413 from the front")
     args = parser.parse_args(argv)
     if args.port is None:
         args.port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", 8080)) if args.mode == "sagemaker" else 8080
+    if not 0 <= args.triton_http_port <= 65535:
+        parser.error(f"--triton-http-port must be a TCP port (1-65535) or 0, got {args.triton_http_port}")
     for name in ("port", "grpc_port", "metrics_port"):
         if not 1 <= getattr(args, name) <= 65535:
             parser.error(f"--{name.replace('_', '-')} must be a TCP port (1-65535), got {getattr(args, name)}")
+    if args.max_body_bytes < 1024:
+        parser.error(f"--max-body-bytes must be at least 1024, got {args.max_body_bytes}")
     return args
 
 
@@ -161,14 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     host = "127.0.0.1" if args.local else "0.0.0.0"
-    if args.local and args.mode == "sagemaker" and not only_loopback():
-        # Triton's SageMaker listener always binds 0.0.0.0 (no address option): locally it may only run where
-        # 0.0.0.0 means loopback, i.e. in a private network namespace.
-        print("serve: local SageMaker mode binds all interfaces; run it in a private network namespace, e.g. "
-              "unshare --net sh -c 'ip link set lo up && <this command>' (make serve-local MODE=sagemaker does, relayed to 127.0.0.1)",
-              file=sys.stderr)
-        return 2
     ports = Ports(args.port, args.grpc_port, args.metrics_port)
+    inner = Ports(args.triton_http_port or loopback_port(), 0, loopback_port())
     workdir = Path(tempfile.mkdtemp(prefix="mlserve-"))
     try:
         backend = choose_backend(args.backend, args.local)
@@ -187,26 +228,31 @@ def main(argv: list[str] | None = None) -> int:
         binary, env, backend_directory = local_triton(workdir)
     else:
         binary, env, backend_directory = shutil.which("tritonserver") or "tritonserver", dict(os.environ), None
-    env["SAGEMAKER_TRITON_DEFAULT_MODEL_NAME"] = spec.name
-    command = triton_command(binary, workdir / "repository", args.mode, host, ports, backend_directory)
+    command = triton_command(binary, workdir / "repository", args.mode, host, ports, inner, backend_directory)
     print(f"serve: {args.mode} mode, backend {backend}, model {spec.name} on port {ports.http}", flush=True)
     process = subprocess.Popen(command, env=env)
+    stop_front, join_front, front_failed = start_front(spec, args.mode, host, ports, inner, args.max_body_bytes)
 
     def forward(signum, _frame):
-        # Triton stops taking requests and finishes those in flight (up to --exit-timeout-secs).
+        # The front stops listening and Triton stops taking requests; both finish those in flight (up to
+        # --exit-timeout-secs), the front handing back Triton's answers.
+        stop_front()
         if process.poll() is None:
             process.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     try:
-        if wait_until_ready(process, health_url(args.mode, host, ports), args.ready_timeout):
+        if wait_until_ready(process, health_url(args.mode, host, ports), args.ready_timeout, front_failed):
             print(f"serve: ready in {time.monotonic() - started:.2f} s", flush=True)
         elif process.poll() is None:
-            print(f"serve: not ready after {args.ready_timeout:.0f} s; stopping", file=sys.stderr)
+            if not front_failed:
+                print(f"serve: not ready after {args.ready_timeout:.0f} s; stopping", file=sys.stderr)
             process.terminate()
-        return process.wait()
+        status = process.wait()
+        return 2 if front_failed and status == 0 else status
     finally:
+        join_front()  # after Triton: the front hands back the answers Triton gave to in-flight requests
         shutil.rmtree(workdir, ignore_errors=True)
 
 

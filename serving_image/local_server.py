@@ -33,6 +33,7 @@ class LocalServer:
     grpc: int
     metrics: int
     log: Path
+    mode: str = "kserve"
 
     @property
     def url(self) -> str:
@@ -61,7 +62,7 @@ def start(model_dir: Path = SAMPLE, mode: str = "kserve", extra_env: dict | None
     env = {**os.environ, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
     with log.open("w") as sink:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    return LocalServer(process, http, grpc, metrics, log)
+    return LocalServer(process, http, grpc, metrics, log, mode)
 
 
 def wait_ready(server: LocalServer, timeout: float = 60) -> float:
@@ -70,7 +71,8 @@ def wait_ready(server: LocalServer, timeout: float = 60) -> float:
         if server.process.poll() is not None:
             raise RuntimeError(f"server exited {server.process.returncode}:\n{server.logs()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"http://{server.url}/v2/health/ready", timeout=1) as response:
+            path = "/ping" if server.mode == "sagemaker" else "/v2/health/ready"
+            with urllib.request.urlopen(f"http://{server.url}{path}", timeout=1) as response:
                 if response.status == 200:
                     return time.monotonic() - started
         except OSError:
@@ -91,8 +93,8 @@ def stop(server: LocalServer, timeout: float = 30) -> int:
 
 
 @contextmanager
-def running(model_dir: Path = SAMPLE, mode: str = "kserve"):
-    server = start(model_dir, mode)
+def running(model_dir: Path = SAMPLE, mode: str = "kserve", extra_env: dict | None = None):
+    server = start(model_dir, mode, extra_env)
     try:
         wait_ready(server)
         yield server

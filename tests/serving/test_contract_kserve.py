@@ -31,16 +31,6 @@ def http_infer(server, x, name="input", datatype="FP32"):
     return client.infer(MODEL, [tensor]).as_numpy("logits")
 
 
-def post(server, body: bytes, content_type="application/json"):
-    request = urllib.request.Request(f"http://{server.url}/v2/models/{MODEL}/infer", data=body,
-                                     headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
-
-
 def test_http_outputs_equal_onnx_runtime_run_directly(server):
     x = sample_input(7, batch=4)
     np.testing.assert_allclose(http_infer(server, x), reference(x), rtol=1e-5, atol=1e-5)
@@ -75,36 +65,122 @@ def test_metrics_count_inferences_in_kserve_mode(server):
     assert "0.99" in quantiles  # the p99 latency the SLO alert reads (summary_latencies=true)
 
 
-@pytest.mark.parametrize("body,content_type,fragment", [
-    (json.dumps({"inputs": [{"name": "input", "shape": [1, 3, 16, 16], "datatype": "FP32",
-                             "data": [0.0] * 768}]}).encode(), "application/json", "unexpected shape"),
-    (json.dumps({"inputs": [{"name": "input", "shape": [1, 3, 32, 32], "datatype": "INT64",
-                             "data": [0] * 3072}]}).encode(), "application/json", "data-type"),
-    (json.dumps({"inputs": [{"name": "image", "shape": [1, 3, 32, 32], "datatype": "FP32",
-                             "data": [0.0] * 3072}]}).encode(), "application/json", "unexpected inference input"),
-    (json.dumps({"inputs": [{"name": "input", "shape": [33, 3, 32, 32], "datatype": "FP32",
-                             "data": [0.0] * (33 * 3072)}]}).encode(), "application/json", "batch-size must be <= 32"),
-])
-def test_malformed_requests_get_4xx_with_a_message_and_the_server_keeps_serving(server, body, content_type, fragment):
-    status, payload = post(server, body, content_type)
-    assert 400 <= status < 500, (status, payload)
-    assert fragment in payload.get("error", "").lower(), payload
+def tensor_body(shape=(1, 3, 32, 32), name="input", datatype="FP32", data=None, **extra) -> bytes:
+    count = int(np.prod(shape)) if all(d > 0 for d in shape) else 1
+    return json.dumps({"inputs": [{"name": name, "shape": list(shape), "datatype": datatype,
+                                   "data": [0.0] * count if data is None else data}], **extra}).encode()
+
+
+def binary_body(x, header_size_delta=0, declared=None) -> tuple[bytes, dict]:
+    raw = x.astype(np.float32).tobytes()
+    header = json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                                     "parameters": {"binary_data_size": declared or len(raw)}}]}).encode()
+    return header + raw, {"Inference-Header-Content-Length": str(len(header) + header_size_delta)}
+
+
+def post_raw(server, body: bytes, content_type="application/json", headers=None, model=MODEL):
+    request = urllib.request.Request(f"http://{server.url}/v2/models/{model}/infer", data=body,
+                                     headers={"Content-Type": content_type, **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def counters(server) -> dict[tuple[str, str], float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics}/metrics", timeout=5).read().decode()
+    return {(family.name, sample.labels.get("reason", "")): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples
+            if sample.labels.get("model") == MODEL and sample.name.endswith(("_total", "failure", "success"))}
+
+
+X = np.zeros((1, 3, 32, 32), np.float32)
+MALFORMED = {
+    # case: (body, content type, extra headers, model, status, reason counted, message fragment)
+    "not json": (b"this is not json", "application/json", {}, MODEL, 400, "not_json", "not valid json"),
+    "not an object": (b"[1, 2]", "application/json", {}, MODEL, 400, "not_an_object", "json object"),
+    "no inputs": (b'{"inputs": []}', "application/json", {}, MODEL, 400, "no_inputs", "no 'inputs'"),
+    "data shorter than shape": (tensor_body(data=[0.0] * 10), "application/json", {}, MODEL, 400, "data_count",
+                                "has 10 values"),
+    "strings for numbers": (tensor_body(data=["0.5"] * 3072), "application/json", {}, MODEL, 400, "data_type",
+                            "text"),
+    "ragged data": (tensor_body(data=[[0.0, 1.0], [2.0]]), "application/json", {}, MODEL, 400, "data", "ragged"),
+    "batch above maximum": (tensor_body(shape=(33, 3, 32, 32)), "application/json", {}, MODEL, 400,
+                            "batch_too_large", "above the model's maximum 32"),
+    "unknown model": (tensor_body(), "application/json", {}, "resnet51", 404, "unknown_model", "unknown model"),
+    "wrong input name": (tensor_body(name="image"), "application/json", {}, MODEL, 400, "unknown_input",
+                         "unknown input 'image'"),
+    "wrong datatype": (tensor_body(datatype="INT64", data=[0] * 3072), "application/json", {}, MODEL, 400,
+                       "datatype", "takes fp32"),
+    "wrong sample shape": (tensor_body(shape=(1, 3, 16, 16)), "application/json", {}, MODEL, 400, "shape",
+                           "does not match"),
+    "negative dimension": (tensor_body(shape=(1, 3, -32, 32), data=[0.0]), "application/json", {}, MODEL, 400,
+                           "shape", "at least 1"),
+    "absurd dimensions": (tensor_body(shape=(1, 3, 32, 32, 10**9), data=[0.0]), "application/json", {}, MODEL, 400,
+                          "shape", "dimensions"),
+    "oversized body": (b'{"inputs": [' + b" " * (5 * 1024 * 1024) + b"]}", "application/json", {}, MODEL, 413,
+                       "body_too_large", "larger than"),
+    "wrong content type": (tensor_body(), "text/plain", {}, MODEL, 415, "content_type", "not accepted"),
+    "binary header not a number": (binary_body(X)[0], "application/octet-stream",
+                                   {"Inference-Header-Content-Length": "abc"}, MODEL, 400, "binary_header",
+                                   "non-negative integer"),
+    "binary header past the body": (binary_body(X)[0], "application/octet-stream",
+                                    {"Inference-Header-Content-Length": "999999"}, MODEL, 400, "binary_header",
+                                    "longer than the body"),
+    "binary size not the shape's": (*binary_body(X, declared=100), MODEL, 400, "binary_size", "needs 12288"),
+}
+MALFORMED["binary size not the shape's"] = (binary_body(X, declared=100)[0], "application/octet-stream",
+                                            binary_body(X, declared=100)[1], MODEL, 400, "binary_size",
+                                            "needs 12288")
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_request_gets_a_4xx_that_says_what_and_the_server_keeps_serving(server, case):
+    body, content_type, headers, model, status, reason, fragment = MALFORMED[case]
+    before = counters(server)
+    got, payload = post_raw(server, body, content_type, headers, model)
+    assert got == status, (got, payload[:300])
+    assert fragment in json.loads(payload)["error"].lower(), payload[:300]
+    after = counters(server)
+    # Counted as the client error it is; Triton's failure counter (the SLO alert's input) never saw it.
+    key = ("mlserve_front_refused", reason)
+    assert after.get(key, 0) == before.get(key, 0) + 1
+    assert after.get(("nv_inference_request_failure", "")) == before.get(("nv_inference_request_failure", ""))
     x = sample_input(3)
     np.testing.assert_allclose(http_infer(server, x), reference(x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("body,fragment", [
-    (b"this is not json", "failed to parse the request json buffer"),
-    (json.dumps({"inputs": [{"name": "input", "shape": [1, 3, 32, 32], "datatype": "FP32",
-                             "data": [0.0] * 10}]}).encode(), "shape does not match true shape of 'data'"),
+def test_binary_tensors_give_the_same_answer_as_json(server):
+    x = sample_input(5, batch=2)
+    client = httpclient.InferenceServerClient(server.url)
+    tensor = httpclient.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x, binary_data=True)
+    output = httpclient.InferRequestedOutput("logits", binary_data=True)
+    np.testing.assert_allclose(client.infer(MODEL, [tensor], outputs=[output]).as_numpy("logits"), reference(x),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model,name,shape,datatype,status", [
+    (MODEL, "input", [1, 3, 16, 16], "FP32", "INVALID_ARGUMENT"),
+    (MODEL, "input", [1, 3, 32, 32], "INT64", "INVALID_ARGUMENT"),
+    (MODEL, "image", [1, 3, 32, 32], "FP32", "INVALID_ARGUMENT"),
+    (MODEL, "input", [33, 3, 32, 32], "FP32", "INVALID_ARGUMENT"),
+    ("resnet51", "input", [1, 3, 32, 32], "FP32", "NOT_FOUND"),
 ])
-def test_unparseable_bodies_get_500_from_triton_with_a_message_and_the_server_keeps_serving(server, body, fragment):
-    """Triton 2.51 reports these client errors as 500 (upstream behaviour, recorded here so an upgrade that fixes it
-    shows up). Deployed endpoints refuse them at the edge with 400: API Gateway validates JSON against the schema."""
-    status, payload = post(server, body)
-    assert status == 500 and fragment in payload["error"].lower(), (status, payload)
-    x = sample_input(4)
-    np.testing.assert_allclose(http_infer(server, x), reference(x), rtol=1e-5, atol=1e-5)
+def test_grpc_refuses_malformed_requests_with_the_matching_status(server, model, name, shape, datatype, status):
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{server.grpc}")
+    tensor = grpcclient.InferInput(name, shape, datatype)
+    tensor.set_data_from_numpy(np.zeros(shape, np.float32 if datatype == "FP32" else np.int64))
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer(model, [tensor])
+    assert refused.value.status() == f"StatusCode.{status}"
+    x = sample_input(6)
+    tensor = grpcclient.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    np.testing.assert_allclose(client.infer(MODEL, [tensor]).as_numpy("logits"), reference(x), rtol=1e-5, atol=1e-5)
 
 
 def test_model_is_not_ready_until_warm_and_ready_after(tmp_path):
