@@ -103,7 +103,8 @@ def slo_alert_rules(name: str, namespace: str, p99_latency_ms: float, error_rate
     requests. Alertmanager sends them to the stack's SNS topic."""
     where = f'namespace="{namespace}"'
     labels = {"deployment": name, "namespace": namespace, "severity": "page"}
-    failures = f"sum(rate(nv_inference_request_failure{{{where}}}[5m]))"
+    # REJECTED: shed by the model's queue policy (overload, answered 429 by the front), not a server fault.
+    failures = f'sum(rate(nv_inference_request_failure{{{where},reason!="REJECTED"}}[5m]))'
     successes = f"sum(rate(nv_inference_request_success{{{where}}}[5m]))"
     return [
         {"alert": kserve_alert_name(name, P99_LATENCY),

@@ -53,13 +53,18 @@ class Ports:
 
 
 def triton_command(binary: str, repository: Path, mode: str, host: str, ports: Ports, inner: Ports,
-                   backend_directory: Path | None = None) -> list[str]:
+                   backend_directory: Path | None = None, cache_bytes: int | None = None,
+                   cache_directory: Path | None = None) -> list[str]:
     """Triton's HTTP (and metrics) on loopback ports `inner`, behind the front; gRPC (KServe) on `host`."""
     command = [binary, f"--model-repository={repository}", f"--exit-timeout-secs={EXIT_TIMEOUT_SECONDS}",
                "--strict-readiness=true", "--exit-on-error=true", "--disable-auto-complete-config",
                "--allow-sagemaker=false", "--http-address=127.0.0.1", f"--http-port={inner.http}"]
     if backend_directory:
         command.append(f"--backend-directory={backend_directory}")
+    if cache_bytes:  # the model's response_cache needs a server-side cache to live in
+        command.append(f"--cache-config=local,size={cache_bytes}")
+        if cache_directory:
+            command.append(f"--cache-directory={cache_directory}")
     if mode == "sagemaker":
         # SageMaker's contract only (the front serves /ping and /invocations): no other port is reachable there,
         # CloudWatch is the metrics source.
@@ -110,7 +115,7 @@ def start_front(spec, mode: str, host: str, ports: Ports, inner: Ports, max_body
     return request_stop, join, failed
 
 
-def local_triton(workdir: Path) -> tuple[str, dict[str, str], Path]:
+def local_triton(workdir: Path) -> tuple[str, dict[str, str], Path, Path]:
     """The CPU tritonserver bundled with nvidia-pytriton: backend folder with this Python's stub, libraries found."""
     try:
         import pytriton
@@ -133,7 +138,7 @@ def local_triton(workdir: Path) -> tuple[str, dict[str, str], Path]:
     env["LD_LIBRARY_PATH"] = ":".join([*libs, *filter(None, [env.get("LD_LIBRARY_PATH")])])
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    return str(dist / "bin" / "tritonserver"), env, backends
+    return str(dist / "bin" / "tritonserver"), env, backends, dist / "caches"
 
 
 def health_url(mode: str, host: str, ports: Ports) -> str:
@@ -225,10 +230,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.local:
-        binary, env, backend_directory = local_triton(workdir)
+        binary, env, backend_directory, cache_directory = local_triton(workdir)
     else:
-        binary, env, backend_directory = shutil.which("tritonserver") or "tritonserver", dict(os.environ), None
-    command = triton_command(binary, workdir / "repository", args.mode, host, ports, inner, backend_directory)
+        binary, env, backend_directory, cache_directory = (shutil.which("tritonserver") or "tritonserver",
+                                                           dict(os.environ), None, None)
+    command = triton_command(binary, workdir / "repository", args.mode, host, ports, inner, backend_directory,
+                             spec.response_cache_bytes if spec.response_cache else None, cache_directory)
     print(f"serve: {args.mode} mode, backend {backend}, model {spec.name} on port {ports.http}", flush=True)
     process = subprocess.Popen(command, env=env)
     stop_front, join_front, front_failed = start_front(spec, args.mode, host, ports, inner, args.max_body_bytes)

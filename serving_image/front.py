@@ -14,8 +14,11 @@ byte for byte. What Triton then answers, the client gets.
   sagemaker: /ping and /invocations (JSON, or Triton's binary tensors with
              `application/vnd.sagemaker-triton.binary+json;json-header-size=N`), translated to v2 for Triton.
 
-Its metrics: `mlserve_front_refused_total{reason}` (client errors, by what was wrong) and
-`mlserve_front_forwarded_total{code}` (what Triton answered).
+Overload shed by the model's queue policy (Triton's 503 "Exceeds maximum queue size" / "Request timeout expired")
+becomes 429 with Retry-After: capacity, not a server fault.
+
+Its metrics: `mlserve_front_refused_total{reason}` (client errors by what was wrong, and queue_full/queue_timeout)
+and `mlserve_front_forwarded_total{code}` (what Triton answered).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ NUMBER_KINDS = {"FP32": "fiu", "FP16": "fiu", "BF16": "fiu", "INT8": "iu", "INT3
                 "UINT8": "iu", "BOOL": "b"}
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 FORWARDED_HEADERS = ("Content-Type", HEADER_LENGTH, "Accept-Encoding", "Content-Encoding")
+# Triton's words when a model's queue policy (spec.json `queue`) sheds a request: reason counted -> text matched.
+OVERLOAD = {"queue_full": b"Exceeds maximum queue size", "queue_timeout": b"Request timeout expired"}
 
 
 class Refusal(Exception):
@@ -277,6 +282,14 @@ class Front:
             if count:
                 self.forwarded.labels(self.gate.spec.name, "unreachable").inc()
             return web.json_response({"error": f"the model server is starting or stopping: {error}"}, status=503)
+        if status == 503 and count:
+            overload = next((reason for reason, text in OVERLOAD.items() if text in payload), None)
+            if overload:
+                # The model's queue policy shed this request: overload, said as 429 (SageMaker counts it as 4xx,
+                # so shedding never trips the 5xx rollback alarm); the client should retry after a pause.
+                self.refused.labels(self.gate.spec.name, overload).inc()
+                return web.Response(status=429, body=payload, headers={"Content-Type": "application/json",
+                                                                       "Retry-After": "1"})
         if count:
             self.forwarded.labels(self.gate.spec.name, str(status)).inc()
         if sagemaker and HEADER_LENGTH in reply:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from google.protobuf import text_format
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tritonclient.grpc import model_config_pb2
 
 # protoc builds the message classes at import time and tritonclient ships no stubs for them: typed as Any on purpose.
@@ -41,6 +41,19 @@ class Warmup(Strict):
     count: int = Field(default=1, ge=1, le=10_000, description="Runs of this sample before the model is ready")
 
 
+class QueuePolicy(Strict):
+    """Bounded waiting: overload is refused at once (the front answers 429) instead of queueing without bound."""
+    max_queue_size: int = Field(ge=1, le=100_000, description="Requests that may wait; one more is refused")
+    timeout_microseconds: int = Field(default=0, ge=0, le=60_000_000,
+                                      description="A request waiting longer is refused; 0: no timeout")
+    allow_timeout_override: bool = Field(default=False, description="A request may ask for a shorter timeout")
+
+
+class Priorities(Strict):
+    levels: int = Field(ge=2, le=16, description="Priority levels (1 is the highest)")
+    default: int = Field(ge=1, description="The level of a request that names none")
+
+
 class ModelSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     inputs: list[Tensor] = Field(min_length=1)
@@ -52,6 +65,21 @@ class ModelSpec(Strict):
     cuda_graphs: bool = False
     fp16: bool = True
     gpu_architectures: list[str] = Field(default_factory=lambda: ["8.0", "8.6", "8.9", "9.0"])
+    response_cache: bool = Field(default=False, description="Answer a repeated identical request from Triton's "
+                                                            "cache (deterministic models only)")
+    response_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024, le=16 * 1024**3,
+                                      description="Size of the server's local response cache (with response_cache)")
+    queue: QueuePolicy | None = Field(default=None, description="Bound the dynamic batcher's queue")
+    priorities: Priorities | None = Field(default=None, description="Request priority levels")
+
+    @model_validator(mode="after")
+    def _batching_needed(self) -> ModelSpec:
+        if (self.queue or self.priorities) and self.max_batch_size == 0:
+            raise ValueError("queue and priorities need the dynamic batcher (max_batch_size > 0)")
+        if self.priorities and self.priorities.default > self.priorities.levels:
+            raise ValueError(f"priorities.default {self.priorities.default} is above levels "
+                             f"{self.priorities.levels}")
+        return self
 
     @classmethod
     def load(cls, path: Path) -> ModelSpec:
@@ -72,6 +100,17 @@ def model_config(spec: ModelSpec, backend: Backend, gpu: bool) -> Any:  # a mode
     if spec.max_batch_size > 0:
         # No preferred_batch_size: NVIDIA advises letting the scheduler form the largest batch within the delay.
         config.dynamic_batching.max_queue_delay_microseconds = spec.max_queue_delay_microseconds
+        if spec.queue:
+            policy = config.dynamic_batching.default_queue_policy
+            policy.max_queue_size = spec.queue.max_queue_size
+            policy.default_timeout_microseconds = spec.queue.timeout_microseconds
+            policy.allow_timeout_override = spec.queue.allow_timeout_override
+            policy.timeout_action = pb.ModelQueuePolicy.REJECT
+        if spec.priorities:
+            config.dynamic_batching.priority_levels = spec.priorities.levels
+            config.dynamic_batching.default_priority_level = spec.priorities.default
+    if spec.response_cache:
+        config.response_cache.enable = True
     kind = pb.ModelInstanceGroup.KIND_GPU if gpu else pb.ModelInstanceGroup.KIND_CPU
     config.instance_group.append(pb.ModelInstanceGroup(count=spec.instance_count, kind=kind))
 

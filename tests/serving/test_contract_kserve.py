@@ -250,3 +250,53 @@ def test_sigterm_during_load_loses_no_accepted_request():
     assert before > 0
     assert outcomes["lost"] == [], outcomes["lost"][:3]
     assert exit_code == 0
+
+
+def test_the_response_cache_answers_a_repeated_request_and_the_queue_sheds_overload_as_429(tmp_path):
+    """spec.json's response_cache and queue, rendered into config.pbtxt, against the real local Triton."""
+    folder = local_server.model_folder(tmp_path, response_cache=True, queue={"max_queue_size": 1},
+                                       max_queue_delay_microseconds=50_000)
+    with local_server.running(folder) as server:
+        x = sample_input(11)
+        http_infer(server, x)
+        hits = lambda: next(s.value for f in text_string_to_metric_families(  # noqa: E731
+            urllib.request.urlopen(f"http://127.0.0.1:{server.metrics}/metrics", timeout=5).read().decode())
+            if f.name == "nv_cache_num_hits_per_model" for s in f.samples)
+        before = hits()
+        np.testing.assert_allclose(http_infer(server, x), reference(x), rtol=1e-5, atol=1e-5)
+        assert hits() == before + 1
+
+        statuses, lock = [], threading.Lock()
+        bodies = [tensor_body(shape=(32, 3, 32, 32), data=(sample_input(i, batch=32)).flatten().tolist())
+                  for i in range(24)]
+
+        def send(body):
+            started = time.monotonic()
+            status, payload = post_raw(server, body)
+            with lock:
+                statuses.append((status, time.monotonic() - started, payload[:200]))
+
+        threads = [threading.Thread(target=send, args=(b,)) for b in bodies]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        shed = [s for s in statuses if s[0] != 200]
+        assert shed, "24 concurrent batches of 32 against a queue of 1: some must be shed"
+        assert all(status == 429 and b"Exceeds maximum queue size" in payload for status, _, payload in shed), shed[:3]
+        assert max(seconds for _, seconds, _ in shed) < 5  # refused at once, not after a timeout
+        refused = counters(server).get(("mlserve_front_refused", "queue_full"), 0)
+        assert refused == len(shed)
+
+
+def test_priorities_render_into_the_batcher_and_triton_accepts_them(tmp_path):
+    folder = local_server.model_folder(tmp_path, priorities={"levels": 2, "default": 2})
+    with local_server.running(folder) as server:
+        client = httpclient.InferenceServerClient(server.url)
+        x = sample_input(12)
+        tensor = httpclient.InferInput("input", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x, binary_data=False)
+        np.testing.assert_allclose(client.infer(MODEL, [tensor], priority=1).as_numpy("logits"), reference(x),
+                                   rtol=1e-5, atol=1e-5)
+        config = client.get_model_config(MODEL)["dynamic_batching"]
+        assert config["priority_levels"] == 2 and config["default_priority_level"] == 2

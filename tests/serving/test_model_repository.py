@@ -119,3 +119,25 @@ def test_sample_model_is_made_deterministically_and_matches_its_expected_outputs
     for seed, logits in expected.items():
         np.testing.assert_allclose(session.run(["logits"], {"input": make_sample.sample_input(int(seed))})[0][0],
                                    logits, atol=1e-5)
+
+
+def test_queue_policy_cache_and_priorities_render_with_tritons_schema():
+    spec = ModelSpec.model_validate({**json.loads((SAMPLE / "spec.json").read_text()), "response_cache": True,
+                                     "queue": {"max_queue_size": 64, "timeout_microseconds": 250_000},
+                                     "priorities": {"levels": 3, "default": 2}})
+    config = parse(render(spec, "tensorrt_plan", True))
+    assert config.response_cache.enable is True
+    policy = config.dynamic_batching.default_queue_policy
+    assert (policy.max_queue_size, policy.default_timeout_microseconds) == (64, 250_000)
+    assert policy.timeout_action == 0  # REJECT: a timed-out request is refused, never run late
+    assert (config.dynamic_batching.priority_levels, config.dynamic_batching.default_priority_level) == (3, 2)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"max_batch_size": 0, "queue": {"max_queue_size": 4}}, "need the dynamic batcher"),
+    ({"priorities": {"levels": 2, "default": 3}}, "above levels"),
+    ({"queue": {"max_queue_size": 0}}, "greater than or equal to 1"),
+])
+def test_a_queue_or_priority_setting_triton_could_not_honour_is_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        ModelSpec.model_validate({**json.loads((SAMPLE / "spec.json").read_text()), **change})
