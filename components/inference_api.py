@@ -20,6 +20,10 @@ import pulumi_aws as aws
 
 from .policy_document import Statement, assume_role_policy, render
 
+# Binary tensors (Triton's binary extension): the JSON header, then the raw tensor bytes; the header's length travels
+# in Inference-Header-Content-Length. API Gateway passes such bodies through untouched only for a binary media type.
+BINARY_MEDIA_TYPE = "application/octet-stream"
+HEADER_LENGTH = "Inference-Header-Content-Length"
 V2_DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
                 "FP64", "BYTES", "BF16"]
 ACCESS_LOG_FORMAT = {
@@ -92,7 +96,8 @@ def request_schema(max_body_bytes: int) -> dict:
                     "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}}
 
 
-def configuration_fingerprint(model: aws.apigateway.Model, validator: aws.apigateway.RequestValidator,
+def configuration_fingerprint(api: aws.apigateway.RestApi, model: aws.apigateway.Model,
+                              validator: aws.apigateway.RequestValidator,
                               method: aws.apigateway.Method, integration: aws.apigateway.Integration,
                               responses: list[aws.apigateway.IntegrationResponse]) -> pulumi.Output[str]:
     """A digest of every input a stage snapshots. A REST API deployment is a frozen copy of the API: when any of these
@@ -107,7 +112,9 @@ def configuration_fingerprint(model: aws.apigateway.Model, validator: aws.apigat
                         integration.credentials, integration.integration_http_method, integration.request_parameters,
                         integration.request_templates, integration.passthrough_behavior,
                         integration.timeout_milliseconds, integration.tls_config],
-        "responses": [[r.status_code, r.selection_pattern, r.response_templates] for r in responses],
+        "responses": [[r.status_code, r.selection_pattern, r.response_templates, r.response_parameters]
+                      for r in responses],
+        "api": [api.binary_media_types],
     }
     return pulumi.Output.json_dumps(parts).apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
 
@@ -126,7 +133,8 @@ class InferenceApi(pulumi.ComponentResource):
                                      description=f"Inference for {args.model_name}",
                                      endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(
                                          types="REGIONAL"),
-                                     disable_execute_api_endpoint=bool(args.domain_name), opts=child)
+                                     disable_execute_api_endpoint=bool(args.domain_name),
+                                     binary_media_types=[BINARY_MEDIA_TYPE], opts=child)
         parent_id = api.root_resource_id
         for part in ("v2", "models", args.model_name, "infer"):
             resource = aws.apigateway.Resource(f"{name}-{part}", rest_api=api.id, parent_id=parent_id, path_part=part,
@@ -150,18 +158,27 @@ class InferenceApi(pulumi.ComponentResource):
             f"{name}-infer", rest_api=api.id, resource_id=resource.id, http_method="POST",
             authorization={"api_key": "NONE", "iam": "AWS_IAM", "jwt": "COGNITO_USER_POOLS"}[args.authorization],
             authorizer_id=authorizer_id, api_key_required=True, request_validator_id=validator.id,
-            request_models={"application/json": model.name}, opts=child)
+            # JSON bodies are validated against the schema; binary ones carry their JSON header inside the body,
+            # which the container's front checks (a malformed one is a 400 from there, passed through).
+            request_models={"application/json": model.name},
+            request_parameters={"method.request.header.Content-Type": False,
+                                f"method.request.header.{HEADER_LENGTH}": False}, opts=child)
 
         integration = self._integration(name, args, backend, api, resource, method)
         responses = []
+        # The answer's content type (JSON, or binary with its header size) and, from KServe, its header length.
+        headers = ["Content-Type", *([HEADER_LENGTH] if isinstance(backend, PrivateHttpBackend) else [])]
         for status, pattern in (("200", None), ("400", "4\\d{2}"), ("502", "5\\d{2}")):
             method_response = aws.apigateway.MethodResponse(
                 f"{name}-infer-{status}", rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
-                status_code=status, opts=child)
+                status_code=status, response_parameters={f"method.response.header.{h}": False for h in headers}
+                if status == "200" else None, opts=child)
             responses.append(aws.apigateway.IntegrationResponse(
                 f"{name}-infer-{status}", rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
                 status_code=method_response.status_code, selection_pattern=pattern,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[integration])))
+                response_parameters={f"method.response.header.{h}": f"integration.response.header.{h}"
+                                     for h in headers} if status == "200" else None,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[integration, method_response])))
         # A refused body says why, in JSON, instead of API Gateway's bare "Invalid request body".
         aws.apigateway.Response(
             f"{name}-bad-body", rest_api_id=api.id, response_type="BAD_REQUEST_BODY", status_code="400",
@@ -171,7 +188,7 @@ class InferenceApi(pulumi.ComponentResource):
 
         deployment = aws.apigateway.Deployment(
             f"{name}-deployment", rest_api=api.id,
-            triggers={"configuration": configuration_fingerprint(model, validator, method, integration, responses)},
+            triggers={"configuration": configuration_fingerprint(api, model, validator, method, integration, responses)},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[method, integration, *responses]))
         access_logs = aws.cloudwatch.LogGroup(f"{name}-access", retention_in_days=args.log_retention_days,
                                               kms_key_id=args.kms_key_arn, opts=child)
@@ -229,8 +246,14 @@ class InferenceApi(pulumi.ComponentResource):
         # Spread into two Integration calls; a misspelt key fails there as an unexpected keyword.
         common: dict[str, Any] = dict(rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
                       integration_http_method="POST", passthrough_behavior="WHEN_NO_TEMPLATES",
-                      request_parameters={"integration.request.header.Content-Type": "'application/json'"},
                       timeout_milliseconds=29_000)
+        # The client's content type goes on (JSON, or binary); the binary header's length goes as the v2 header to
+        # KServe, and as SageMaker's custom attributes (the only other header InvokeEndpoint hands the container).
+        length_header = HEADER_LENGTH if isinstance(backend, PrivateHttpBackend) else \
+            "X-Amzn-SageMaker-Custom-Attributes"
+        common["request_parameters"] = {
+            "integration.request.header.Content-Type": "method.request.header.Content-Type",
+            f"integration.request.header.{length_header}": f"method.request.header.{HEADER_LENGTH}"}
         if isinstance(backend, PrivateHttpBackend):
             # Through the VPC link to the NLB in front of the cluster's ALB; TLS is verified against base_url's host.
             return aws.apigateway.Integration(

@@ -39,6 +39,7 @@ from .spec import ModelSpec
 
 SAGEMAKER_BINARY = "application/vnd.sagemaker-triton.binary+json"
 HEADER_LENGTH = "Inference-Header-Content-Length"
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 ITEM_SIZE = {"FP32": 4, "FP16": 2, "BF16": 2, "INT8": 1, "INT32": 4, "INT64": 8, "UINT8": 1, "BOOL": 1}
 NUMBER_KINDS = {"FP32": "fiu", "FP16": "fiu", "BF16": "fiu", "INT8": "iu", "INT32": "iu", "INT64": "iu",
                 "UINT8": "iu", "BOOL": "b"}
@@ -150,13 +151,22 @@ class Gate:
 
 
 def header_length_of(content_type: str, headers) -> int | None:
-    """The JSON header's length for a binary-tensor request, None for plain JSON; Refusal if malformed."""
+    """The JSON header's length for a binary-tensor request, None for plain JSON; Refusal if malformed.
+
+    Three spellings: KServe v2's `Inference-Header-Content-Length: N`; Triton's SageMaker content type
+    `...binary+json;json-header-size=N`; and, for `application/octet-stream` through InvokeEndpoint (which forwards
+    no other header), `X-Amzn-SageMaker-Custom-Attributes: N`, which the API gateway maps from the v2 header."""
     raw = headers.get(HEADER_LENGTH)
     if content_type.startswith(SAGEMAKER_BINARY):
         match = re.search(r"json-header-size=(\S+)", content_type)
         raw = match.group(1) if match else None
         if raw is None:
             raise Refusal(400, "binary_header", f"{SAGEMAKER_BINARY} needs ';json-header-size=N'")
+    elif raw is None and content_type.startswith("application/octet-stream"):
+        raw = headers.get(CUSTOM_ATTRIBUTES)
+        if raw is None:
+            raise Refusal(400, "binary_header", f"application/octet-stream needs the {HEADER_LENGTH} header")
+        raw = raw.removeprefix("json-header-size=")
     if raw is None:
         return None
     if not raw.isdigit():
@@ -223,8 +233,8 @@ class Front:
     async def _read(self, request: web.Request, sagemaker: bool) -> tuple[bytes, int | None]:
         content_type = request.headers.get("Content-Type", "application/json").lower()
         header_length = header_length_of(content_type, request.headers)
-        allowed = ("application/json", SAGEMAKER_BINARY) if sagemaker else ("application/json",
-                                                                            "application/octet-stream")
+        allowed = ("application/json", SAGEMAKER_BINARY, "application/octet-stream") if sagemaker else (
+            "application/json", "application/octet-stream")
         if not content_type.startswith(allowed):
             raise Refusal(415, "content_type", f"content type {content_type!r} is not accepted: send "
                                                f"{' or '.join(allowed)}")

@@ -113,6 +113,20 @@ def test_a_malformed_invocation_is_a_client_error_and_the_container_keeps_servin
     assert call(port, "/invocations", json_body(sample_input(1)))[0] == 200
 
 
+def test_what_the_gateway_sends_for_binary_tensors_is_understood(sagemaker):
+    """Through API Gateway: application/octet-stream, the header length in SageMaker's custom attributes."""
+    port, _, _ = sagemaker
+    body, content_type = binary_body(sample_input(2))
+    header_size = content_type.split("=")[1]
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body, headers={
+        "Content-Type": "application/octet-stream", "X-Amzn-SageMaker-Custom-Attributes": header_size})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        reply_type, reply = response.headers["Content-Type"], response.read()
+    size = int(reply_type.split("=")[1])
+    expected = json.loads((SAMPLE / "expected.json").read_text())["logits"]["2"]
+    np.testing.assert_allclose(np.frombuffer(reply[size:], np.float32), expected, atol=1e-5)
+
+
 def test_sigterm_ends_the_container_cleanly(sagemaker):
     port, process, _ = sagemaker
     assert call(port, "/ping")[0] == 200
