@@ -8,7 +8,9 @@ throughput ratio, plus each server's time from process start to ready. A second 
 that turns client mistakes into 4xx): the same requests to Triton's own port behind it and through it, latency at
 concurrency 1 and throughput at 32. Everything it starts, it stops.
 
-    python -m bench.serving [--seconds 5] [--concurrency 1 8 32] [--max-requests 20000]
+    python -m bench.serving [--seconds 5] [--concurrency 1 8 32] [--max-requests 20000] [--no-large]
+
+A third table sends a 1x3x224x224 FP32 image as v2 JSON and as binary tensors to the same server (through the front).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -73,7 +76,8 @@ class Result:
         return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def load(port: int, body: bytes, concurrency: int, seconds: float, max_requests: int) -> Result:
+def load(port: int, body: bytes, concurrency: int, seconds: float, max_requests: int,
+         headers: dict[str, str] | None = None, path: str = PATH) -> Result:
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -90,7 +94,7 @@ def load(port: int, body: bytes, concurrency: int, seconds: float, max_requests:
                 budget[0] -= 1
             started = time.perf_counter()
             try:
-                connection.request("POST", PATH, body, {"Content-Type": "application/json"})
+                connection.request("POST", path, body, headers or {"Content-Type": "application/json"})
                 response = connection.getresponse()
                 response.read()
                 ok = response.status == 200
@@ -137,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="per concurrency and server (bounded)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--max-requests", type=int, default=20_000, help="per concurrency and server (bounded)")
+    parser.add_argument("--no-large", dest="large", action="store_false",
+                        help="skip the 224x224 JSON-versus-binary table")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.seconds > 120 or any(c < 1 or c > 256 for c in args.concurrency):
         parser.error("--seconds must be in (0, 120] and each --concurrency in [1, 256]")
@@ -193,7 +199,56 @@ def main(argv: list[str] | None = None) -> int:
             front.add_row(str(result.concurrency), name, f"{result.throughput:.0f}", f"{result.percentile(50):.2f}",
                           f"{result.percentile(99):.2f}", str(result.errors), shown)
     console.print(front)
+    if args.large:
+        console.print(large_input_table(args))
     return 0
+
+
+def large_input_table(args) -> Table:
+    """1x3x224x224 FP32 as v2 JSON (about 1.5 MB of text) and as binary tensors (600 KB), same server and model."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from serving_image.sample_model.make_sample import build_model
+
+    folder = Path(tempfile.mkdtemp(prefix="mlserve-bench-224-"))
+    (folder / "model.onnx").write_bytes(build_model(size=224, downsample=8).SerializeToString())
+    spec = json.loads((local_server.SAMPLE / "spec.json").read_text())
+    spec["inputs"][0]["dims"] = [3, 224, 224]
+    spec["warmup"] = [{"batch_size": 1}]
+    (folder / "spec.json").write_text(json.dumps(spec))
+    x = np.random.RandomState(0).uniform(0, 1, (1, 3, 224, 224)).astype(np.float32)
+    as_json = json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                                      "data": x.flatten().tolist()}]}).encode()
+    header = json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                                     "parameters": {"binary_data_size": x.nbytes}}],
+                         "outputs": [{"name": "logits", "parameters": {"binary_data": True}}]}).encode()
+    as_binary = header + x.tobytes()
+    binary_headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(header))}
+    server = local_server.start(folder)
+    rows = []
+    try:
+        local_server.wait_ready(server)
+        for concurrency in (1, 8):
+            load(server.http, as_json, concurrency, 0.5, 50)
+            load(server.http, as_binary, concurrency, 0.5, 50, binary_headers)
+            rows.append((load(server.http, as_json, concurrency, args.seconds, args.max_requests),
+                         load(server.http, as_binary, concurrency, args.seconds, args.max_requests, binary_headers)))
+    finally:
+        local_server.stop(server)
+        shutil.rmtree(folder, ignore_errors=True)
+    table = Table(title=f"1x3x224x224 FP32 through the front: v2 JSON ({len(as_json) / 1e6:.1f} MB) vs binary "
+                        f"tensors ({len(as_binary) / 1e6:.1f} MB); the model averages 8x8 first, so transport dominates")
+    for column in ("concurrency", "encoding", "req/s", "p50 ms", "p99 ms", "errors", "req/s ratio"):
+        table.add_column(column, justify="left" if column == "encoding" else "right")
+    for as_text, as_bytes in rows:
+        ratio = as_bytes.throughput / as_text.throughput if as_text.throughput else float("nan")
+        for name, result, shown in (("JSON", as_text, "1.00x"), ("binary", as_bytes, f"{ratio:.2f}x")):
+            table.add_row(str(result.concurrency), name, f"{result.throughput:.0f}", f"{result.percentile(50):.1f}",
+                          f"{result.percentile(99):.1f}", str(result.errors), shown)
+    return table
 
 
 if __name__ == "__main__":
