@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serving-setup scan-setup plan demo test test-infra test-serving lint policy serve-local bench-serving clean
+.PHONY: setup serving-setup scan-setup plan demo test test-infra test-serving lint policy serve-local bench-serving loadtest clean
 
 # The serving image's Python world is separate: pulumi-policy needs protobuf 5, onnx and tritonclient need protobuf 6.
 SVENV  ?= .venv-serving
@@ -50,7 +50,7 @@ demo: $(STAMP)
 ## ...and the serving image: Dockerfile lint, rendered Triton configs, contract tests against the real local Triton.
 test: test-infra test-serving
 
-test-infra: $(STAMP) $(SCSTAMP)
+test-infra: $(STAMP) $(SCSTAMP) $(SSTAMP)
 	$(PY) -m pytest -q --ignore=tests/serving
 
 test-serving: $(SSTAMP)
@@ -77,6 +77,14 @@ serve-local: $(SSTAMP)
 ## Throughput and latency at concurrency 1/8/32 against FastAPI + ONNX Runtime, side by side; bounded in time and count.
 bench-serving: $(SSTAMP)
 	$(SPY) -m bench.serving
+
+## A bounded headless locust run with a day's traffic shape: make loadtest URL=http://127.0.0.1:8080 [SECONDS=60]
+## (MLSERVE_PATH=sagemaker, MLSERVE_BINARY=1, MLSERVE_API_KEY, MLSERVE_MODEL, MLSERVE_PEAK_USERS: bench/locustfile.py)
+SECONDS ?= 60
+loadtest: $(SSTAMP)
+	@test -n "$(URL)" || (echo "make loadtest URL=http://127.0.0.1:8080 (a running server or the API's stage URL)"; exit 2)
+	$(SVENV)/bin/locust -f bench/locustfile.py --headless --host $(URL) --run-time $(SECONDS)s --stop-timeout 5 \
+		--only-summary --exit-code-on-error 1
 
 clean:
 	rm -rf $(VENV) $(SVENV) $(SCVENV) .pytest_cache

@@ -54,10 +54,12 @@ def model_folder(tmp: Path, **spec_changes) -> Path:
     return folder
 
 
-def start(model_dir: Path = SAMPLE, mode: str = "kserve", extra_env: dict | None = None) -> LocalServer:
+def start(model_dir: Path = SAMPLE, mode: str = "kserve", extra_env: dict | None = None,
+          python: str = sys.executable) -> LocalServer:
+    """`python`: the interpreter with the serving image's requirements (the infra tests pass .venv-serving's)."""
     http, grpc, metrics = free_port(), free_port(), free_port()
     log = Path(tempfile.mkstemp(prefix="mlserve-serve-", suffix=".log")[1])
-    command = [sys.executable, "-m", "serving_image", "serve", "--local", "--mode", mode, "--model-dir", str(model_dir),
+    command = [python, "-m", "serving_image", "serve", "--local", "--mode", mode, "--model-dir", str(model_dir),
                "--port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
     env = {**os.environ, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
     with log.open("w") as sink:
@@ -93,8 +95,9 @@ def stop(server: LocalServer, timeout: float = 30) -> int:
 
 
 @contextmanager
-def running(model_dir: Path = SAMPLE, mode: str = "kserve", extra_env: dict | None = None):
-    server = start(model_dir, mode, extra_env)
+def running(model_dir: Path = SAMPLE, mode: str = "kserve", extra_env: dict | None = None,
+            python: str = sys.executable):
+    server = start(model_dir, mode, extra_env, python)
     try:
         wait_ready(server)
         yield server

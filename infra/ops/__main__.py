@@ -4,6 +4,7 @@
   release-model  --stack S --deployment D --model-dir DIR [--metrics FILE]
   rollout        status|promote|rollback --stack S --deployment D ...
   drift run      --stack S --deployment D [--window-minutes N]
+  profile        --stack S --deployment D --url URL [--header K:V] [--sigv4] [--concurrency N ...] [--report F]
 
 Every command takes --endpoint-url (a local AWS API such as moto on 127.0.0.1) and --config-file (a stack file
 elsewhere). Exit codes: 0 done, 1 a check or a rollout failed, 2 bad input (config, arguments, missing files).
@@ -70,7 +71,71 @@ def build_parser() -> argparse.ArgumentParser:
     run = drift_actions.add_parser("run", help="compare recent captures with the baseline and publish the metrics")
     _common(run, deployment=True)
     run.add_argument("--window-minutes", type=int, default=60)
+
+    profile = commands.add_parser("profile", help="measure capacity at the p99 SLO and print the config lines")
+    _common(profile, deployment=True)
+    profile.add_argument("--url", required=True,
+                         help="the server: http://127.0.0.1:8080, or the API's stage URL https://.../v1")
+    profile.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
+                         help="sent with every request, e.g. x-api-key:$KEY (repeatable)")
+    profile.add_argument("--sigv4", action="store_true", help="sign requests for the gateway's IAM authorization")
+    profile.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    profile.add_argument("--seconds", type=float, default=10.0, help="per concurrency step (at most 120)")
+    profile.add_argument("--max-requests", type=int, default=20_000, help="per concurrency step")
+    profile.add_argument("--batch", type=int, default=1, help="samples per request")
+    profile.add_argument("--json-tensors", action="store_true", help="send v2 JSON instead of binary tensors")
+    profile.add_argument("--p99-ms", type=float, help="the SLO to meet (default: the deployment's slo.p99_latency_ms)")
+    profile.add_argument("--report", type=Path, help="write the JSON report here")
     return parser
+
+
+def run_profile(args, cfg: StackConfig, out) -> int:
+    import asyncio
+    import json
+
+    from .profile import MAX_STEP_SECONDS, Target, choose, config_lines, report, sweep
+
+    if not args.url.startswith(("http://", "https://")):
+        raise OpsError(f"--url must start with http:// or https://, got {args.url!r}")
+    if not 0 < args.seconds <= MAX_STEP_SECONDS or any(not 1 <= c <= 512 for c in args.concurrency) \
+            or args.max_requests < 1 or args.batch < 1:
+        raise OpsError(f"--seconds must be in (0, {MAX_STEP_SECONDS}], each --concurrency in [1, 512], "
+                       "--max-requests and --batch at least 1")
+    headers = {}
+    for item in args.header:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise OpsError(f"--header must be NAME:VALUE, got {item!r}")
+        headers[name.strip()] = value.strip()
+    deployment = deployment_of(cfg, args.deployment)
+    index = cfg.deployments.index(deployment)
+    p99_ms = args.p99_ms or deployment.slo.p99_latency_ms
+    model = deployment.model.triton_model_name
+    target = Target(args.url, model, headers, cfg.region if args.sigv4 else None)
+    try:
+        steps = asyncio.run(sweep(target, sorted(set(args.concurrency)), args.seconds, args.max_requests,
+                                  args.batch, binary=not args.json_tensors))
+    except ValueError as error:
+        raise OpsError(str(error)) from None
+    except OSError as error:
+        raise OpsError(f"cannot reach {args.url}: {error}") from None
+    chosen = choose(steps, p99_ms)
+    for step in steps:
+        ok = "meets" if step is chosen else ("ok" if step.errors == 0 and step.percentile(99) <= p99_ms else "over")
+        out.print(f"concurrency {step.concurrency:>4}: {step.throughput:8.1f} req/s  p50 {step.percentile(50):7.1f} "
+                  f"p95 {step.percentile(95):7.1f} p99 {step.percentile(99):7.1f} ms  errors {step.errors}  {ok}")
+    document = report(target, steps, p99_ms, chosen, not args.json_tensors, args.batch)
+    if args.report:
+        args.report.write_text(json.dumps(document, indent=2) + "\n")
+        out.print(f"report: {args.report}")
+    if chosen is None:
+        out.print(f"no step met p99 <= {p99_ms:g} ms without errors: lower the concurrency, or relax the SLO")
+        return 1
+    out.print(f"capacity within p99 {p99_ms:g} ms: {chosen.throughput:.1f} req/s at concurrency {chosen.concurrency}"
+              f" (batch {args.batch}); paste:")
+    for line in config_lines(args.stack, index, deployment.backend, chosen):
+        out.print(f"  {line}", soft_wrap=True)
+    return 0
 
 
 def load(args) -> StackConfig:
@@ -88,6 +153,8 @@ def run_command(args) -> int:
     cfg = load(args)
     clients = Clients(cfg.region, args.endpoint_url)
     out = console()
+    if args.command == "profile":
+        return run_profile(args, cfg, out)
     if args.command == "preflight":
         from .preflight import preflight
 

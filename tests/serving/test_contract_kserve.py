@@ -300,3 +300,23 @@ def test_priorities_render_into_the_batcher_and_triton_accepts_them(tmp_path):
                                    rtol=1e-5, atol=1e-5)
         config = client.get_model_config(MODEL)["dynamic_batching"]
         assert config["priority_levels"] == 2 and config["default_priority_level"] == 2
+
+
+def test_the_locust_load_test_runs_bounded_against_the_local_server(server, tmp_path):
+    """`make loadtest`'s locustfile, headless for 4 s with its day shape: requests succeed and it stops by itself."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    locust = Path(sys.executable).parent / "locust"
+    started = time.monotonic()
+    result = subprocess.run([str(locust), "-f", "bench/locustfile.py", "--headless", "--host", f"http://{server.url}",
+                             "--run-time", "4s", "--stop-timeout", "3", "--only-summary", "--exit-code-on-error", "1",
+                             "--csv", str(tmp_path / "locust")], cwd=local_server.ROOT, capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "MLSERVE_BINARY": "1", "MLSERVE_PEAK_USERS": "4"})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    assert time.monotonic() - started < 30
+    stats = (tmp_path / "locust_stats.csv").read_text().splitlines()
+    row = next(line for line in stats if line.startswith("POST,kserve infer")).split(",")
+    assert int(row[2]) > 10 and int(row[3]) == 0  # requests, failures

@@ -1,0 +1,189 @@
+"""`python -m infra.ops profile`: measure what one instance serves within the p99 SLO, instead of typing it in.
+
+Drives a running server (the local one, a pod, or a deployed endpoint through its API gateway with an API key or
+SigV4) through a concurrency sweep, each step bounded in time and requests; finds the highest throughput whose p99
+meets the SLO with no errors; writes a JSON report (per concurrency: throughput, p50/p95/p99, errors) and prints the
+config lines to paste: `autoscaling.max_rps_per_instance_at_slo` (SageMaker) and `autoscaling.target_concurrency`
+(KServe: in-flight requests per replica at that point).
+
+Requests are built once with tritonclient (`generate_request_body`: JSON or binary tensors, from the model's own
+metadata) and sent by an asyncio client (aiohttp), so one process keeps hundreds of requests in flight.
+Triton's perf_analyzer is not installable on these machines; where it is, its figures are the reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import numpy as np
+import tritonclient.http as httpclient
+
+NUMPY = {"FP32": np.float32, "FP16": np.float16, "INT8": np.int8, "INT32": np.int32, "INT64": np.int64,
+         "UINT8": np.uint8, "BOOL": np.bool_}
+MAX_STEP_SECONDS = 120
+
+
+@dataclass
+class Step:
+    concurrency: int
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return math.inf
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+    def summary(self) -> dict[str, Any]:
+        return {"concurrency": self.concurrency, "requests": self.requests, "errors": self.errors,
+                "seconds": round(self.seconds, 3), "throughput_rps": round(self.throughput, 2),
+                **{f"p{p}_ms": round(self.percentile(p), 2) for p in (50, 95, 99)},
+                "error_samples": self.error_samples[:3]}
+
+
+@dataclass(frozen=True)
+class Target:
+    base_url: str
+    """`http://127.0.0.1:8080` or the gateway's stage URL (`https://.../v1`): the v2 path is appended."""
+    model: str
+    headers: dict[str, str] = field(default_factory=dict)
+    sigv4_region: str | None = None
+    """Sign each request for execute-api (the gateway's IAM authorization) with the caller's AWS credentials."""
+
+    @property
+    def infer_url(self) -> str:
+        return f"{self.base_url.rstrip('/')}/v2/models/{self.model}/infer"
+
+
+def request_body(metadata: dict[str, Any], batch: int, binary: bool, seed: int = 0) -> tuple[bytes, dict[str, str]]:
+    """One request with random inputs shaped from the model's metadata (-1 dimensions become 1, the batch `batch`)."""
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for spec in metadata["inputs"]:
+        shape = [d if d > 0 else 1 for d in spec["shape"]]
+        if spec["shape"] and spec["shape"][0] == -1:
+            shape[0] = batch
+        dtype = NUMPY.get(spec["datatype"])
+        if dtype is None:
+            raise ValueError(f"input {spec['name']}: datatype {spec['datatype']} is not one profile can generate")
+        tensor = httpclient.InferInput(spec["name"], shape, spec["datatype"])
+        values = rng.uniform(0, 1, shape) if np.issubdtype(dtype, np.floating) else rng.integers(0, 2, shape)
+        tensor.set_data_from_numpy(np.asarray(values, dtype=dtype), binary_data=binary)
+        inputs.append(tensor)
+    outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=binary) for o in metadata["outputs"]]
+    body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs=outputs)
+    if json_size is None:
+        return body, {"Content-Type": "application/json"}
+    return body, {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(json_size)}
+
+
+def _signed(target: Target, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+    if not target.sigv4_region:
+        return headers
+    import botocore.session
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    credentials = botocore.session.get_session().get_credentials()
+    if credentials is None:
+        raise ValueError("--sigv4 needs AWS credentials (AWS_PROFILE, or `aws sso login`)")
+    request = AWSRequest(method="POST", url=target.infer_url, data=body, headers=headers)
+    SigV4Auth(credentials, "execute-api", target.sigv4_region).add_auth(request)
+    return dict(request.headers)
+
+
+async def metadata_of(session: aiohttp.ClientSession, target: Target) -> dict[str, Any]:
+    url = f"{target.base_url.rstrip('/')}/v2/models/{target.model}"
+    async with session.get(url, headers=target.headers) as response:
+        text = await response.text()
+        if response.status != 200:
+            raise ValueError(f"GET {url} answered {response.status}: {text[:300]}")
+        return json.loads(text)
+
+
+async def run_step(session: aiohttp.ClientSession, target: Target, body: bytes, headers: dict[str, str],
+                   concurrency: int, seconds: float, max_requests: int) -> Step:
+    step = Step(concurrency)
+    budget = [max_requests]
+    deadline = time.monotonic() + seconds
+
+    async def worker() -> None:
+        while time.monotonic() < deadline and budget[0] > 0:
+            budget[0] -= 1
+            started = time.perf_counter()
+            try:
+                async with session.post(target.infer_url, data=body,
+                                        headers={**target.headers, **_signed(target, body, headers)}) as response:
+                    payload = await response.read()
+                    ok = response.status == 200
+                    if not ok and len(step.error_samples) < 3:
+                        step.error_samples.append(f"{response.status}: {payload[:200]!r}")
+            except (TimeoutError, aiohttp.ClientError) as error:
+                ok = False
+                if len(step.error_samples) < 3:
+                    step.error_samples.append(repr(error))
+            if ok:
+                step.requests += 1
+                step.latencies_ms.append((time.perf_counter() - started) * 1000)
+            else:
+                step.errors += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    step.seconds = time.monotonic() - started
+    return step
+
+
+async def sweep(target: Target, concurrencies: list[int], seconds: float, max_requests: int, batch: int = 1,
+                binary: bool = True, warmup_seconds: float = 1.0) -> list[Step]:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+        metadata = await metadata_of(session, target)
+        body, headers = request_body(metadata, batch, binary)
+        await run_step(session, target, body, headers, max(concurrencies), warmup_seconds, max_requests)
+        return [await run_step(session, target, body, headers, c, seconds, max_requests) for c in concurrencies]
+
+
+def choose(steps: list[Step], p99_ms: float) -> Step | None:
+    """The highest-throughput step that met the SLO (p99 within it) with no errors; None if none did."""
+    within = [s for s in steps if s.errors == 0 and s.requests > 0 and s.percentile(99) <= p99_ms]
+    return max(within, key=lambda s: s.throughput, default=None)
+
+
+def in_flight(step: Step) -> float:
+    """Little's law: requests in flight = throughput x mean latency (what KEDA's target compares with)."""
+    if not step.latencies_ms:
+        return 0.0
+    return step.throughput * (sum(step.latencies_ms) / len(step.latencies_ms)) / 1000
+
+
+def config_lines(stack: str, index: int, backend: str, chosen: Step) -> list[str]:
+    where = f"deployments[{index}].autoscaling"
+    if backend == "kserve":
+        value = max(1, math.floor(in_flight(chosen)))
+        return [f"pulumi config set --stack {stack} --path 'mlserve:{where}.target_concurrency' {value}"]
+    return [f"pulumi config set --stack {stack} --path 'mlserve:{where}.max_rps_per_instance_at_slo' "
+            f"{chosen.throughput:.1f}"]
+
+
+def report(target: Target, steps: list[Step], p99_ms: float, chosen: Step | None, binary: bool,
+           batch: int) -> dict[str, Any]:
+    return {"target": target.infer_url, "model": target.model, "slo_p99_ms": p99_ms, "binary": binary,
+            "batch": batch, "steps": [s.summary() for s in steps],
+            "chosen": None if chosen is None else {**chosen.summary(), "in_flight": round(in_flight(chosen), 2)},
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+

@@ -1,0 +1,61 @@
+"""`python -m infra.ops profile` against the real local Triton (started with the serving image's own venv)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infra.ops.__main__ import main
+from infra.ops.profile import Step, choose, config_lines, in_flight
+from serving_image import local_server
+
+SERVING_PYTHON = Path(__file__).resolve().parents[2] / ".venv-serving" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not SERVING_PYTHON.exists():
+        pytest.fail("the serving venv is missing: run `make serving-setup` (make test does it)")
+    with local_server.running(python=str(SERVING_PYTHON)) as running:
+        yield running
+
+
+def test_a_sweep_against_the_local_server_writes_the_report_and_the_line_to_paste(server, tmp_path, capsys):
+    report = tmp_path / "profile.json"
+    code = main(["profile", "--stack", "dev", "--deployment", "resnet50", "--url", f"http://{server.url}",
+                 "--concurrency", "1", "4", "--seconds", "1.5", "--p99-ms", "2000", "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    document = json.loads(report.read_text())
+    assert [s["concurrency"] for s in document["steps"]] == [1, 4]
+    assert all(s["requests"] > 0 and s["errors"] == 0 and s["p50_ms"] <= s["p99_ms"] for s in document["steps"])
+    assert document["binary"] is True and document["chosen"]["throughput_rps"] > 0
+    rps = document["chosen"]["throughput_rps"]
+    assert "'mlserve:deployments[0].autoscaling.max_rps_per_instance_at_slo'" in out and f"{rps:.1f}" in out
+
+
+def test_an_slo_no_step_can_meet_exits_1_and_says_so(server, capsys):
+    code = main(["profile", "--stack", "dev", "--deployment", "resnet50", "--url", f"http://{server.url}",
+                 "--concurrency", "2", "--seconds", "0.5", "--p99-ms", "0.001", "--json-tensors"])
+    assert code == 1
+    assert "no step met p99 <= 0.001 ms" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--url", "127.0.0.1:8080"], "--url must start with http"),
+    (["--url", "http://127.0.0.1:9", "--seconds", "500"], "--seconds must be in"),
+    (["--url", "http://127.0.0.1:9", "--header", "no-colon"], "--header must be NAME:VALUE"),
+    (["--url", "http://127.0.0.1:9"], "cannot reach http://127.0.0.1:9"),
+])
+def test_bad_arguments_are_refused_with_exit_2(argv, message, capsys):
+    assert main(["profile", "--stack", "dev", "--deployment", "resnet50", "--seconds", "0.5", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_chosen_point_is_the_fastest_within_the_slo_and_kserve_gets_its_in_flight_count():
+    fast_but_slow_tail = Step(16, requests=1000, seconds=2.0, latencies_ms=[30.0] * 980 + [400.0] * 20)
+    within = Step(8, requests=800, seconds=2.0, latencies_ms=[20.0] * 800)  # 400 req/s at 20 ms
+    assert choose([Step(1, 100, 0, 1.0, [5.0] * 100), within, fast_but_slow_tail], p99_ms=100) is within
+    assert in_flight(within) == pytest.approx(8.0)  # Little's law: 400 req/s x 0.020 s
+    assert config_lines("prod", 1, "kserve", within) == [
+        "pulumi config set --stack prod --path 'mlserve:deployments[1].autoscaling.target_concurrency' 8"]
