@@ -45,16 +45,26 @@ class ModelStoreConfig(Strict):
 
 
 class NodeGroupConfig(Strict):
-    name: Name
-    gpu: bool = True
-    instance_types: list[str] = Field(min_length=1)
-    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
-    ami_type: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "AL2023_x86_64_STANDARD"] = "AL2023_x86_64_NVIDIA"
-    min_size: int = Field(ge=0, le=100)
-    max_size: int = Field(ge=1, le=100)
-    desired_size: int = Field(ge=0, le=100)
-    disk_size_gib: int = Field(default=200, ge=50, le=2000)
-    allow_scale_to_zero: bool = False
+    name: Name = Field(description="Node group name and its `mlserve.io/node-group` label")
+    gpu: bool = Field(
+        default=True,
+        description="GPU nodes: NVIDIA AMI, the nvidia.com/gpu taint, hop limit 1; false for the CPU system group")
+    instance_types: list[str] = Field(description="EC2 instance types, first preferred", min_length=1)
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = Field(
+        default="ON_DEMAND",
+        description="ON_DEMAND or SPOT (prod GPU groups: ON_DEMAND)")
+    ami_type: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "AL2023_x86_64_STANDARD"] = Field(
+        default="AL2023_x86_64_NVIDIA",
+        description="EKS AMI type: an NVIDIA one for GPU groups, AL2023_x86_64_STANDARD for the system group")
+    min_size: int = Field(description="Fewest nodes (prod GPU groups: at least 1)", ge=0, le=100)
+    max_size: int = Field(description="Most nodes", ge=1, le=100)
+    desired_size: int = Field(
+        ge=0, le=100,
+        description="Nodes at creation; later changes are left to scaling (ignored by pulumi up)")
+    disk_size_gib: int = Field(description="Encrypted gp3 root volume size", default=200, ge=50, le=2000)
+    allow_scale_to_zero: bool = Field(
+        default=False,
+        description="Dev only: a GPU group may have min_size 0 (cold starts take minutes)")
 
 
 ADDON_VERSION = r"^v\d+\.\d+\.\d+-eksbuild\.\d+$"
@@ -141,10 +151,14 @@ class ClusterConfig(Strict):
                                     "newest that Karpenter v1.14.1 supports (its compatibility matrix); EKS also "
                                     "offers 1.37, which waits for a Karpenter release that supports it")
     public_access_cidrs: list[str] = Field(default_factory=list, description="Empty: private endpoint only")
-    admin_role_arns: list[str] = Field(min_length=1)
-    log_retention_days: Literal[30, 60, 90, 180, 365] = 90
-    addons: ClusterAddonVersions
-    charts: HelmChartVersions
+    admin_role_arns: list[str] = Field(
+        min_length=1,
+        description="IAM roles given cluster admin through EKS access entries (the creator gets none implicitly)")
+    log_retention_days: Literal[30, 60, 90, 180, 365] = Field(
+        default=90,
+        description="Days the control-plane logs are kept")
+    addons: ClusterAddonVersions = Field(description="EKS managed add-on versions")
+    charts: HelmChartVersions = Field(description="Helm chart versions of the cluster add-ons")
     node_groups: list[NodeGroupConfig] = Field(min_length=1, description="EKS managed node groups: a CPU system "
                                                "group for the controllers; GPU groups remain possible")
     node_class: KarpenterNodeClass | None = Field(default=None, description="Required with gpu_pools")
@@ -167,9 +181,12 @@ class ClusterConfig(Strict):
 
 class ModelArtifact(Strict):
     uri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+", description="s3://bucket/key")
-    format: Literal["onnx", "tensorrt_plan"]
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    triton_model_name: Name = "model"
+    format: Literal["onnx", "tensorrt_plan"] = Field(
+        description="onnx (engines built at start or shipped) or tensorrt_plan (needs a GPU)")
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="The artifact's sha256: preflight and the image check it")
+    triton_model_name: Name = Field(default="model", description="The model's name in Triton (`/v2/models/<name>`)")
 
     @property
     def bucket(self) -> str:
@@ -187,8 +204,12 @@ class ModelArtifact(Strict):
 
 class ServingImage(Strict):
     repository: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$", description="ECR repository name")
-    tag: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    tag: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        description="Immutable version tag (never latest); or give digest")
+    digest: str | None = Field(
+        default=None, pattern=r"^sha256:[0-9a-f]{64}$",
+        description="sha256 digest: pins the exact bytes (prod's choice)")
 
     @field_validator("tag")
     @classmethod
@@ -203,10 +224,18 @@ class ServingImage(Strict):
 
 
 class SageMakerCompute(Strict):
-    instance_type: str = Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-    instance_count: int = Field(ge=1, le=100)
-    startup_health_check_timeout_seconds: int = Field(default=900, ge=60, le=3600)
-    model_download_timeout_seconds: int = Field(default=900, ge=60, le=3600)
+    instance_type: str = Field(
+        pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
+        description="SageMaker instance type (ml.g5.2xlarge, ...); botocore's list of valid types is checked")
+    instance_count: int = Field(
+        ge=1, le=100,
+        description="Instances at deployment (autoscaling moves between min and max)")
+    startup_health_check_timeout_seconds: int = Field(
+        default=900, ge=60, le=3600,
+        description="How long SageMaker waits for /ping (engine builds take minutes)")
+    model_download_timeout_seconds: int = Field(
+        default=900, ge=60, le=3600,
+        description="How long SageMaker waits for the model download")
     inference_ami_version: str = Field(
         default="al2023-ami-sagemaker-inference-gpu-4-1",
         description="SageMaker host image: its NVIDIA driver must run the serving image's CUDA. The default (driver "
@@ -215,100 +244,121 @@ class SageMakerCompute(Strict):
 
 
 class KServeCompute(Strict):
-    gpus: int = Field(ge=0, le=8)
-    cpu: str = Field(default="4", pattern=r"^\d+(\.\d+)?m?$")
-    memory: str = Field(default="16Gi", pattern=r"^\d+(Mi|Gi)$")
+    gpus: int = Field(description="nvidia.com/gpu per replica (requests = limits)", ge=0, le=8)
+    cpu: str = Field(description="CPU per replica (requests = limits)", default="4", pattern=r"^\d+(\.\d+)?m?$")
+    memory: str = Field(description="Memory per replica (requests = limits)", default="16Gi", pattern=r"^\d+(Mi|Gi)$")
     node_group: Name = Field(description="A GPU pool (cluster.gpu_pools) or managed node group the pods run on")
 
 
 class Autoscaling(Strict):
-    min: int = Field(ge=0, le=100)
-    max: int = Field(ge=1, le=100)
+    min: int = Field(description="Fewest instances or replicas (prod: at least 2)", ge=0, le=100)
+    max: int = Field(description="Most instances or replicas", ge=1, le=100)
     target_invocations_per_instance: int | None = Field(
         default=None, ge=1, description="SageMaker: invocations/minute/instance; derived from the SLO when unset")
     max_rps_per_instance_at_slo: float | None = Field(
         default=None, gt=0, description="Measured: requests/second one instance serves within the p99 SLO (bench)")
     headroom_percent: int = Field(default=30, ge=0, le=80, description="Capacity kept free for bursts")
     target_concurrency: int | None = Field(default=None, ge=1, description="KServe: in-flight requests per replica")
-    scale_in_cooldown_seconds: int = Field(default=600, ge=60, le=3600)
-    scale_out_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+    scale_in_cooldown_seconds: int = Field(
+        default=600, ge=60, le=3600,
+        description="Wait after a scale-in before the next one (slow: GPUs are slow to come back)")
+    scale_out_cooldown_seconds: int = Field(
+        default=60, ge=0, le=3600,
+        description="Wait after a scale-out before the next one")
 
 
 class AllAtOnce(Strict):
-    strategy: Literal["all_at_once"]
+    strategy: Literal["all_at_once"] = Field(description="Replace the model in one step (dev)")
 
 
 class Canary(Strict):
-    strategy: Literal["canary"]
+    strategy: Literal["canary"] = Field(description="A share of traffic to the new model, baked, then the rest")
     percent: int = Field(ge=0, le=50, description="0 only for kserve: the candidate gets no traffic (rolled back)")
-    bake_minutes: int = Field(ge=1, le=60 * 24)
+    bake_minutes: int = Field(
+        ge=1, le=60 * 24,
+        description="How long the canary share is watched before the rest moves")
     candidate: ModelArtifact | None = Field(
         default=None, description="kserve: the model under test, served beside `model` with `percent` of traffic")
 
 
 class Linear(Strict):
-    strategy: Literal["linear"]
-    step_percent: int = Field(ge=5, le=50)
-    step_bake_minutes: int = Field(ge=1, le=60 * 24)
+    strategy: Literal["linear"] = Field(description="Traffic moves in equal steps, each baked")
+    step_percent: int = Field(description="Share of traffic moved per step", ge=5, le=50)
+    step_bake_minutes: int = Field(description="How long each step is watched", ge=1, le=60 * 24)
 
 
 class BlueGreen(Strict):
-    strategy: Literal["blue_green"]
-    bake_minutes: int = Field(ge=0, le=60 * 24)
+    strategy: Literal["blue_green"] = Field(description="A full new fleet, all traffic at once after the bake")
+    bake_minutes: int = Field(description="How long the new fleet is watched before the old one goes", ge=0, le=60 * 24)
 
 
 class Shadow(Strict):
-    strategy: Literal["shadow"]
-    sample_percent: int = Field(ge=1, le=100)
-    candidate: ModelArtifact
+    strategy: Literal["shadow"] = Field(
+        description="The candidate gets a copy of traffic; its answers are not returned")
+    sample_percent: int = Field(description="Share of requests copied to the candidate", ge=1, le=100)
+    candidate: ModelArtifact = Field(description="The model under test")
 
 
 Rollout = Annotated[AllAtOnce | Canary | Linear | BlueGreen | Shadow, Field(discriminator="strategy")]
 
 
 class DataCapture(Strict):
-    enabled: bool
-    sample_percent: int = Field(default=10, ge=1, le=100)
+    enabled: bool = Field(description="Capture requests and responses (KMS-encrypted, in the model bucket)")
+    sample_percent: int = Field(description="Share of requests captured", default=10, ge=1, le=100)
 
 
 class DriftMonitoring(Strict):
     """Our scheduled job: captured inputs of the last window vs a baseline from reference data."""
-    enabled: bool
-    baseline_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+\.json$")
-    schedule_minutes: int = Field(default=60, ge=5, le=1440)
-    psi_alarm_threshold: float = Field(default=0.2, gt=0, le=5)
+    enabled: bool = Field(description="Run the drift job on a schedule and alarm on PSI")
+    baseline_uri: str | None = Field(
+        default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+\.json$",
+        description="s3://.../baseline.json made from reference data")
+    schedule_minutes: int = Field(
+        default=60, ge=5, le=1440,
+        description="How often the job runs (and the window it reads)")
+    psi_alarm_threshold: float = Field(
+        default=0.2, gt=0, le=5,
+        description="Population stability index at which the drift alarm fires")
 
 
 class Slo(Strict):
-    p99_latency_ms: int = Field(ge=1, le=60_000)
+    p99_latency_ms: int = Field(
+        ge=1, le=60_000,
+        description="p99 latency the alarms (and `infra.ops profile`) hold the deployment to")
     error_rate_percent: float = Field(gt=0, le=50, description="5xx share of invocations")
     client_error_rate_percent: float = Field(default=5, gt=0, le=100, description="4xx share that pages someone")
 
 
 class DeploymentBase(Strict):
-    name: Name
-    model: ModelArtifact
-    image: ServingImage
-    autoscaling: Autoscaling
-    rollout: Rollout
-    data_capture: DataCapture
-    slo: Slo
-    drift: DriftMonitoring = DriftMonitoring(enabled=False)
-    needs_gpu: bool = True
+    name: Name = Field(description="Deployment name: part of every resource name and the API path")
+    model: ModelArtifact = Field(description="The released model artifact")
+    image: ServingImage = Field(description="The serving image (ECR repository of the stack, by tag or digest)")
+    autoscaling: Autoscaling = Field(description="Capacity bounds and scaling targets")
+    rollout: Rollout = Field(description="How a new model version goes live")
+    data_capture: DataCapture = Field(description="Request/response capture")
+    slo: Slo = Field(description="Latency and error objectives the alarms watch")
+    drift: DriftMonitoring = Field(
+        default=DriftMonitoring(enabled=False),
+        description="Scheduled input drift monitoring")
+    needs_gpu: bool = Field(
+        default=True,
+        description="The model needs a GPU (a GPU instance type or node group is then required)")
 
 
 class WeightedVariant(Strict):
     """Another model served beside the primary for an A/B test, with its share of traffic."""
-    name: Name
-    model: ModelArtifact
-    weight_percent: int = Field(ge=1, le=50)
-    instance_count: int = Field(default=1, ge=1, le=100)
+    name: Name = Field(description="Variant name")
+    model: ModelArtifact = Field(description="The variant's model")
+    weight_percent: int = Field(description="Share of traffic", ge=1, le=50)
+    instance_count: int = Field(description="Instances of the variant", default=1, ge=1, le=100)
 
 
 class SageMakerDeployment(DeploymentBase):
-    backend: Literal["sagemaker"]
-    compute: SageMakerCompute
-    ab_variants: list[WeightedVariant] = Field(default_factory=list)
+    backend: Literal["sagemaker"] = Field(description="sagemaker: a SageMaker real-time endpoint")
+    compute: SageMakerCompute = Field(description="SageMaker instance settings")
+    ab_variants: list[WeightedVariant] = Field(
+        default_factory=list,
+        description="Other models served beside the primary, with their traffic shares")
 
     def target_invocations_per_minute(self) -> int:
         """Per instance, for target tracking: measured capacity at the SLO, less headroom, in invocations/minute."""
@@ -320,8 +370,8 @@ class SageMakerDeployment(DeploymentBase):
 
 
 class KServeDeployment(DeploymentBase):
-    backend: Literal["kserve"]
-    compute: KServeCompute
+    backend: Literal["kserve"] = Field(description="kserve: an InferenceService on the stack's EKS cluster")
+    compute: KServeCompute = Field(description="Pod resources and the node group or GPU pool")
 
 
 # The backend picks the compute model, so an error names the fields that backend really has.
@@ -331,28 +381,38 @@ DISCRIMINATOR_TAGS = {"sagemaker", "kserve", "all_at_once", "canary", "linear", 
 
 
 class ApiTier(Strict):
-    name: Name
-    rate_per_second: float = Field(gt=0, le=10_000)
-    burst: int = Field(ge=1, le=5_000)
-    quota_per_day: int = Field(ge=1)
+    name: Name = Field(description="Tier (usage plan) name")
+    rate_per_second: float = Field(description="Steady request rate per API key", gt=0, le=10_000)
+    burst: int = Field(description="Burst per API key", ge=1, le=5_000)
+    quota_per_day: int = Field(description="Requests per key per day", ge=1)
 
 
 class GatewayConfig(Strict):
     authorization: Literal["api_key", "iam", "jwt"] = Field(
         default="api_key", description="Every route also requires an API key (usage plans meter by key)")
-    cognito_user_pool_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/.+")
-    tiers: list[ApiTier] = Field(min_length=1)
+    cognito_user_pool_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/.+",
+        description="The user pool whose JWTs are accepted (authorization jwt)")
+    tiers: list[ApiTier] = Field(description="Usage plans: each API key belongs to one", min_length=1)
     max_body_bytes: int = Field(default=6 * 1024 * 1024, ge=1024, le=10 * 1024 * 1024,
                                 description="API Gateway's own ceiling is 10 MiB")
     waf_rate_limit_per_ip: int = Field(default=2000, ge=100, le=2_000_000_000, description="requests per 5 minutes")
-    access_log_retention_days: Literal[30, 60, 90, 180, 365, 731] = 90
-    domain_name: str | None = None
-    certificate_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+")
+    access_log_retention_days: Literal[30, 60, 90, 180, 365, 731] = Field(
+        default=90,
+        description="Days the API's access logs (and WAF logs) are kept")
+    domain_name: str | None = Field(default=None, description="Custom domain for the API (with certificate_arn)")
+    certificate_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+",
+        description="Regional ACM certificate for domain_name")
 
 
 class AlertingConfig(Strict):
-    emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(default_factory=list)
-    https_webhooks: list[Annotated[str, Field(pattern=r"^https://")]] = Field(default_factory=list)
+    emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
+        default_factory=list,
+        description="Addresses subscribed to the alert topic (stored as secrets)")
+    https_webhooks: list[Annotated[str, Field(pattern=r"^https://")]] = Field(
+        default_factory=list,
+        description="HTTPS endpoints subscribed to the alert topic (stored as secrets)")
 
 
 Tags = dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=256)]]
@@ -370,13 +430,13 @@ class StackConfig(Strict):
         description="Which rule set applies: prod is stricter (capacity, rollouts, deletion protection, the pack)")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$",
                         description="AWS region of every resource (commercial partition only)")
-    tags: Tags
-    network: NetworkConfig
-    model_store: ModelStoreConfig
-    cluster: ClusterConfig | None = None
-    deployments: list[Deployment] = Field(min_length=1)
-    gateway: GatewayConfig
-    alerting: AlertingConfig
+    tags: Tags = Field(description="Tags on every resource (owner and cost-center required)")
+    network: NetworkConfig = Field(description="The VPC")
+    model_store: ModelStoreConfig = Field(description="The model bucket and image repositories")
+    cluster: ClusterConfig | None = Field(default=None, description="The EKS cluster for KServe deployments (optional)")
+    deployments: list[Deployment] = Field(description="The models this stack serves", min_length=1)
+    gateway: GatewayConfig = Field(description="The API front door of every deployment")
+    alerting: AlertingConfig = Field(description="Who hears the alarms")
     logs: LogsConfig = Field(default_factory=lambda: LogsConfig(),
                              description="The stack's own logs and audit trail")
 
