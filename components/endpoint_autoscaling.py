@@ -1,7 +1,9 @@
 """EndpointAutoscaling: instance count of a SageMaker variant follows its load.
 
-Two target-tracking policies: invocations per instance (the SLO-derived target) and GPU utilization (for models
-whose cost per request varies). Application Auto Scaling scales out when either asks and in only when both allow,
+Two target-tracking policies: the load signal and GPU utilization (for models whose cost per request varies). The load
+signal is either invocations per instance (one-minute metric, the SLO-derived target) or, when a concurrency target
+was measured, concurrent requests per instance at high resolution (10-second metric: scale-out starts within a
+minute of a burst instead of several). Application Auto Scaling scales out when either asks and in only when both allow,
 and scale-in waits longer than scale-out so a brief lull does not drop capacity a returning peak needs.
 """
 
@@ -19,8 +21,11 @@ class EndpointAutoscalingArgs:
     variant_name: str
     min_capacity: int
     max_capacity: int
-    invocations_per_instance_per_minute: int
+    invocations_per_instance_per_minute: int | None
+    """One-minute invocations target; None when concurrent_requests_per_instance is given."""
     gpus_per_instance: int
+    concurrent_requests_per_instance: int | None = None
+    """In-flight requests per instance at the SLO (`infra.ops profile`): tracked on the high-resolution metric."""
     gpu_utilization_target_percent: int = 70
     scale_in_cooldown_seconds: int = 600
     scale_out_cooldown_seconds: int = 60
@@ -42,14 +47,23 @@ class EndpointAutoscaling(pulumi.ComponentResource):
                 scale_in_cooldown=args.scale_in_cooldown_seconds, scale_out_cooldown=args.scale_out_cooldown_seconds,
                 disable_scale_in=False, **spec)
 
+        if args.concurrent_requests_per_instance is not None:
+            load, metric, target_value = ("concurrency", "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+                                          args.concurrent_requests_per_instance)
+        elif args.invocations_per_instance_per_minute is not None:
+            load, metric, target_value = ("invocations", "SageMakerVariantInvocationsPerInstance",
+                                          args.invocations_per_instance_per_minute)
+        else:
+            raise ValueError(f"{args.endpoint_name}: give invocations_per_instance_per_minute or "
+                             "concurrent_requests_per_instance")
         aws.appautoscaling.Policy(
-            f"{name}-invocations", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
+            f"{name}-{load}", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
             scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
             target_tracking_scaling_policy_configuration=tracking(
-                target_value=args.invocations_per_instance_per_minute,
+                target_value=target_value,
                 predefined_metric_specification=aws.appautoscaling.
                 PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                    predefined_metric_type="SageMakerVariantInvocationsPerInstance")),
+                    predefined_metric_type=metric)),
             opts=child)
         aws.appautoscaling.Policy(
             f"{name}-gpu", policy_type="TargetTrackingScaling", resource_id=target.resource_id,

@@ -36,14 +36,22 @@ class Variant:
 
 @dataclass(frozen=True)
 class TrafficShift:
-    kind: Literal["ALL_AT_ONCE", "CANARY", "LINEAR"]
+    """How SageMaker moves an endpoint to a new config: blue/green (ALL_AT_ONCE, CANARY, LINEAR: a full green fleet
+    beside the blue one) or ROLLING (batches of `step_percent` of the fleet replaced in place: max capacity plus one
+    batch, not twice the fleet)."""
+    kind: Literal["ALL_AT_ONCE", "CANARY", "LINEAR", "ROLLING"]
     wait_seconds: int
     step_percent: int | None = None
+    rollback_step_percent: int | None = None  # ROLLING: batch size when rolling back (None: all at once)
+    timeout_seconds: int | None = None  # ROLLING: the whole update's limit (None: derived like blue/green's)
 
 
 def max_execution_seconds(shift: TrafficShift) -> int:
     """Every step's bake plus half an hour for instances to start, within the API's 600-28800 s."""
-    steps = {"CANARY": 2, "LINEAR": -(-100 // (shift.step_percent or 100)), "ALL_AT_ONCE": 1}[shift.kind]
+    if shift.timeout_seconds:
+        return shift.timeout_seconds
+    batches = -(-100 // (shift.step_percent or 100))
+    steps = {"CANARY": 2, "LINEAR": batches, "ROLLING": batches, "ALL_AT_ONCE": 1}[shift.kind]
     return min(28_800, max(600, steps * shift.wait_seconds + 1800))
 
 
@@ -135,26 +143,10 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             ) if args.data_capture_percent else None,
             opts=child)
 
-        shift = args.traffic_shift
-        step_percent = shift.step_percent or 100
-        step = aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationCanarySizeArgs(
-            type="CAPACITY_PERCENT", value=step_percent) if shift.kind == "CANARY" else None
-        linear = aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationLinearStepSizeArgs(
-            type="CAPACITY_PERCENT", value=step_percent) if shift.kind == "LINEAR" else None
         endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint", name=args.endpoint_name, endpoint_config_name=config.name,
-            deployment_config=aws.sagemaker.EndpointDeploymentConfigArgs(
-                blue_green_update_policy=aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyArgs(
-                    traffic_routing_configuration=aws.sagemaker.
-                    EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationArgs(
-                        type=shift.kind, wait_interval_in_seconds=shift.wait_seconds, canary_size=step,
-                        linear_step_size=linear),
-                    termination_wait_in_seconds=args.termination_wait_seconds,
-                    maximum_execution_timeout_in_seconds=max_execution_seconds(shift)),
-                auto_rollback_configuration=aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationArgs(
-                    alarms=[aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationAlarmArgs(alarm_name=n)
-                            for n in args.rollback_alarm_names]),
-            ),
+            deployment_config=deployment_config(args.traffic_shift, args.termination_wait_seconds,
+                                                args.rollback_alarm_names),
             opts=child)
 
         self.endpoint_name = endpoint.name
@@ -203,3 +195,37 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             statements.append(Statement(sid="WriteDataCapture", actions=["s3:PutObject"],
                                         resources=[f"{bucket_arn}/{args.data_capture_prefix}*"]))
         return render(*statements)
+
+
+def deployment_config(shift: TrafficShift, termination_wait_seconds: int,
+                      rollback_alarm_names) -> aws.sagemaker.EndpointDeploymentConfigArgs:
+    """Blue/green or rolling, both guarded by the same alarms: any of them in ALARM rolls the update back."""
+    rollback = aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationArgs(
+        alarms=[aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationAlarmArgs(alarm_name=n)
+                for n in rollback_alarm_names])
+    step_percent = shift.step_percent or 100
+    if shift.kind == "ROLLING":
+        return aws.sagemaker.EndpointDeploymentConfigArgs(
+            rolling_update_policy=aws.sagemaker.EndpointDeploymentConfigRollingUpdatePolicyArgs(
+                maximum_batch_size=aws.sagemaker.EndpointDeploymentConfigRollingUpdatePolicyMaximumBatchSizeArgs(
+                    type="CAPACITY_PERCENT", value=step_percent),
+                wait_interval_in_seconds=shift.wait_seconds,
+                maximum_execution_timeout_in_seconds=max_execution_seconds(shift),
+                rollback_maximum_batch_size=aws.sagemaker.
+                EndpointDeploymentConfigRollingUpdatePolicyRollbackMaximumBatchSizeArgs(
+                    type="CAPACITY_PERCENT", value=shift.rollback_step_percent)
+                if shift.rollback_step_percent else None),
+            auto_rollback_configuration=rollback)
+    step = aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationCanarySizeArgs(
+        type="CAPACITY_PERCENT", value=step_percent) if shift.kind == "CANARY" else None
+    linear = aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationLinearStepSizeArgs(
+        type="CAPACITY_PERCENT", value=step_percent) if shift.kind == "LINEAR" else None
+    return aws.sagemaker.EndpointDeploymentConfigArgs(
+        blue_green_update_policy=aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyArgs(
+            traffic_routing_configuration=aws.sagemaker.
+            EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationArgs(
+                type=shift.kind, wait_interval_in_seconds=shift.wait_seconds, canary_size=step,
+                linear_step_size=linear),
+            termination_wait_in_seconds=termination_wait_seconds,
+            maximum_execution_timeout_in_seconds=max_execution_seconds(shift)),
+        auto_rollback_configuration=rollback)

@@ -38,7 +38,7 @@ from components.sagemaker_deployment import SageMakerDeployment, SageMakerDeploy
 from components.sagemaker_endpoint import SageMakerEndpointArgs, TrafficShift, Variant
 from infra.aws_facts import sagemaker_gpus
 from infra.config import StackConfig
-from infra.config.models import AllAtOnce, BlueGreen, Canary, Linear, ModelArtifact, Shadow
+from infra.config.models import AllAtOnce, BlueGreen, Canary, Linear, ModelArtifact, Rolling, Shadow
 from infra.config.models import KServeDeployment as KServeConfig
 from infra.config.models import SageMakerDeployment as SageMakerConfig
 
@@ -249,6 +249,7 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
         autoscaling=EndpointAutoscalingArgs(
             endpoint_name=name, variant_name=PRIMARY_VARIANT, min_capacity=d.autoscaling.min,
             max_capacity=d.autoscaling.max, invocations_per_instance_per_minute=d.target_invocations_per_minute(),
+            concurrent_requests_per_instance=d.autoscaling.target_concurrency,
             gpus_per_instance=gpus, scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds,
             scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds),
         gateway=gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
@@ -298,5 +299,8 @@ def traffic_shift(rollout) -> TrafficShift:
         return TrafficShift("LINEAR", rollout.step_bake_minutes * 60, rollout.step_percent)
     if isinstance(rollout, BlueGreen):
         return TrafficShift("ALL_AT_ONCE", rollout.bake_minutes * 60)
+    if isinstance(rollout, Rolling):
+        return TrafficShift("ROLLING", rollout.bake_minutes * 60, rollout.batch_percent, rollout.rollback_batch_percent,
+                            rollout.timeout_minutes * 60 if rollout.timeout_minutes else None)
     assert isinstance(rollout, (AllAtOnce, Shadow))
     return TrafficShift("ALL_AT_ONCE", 0)

@@ -258,7 +258,9 @@ class Autoscaling(Strict):
     max_rps_per_instance_at_slo: float | None = Field(
         default=None, gt=0, description="Measured: requests/second one instance serves within the p99 SLO (bench)")
     headroom_percent: int = Field(default=30, ge=0, le=80, description="Capacity kept free for bursts")
-    target_concurrency: int | None = Field(default=None, ge=1, description="KServe: in-flight requests per replica")
+    target_concurrency: int | None = Field(default=None, ge=1, description="In-flight requests per replica (KServe) "
+                                           "or per instance (SageMaker: high-resolution concurrency tracking, "
+                                           "measured with `infra.ops profile`)")
     scale_in_cooldown_seconds: int = Field(
         default=600, ge=60, le=3600,
         description="Wait after a scale-in before the next one (slow: GPUs are slow to come back)")
@@ -292,6 +294,18 @@ class BlueGreen(Strict):
     bake_minutes: int = Field(description="How long the new fleet is watched before the old one goes", ge=0, le=60 * 24)
 
 
+class Rolling(Strict):
+    strategy: Literal["rolling"] = Field(description="SageMaker replaces the fleet in place, batch by batch, each "
+                                                     "baked: max capacity plus one batch, not a second fleet")
+    batch_percent: int = Field(ge=5, le=50, description="Instances replaced per batch, as a share of the variant "
+                               "(the API's 5-50%)")
+    bake_minutes: int = Field(ge=0, le=60, description="How long each batch is watched (the API's 0-3600 s)")
+    rollback_batch_percent: int | None = Field(default=None, ge=5, le=100, description="Batch size when rolling "
+                                               "back; unset: the old fleet comes back all at once")
+    timeout_minutes: int | None = Field(default=None, ge=10, le=480, description="The whole update's limit (the "
+                                        "API's 600-28800 s); unset: every batch's bake plus half an hour")
+
+
 class Shadow(Strict):
     strategy: Literal["shadow"] = Field(
         description="The candidate gets a copy of traffic; its answers are not returned")
@@ -299,7 +313,7 @@ class Shadow(Strict):
     candidate: ModelArtifact = Field(description="The model under test")
 
 
-Rollout = Annotated[AllAtOnce | Canary | Linear | BlueGreen | Shadow, Field(discriminator="strategy")]
+Rollout = Annotated[AllAtOnce | Canary | Linear | BlueGreen | Rolling | Shadow, Field(discriminator="strategy")]
 
 
 class DataCapture(Strict):
@@ -360,12 +374,14 @@ class SageMakerDeployment(DeploymentBase):
         default_factory=list,
         description="Other models served beside the primary, with their traffic shares")
 
-    def target_invocations_per_minute(self) -> int:
-        """Per instance, for target tracking: measured capacity at the SLO, less headroom, in invocations/minute."""
+    def target_invocations_per_minute(self) -> int | None:
+        """Per instance, for target tracking: measured capacity at the SLO, less headroom, in invocations/minute;
+        None when the deployment tracks concurrency instead (rules.autoscaling_target allows exactly one)."""
         scaling = self.autoscaling
         if scaling.target_invocations_per_instance is not None:
             return scaling.target_invocations_per_instance
-        assert scaling.max_rps_per_instance_at_slo is not None  # rules.autoscaling_target guarantees one of them
+        if scaling.max_rps_per_instance_at_slo is None:
+            return None
         return max(1, int(scaling.max_rps_per_instance_at_slo * 60 * (100 - scaling.headroom_percent) / 100))
 
 
@@ -377,7 +393,7 @@ class KServeDeployment(DeploymentBase):
 # The backend picks the compute model, so an error names the fields that backend really has.
 Deployment = Annotated[SageMakerDeployment | KServeDeployment, Field(discriminator="backend")]
 SAGEMAKER_MAX_BAKE_MINUTES = 60  # the API's WaitIntervalInSeconds is at most 3600
-DISCRIMINATOR_TAGS = {"sagemaker", "kserve", "all_at_once", "canary", "linear", "blue_green", "shadow"}
+DISCRIMINATOR_TAGS = {"sagemaker", "kserve", "all_at_once", "canary", "linear", "blue_green", "rolling", "shadow"}
 
 
 class ApiTier(Strict):

@@ -22,6 +22,7 @@ from .models import (
     Canary,
     KServeDeployment,
     Linear,
+    Rolling,
     SageMakerDeployment,
     Shadow,
     StackConfig,
@@ -173,14 +174,15 @@ def progressive_rollout_fits_capacity(cfg: StackConfig) -> Iterator[ConfigIssue]
             if rollout.percent == 0:
                 yield ConfigIssue(key_path(("deployments", i, "rollout", "percent")), 0,
                                   "1-50 for sagemaker (0 is the kserve rollback setting)")
-        if isinstance(rollout, (Linear, BlueGreen)) and isinstance(d, KServeDeployment):
+        if isinstance(rollout, (Linear, BlueGreen, Rolling)) and isinstance(d, KServeDeployment):
             yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), rollout.strategy,
                               "all_at_once or canary for kserve (step the canary's percent instead)")
-        if not isinstance(d, SageMakerDeployment) or not isinstance(rollout, (Canary, Linear)):
+        if not isinstance(d, SageMakerDeployment) or not isinstance(rollout, (Canary, Linear, Rolling)):
             continue
         count = d.compute.instance_count
-        step = rollout.percent if isinstance(rollout, Canary) else rollout.step_percent
-        field = "percent" if isinstance(rollout, Canary) else "step_percent"
+        step, field = {Canary: ("percent", "percent"), Linear: ("step_percent", "step_percent"),
+                       Rolling: ("batch_percent", "batch_percent")}[type(rollout)]
+        step = getattr(rollout, step)
         if count < 2:
             yield ConfigIssue(key_path(("deployments", i, "compute", "instance_count")), count,
                               f"at least 2 for a {rollout.strategy} rollout: the first step runs on its own instance "
@@ -208,12 +210,14 @@ def autoscaling_target(cfg: StackConfig) -> Iterator[ConfigIssue]:
         if not isinstance(d, SageMakerDeployment):
             continue
         scaling = d.autoscaling
-        given = [k for k in ("target_invocations_per_instance", "max_rps_per_instance_at_slo")
+        given = [k for k in ("target_invocations_per_instance", "max_rps_per_instance_at_slo", "target_concurrency")
                  if getattr(scaling, k) is not None]
         if len(given) != 1:
             yield ConfigIssue(key_path(("deployments", i, "autoscaling")), given or None,
-                              "exactly one of target_invocations_per_instance (per minute) or "
-                              "max_rps_per_instance_at_slo (measured; mlserve keeps headroom_percent free)")
+                              "exactly one of target_invocations_per_instance (per minute), "
+                              "max_rps_per_instance_at_slo (measured; mlserve keeps headroom_percent free) or "
+                              "target_concurrency (measured in-flight requests per instance, tracked at high "
+                              "resolution)")
 
 
 def sagemaker_bake_fits_the_api(cfg: StackConfig) -> Iterator[ConfigIssue]:

@@ -19,6 +19,7 @@ are already replaced, often an hour into a blue/green rollout. Each check here a
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from infra.config.models import (
     Canary,
     KServeDeployment,
     ModelArtifact,
+    Rolling,
     SageMakerDeployment,
     ServingImage,
     Shadow,
@@ -56,7 +58,8 @@ class EndpointNeed:
 
 
 def endpoint_needs(cfg: StackConfig, stack: str) -> dict[str, EndpointNeed]:
-    """Instances per SageMaker instance type at max capacity while a blue/green update runs (2x the fleet)."""
+    """Instances per SageMaker instance type at max capacity while an update runs: blue/green runs a second fleet
+    (2x), a rolling update one batch beside the fleet."""
     totals: dict[str, int] = defaultdict(int)
     reasons: dict[str, list[str]] = defaultdict(list)
     for d in cfg.deployments:
@@ -65,6 +68,12 @@ def endpoint_needs(cfg: StackConfig, stack: str) -> dict[str, EndpointNeed]:
         fleet = max(d.autoscaling.max, d.compute.instance_count) + sum(v.instance_count for v in d.ab_variants)
         if isinstance(d.rollout, Shadow):
             fleet += d.compute.instance_count
+        if isinstance(d.rollout, Rolling):
+            # A rolling update replaces the fleet in place: one extra batch at a time, not a second fleet.
+            batch = math.ceil(fleet * d.rollout.batch_percent / 100)
+            totals[d.compute.instance_type] += fleet + batch
+            reasons[d.compute.instance_type].append(f"{d.name}: {fleet} + a rolling batch of {batch}")
+            continue
         totals[d.compute.instance_type] += 2 * fleet
         reasons[d.compute.instance_type].append(f"{d.name}: 2 x {fleet}")
     return {t: EndpointNeed(t, n, ", ".join(reasons[t])) for t, n in totals.items()}

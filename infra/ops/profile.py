@@ -177,7 +177,10 @@ def config_lines(stack: str, index: int, backend: str, chosen: Step) -> list[str
         value = max(1, math.floor(in_flight(chosen)))
         return [f"pulumi config set --stack {stack} --path 'mlserve:{where}.target_concurrency' {value}"]
     return [f"pulumi config set --stack {stack} --path 'mlserve:{where}.max_rps_per_instance_at_slo' "
-            f"{chosen.throughput:.1f}"]
+            f"{chosen.throughput:.1f}",
+            f"# or, to track concurrency at high resolution instead (remove max_rps_per_instance_at_slo): "
+            f"pulumi config set --stack {stack} --path 'mlserve:{where}.target_concurrency' "
+            f"{max(1, math.floor(in_flight(chosen)))}"]
 
 
 def report(target: Target, steps: list[Step], p99_ms: float, chosen: Step | None, binary: bool,

@@ -7,15 +7,23 @@ ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 
 @resource_rule("progressive-rollout-with-rollback", types=[ENDPOINT],
-               description="Endpoints update blue/green and roll back automatically on alarms (prod: mandatory).",
-               fix="Set rollout.strategy to canary, linear or blue_green for the deployment; mlserve then declares a "
-                   "blue/green deployment_config with the latency and 5xx alarms as auto-rollback alarms.")
+               description="Endpoints update blue/green or rolling and roll back automatically on alarms (prod: "
+                           "mandatory).",
+               fix="Set rollout.strategy to canary, linear, blue_green or rolling for the deployment; mlserve then "
+                   "declares the deployment_config with the latency and 5xx alarms as auto-rollback alarms.")
 def progressive_rollout_with_rollback(props, config):
     deployment = props.get("deploymentConfig") or {}
     policy = deployment.get("blueGreenUpdatePolicy")
+    rolling = deployment.get("rollingUpdatePolicy")
     alarms = as_list((deployment.get("autoRollbackConfiguration") or {}).get("alarms"))
+    if rolling:
+        if not alarms:
+            yield "no auto-rollback alarms"
+        if is_prod(config) and not rolling.get("waitIntervalInSeconds"):
+            yield "prod rolls batches with no bake time: a bad model reaches every batch before an alarm can fire"
+        return
     if not policy:
-        yield "no blue/green update policy: a new model replaces the old one with no bake and no way back"
+        yield "no blue/green or rolling update policy: a new model replaces the old one with no bake and no way back"
     if not alarms:
         yield "no auto-rollback alarms"
     routing = (policy or {}).get("trafficRoutingConfiguration") or {}

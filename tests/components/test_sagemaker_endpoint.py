@@ -144,3 +144,51 @@ def test_stack_outputs_name_the_endpoint_and_its_url(stack, plan):
     assert endpoint["invoke_url"] == (f"https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/"
                                       f"mlserve-{stack}-resnet50/invocations")
     json.dumps(plan.outputs)
+
+
+def rolling(raw, **changes):
+    deployment(raw).update(rollout={"strategy": "rolling", "batch_percent": 25, "bake_minutes": 10, **changes})
+
+
+def test_a_rolling_rollout_replaces_the_fleet_in_batches_guarded_by_the_same_alarms():
+    plan = plan_config(edited("prod", lambda r: rolling(r, rollback_batch_percent=50)), "prod")
+    config = plan.one(ENDPOINT).inputs["deploymentConfig"]
+    assert "blueGreenUpdatePolicy" not in config
+    assert config["rollingUpdatePolicy"] == {
+        "maximumBatchSize": {"type": "CAPACITY_PERCENT", "value": 25}, "waitIntervalInSeconds": 600,
+        "maximumExecutionTimeoutInSeconds": 4 * 600 + 1800,  # four batches of 25%, each baked, plus start-up time
+        "rollbackMaximumBatchSize": {"type": "CAPACITY_PERCENT", "value": 50}}
+    assert [a["alarmName"] for a in config["autoRollbackConfiguration"]["alarms"]] == [
+        "mlserve-prod-resnet50-p99-latency", "mlserve-prod-resnet50-5xx-rate"]
+
+
+def test_a_rolling_rollout_is_a_valid_update_endpoint_request_and_the_pack_accepts_it():
+    from policies.check import CONFIG_DIR, evaluate, load_policy_config
+    from tests import aws_replay as replay
+
+    plan = plan_config(edited("prod", lambda r: rolling(r, timeout_minutes=90)), "prod")
+    endpoint = plan.one(ENDPOINT).inputs
+    assert endpoint["deploymentConfig"]["rollingUpdatePolicy"]["maximumExecutionTimeoutInSeconds"] == 5400
+    replay.assert_valid_request("sagemaker", "UpdateEndpoint", replay.update_endpoint(endpoint))
+    found = evaluate(json.loads(json.dumps(plan.as_json())), load_policy_config(CONFIG_DIR / "prod.json"))
+    assert [v for v in found if v.rule == "progressive-rollout-with-rollback"] == []
+
+
+def test_a_measured_concurrency_target_tracks_concurrent_requests_at_high_resolution():
+    def concurrency(raw):
+        scaling = deployment(raw)["autoscaling"]
+        scaling.pop("max_rps_per_instance_at_slo", None)
+        scaling.pop("target_invocations_per_instance", None)
+        scaling["target_concurrency"] = 6
+
+    plan = plan_config(edited("prod", concurrency), "prod")
+    policies = {p.name.rsplit("-", 1)[1]: p for p in plan.of_type("aws:appautoscaling/policy:Policy")}
+    assert set(policies) == {"concurrency", "gpu"}  # the one-minute invocations policy is not declared beside it
+    tracking = policies["concurrency"].inputs["targetTrackingScalingPolicyConfiguration"]
+    assert tracking["targetValue"] == 6
+    assert tracking["predefinedMetricSpecification"]["predefinedMetricType"] == \
+        "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+    from tests import aws_replay as replay
+
+    replay.assert_valid_request("application-autoscaling", "PutScalingPolicy",
+                                replay.put_scaling_policy(policies["concurrency"].inputs, "concurrency"))

@@ -235,3 +235,34 @@ def test_scaling_target_is_measured_capacity_less_headroom():
 def test_a_cluster_in_a_vpc_too_small_for_its_load_balancer_subnets_is_refused():
     found, text = errors_of(edited("prod", lambda r: r["mlserve:network"].update(cidr="10.50.0.0/22")), "prod")
     assert "/27" in found["mlserve:network.cidr"].allowed, text
+
+
+@pytest.mark.parametrize("rollout,path,fragment", [
+    ({"strategy": "rolling", "batch_percent": 60, "bake_minutes": 5}, "mlserve:deployments[0].rollout.batch_percent",
+     "less than or equal to 50"),
+    ({"strategy": "rolling", "batch_percent": 25, "bake_minutes": 90}, "mlserve:deployments[0].rollout.bake_minutes",
+     "less than or equal to 60"),
+    ({"strategy": "rolling", "batch_percent": 25, "bake_minutes": 5, "timeout_minutes": 5},
+     "mlserve:deployments[0].rollout.timeout_minutes", "greater than or equal to 10"),
+])
+def test_a_rolling_rollout_outside_the_apis_limits_is_refused(rollout, path, fragment):
+    found, text = errors_of(edited("prod", lambda r: deployment(r).update(rollout=rollout)), "prod")
+    assert fragment in found[path].allowed, text
+
+
+def test_a_rolling_batch_must_leave_half_the_fleet_serving_and_kserve_cannot_roll():
+    def small_fleet(raw):
+        deployment(raw).update(rollout={"strategy": "rolling", "batch_percent": 50, "bake_minutes": 5})
+        deployment(raw)["compute"]["instance_count"] = 3
+    found, text = errors_of(edited("prod", small_fleet), "prod")
+    assert "at most 50% of 3 instances" in found["mlserve:deployments[0].rollout.batch_percent"].allowed, text
+    found, text = errors_of(edited("prod", lambda r: r["mlserve:deployments"][1].update(
+        rollout={"strategy": "rolling", "batch_percent": 25, "bake_minutes": 5})), "prod")
+    assert "all_at_once or canary for kserve" in found["mlserve:deployments[1].rollout.strategy"].allowed, text
+
+
+def test_autoscaling_takes_exactly_one_load_target_and_concurrency_is_one():
+    def both(raw):
+        deployment(raw)["autoscaling"]["target_concurrency"] = 4
+    found, text = errors_of(edited("prod", both), "prod")
+    assert "target_concurrency" in found["mlserve:deployments[0].autoscaling"].allowed, text

@@ -274,3 +274,14 @@ def test_a_bottlerocket_alias_resolves_through_its_own_parameter_without_the_v()
     from infra.ops.preflight import ami_parameter
 
     assert ami_parameter("bottlerocket@v1.50.0", "1.36") == "/aws/service/bottlerocket/aws-k8s-1.36-nvidia/x86_64/1.50.0/image_id"
+
+
+def test_a_rolling_rollout_reserves_max_capacity_plus_one_batch_not_a_second_fleet():
+    from tests.harness import config_of, edited
+
+    def rolling(raw):
+        raw["mlserve:deployments"][0].update(rollout={"strategy": "rolling", "batch_percent": 25, "bake_minutes": 5})
+
+    need = endpoint_needs(config_of(edited("prod", rolling), "prod"), "prod")["ml.g5.2xlarge"]
+    assert need.instances == 12 + 3  # autoscaling.max 12, one batch of 25% rounded up
+    assert endpoint_needs(load_stack("prod"), "prod")["ml.g5.2xlarge"].instances == 2 * 12  # blue/green: twice
