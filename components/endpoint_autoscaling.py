@@ -26,6 +26,9 @@ class EndpointAutoscalingArgs:
     gpus_per_instance: int
     concurrent_requests_per_instance: int | None = None
     """In-flight requests per instance at the SLO (`infra.ops profile`): tracked on the high-resolution metric."""
+    backlog_per_instance: int | None = None
+    """Async endpoints: queued requests per instance to track; min_capacity may then be 0, and a backlog with no
+    instance at all wakes the first one (target tracking alone never scales out from zero)."""
     gpu_utilization_target_percent: int = 70
     scale_in_cooldown_seconds: int = 600
     scale_out_cooldown_seconds: int = 60
@@ -47,24 +50,19 @@ class EndpointAutoscaling(pulumi.ComponentResource):
                 scale_in_cooldown=args.scale_in_cooldown_seconds, scale_out_cooldown=args.scale_out_cooldown_seconds,
                 disable_scale_in=False, **spec)
 
-        if args.concurrent_requests_per_instance is not None:
-            load, metric, target_value = ("concurrency", "SageMakerVariantConcurrentRequestsPerModelHighResolution",
-                                          args.concurrent_requests_per_instance)
-        elif args.invocations_per_instance_per_minute is not None:
-            load, metric, target_value = ("invocations", "SageMakerVariantInvocationsPerInstance",
-                                          args.invocations_per_instance_per_minute)
+        if args.backlog_per_instance is not None:
+            self._queue_scaling(name, args, target, tracking)
         else:
-            raise ValueError(f"{args.endpoint_name}: give invocations_per_instance_per_minute or "
-                             "concurrent_requests_per_instance")
-        aws.appautoscaling.Policy(
-            f"{name}-{load}", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
-            scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
-            target_tracking_scaling_policy_configuration=tracking(
-                target_value=target_value,
-                predefined_metric_specification=aws.appautoscaling.
-                PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                    predefined_metric_type=metric)),
-            opts=child)
+            load, metric, target_value = self._load_signal(args)
+            aws.appautoscaling.Policy(
+                f"{name}-{load}", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
+                scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
+                target_tracking_scaling_policy_configuration=tracking(
+                    target_value=target_value,
+                    predefined_metric_specification=aws.appautoscaling.
+                    PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                        predefined_metric_type=metric)),
+                opts=child)
         aws.appautoscaling.Policy(
             f"{name}-gpu", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
             scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
@@ -84,3 +82,48 @@ class EndpointAutoscaling(pulumi.ComponentResource):
                     ])),
             opts=child)
         self.register_outputs({"resource_id": target.resource_id})
+
+    @staticmethod
+    def _load_signal(args: EndpointAutoscalingArgs) -> tuple[str, str, int]:
+        """(policy name, predefined metric, target) for a realtime endpoint."""
+        if args.concurrent_requests_per_instance is not None:
+            return ("concurrency", "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+                    args.concurrent_requests_per_instance)
+        if args.invocations_per_instance_per_minute is not None:
+            return "invocations", "SageMakerVariantInvocationsPerInstance", args.invocations_per_instance_per_minute
+        raise ValueError(f"{args.endpoint_name}: give invocations_per_instance_per_minute, "
+                         "concurrent_requests_per_instance or backlog_per_instance")
+
+    def _queue_scaling(self, name: str, args: EndpointAutoscalingArgs, target, tracking) -> None:
+        """Async: track the queue per instance; a backlog with no capacity adds the first instance at once."""
+        child = pulumi.ResourceOptions(parent=self)
+        endpoint = [aws.appautoscaling.
+                    PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensionArgs(
+                        name="EndpointName", value=args.endpoint_name)]
+        aws.appautoscaling.Policy(
+            f"{name}-backlog", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
+            target_tracking_scaling_policy_configuration=tracking(
+                target_value=args.backlog_per_instance,
+                customized_metric_specification=aws.appautoscaling.
+                PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs(
+                    metric_name="ApproximateBacklogSizePerInstance", namespace="AWS/SageMaker", statistic="Average",
+                    dimensions=endpoint)),
+            opts=child)
+        wake = aws.appautoscaling.Policy(
+            f"{name}-wake", policy_type="StepScaling", resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
+            step_scaling_policy_configuration=aws.appautoscaling.PolicyStepScalingPolicyConfigurationArgs(
+                adjustment_type="ChangeInCapacity", cooldown=args.scale_out_cooldown_seconds,
+                metric_aggregation_type="Average",
+                step_adjustments=[aws.appautoscaling.PolicyStepScalingPolicyConfigurationStepAdjustmentArgs(
+                    metric_interval_lower_bound="0", scaling_adjustment=1)]),
+            opts=child)
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-backlog-without-capacity", name=pulumi.Output.concat(args.endpoint_name,
+                                                                          "-backlog-without-capacity"),
+            alarm_description="Requests wait and no instance runs: start one (scale out from zero)",
+            namespace="AWS/SageMaker", metric_name="HasBacklogWithoutCapacity", statistic="Average",
+            dimensions={"EndpointName": args.endpoint_name}, period=60, evaluation_periods=1,
+            comparison_operator="GreaterThanOrEqualToThreshold", threshold=1, treat_missing_data="notBreaching",
+            alarm_actions=[wake.arn], opts=child)

@@ -24,6 +24,7 @@ from .policy_document import Statement, assume_role_policy, render
 # in Inference-Header-Content-Length. API Gateway passes such bodies through untouched only for a binary media type.
 BINARY_MEDIA_TYPE = "application/octet-stream"
 HEADER_LENGTH = "Inference-Header-Content-Length"
+ASYNC_INPUT = "X-Amzn-SageMaker-InputLocation"
 V2_DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
                 "FP64", "BYTES", "BF16"]
 ACCESS_LOG_FORMAT = {
@@ -75,6 +76,8 @@ class InferenceApiArgs:
     stage_name: str = "v1"
     logging_ready: Sequence[pulumi.Resource] = ()
     """What must exist before a stage may log: the account's CloudWatch role (ApiGatewayAccount)."""
+    async_route: bool = False
+    """SageMaker async endpoints: `POST .../infer-async` calls InvokeEndpointAsync with the caller's S3 input."""
 
 
 def request_schema(max_body_bytes: int) -> dict:
@@ -136,7 +139,9 @@ class InferenceApi(pulumi.ComponentResource):
                                      disable_execute_api_endpoint=bool(args.domain_name),
                                      binary_media_types=[BINARY_MEDIA_TYPE], opts=child)
         parent_id = api.root_resource_id
+        model_resource_id = parent_id
         for part in ("v2", "models", args.model_name, "infer"):
+            model_resource_id = parent_id
             resource = aws.apigateway.Resource(f"{name}-{part}", rest_api=api.id, parent_id=parent_id, path_part=part,
                                                opts=child)
             parent_id = resource.id
@@ -186,10 +191,20 @@ class InferenceApi(pulumi.ComponentResource):
                 "error": "the request is not a valid v2 inference request",
                 "detail": "$context.error.validationErrorString"})}, opts=child)
 
+        triggers = {"configuration": configuration_fingerprint(api, model, validator, method, integration, responses)}
+        routes: list[pulumi.Resource] = [method, integration, *responses]
+        if args.async_route:
+            if not isinstance(backend, SageMakerBackend):
+                raise ValueError(f"{args.api_name}: the async route exists only for a SageMaker async endpoint")
+            async_parts = self._async_route(name, args, backend, api, model_resource_id, authorizer_id)
+            routes += async_parts
+            triggers["async"] = pulumi.Output.json_dumps([
+                [r.request_parameters for r in async_parts if isinstance(r, aws.apigateway.Method)],
+                [[r.uri, r.request_parameters, r.credentials] for r in async_parts
+                 if isinstance(r, aws.apigateway.Integration)]])
         deployment = aws.apigateway.Deployment(
-            f"{name}-deployment", rest_api=api.id,
-            triggers={"configuration": configuration_fingerprint(api, model, validator, method, integration, responses)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[method, integration, *responses]))
+            f"{name}-deployment", rest_api=api.id, triggers=triggers,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=routes))
         access_logs = aws.cloudwatch.LogGroup(f"{name}-access", retention_in_days=args.log_retention_days,
                                               kms_key_id=args.kms_key_arn, opts=child)
         stage = aws.apigateway.Stage(
@@ -200,13 +215,14 @@ class InferenceApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.logging_ready)))
         tier_rate = sum(t.rate_per_second for t in args.tiers)
         tier_burst = sum(t.burst for t in args.tiers)
-        aws.apigateway.MethodSettings(
-            f"{name}-infer-settings", rest_api=api.id, stage_name=stage.stage_name,
-            method_path=f"v2/models/{args.model_name}/infer/POST",
-            settings=aws.apigateway.MethodSettingsSettingsArgs(
-                metrics_enabled=True, logging_level="ERROR", data_trace_enabled=False,
-                throttling_rate_limit=tier_rate, throttling_burst_limit=tier_burst),
-            opts=child)
+        for route in ["infer", *(["infer-async"] if args.async_route else [])]:
+            aws.apigateway.MethodSettings(
+                f"{name}-{route}-settings", rest_api=api.id, stage_name=stage.stage_name,
+                method_path=f"v2/models/{args.model_name}/{route}/POST",
+                settings=aws.apigateway.MethodSettingsSettingsArgs(
+                    metrics_enabled=True, logging_level="ERROR", data_trace_enabled=False,
+                    throttling_rate_limit=tier_rate, throttling_burst_limit=tier_burst),
+                opts=child)
 
         self.api_keys = {}
         for tier in args.tiers:
@@ -271,6 +287,51 @@ class InferenceApi(pulumi.ComponentResource):
             uri=pulumi.Output.concat("arn:aws:apigateway:", args.region, ":runtime.sagemaker:path/endpoints/",
                                      backend.endpoint_name, "/invocations"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]), **common)
+
+    def _async_route(self, name, args: InferenceApiArgs, backend: SageMakerBackend, api, parent_id,
+                     authorizer_id) -> list[pulumi.Resource]:
+        """`POST /v2/models/<model>/infer-async`: the caller has put the input in S3 and names it in
+        X-Amzn-SageMaker-InputLocation (required: the gateway refuses a request without it); the answer is 202 with
+        the inference id and where the result (or the failure) will be written."""
+        child = pulumi.ResourceOptions(parent=self)
+        resource = aws.apigateway.Resource(f"{name}-infer-async", rest_api=api.id, parent_id=parent_id,
+                                           path_part="infer-async", opts=child)
+        validator = aws.apigateway.RequestValidator(f"{name}-async-headers", rest_api=api.id, name="async-headers",
+                                                    validate_request_parameters=True, opts=child)
+        method = aws.apigateway.Method(
+            f"{name}-infer-async", rest_api=api.id, resource_id=resource.id, http_method="POST",
+            authorization={"api_key": "NONE", "iam": "AWS_IAM", "jwt": "COGNITO_USER_POOLS"}[args.authorization],
+            authorizer_id=authorizer_id, api_key_required=True, request_validator_id=validator.id,
+            request_parameters={f"method.request.header.{ASYNC_INPUT}": True,
+                                "method.request.header.Content-Type": False}, opts=child)
+        role = aws.iam.Role(f"{name}-invoke-async", assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
+                            opts=child)
+        role_policy = aws.iam.RolePolicy(f"{name}-invoke-async", role=role.id, policy=render(Statement(
+            sid="QueueOnThisEndpointOnly", actions=["sagemaker:InvokeEndpointAsync"],
+            resources=[backend.endpoint_arn])), opts=child)
+        integration = aws.apigateway.Integration(
+            f"{name}-infer-async", rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
+            type="AWS", integration_http_method="POST", credentials=role.arn, passthrough_behavior="WHEN_NO_TEMPLATES",
+            uri=pulumi.Output.concat("arn:aws:apigateway:", args.region, ":runtime.sagemaker:path/endpoints/",
+                                     backend.endpoint_name, "/async-invocations"),
+            request_parameters={f"integration.request.header.{ASYNC_INPUT}": f"method.request.header.{ASYNC_INPUT}",
+                                "integration.request.header.Content-Type": "method.request.header.Content-Type"},
+            timeout_milliseconds=29_000, opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
+        parts: list[pulumi.Resource] = [method, integration]
+        locations = [f"X-Amzn-SageMaker-{h}" for h in ("OutputLocation", "FailureLocation")]
+        for status, pattern in (("202", None), ("400", "4\\d{2}"), ("502", "5\\d{2}")):
+            method_response = aws.apigateway.MethodResponse(
+                f"{name}-infer-async-{status}", rest_api=api.id, resource_id=resource.id,
+                http_method=method.http_method, status_code=status,
+                response_parameters={f"method.response.header.{h}": False for h in locations}
+                if status == "202" else None, opts=child)
+            parts.append(aws.apigateway.IntegrationResponse(
+                f"{name}-infer-async-{status}", rest_api=api.id, resource_id=resource.id,
+                http_method=method.http_method, status_code=method_response.status_code, selection_pattern=pattern,
+                response_parameters={f"method.response.header.{h}": f"integration.response.header.{h}"
+                                     for h in locations} if status == "202" else None,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[integration, method_response])))
+        return parts
 
     def _web_acl(self, name: str, args: InferenceApiArgs, stage: aws.apigateway.Stage) -> None:
         def visibility(metric: str):

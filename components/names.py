@@ -43,6 +43,12 @@ def data_capture_prefix(endpoint_name: str) -> str:
     return f"data-capture/{endpoint_name}/"
 
 
+def async_prefix(endpoint_name: str, part: str) -> str:
+    """Async inference in the model bucket: clients upload to `input/`, SageMaker writes `output/` and `failure/`."""
+    assert part in ("input", "output", "failure")
+    return f"async/{endpoint_name}/{part}/"
+
+
 def captured_files_prefix(endpoint_name: str, variant: str = PRIMARY_VARIANT) -> str:
     """Where SageMaker actually puts a variant's capture files: `<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/`."""
     return f"{data_capture_prefix(endpoint_name)}{endpoint_name}/{variant}/"

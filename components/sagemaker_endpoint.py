@@ -17,7 +17,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from .names import data_capture_destination, data_capture_prefix
+from .names import async_prefix, data_capture_destination, data_capture_prefix
 from .policy_document import Statement, assume_role_policy, render
 
 TRITON_PORT_ENV = {"SAGEMAKER_TRITON_PING_MODE": "ready"}
@@ -32,6 +32,11 @@ class Variant:
     instance_type: str
     instance_count: int
     weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class AsyncConfig:
+    max_concurrent_invocations_per_instance: int
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ class SageMakerEndpointArgs:
     shadow: Variant | None = None
     termination_wait_seconds: int = 600
     model_prefixes: list[str] = field(default_factory=list)  # folders of the bucket this endpoint may read
+    async_inference: AsyncConfig | None = None
+    """Asynchronous inference: queued requests, inputs and results in the model bucket, SNS notifications."""
     rollback_alarm_names: list[pulumi.Input[str]] = field(default_factory=list)  # SageMakerDeployment fills them
 
     @property
@@ -98,10 +105,19 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             egress=[aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=443, to_port=443,
                                                     cidr_blocks=[args.vpc_cidr], description="AWS APIs via endpoints")],
             opts=child)
+        # Async inference tells its callers through SNS when a result (or a failure) is in S3.
+        self.async_topic_arns: dict[str, pulumi.Output[str]] = {}
+        if args.async_inference:
+            for outcome in ("success", "error"):
+                self.async_topic_arns[outcome] = aws.sns.Topic(
+                    f"{name}-async-{outcome}", name=f"{args.endpoint_name}-async-{outcome}",
+                    kms_master_key_id=args.kms_key_arn, opts=child).arn
         role = aws.iam.Role(f"{name}-execution", assume_role_policy=assume_role_policy(
             "sagemaker.amazonaws.com", {"StringEquals": {"aws:SourceAccount": args.account_id}}), opts=child)
         role_policy = aws.iam.RolePolicy(f"{name}-execution", role=role.id,
-                                         policy=self._execution_policy(args, security_group), opts=child)
+                                         policy=self._execution_policy(args, security_group,
+                                                                       list(self.async_topic_arns.values())),
+                                         opts=child)
 
         models = {}
         for variant in [*args.variants, *([args.shadow] if args.shadow else [])]:
@@ -141,6 +157,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                 capture_content_type_header=aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureContentTypeHeaderArgs(
                     json_content_types=["application/json"]),
             ) if args.data_capture_percent else None,
+            async_inference_config=self._async_config(args, self.async_topic_arns),
             opts=child)
 
         endpoint = aws.sagemaker.Endpoint(
@@ -156,7 +173,25 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                                "endpoint_config_name": config.name})
 
     @staticmethod
-    def _execution_policy(args: SageMakerEndpointArgs, security_group: aws.ec2.SecurityGroup) -> pulumi.Output[str]:
+    def _async_config(args: SageMakerEndpointArgs, topics: dict[str, pulumi.Output[str]]):
+        if args.async_inference is None:
+            return None
+        where = f"s3://{args.bucket_name}/"
+        return aws.sagemaker.EndpointConfigurationAsyncInferenceConfigArgs(
+            output_config=aws.sagemaker.EndpointConfigurationAsyncInferenceConfigOutputConfigArgs(
+                s3_output_path=where + async_prefix(args.endpoint_name, "output"),
+                s3_failure_path=where + async_prefix(args.endpoint_name, "failure"),
+                kms_key_id=args.kms_key_arn,
+                notification_config=aws.sagemaker.
+                EndpointConfigurationAsyncInferenceConfigOutputConfigNotificationConfigArgs(
+                    success_topic=topics["success"], error_topic=topics["error"],
+                    include_inference_response_ins=["SUCCESS_NOTIFICATION_TOPIC", "ERROR_NOTIFICATION_TOPIC"])),
+            client_config=aws.sagemaker.EndpointConfigurationAsyncInferenceConfigClientConfigArgs(
+                max_concurrent_invocations_per_instance=args.async_inference.max_concurrent_invocations_per_instance))
+
+    @staticmethod
+    def _execution_policy(args: SageMakerEndpointArgs, security_group: aws.ec2.SecurityGroup,
+                          async_topics: list[pulumi.Output[str]]) -> pulumi.Output[str]:
         bucket_arn = f"arn:aws:s3:::{args.bucket_name}"
         region_account = pulumi.Output.concat(args.region, ":", args.account_id)
         statements = [
@@ -194,6 +229,14 @@ class SageMakerEndpoint(pulumi.ComponentResource):
         if args.data_capture_percent:
             statements.append(Statement(sid="WriteDataCapture", actions=["s3:PutObject"],
                                         resources=[f"{bucket_arn}/{args.data_capture_prefix}*"]))
+        if args.async_inference:
+            statements += [
+                Statement(sid="ReadAsyncInputs", actions=["s3:GetObject"],
+                          resources=[f"{bucket_arn}/{async_prefix(args.endpoint_name, 'input')}*"]),
+                Statement(sid="WriteAsyncResults", actions=["s3:PutObject"], resources=[
+                    f"{bucket_arn}/{async_prefix(args.endpoint_name, part)}*" for part in ("output", "failure")]),
+                Statement(sid="NotifyAsyncResults", actions=["sns:Publish"], resources=async_topics),
+            ]
         return render(*statements)
 
 

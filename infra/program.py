@@ -8,7 +8,7 @@ and drift; `declare` builds the shared platform and loops over the deployments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +35,7 @@ from components.names import KARPENTER_DISCOVERY_TAG, PRIMARY_VARIANT, captured_
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.sagemaker_deployment import SageMakerDeployment, SageMakerDeploymentArgs
-from components.sagemaker_endpoint import SageMakerEndpointArgs, TrafficShift, Variant
+from components.sagemaker_endpoint import AsyncConfig, SageMakerEndpointArgs, TrafficShift, Variant
 from infra.aws_facts import sagemaker_gpus
 from infra.config import StackConfig
 from infra.config.models import AllAtOnce, BlueGreen, Canary, Linear, ModelArtifact, Rolling, Shadow
@@ -245,14 +245,18 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
             model_download_timeout_seconds=d.compute.model_download_timeout_seconds,
             inference_ami_version=d.compute.inference_ami_version,
             data_capture_percent=d.data_capture.sample_percent if d.data_capture.enabled else None,
+            async_inference=AsyncConfig(d.async_inference.max_concurrent_invocations_per_instance)
+            if d.mode == "async" else None,
             termination_wait_seconds=600 if cfg.is_prod else 0),
         autoscaling=EndpointAutoscalingArgs(
             endpoint_name=name, variant_name=PRIMARY_VARIANT, min_capacity=d.autoscaling.min,
             max_capacity=d.autoscaling.max, invocations_per_instance_per_minute=d.target_invocations_per_minute(),
             concurrent_requests_per_instance=d.autoscaling.target_concurrency,
+            backlog_per_instance=d.async_inference.backlog_per_instance if d.mode == "async" else None,
             gpus_per_instance=gpus, scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds,
             scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds),
-        gateway=gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
+        gateway=replace(gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
+                        async_route=d.mode == "async"),
         drift=DriftMonitorArgs(
             deployment=d.name, bucket_name=cfg.model_store.bucket, capture_prefix=captured_files_prefix(name),
             baseline_key=(d.drift.baseline_uri or "").split("/", 3)[3], code_path=str(Path(drift.__file__).parent),

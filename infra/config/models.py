@@ -359,6 +359,15 @@ class DeploymentBase(Strict):
         description="The model needs a GPU (a GPU instance type or node group is then required)")
 
 
+class AsyncInference(Strict):
+    """SageMaker asynchronous inference: requests queue inside SageMaker, inputs and results live in S3."""
+    max_concurrent_invocations_per_instance: int = Field(
+        default=4, ge=1, le=1000, description="Requests one instance works on at once; the rest wait in the queue")
+    backlog_per_instance: int = Field(
+        default=5, ge=1, le=10_000, description="Target of ApproximateBacklogSizePerInstance: queued requests per "
+                                                "instance before another instance is added")
+
+
 class WeightedVariant(Strict):
     """Another model served beside the primary for an A/B test, with its share of traffic."""
     name: Name = Field(description="Variant name")
@@ -368,7 +377,13 @@ class WeightedVariant(Strict):
 
 
 class SageMakerDeployment(DeploymentBase):
-    backend: Literal["sagemaker"] = Field(description="sagemaker: a SageMaker real-time endpoint")
+    backend: Literal["sagemaker"] = Field(description="sagemaker: a SageMaker endpoint")
+    mode: Literal["realtime", "async"] = Field(
+        default="realtime", description="realtime: InvokeEndpoint answers in the request (at most 60 s, 25 MB); "
+                                        "async: InvokeEndpointAsync queues a request whose input is in S3 (up to 1 "
+                                        "GB, 1 hour) and notifies SNS when its result is there; may scale to 0")
+    async_inference: AsyncInference = Field(default_factory=lambda: AsyncInference(),
+                                            description="Settings of mode: async")
     compute: SageMakerCompute = Field(description="SageMaker instance settings")
     ab_variants: list[WeightedVariant] = Field(
         default_factory=list,

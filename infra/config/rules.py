@@ -105,13 +105,21 @@ def capacity_bounds(cfg: StackConfig) -> Iterator[ConfigIssue]:
         if scaling.min > scaling.max:
             yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), scaling.min,
                               f"at most autoscaling.max ({scaling.max})")
-        if cfg.is_prod and scaling.min < 2:
+        queued = isinstance(d, SageMakerDeployment) and d.mode == "async"
+        if cfg.is_prod and scaling.min < 2 and not queued:
             yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), scaling.min,
                               "at least 2 in prod: a realtime endpoint needs two instances in two zones to survive one")
-        if scaling.min == 0 and isinstance(d, SageMakerDeployment):
+        if scaling.min == 0 and isinstance(d, SageMakerDeployment) and not queued:
             yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), 0,
-                              "at least 1: SageMaker scales a production variant to zero only through inference "
-                              "components, which mlserve does not declare")
+                              "at least 1: a realtime production variant cannot scale to zero (mode: async can: its "
+                              "requests wait in the queue while the first instance starts)")
+        if queued and isinstance(d, SageMakerDeployment):
+            if d.ab_variants:
+                yield ConfigIssue(key_path(("deployments", i, "ab_variants")), [v.name for v in d.ab_variants],
+                                  "an empty list with mode: async (mlserve splits live traffic only for realtime)")
+            if isinstance(d.rollout, Shadow):
+                yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), "shadow",
+                                  "canary, linear, blue_green, rolling or all_at_once with mode: async")
         if isinstance(d, SageMakerDeployment):
             count = d.compute.instance_count
             if not scaling.min <= count <= scaling.max:
@@ -212,6 +220,12 @@ def autoscaling_target(cfg: StackConfig) -> Iterator[ConfigIssue]:
         scaling = d.autoscaling
         given = [k for k in ("target_invocations_per_instance", "max_rps_per_instance_at_slo", "target_concurrency")
                  if getattr(scaling, k) is not None]
+        if d.mode == "async":
+            if given:
+                yield ConfigIssue(key_path(("deployments", i, "autoscaling")), given,
+                                  "none of these with mode: async: it scales on its queue "
+                                  "(async_inference.backlog_per_instance)")
+            continue
         if len(given) != 1:
             yield ConfigIssue(key_path(("deployments", i, "autoscaling")), given or None,
                               "exactly one of target_invocations_per_instance (per minute), "

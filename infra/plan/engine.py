@@ -197,6 +197,11 @@ class PlanMocks(Mocks):
         if args.typ in EC2_ID_PREFIXES:
             resource_id = f"{EC2_ID_PREFIXES[args.typ]}-{_digest(args.typ + args.name)[:17]}"
             arn = f"arn:aws:ec2:{self.region}:{self.account_id}:{kind}/{resource_id}"
+        elif args.typ == "aws:appautoscaling/policy:Policy":
+            # Application Auto Scaling's own format (what a CloudWatch alarm's scaling action names).
+            arn = (f"arn:aws:autoscaling:{self.region}:{self.account_id}:scalingPolicy:{_digest(args.name)[:8]}-"
+                   f"{_digest(args.name + 'u')[:4]}:resource/{args.inputs.get('serviceNamespace', 'sagemaker')}/"
+                   f"{args.inputs.get('resourceId', '')}:policyName/{physical}")
         elif args.typ == "aws:s3/bucket:Bucket":
             physical = outputs.get("bucket") or args.name
             arn, resource_id = f"arn:aws:s3:::{physical}", physical

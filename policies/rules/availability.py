@@ -1,22 +1,36 @@
 """Prod survives the loss of an instance or a zone."""
 
-from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
+from ..framework import as_list, is_prod, of_type, stack_rule
 
 
-@resource_rule("prod-endpoint-capacity", types=["aws:sagemaker/endpointConfiguration:EndpointConfiguration",
-                                                "aws:appautoscaling/target:Target"],
-               description="Prod realtime endpoints run at least two instances.",
-               fix="Set deployments[].compute.instance_count and autoscaling.min to 2 or more in Pulumi.prod.yaml.",
-               schema={"min_instances": {"type": "integer", "default": 2}})
-def prod_endpoint_capacity(props, config):
+@stack_rule("prod-endpoint-capacity",
+            description="Prod realtime endpoints run at least two instances (async endpoints may scale to zero: "
+                        "their requests wait in the queue).",
+            fix="Set deployments[].compute.instance_count and autoscaling.min to 2 or more in Pulumi.prod.yaml.",
+            schema={"min_instances": {"type": "integer", "default": 2}})
+def prod_endpoint_capacity(resources, config):
     if not is_prod(config):
         return
     floor = config["min_instances"]
-    for variant in as_list(props.get("productionVariants")):
-        if (variant.get("initialInstanceCount") or 0) < floor:
-            yield f"variant {variant.get('variantName')} starts {variant.get('initialInstanceCount')} instance(s)"
-    if props.get("serviceNamespace") == "sagemaker" and (props.get("minCapacity") or 0) < floor:
-        yield f"autoscaling may scale {props.get('resourceId')} down to {props.get('minCapacity')}"
+    configs = {c.props.get("name"): c for c in of_type(resources, "aws:sagemaker/endpointConfiguration:"
+                                                                    "EndpointConfiguration")}
+    queued = set()
+    for endpoint in of_type(resources, "aws:sagemaker/endpoint:Endpoint"):
+        endpoint_config = configs.get(endpoint.props.get("endpointConfigName"))
+        if endpoint_config is not None and endpoint_config.props.get("asyncInferenceConfig"):
+            queued.add(endpoint.props.get("name"))
+    for endpoint_config in configs.values():
+        for variant in as_list(endpoint_config.props.get("productionVariants")):
+            if (variant.get("initialInstanceCount") or 0) < floor and not endpoint_config.props.get(
+                    "asyncInferenceConfig"):
+                yield (f"variant {variant.get('variantName')} starts {variant.get('initialInstanceCount')} "
+                       "instance(s)"), endpoint_config.urn
+    for target in of_type(resources, "aws:appautoscaling/target:Target"):
+        props = target.props
+        endpoint = str(props.get("resourceId", "")).split("/")[1] if "/" in str(props.get("resourceId", "")) else ""
+        if props.get("serviceNamespace") == "sagemaker" and (props.get("minCapacity") or 0) < floor \
+                and endpoint not in queued:
+            yield f"autoscaling may scale {props.get('resourceId')} down to {props.get('minCapacity')}", target.urn
 
 
 @stack_rule("prod-endpoints-span-zones", description="Prod SageMaker models are placed in subnets of 2+ zones.",

@@ -97,12 +97,16 @@ def _kserve_slo_alerts(resources):
             yield f"InferenceService {name}'s alerts reach no SNS topic (no Alertmanager sns_configs)", service.urn
 
 
-@resource_rule("alarms-notify", types=[ALARM], description="Every alarm notifies someone.",
+@resource_rule("alarms-notify", types=[ALARM], description="Every alarm notifies someone (or drives a scaling policy).",
                fix="Set actions_enabled=True and alarm_actions=[<the stack's alert topic ARN>].")
 def alarms_notify(props, config):
     if props.get("actionsEnabled") is False:
         yield "actionsEnabled is false: the alarm guards nothing"
-    if not any(str(a).startswith("arn:aws:sns:") for a in as_list(props.get("alarmActions"))):
+    actions = [str(a) for a in as_list(props.get("alarmActions"))]
+    # A scaling alarm (its action a scaling policy, e.g. waking an async endpoint from zero) acts; it does not page.
+    if actions and all(a.startswith("arn:aws:autoscaling:") for a in actions):
+        return
+    if not any(a.startswith("arn:aws:sns:") for a in actions):
         yield "no SNS topic in alarmActions"
 
 

@@ -104,7 +104,7 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
     ("dev", lambda r: deployment(r)["autoscaling"].update(min=3, max=2),
      "mlserve:deployments[0].autoscaling.min", "at most autoscaling.max (2)"),
     ("dev", lambda r: deployment(r)["autoscaling"].update(min=0),
-     "mlserve:deployments[0].autoscaling.min", "inference components"),
+     "mlserve:deployments[0].autoscaling.min", "mode: async can"),
     ("dev", lambda r: deployment(r)["compute"].update(instance_count=5),
      "mlserve:deployments[0].compute.instance_count", "between autoscaling.min (1) and autoscaling.max (2)"),
     ("prod", lambda r: deployment(r)["rollout"].update(percent=60),
