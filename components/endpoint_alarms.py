@@ -24,6 +24,7 @@ from .names import (
 
 ENDPOINT_NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"  # GPU and memory metrics of the instances
+COMPONENT_NAMESPACE = "/aws/sagemaker/InferenceComponents"  # the same per inference component, normalized
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class EndpointAlarmsArgs:
     gpus_per_instance: int
     gpu_utilization_percent: int = 90
     gpu_memory_percent: int = 90
+    inference_component_name: str | None = None
+    """Inference components report invocations per component, and GPU use per component, normalized to 0-100."""
 
 
 class EndpointAlarms(pulumi.ComponentResource):
@@ -47,6 +50,10 @@ class EndpointAlarms(pulumi.ComponentResource):
         super().__init__("mlserve:observability:EndpointAlarms", name, None, opts)
         self._args, self._name = args, name
         dimensions = {"EndpointName": args.endpoint_name, "VariantName": args.variant_name}
+        gpu_namespace, gpu_metric, gpu_scale = INSTANCE_NAMESPACE, "GPU{}Utilization", args.gpus_per_instance
+        if args.inference_component_name:
+            dimensions = {"InferenceComponentName": args.inference_component_name}
+            gpu_namespace, gpu_metric, gpu_scale = COMPONENT_NAMESPACE, "GPU{}UtilizationNormalized", 1
 
         latency = self._alarm(
             P99_LATENCY, f"p99 model latency of {args.endpoint_name} above {args.p99_latency_ms} ms",
@@ -58,13 +65,13 @@ class EndpointAlarms(pulumi.ComponentResource):
         # Per-instance GPU metrics add up over GPUs: 100% per GPU.
         gpu = self._alarm(
             GPU_UTILIZATION, f"GPU utilization of {args.endpoint_name} saturated",
-            metric_name="GPUUtilization", namespace=INSTANCE_NAMESPACE, dimensions=dimensions, statistic="Average",
-            threshold=args.gpu_utilization_percent * args.gpus_per_instance, evaluation_periods=15,
+            metric_name=gpu_metric.format(""), namespace=gpu_namespace, dimensions=dimensions, statistic="Average",
+            threshold=args.gpu_utilization_percent * gpu_scale, evaluation_periods=15,
             datapoints_to_alarm=12)
         gpu_memory = self._alarm(
             GPU_MEMORY, f"GPU memory of {args.endpoint_name} nearly full",
-            metric_name="GPUMemoryUtilization", namespace=INSTANCE_NAMESPACE, dimensions=dimensions,
-            statistic="Maximum", threshold=args.gpu_memory_percent * args.gpus_per_instance, evaluation_periods=5,
+            metric_name=gpu_metric.format("Memory"), namespace=gpu_namespace, dimensions=dimensions,
+            statistic="Maximum", threshold=args.gpu_memory_percent * gpu_scale, evaluation_periods=5,
             datapoints_to_alarm=5)
 
         # One page for "the service is unhealthy", whichever signal saw it first.

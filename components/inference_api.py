@@ -49,6 +49,8 @@ class ApiTierSpec:
 class SageMakerBackend:
     endpoint_name: pulumi.Input[str]
     endpoint_arn: pulumi.Input[str]
+    inference_component_name: str | None = None
+    """Set: every call names this component (X-Amzn-SageMaker-Inference-Component)."""
 
 
 @dataclass(frozen=True)
@@ -282,6 +284,11 @@ class InferenceApi(pulumi.ComponentResource):
         role_policy = aws.iam.RolePolicy(f"{name}-invoke", role=role.id, policy=render(Statement(
             sid="InvokeThisEndpointOnly", actions=["sagemaker:InvokeEndpoint"], resources=[backend.endpoint_arn])),
             opts=pulumi.ResourceOptions(parent=self))
+        if backend.inference_component_name:
+            common["request_parameters"] = {
+                **common["request_parameters"],
+                "integration.request.header.X-Amzn-SageMaker-Inference-Component":
+                    f"'{backend.inference_component_name}'"}
         return aws.apigateway.Integration(
             f"{name}-infer", type="AWS", credentials=role.arn,
             uri=pulumi.Output.concat("arn:aws:apigateway:", args.region, ":runtime.sagemaker:path/endpoints/",

@@ -43,6 +43,10 @@ def data_capture_prefix(endpoint_name: str) -> str:
     return f"data-capture/{endpoint_name}/"
 
 
+# On an inference component whose config accepts scaling to zero copies in prod; the policy pack reads it.
+COLD_START_TAG = "mlserve:tolerates-cold-start"
+
+
 def async_prefix(endpoint_name: str, part: str) -> str:
     """Async inference in the model bucket: clients upload to `input/`, SageMaker writes `output/` and `failure/`."""
     assert part in ("input", "output", "failure")

@@ -15,6 +15,7 @@ from .drift_monitor import DriftMonitor, DriftMonitorArgs
 from .endpoint_alarms import EndpointAlarms, EndpointAlarmsArgs
 from .endpoint_autoscaling import EndpointAutoscaling, EndpointAutoscalingArgs
 from .inference_api import InferenceApi, InferenceApiArgs, SageMakerBackend
+from .inference_component import InferenceComponent, InferenceComponentArgs
 from .sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
 
 # The children existed at the stack's root before this component did: the alias keeps their URNs (no replacement).
@@ -33,6 +34,8 @@ class SageMakerDeploymentArgs:
     """The API in front, invoking this endpoint directly."""
     drift: DriftMonitorArgs | None = None
     """The scheduled drift job over the endpoint's data capture; None: off."""
+    component: InferenceComponentArgs | None = None
+    """hosting: inference_components: the model as a component (then copies scale, not the variant)."""
 
 
 class SageMakerDeployment(pulumi.ComponentResource):
@@ -47,9 +50,17 @@ class SageMakerDeployment(pulumi.ComponentResource):
         alarms = EndpointAlarms(name, args.alarms, opts=child)
         endpoint = SageMakerEndpoint(name, replace(args.endpoint, rollback_alarm_names=alarms.rollback_alarm_names),
                                      opts=child)
-        EndpointAutoscaling(name, replace(args.autoscaling, endpoint_name=endpoint.endpoint_name), opts=child)
-        api = InferenceApi(name, args.gateway, SageMakerBackend(endpoint.endpoint_name, endpoint.endpoint_arn),
-                           opts=child)
+        component_name = None
+        if args.component:
+            InferenceComponent(name, replace(
+                args.component, endpoint_name=endpoint.endpoint_name,
+                model_name=endpoint.model_names[args.component.variant_name],
+                rollback_alarm_names=alarms.rollback_alarm_names), opts=child)
+            component_name = args.component.component_name
+        else:
+            EndpointAutoscaling(name, replace(args.autoscaling, endpoint_name=endpoint.endpoint_name), opts=child)
+        api = InferenceApi(name, args.gateway, SageMakerBackend(endpoint.endpoint_name, endpoint.endpoint_arn,
+                                                                component_name), opts=child)
         if args.drift:
             DriftMonitor(name, args.drift, opts=child)
 

@@ -35,6 +35,13 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class ManagedInstances:
+    """Inference components host the model: the endpoint's instances follow the copies, between these bounds."""
+    min_instances: int
+    max_instances: int
+
+
+@dataclass(frozen=True)
 class AsyncConfig:
     max_concurrent_invocations_per_instance: int
 
@@ -84,6 +91,8 @@ class SageMakerEndpointArgs:
     model_prefixes: list[str] = field(default_factory=list)  # folders of the bucket this endpoint may read
     async_inference: AsyncConfig | None = None
     """Asynchronous inference: queued requests, inputs and results in the model bucket, SNS notifications."""
+    managed_instances: ManagedInstances | None = None
+    """Set: the variant holds no model (an InferenceComponent does) and SageMaker scales its instances."""
     rollback_alarm_names: list[pulumi.Input[str]] = field(default_factory=list)  # SageMakerDeployment fills them
 
     @property
@@ -134,8 +143,17 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                                                             security_group_ids=[security_group.id]),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
 
+        managed = args.managed_instances
+
         def production_variant(v: Variant, cls):
-            return cls(variant_name=v.name, model_name=models[v.name].name, instance_type=v.instance_type,
+            extra = {} if managed is None or cls is not aws.sagemaker.EndpointConfigurationProductionVariantArgs else {
+                "managed_instance_scaling": aws.sagemaker.EndpointConfigurationProductionVariantManagedInstanceScalingArgs(
+                    status="ENABLED", min_instance_count=managed.min_instances,
+                    max_instance_count=managed.max_instances),
+                "routing_configs": [aws.sagemaker.EndpointConfigurationProductionVariantRoutingConfigArgs(
+                    routing_strategy="LEAST_OUTSTANDING_REQUESTS")]}
+            return cls(variant_name=v.name, model_name=None if extra else models[v.name].name,
+                       instance_type=v.instance_type, **extra,
                        initial_instance_count=v.instance_count, initial_variant_weight=v.weight,
                        container_startup_health_check_timeout_in_seconds=args.startup_health_check_timeout_seconds,
                        model_data_download_timeout_in_seconds=args.model_download_timeout_seconds,
@@ -158,15 +176,19 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                     json_content_types=["application/json"]),
             ) if args.data_capture_percent else None,
             async_inference_config=self._async_config(args, self.async_topic_arns),
+            # Inference components run with the endpoint's own role (CreateEndpointConfig requires one then).
+            execution_role_arn=role.arn if managed else None,
             opts=child)
 
         endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint", name=args.endpoint_name, endpoint_config_name=config.name,
-            deployment_config=deployment_config(args.traffic_shift, args.termination_wait_seconds,
-                                                args.rollback_alarm_names),
+            # With inference components, updates (and their rollback) are the component's, copy batch by batch.
+            deployment_config=None if managed else deployment_config(
+                args.traffic_shift, args.termination_wait_seconds, args.rollback_alarm_names),
             opts=child)
 
         self.endpoint_name = endpoint.name
+        self.model_names = {variant: model.name for variant, model in models.items()}
         self.endpoint_arn = endpoint.arn
         self.role_arn = role.arn
         self.register_outputs({"endpoint_name": endpoint.name, "endpoint_arn": endpoint.arn, "role_arn": role.arn,

@@ -8,12 +8,14 @@ and drift; `declare` builds the shared platform and loops over the deployments.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_aws_native as aws_native
 
 import drift
 from components.alerting import Alerting, AlertingArgs
@@ -26,16 +28,23 @@ from components.encryption import Encryption, EncryptionArgs
 from components.endpoint_alarms import EndpointAlarmsArgs
 from components.endpoint_autoscaling import EndpointAutoscalingArgs
 from components.inference_api import ApiTierSpec, InferenceApiArgs
+from components.inference_component import InferenceComponentArgs
 from components.karpenter import GpuPool, Karpenter, KarpenterArgs
 from components.kserve_deployment import KServeDeployment, KServeDeploymentArgs
 from components.kserve_service import KServeServiceArgs, ModelRef, slo_alert_rules
 from components.model_audit import ModelAudit, ModelAuditArgs
 from components.model_store import ModelStore, ModelStoreArgs
-from components.names import KARPENTER_DISCOVERY_TAG, PRIMARY_VARIANT, captured_files_prefix, resource_name
+from components.names import (
+    COLD_START_TAG,
+    KARPENTER_DISCOVERY_TAG,
+    PRIMARY_VARIANT,
+    captured_files_prefix,
+    resource_name,
+)
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.sagemaker_deployment import SageMakerDeployment, SageMakerDeploymentArgs
-from components.sagemaker_endpoint import AsyncConfig, SageMakerEndpointArgs, TrafficShift, Variant
+from components.sagemaker_endpoint import AsyncConfig, ManagedInstances, SageMakerEndpointArgs, TrafficShift, Variant
 from infra.aws_facts import sagemaker_gpus
 from infra.config import StackConfig
 from infra.config.models import AllAtOnce, BlueGreen, Canary, Linear, ModelArtifact, Rolling, Shadow
@@ -53,6 +62,11 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     """Declare every resource of the stack and return its outputs (the caller exports them)."""
     provider = aws.Provider("aws", region=cfg.region, default_tags=aws.ProviderDefaultTagsArgs(tags=stack_tags(cfg, stack)))
     with_provider = pulumi.ResourceOptions(provider=provider)
+    sagemaker_opts = with_provider
+    if any(isinstance(d, SageMakerConfig) and d.hosting == "inference_components" for d in cfg.deployments):
+        # Inference components come from aws-native (CloudFormation's schema); same region, tags set per resource.
+        native = aws_native.Provider("aws-native", region=cfg.region)
+        sagemaker_opts = pulumi.ResourceOptions(providers=[provider, native])
     invoke = pulumi.InvokeOptions(provider=provider)
     account_id = aws.get_caller_identity(opts=invoke).account_id
     zones = aws.get_availability_zones(state="available", opts=invoke).names[: cfg.network.availability_zones]
@@ -88,7 +102,7 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     for d in cfg.deployments:
         name = resource_name(stack, d.name)
         if isinstance(d, SageMakerConfig):
-            deployment = SageMakerDeployment(name, sagemaker_args(platform, d, logging_ready), opts=with_provider)
+            deployment = SageMakerDeployment(name, sagemaker_args(platform, d, logging_ready), opts=sagemaker_opts)
             endpoints[d.name] = sagemaker_outputs(cfg, deployment)
             panels.append(DeploymentPanel(name=d.name, endpoint_name=name, variant_name=PRIMARY_VARIANT,
                                           api_name=name, drift=d.drift.enabled))
@@ -228,11 +242,14 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
     shadow = variant("shadow", rollout.candidate, d.compute.instance_count, rollout.sample_percent / 100) \
         if isinstance(rollout, Shadow) else None
     models = [d.model, *(v.model for v in d.ab_variants), *([rollout.candidate] if isinstance(rollout, Shadow) else [])]
+    hosted = d.hosting == "inference_components"
     return SageMakerDeploymentArgs(
         alarms=EndpointAlarmsArgs(
             endpoint_name=name, variant_name=PRIMARY_VARIANT, topic_arn=p.topic_arn,
             p99_latency_ms=d.slo.p99_latency_ms, error_rate_percent=d.slo.error_rate_percent,
-            client_error_rate_percent=d.slo.client_error_rate_percent, gpus_per_instance=gpus),
+            client_error_rate_percent=d.slo.client_error_rate_percent, gpus_per_instance=gpus,
+            inference_component_name=name if hosted else None),
+        component=component_args(p, d, name) if hosted else None,
         endpoint=SageMakerEndpointArgs(
             endpoint_name=name,
             image_uri=pulumi.Output.concat(p.store.repository_urls[d.image.repository], d.image.reference),
@@ -247,6 +264,7 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
             data_capture_percent=d.data_capture.sample_percent if d.data_capture.enabled else None,
             async_inference=AsyncConfig(d.async_inference.max_concurrent_invocations_per_instance)
             if d.mode == "async" else None,
+            managed_instances=managed_instances(d) if hosted else None,
             termination_wait_seconds=600 if cfg.is_prod else 0),
         autoscaling=EndpointAutoscalingArgs(
             endpoint_name=name, variant_name=PRIMARY_VARIANT, min_capacity=d.autoscaling.min,
@@ -263,6 +281,27 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
             kms_key_arn=p.encryption.key_arn, topic_arn=p.topic_arn, schedule_minutes=d.drift.schedule_minutes,
             psi_alarm_threshold=d.drift.psi_alarm_threshold, log_retention_days=cfg.logs.retention_days)
         if d.drift.enabled else None)
+
+
+def managed_instances(d: SageMakerConfig) -> ManagedInstances:
+    """Instances for the copies: none when no copy runs, enough GPUs for every copy at max otherwise."""
+    per_instance = max(1, sagemaker_gpus(d.compute.instance_type) // max(1, d.component.accelerators))
+    return ManagedInstances(min_instances=0 if d.autoscaling.min == 0 else 1,
+                            max_instances=max(1, math.ceil(d.autoscaling.max / per_instance)))
+
+
+def component_args(p: Platform, d: SageMakerConfig, name: str) -> InferenceComponentArgs:
+    rolling = d.rollout if isinstance(d.rollout, Rolling) else None
+    return InferenceComponentArgs(
+        component_name=name, endpoint_name="", variant_name=PRIMARY_VARIANT, model_name="",  # set by the deployment
+        accelerators=d.component.accelerators, cpu_cores=d.component.cpu_cores,
+        min_memory_mb=d.component.min_memory_mb, copies=d.component.copies, min_copies=d.autoscaling.min,
+        max_copies=d.autoscaling.max, concurrency_per_copy=d.autoscaling.target_concurrency,
+        invocations_per_copy_per_minute=d.target_invocations_per_minute(),
+        batch_percent=rolling.batch_percent if rolling else 100, bake_seconds=rolling.bake_minutes * 60 if rolling else 0,
+        scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds,
+        scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds,
+        tags={**stack_tags(p.cfg, p.stack), **({COLD_START_TAG: "true"} if d.component.tolerates_cold_start else {})})
 
 
 def sagemaker_outputs(cfg: StackConfig, deployment: SageMakerDeployment) -> dict[str, Any]:

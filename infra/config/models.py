@@ -368,6 +368,20 @@ class AsyncInference(Strict):
                                                 "instance before another instance is added")
 
 
+class InferenceComponentConfig(Strict):
+    """One model as a SageMaker inference component: copies of it, each with its own reservation, on an endpoint
+    whose instances SageMaker adds and removes with the copies (managed instance scaling)."""
+    accelerators: int = Field(default=1, ge=0, le=8, description="GPUs reserved per copy")
+    cpu_cores: float = Field(default=2, gt=0, le=192, description="CPU cores reserved per copy")
+    min_memory_mb: int = Field(default=8192, ge=128, le=2_000_000, description="Memory reserved per copy")
+    copies: int = Field(default=1, ge=1, le=100, description="Copies at deployment (autoscaling then moves them "
+                                                             "between autoscaling.min and max)")
+    tolerates_cold_start: bool = Field(
+        default=False, description="Prod only: allow autoscaling.min 0 copies. Named for what it costs: after an "
+        "idle period the first requests fail (NoCapacityInvocationFailures) while an instance starts and the "
+        "model loads, minutes; clients must retry")
+
+
 class WeightedVariant(Strict):
     """Another model served beside the primary for an A/B test, with its share of traffic."""
     name: Name = Field(description="Variant name")
@@ -385,6 +399,12 @@ class SageMakerDeployment(DeploymentBase):
     async_inference: AsyncInference = Field(default_factory=lambda: AsyncInference(),
                                             description="Settings of mode: async")
     compute: SageMakerCompute = Field(description="SageMaker instance settings")
+    hosting: Literal["endpoint", "inference_components"] = Field(
+        default="endpoint", description="endpoint: the model is the endpoint's production variant (blue/green, at "
+        "least one instance); inference_components: the model is a component with its own CPU/GPU/memory "
+        "reservation and copy count, instances follow the copies, and copies may scale to zero")
+    component: InferenceComponentConfig = Field(default_factory=lambda: InferenceComponentConfig(),
+                                                description="Settings of hosting: inference_components")
     ab_variants: list[WeightedVariant] = Field(
         default_factory=list,
         description="Other models served beside the primary, with their traffic shares")

@@ -12,12 +12,14 @@ from functools import lru_cache
 
 import botocore.session
 
+from ..aws_facts import sagemaker_gpus
 from .errors import ConfigIssue, key_path
 from .models import (
     GPU_EC2_FAMILIES,
     GPU_SAGEMAKER_FAMILIES,
     REQUIRED_TAGS,
     SAGEMAKER_MAX_BAKE_MINUTES,
+    AllAtOnce,
     BlueGreen,
     Canary,
     KServeDeployment,
@@ -99,12 +101,42 @@ def prod_network_spans_three_zones(cfg: StackConfig) -> Iterator[ConfigIssue]:
                           "3 in prod (one NAT gateway and one subnet pair per zone)")
 
 
+def _component_bounds(cfg: StackConfig, i: int, d: SageMakerDeployment) -> Iterator[ConfigIssue]:
+    scaling, component = d.autoscaling, d.component
+    if scaling.min == 0 and cfg.is_prod and not component.tolerates_cold_start:
+        yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), 0,
+                          "at least 2 copies in prod, or 0 with component.tolerates_cold_start: true (after idle, the "
+                          "first requests fail while an instance starts)")
+    elif cfg.is_prod and scaling.min == 1:
+        yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), 1,
+                          "at least 2 copies in prod (two instances in two zones), or 0 with "
+                          "component.tolerates_cold_start")
+    if d.mode == "async" or d.ab_variants or isinstance(d.rollout, Shadow):
+        yield ConfigIssue(key_path(("deployments", i, "hosting")), d.hosting,
+                          "endpoint with mode: async, ab_variants or a shadow rollout (mlserve declares inference "
+                          "components for realtime single-model deployments)")
+    if not isinstance(d.rollout, (AllAtOnce, Rolling)):
+        yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), d.rollout.strategy,
+                          "rolling or all_at_once with inference components (a component updates its copies in "
+                          "batches; there is no blue/green fleet)")
+    if not scaling.min <= component.copies <= scaling.max:
+        yield ConfigIssue(key_path(("deployments", i, "component", "copies")), component.copies,
+                          f"between autoscaling.min ({scaling.min}) and autoscaling.max ({scaling.max})")
+    gpus = sagemaker_gpus(d.compute.instance_type)
+    if component.accelerators > gpus:
+        yield ConfigIssue(key_path(("deployments", i, "component", "accelerators")), component.accelerators,
+                          f"at most {gpus}: the GPUs of one {d.compute.instance_type}")
+
+
 def capacity_bounds(cfg: StackConfig) -> Iterator[ConfigIssue]:
     for i, d in enumerate(cfg.deployments):
         scaling = d.autoscaling
         if scaling.min > scaling.max:
             yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), scaling.min,
                               f"at most autoscaling.max ({scaling.max})")
+        if isinstance(d, SageMakerDeployment) and d.hosting == "inference_components":
+            yield from _component_bounds(cfg, i, d)
+            continue
         queued = isinstance(d, SageMakerDeployment) and d.mode == "async"
         if cfg.is_prod and scaling.min < 2 and not queued:
             yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), scaling.min,

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from components.names import resource_name
+from infra.aws_facts import sagemaker_gpus
 from infra.config.models import (
     Canary,
     KServeDeployment,
@@ -64,6 +65,16 @@ def endpoint_needs(cfg: StackConfig, stack: str) -> dict[str, EndpointNeed]:
     reasons: dict[str, list[str]] = defaultdict(list)
     for d in cfg.deployments:
         if not isinstance(d, SageMakerDeployment):
+            continue
+        if d.hosting == "inference_components":
+            # Instances follow the copies: enough GPUs for max copies, plus room for one update batch of copies.
+            per_instance = max(1, sagemaker_gpus(d.compute.instance_type) // max(1, d.component.accelerators))
+            copies = d.autoscaling.max
+            batch = math.ceil(copies * (d.rollout.batch_percent if isinstance(d.rollout, Rolling) else 100) / 100)
+            instances = math.ceil((copies + batch) / per_instance)
+            totals[d.compute.instance_type] += instances
+            reasons[d.compute.instance_type].append(f"{d.name}: {copies} copies + a batch of {batch}, "
+                                                    f"{per_instance} per instance")
             continue
         fleet = max(d.autoscaling.max, d.compute.instance_count) + sum(v.instance_count for v in d.ab_variants)
         if isinstance(d.rollout, Shadow):

@@ -2,6 +2,10 @@
 
 from ..framework import as_list, is_prod, of_type, stack_rule
 
+COMPONENT = "aws-native:sagemaker:InferenceComponent"
+# Copy of components.names.COLD_START_TAG (the pack ships on its own; tests/test_shared_names.py pins the two).
+COLD_START_TAG = "mlserve:tolerates-cold-start"
+
 
 @stack_rule("prod-endpoint-capacity",
             description="Prod realtime endpoints run at least two instances (async endpoints may scale to zero: "
@@ -25,12 +29,20 @@ def prod_endpoint_capacity(resources, config):
                     "asyncInferenceConfig"):
                 yield (f"variant {variant.get('variantName')} starts {variant.get('initialInstanceCount')} "
                        "instance(s)"), endpoint_config.urn
+    # An inference component may scale to zero copies only when its deployment says it tolerates the cold start
+    # (config `component.tolerates_cold_start`, carried to the plan as this tag).
+    tolerant = {c.props.get("inferenceComponentName") for c in of_type(resources, COMPONENT)
+                if any(t.get("key") == COLD_START_TAG and t.get("value") == "true" for t in as_list(c.props.get("tags")))}
     for target in of_type(resources, "aws:appautoscaling/target:Target"):
         props = target.props
-        endpoint = str(props.get("resourceId", "")).split("/")[1] if "/" in str(props.get("resourceId", "")) else ""
-        if props.get("serviceNamespace") == "sagemaker" and (props.get("minCapacity") or 0) < floor \
-                and endpoint not in queued:
-            yield f"autoscaling may scale {props.get('resourceId')} down to {props.get('minCapacity')}", target.urn
+        kind, _, rest = str(props.get("resourceId", "")).partition("/")
+        name = rest.split("/")[0]
+        low = props.get("minCapacity") or 0
+        if props.get("serviceNamespace") != "sagemaker" or low >= floor:
+            continue
+        if (kind == "endpoint" and name in queued) or (kind == "inference-component" and low == 0 and name in tolerant):
+            continue
+        yield f"autoscaling may scale {props.get('resourceId')} down to {props.get('minCapacity')}", target.urn
 
 
 @stack_rule("prod-endpoints-span-zones", description="Prod SageMaker models are placed in subnets of 2+ zones.",

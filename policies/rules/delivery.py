@@ -3,15 +3,28 @@
 from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
 
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+COMPONENT = "aws-native:sagemaker:InferenceComponent"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 
-@resource_rule("progressive-rollout-with-rollback", types=[ENDPOINT],
-               description="Endpoints update blue/green or rolling and roll back automatically on alarms (prod: "
-                           "mandatory).",
-               fix="Set rollout.strategy to canary, linear, blue_green or rolling for the deployment; mlserve then "
-                   "declares the deployment_config with the latency and 5xx alarms as auto-rollback alarms.")
-def progressive_rollout_with_rollback(props, config):
+@stack_rule("progressive-rollout-with-rollback",
+            description="Endpoints (or their inference components) update blue/green or rolling and roll back "
+                        "automatically on alarms (prod: mandatory).",
+            fix="Set rollout.strategy to canary, linear, blue_green or rolling for the deployment (rolling with "
+                "inference components); mlserve then declares the deployment_config with the latency and 5xx alarms "
+                "as auto-rollback alarms.")
+def progressive_rollout_with_rollback(resources, config):
+    components = {}
+    for component in of_type(resources, COMPONENT):
+        components.setdefault(component.props.get("endpointName"), []).append(component)
+    for endpoint in of_type(resources, ENDPOINT):
+        hosted = components.get(endpoint.props.get("name"))
+        for resource in hosted or [endpoint]:
+            for message in _rollout_weaknesses(resource.props, config, component=bool(hosted)):
+                yield message, resource.urn
+
+
+def _rollout_weaknesses(props, config, component: bool):
     deployment = props.get("deploymentConfig") or {}
     policy = deployment.get("blueGreenUpdatePolicy")
     rolling = deployment.get("rollingUpdatePolicy")
@@ -19,8 +32,12 @@ def progressive_rollout_with_rollback(props, config):
     if rolling:
         if not alarms:
             yield "no auto-rollback alarms"
-        if is_prod(config) and not rolling.get("waitIntervalInSeconds"):
-            yield "prod rolls batches with no bake time: a bad model reaches every batch before an alarm can fire"
+        batch = (rolling.get("maximumBatchSize") or {}).get("value") or 100
+        if is_prod(config) and (not rolling.get("waitIntervalInSeconds") or batch >= 100):
+            yield "prod replaces everything in one unbaked batch: a bad model reaches every copy before an alarm can fire"
+        return
+    if component:
+        yield "the inference component has no rolling update policy: a new model replaces every copy at once"
         return
     if not policy:
         yield "no blue/green or rolling update policy: a new model replaces the old one with no bake and no way back"
@@ -56,13 +73,19 @@ def endpoint_latency_and_error_alarms(resources, config):
         if not notifies:
             continue
         for metric_name, dimensions in _alarm_metrics(alarm):
-            if dimensions.get("EndpointName"):
-                watched.setdefault(dimensions.get("EndpointName"), set()).add(metric_name)
+            watched_name = dimensions.get("EndpointName") or dimensions.get("InferenceComponentName")
+            if watched_name:
+                watched.setdefault(watched_name, set()).add(metric_name)
+    hosted: dict[str, list[str]] = {}
+    for component in of_type(resources, COMPONENT):
+        hosted.setdefault(component.props.get("endpointName"), []).append(component.props.get("inferenceComponentName"))
     for endpoint in of_type(resources, ENDPOINT):
         name = endpoint.props.get("name")
-        missing = {"ModelLatency", "Invocation5XXErrors"} - watched.get(name, set())
-        if missing:
-            yield f"endpoint {name} has no notifying alarm on {sorted(missing)}", endpoint.urn
+        # An endpoint of inference components reports its invocations per component: each must be watched.
+        for watched_name in hosted.get(name) or [name]:
+            missing = {"ModelLatency", "Invocation5XXErrors"} - watched.get(watched_name, set())
+            if missing:
+                yield f"endpoint {watched_name} has no notifying alarm on {sorted(missing)}", endpoint.urn
         alarm_names = {a.props.get("name") for a in of_type(resources, ALARM)}
         rollback = as_list(((endpoint.props.get("deploymentConfig") or {}).get("autoRollbackConfiguration") or {})
                            .get("alarms"))

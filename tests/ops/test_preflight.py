@@ -285,3 +285,11 @@ def test_a_rolling_rollout_reserves_max_capacity_plus_one_batch_not_a_second_fle
     need = endpoint_needs(config_of(edited("prod", rolling), "prod"), "prod")["ml.g5.2xlarge"]
     assert need.instances == 12 + 3  # autoscaling.max 12, one batch of 25% rounded up
     assert endpoint_needs(load_stack("prod"), "prod")["ml.g5.2xlarge"].instances == 2 * 12  # blue/green: twice
+
+
+def test_inference_components_reserve_instances_for_max_copies_and_one_update_batch():
+    from tests.components.test_inference_components import to_components
+    from tests.harness import config_of, edited
+
+    need = endpoint_needs(config_of(edited("prod", to_components), "prod"), "prod")["ml.g5.2xlarge"]
+    assert need.instances == 12 + 3  # 12 copies of 1 GPU on 1-GPU instances, plus a batch of 25%

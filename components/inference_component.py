@@ -1,0 +1,122 @@
+"""InferenceComponent: one model on a SageMaker endpoint as copies with their own reservation, able to scale to zero.
+
+pulumi-aws 7.51.1 has no inference component resource; pulumi-aws-native's `aws-native:sagemaker:InferenceComponent`
+is CloudFormation's, with the stack's provider (region, tags). Resources:
+- the inference component: the model, per-copy GPUs/CPU/memory, the copy count, and its update policy (copies
+  replaced in batches, rolled back by the deployment's rollback alarms);
+- copy-count autoscaling: target tracking on the per-copy load (concurrent requests at high resolution, or
+  invocations per copy), between min and max copies; with min 0, a step policy on a NoCapacityInvocationFailures
+  alarm brings the first copy back when a request finds none (target tracking never scales out from zero), and the
+  endpoint's managed instance scaling then starts an instance for it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_aws_native as aws_native
+
+
+@dataclass(frozen=True)
+class InferenceComponentArgs:
+    component_name: str
+    """Also what a caller names in InvokeEndpoint's InferenceComponentName (the gateway sends it)."""
+    endpoint_name: pulumi.Input[str]
+    variant_name: str
+    model_name: pulumi.Input[str]
+    accelerators: int
+    cpu_cores: float
+    min_memory_mb: int
+    copies: int
+    min_copies: int
+    max_copies: int
+    concurrency_per_copy: int | None
+    """High-resolution concurrency target per copy; None: invocations_per_copy_per_minute."""
+    invocations_per_copy_per_minute: int | None
+    batch_percent: int = 100
+    """Copies replaced per update batch (rollout: rolling); 100: all at once."""
+    bake_seconds: int = 0
+    rollback_alarm_names: Sequence[pulumi.Input[str]] = ()
+    scale_in_cooldown_seconds: int = 600
+    scale_out_cooldown_seconds: int = 60
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class InferenceComponent(pulumi.ComponentResource):
+    component_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: InferenceComponentArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlserve:serving:InferenceComponent", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        batches = max(1, math.ceil(100 / args.batch_percent))
+        component = aws_native.sagemaker.InferenceComponent(
+            f"{name}-component", inference_component_name=args.component_name, endpoint_name=args.endpoint_name,
+            variant_name=args.variant_name,
+            specification=aws_native.sagemaker.InferenceComponentSpecificationArgs(
+                model_name=args.model_name,
+                compute_resource_requirements=aws_native.sagemaker.InferenceComponentComputeResourceRequirementsArgs(
+                    number_of_accelerator_devices_required=args.accelerators or None,
+                    number_of_cpu_cores_required=args.cpu_cores, min_memory_required_in_mb=args.min_memory_mb)),
+            runtime_config=aws_native.sagemaker.InferenceComponentRuntimeConfigArgs(copy_count=args.copies),
+            deployment_config=aws_native.sagemaker.InferenceComponentDeploymentConfigArgs(
+                rolling_update_policy=aws_native.sagemaker.InferenceComponentRollingUpdatePolicyArgs(
+                    maximum_batch_size=aws_native.sagemaker.InferenceComponentCapacitySizeArgs(
+                        type=aws_native.sagemaker.InferenceComponentCapacitySizeType.CAPACITY_PERCENT,
+                        value=args.batch_percent),
+                    wait_interval_in_seconds=args.bake_seconds,
+                    maximum_execution_timeout_in_seconds=min(28_800, max(600, batches * args.bake_seconds + 1800))),
+                auto_rollback_configuration=aws_native.sagemaker.InferenceComponentAutoRollbackConfigurationArgs(
+                    alarms=[aws_native.sagemaker.InferenceComponentAlarmArgs(alarm_name=n)
+                            for n in args.rollback_alarm_names]) if args.rollback_alarm_names else None),
+            tags=[aws_native.TagArgs(key=k, value=v) for k, v in sorted(args.tags.items())], opts=child)
+
+        target = aws.appautoscaling.Target(
+            f"{name}-copies", service_namespace="sagemaker",
+            resource_id=f"inference-component/{args.component_name}",
+            scalable_dimension="sagemaker:inference-component:DesiredCopyCount",
+            min_capacity=args.min_copies, max_capacity=args.max_copies,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[component]))
+        if args.concurrency_per_copy is not None:
+            load, metric, value = ("concurrency", "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution",
+                                   args.concurrency_per_copy)
+        elif args.invocations_per_copy_per_minute is not None:
+            load, metric, value = ("invocations", "SageMakerInferenceComponentInvocationsPerCopy",
+                                   args.invocations_per_copy_per_minute)
+        else:
+            raise ValueError(f"{args.component_name}: give concurrency_per_copy or invocations_per_copy_per_minute")
+        aws.appautoscaling.Policy(
+            f"{name}-{load}", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
+            target_tracking_scaling_policy_configuration=aws.appautoscaling.
+            PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                target_value=value, scale_in_cooldown=args.scale_in_cooldown_seconds,
+                scale_out_cooldown=args.scale_out_cooldown_seconds,
+                predefined_metric_specification=aws.appautoscaling.
+                PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type=metric)),
+            opts=child)
+        if args.min_copies == 0:
+            wake = aws.appautoscaling.Policy(
+                f"{name}-wake", policy_type="StepScaling", resource_id=target.resource_id,
+                scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
+                step_scaling_policy_configuration=aws.appautoscaling.PolicyStepScalingPolicyConfigurationArgs(
+                    adjustment_type="ChangeInCapacity", cooldown=args.scale_out_cooldown_seconds,
+                    metric_aggregation_type="Maximum",
+                    step_adjustments=[aws.appautoscaling.PolicyStepScalingPolicyConfigurationStepAdjustmentArgs(
+                        metric_interval_lower_bound="0", scaling_adjustment=1)]),
+                opts=child)
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-no-capacity", name=f"{args.component_name}-no-capacity",
+                alarm_description="A request found no copy of the model: add one (scale out from zero)",
+                namespace="AWS/SageMaker", metric_name="NoCapacityInvocationFailures", statistic="Maximum",
+                dimensions={"InferenceComponentName": args.component_name}, period=60,
+                evaluation_periods=1, comparison_operator="GreaterThanOrEqualToThreshold", threshold=1,
+                treat_missing_data="notBreaching", alarm_actions=[wake.arn], opts=child)
+
+        self.component_name = component.inference_component_name.apply(lambda n: n or args.component_name)
+        self.register_outputs({"component_name": self.component_name})

@@ -1,0 +1,128 @@
+"""hosting: inference_components: the model as a SageMaker inference component (aws-native) with copies that scale,
+to zero where allowed; checked on the plan, against botocore's API model, and by the pack."""
+
+import json
+
+import pytest
+
+from infra.config import ConfigError
+from policies.check import CONFIG_DIR, evaluate, load_policy_config
+from tests import aws_replay as replay
+from tests.harness import config_of, edited, plan_config
+
+NAME = "mlserve-prod-resnet50"
+COMPONENT = "aws-native:sagemaker:InferenceComponent"
+
+
+def to_components(raw, tolerates_cold_start=True, **autoscaling):
+    d = raw["mlserve:deployments"][0]
+    d["hosting"] = "inference_components"
+    d["rollout"] = {"strategy": "rolling", "batch_percent": 25, "bake_minutes": 5}
+    d["component"] = {"accelerators": 1, "cpu_cores": 4, "min_memory_mb": 16384, "copies": 4,
+                      "tolerates_cold_start": tolerates_cold_start}
+    d["autoscaling"].update({"min": 0, **autoscaling})
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return plan_config(edited("prod", to_components), "prod")
+
+
+def as_json(plan):
+    return json.loads(json.dumps(plan.as_json()))
+
+
+def test_the_model_is_a_component_with_its_reservation_copies_and_a_guarded_rolling_update(plan):
+    (component,) = [r for r in plan.resources if r.type == COMPONENT]
+    inputs = component.inputs
+    assert (inputs["endpointName"], inputs["variantName"], inputs["inferenceComponentName"]) == (NAME, "primary", NAME)
+    spec = inputs["specification"]
+    (model,) = plan.of_type("aws:sagemaker/model:Model")
+    assert spec["modelName"] == model.inputs.get("name", spec["modelName"])
+    assert spec["computeResourceRequirements"] == {"numberOfAcceleratorDevicesRequired": 1,
+                                                   "numberOfCpuCoresRequired": 4, "minMemoryRequiredInMb": 16384}
+    assert inputs["runtimeConfig"] == {"copyCount": 4}
+    update = inputs["deploymentConfig"]
+    assert update["rollingUpdatePolicy"]["maximumBatchSize"] == {"type": "CAPACITY_PERCENT", "value": 25}
+    assert [a["alarmName"] for a in update["autoRollbackConfiguration"]["alarms"]] == [
+        f"{NAME}-p99-latency", f"{NAME}-5xx-rate"]
+    assert {"key": "mlserve:tolerates-cold-start", "value": "true"} in inputs["tags"]
+    assert {"key": "owner", "value": "ml-platform"} in inputs["tags"]
+    request = replay.pascal({k: v for k, v in inputs.items() if k != "deploymentConfig"})
+    replay.assert_valid_request("sagemaker", "CreateInferenceComponent", request)
+    # The update policy travels with each update of the component (a new model version).
+    replay.assert_valid_request("sagemaker", "UpdateInferenceComponent", {
+        "InferenceComponentName": NAME, "Specification": request["Specification"],
+        "RuntimeConfig": request["RuntimeConfig"], "DeploymentConfig": replay.pascal(update)})
+
+
+def test_the_endpoint_holds_no_model_and_scales_its_instances_with_the_copies(plan):
+    config = plan.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration").inputs
+    (variant,) = config["productionVariants"]
+    assert "modelName" not in variant
+    assert variant["managedInstanceScaling"] == {"status": "ENABLED", "minInstanceCount": 0, "maxInstanceCount": 12}
+    assert variant["routingConfigs"] == [{"routingStrategy": "LEAST_OUTSTANDING_REQUESTS"}]
+    assert ":role/mlserve-prod-resnet50-execution" in config["executionRoleArn"]
+    request = replay.create_endpoint_config(config, "config")
+    request["ExecutionRoleArn"] = config["executionRoleArn"]
+    for sent in request["ProductionVariants"]:  # pulumi-aws's list of one is the API's single RoutingConfig
+        sent["RoutingConfig"] = sent.pop("RoutingConfigs")[0]
+    replay.assert_valid_request("sagemaker", "CreateEndpointConfig", request)
+    assert "deploymentConfig" not in plan.one("aws:sagemaker/endpoint:Endpoint").inputs  # the component's instead
+
+
+def test_copies_scale_to_zero_and_a_request_with_no_copy_brings_one_back(plan):
+    target = plan.one("aws:appautoscaling/target:Target").inputs
+    assert target["resourceId"] == f"inference-component/{NAME}"
+    assert target["scalableDimension"] == "sagemaker:inference-component:DesiredCopyCount"
+    assert (target["minCapacity"], target["maxCapacity"]) == (0, 12)
+    policies = {p.name.rsplit("-", 1)[1]: p for p in plan.of_type("aws:appautoscaling/policy:Policy")}
+    assert set(policies) == {"invocations", "wake"}
+    tracking = policies["invocations"].inputs["targetTrackingScalingPolicyConfiguration"]
+    assert tracking["predefinedMetricSpecification"]["predefinedMetricType"] == \
+        "SageMakerInferenceComponentInvocationsPerCopy"
+    (alarm,) = [a for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm") if a.name.endswith("-no-capacity")]
+    assert alarm.inputs["metricName"] == "NoCapacityInvocationFailures"
+    assert alarm.inputs["dimensions"] == {"InferenceComponentName": NAME}
+    assert alarm.property_dependencies["alarmActions"] == [policies["wake"].urn]
+    replay.assert_valid_request("application-autoscaling", "RegisterScalableTarget",
+                                replay.register_scalable_target(target))
+    replay.assert_valid_request("application-autoscaling", "PutScalingPolicy",
+                                replay.put_scaling_policy(policies["invocations"].inputs, "invocations"))
+
+
+def test_alarms_and_the_gateway_address_the_component(plan):
+    latency = next(a.inputs for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+                   if a.inputs["name"] == f"{NAME}-p99-latency")
+    assert latency["dimensions"] == {"InferenceComponentName": NAME}
+    (integration,) = [i for i in plan.of_type("aws:apigateway/integration:Integration") if i.inputs["type"] == "AWS"]
+    assert integration.inputs["requestParameters"][
+        "integration.request.header.X-Amzn-SageMaker-Inference-Component"] == f"'{NAME}'"
+
+
+def test_the_pack_allows_zero_copies_in_prod_only_when_the_deployment_tolerates_the_cold_start(plan):
+    assert evaluate(as_json(plan), load_policy_config(CONFIG_DIR / "prod.json")) == []
+    hand_edited = as_json(plan)
+    for resource in hand_edited["resources"]:
+        if resource["type"] == COMPONENT:
+            resource["inputs"]["tags"] = [t for t in resource["inputs"]["tags"]
+                                          if t["key"] != "mlserve:tolerates-cold-start"]
+    refused = evaluate(hand_edited, load_policy_config(CONFIG_DIR / "prod.json"))
+    assert [v.rule for v in refused] == ["prod-endpoint-capacity"]
+    assert "inference-component/mlserve-prod-resnet50 down to 0" in refused[0].message
+
+
+@pytest.mark.parametrize("edit,path,fragment", [
+    (lambda r: to_components(r, tolerates_cold_start=False), "mlserve:deployments[0].autoscaling.min",
+     "tolerates_cold_start"),
+    (lambda r: (to_components(r), r["mlserve:deployments"][0].update(
+        rollout={"strategy": "canary", "percent": 10, "bake_minutes": 5})),
+     "mlserve:deployments[0].rollout.strategy", "rolling or all_at_once"),
+    (lambda r: (to_components(r), r["mlserve:deployments"][0]["component"].update(accelerators=2)),
+     "mlserve:deployments[0].component.accelerators", "at most 1"),
+])
+def test_what_components_cannot_do_is_refused_with_the_key(edit, path, fragment):
+    with pytest.raises(ConfigError) as refused:
+        config_of(edited("prod", edit), "prod")
+    found = {i.path: i for i in refused.value.issues}
+    assert fragment in found[path].allowed, refused.value.render()
