@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from .scale_from_zero import wake_from_zero
+
 
 @dataclass(frozen=True)
 class EndpointAutoscalingArgs:
@@ -110,20 +112,8 @@ class EndpointAutoscaling(pulumi.ComponentResource):
                     metric_name="ApproximateBacklogSizePerInstance", namespace="AWS/SageMaker", statistic="Average",
                     dimensions=endpoint)),
             opts=child)
-        wake = aws.appautoscaling.Policy(
-            f"{name}-wake", policy_type="StepScaling", resource_id=target.resource_id,
-            scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
-            step_scaling_policy_configuration=aws.appautoscaling.PolicyStepScalingPolicyConfigurationArgs(
-                adjustment_type="ChangeInCapacity", cooldown=args.scale_out_cooldown_seconds,
-                metric_aggregation_type="Average",
-                step_adjustments=[aws.appautoscaling.PolicyStepScalingPolicyConfigurationStepAdjustmentArgs(
-                    metric_interval_lower_bound="0", scaling_adjustment=1)]),
-            opts=child)
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-backlog-without-capacity", name=pulumi.Output.concat(args.endpoint_name,
-                                                                          "-backlog-without-capacity"),
-            alarm_description="Requests wait and no instance runs: start one (scale out from zero)",
-            namespace="AWS/SageMaker", metric_name="HasBacklogWithoutCapacity", statistic="Average",
-            dimensions={"EndpointName": args.endpoint_name}, period=60, evaluation_periods=1,
-            comparison_operator="GreaterThanOrEqualToThreshold", threshold=1, treat_missing_data="notBreaching",
-            alarm_actions=[wake.arn], opts=child)
+        wake_from_zero(name, target, logical_alarm=f"{name}-backlog-without-capacity",
+                       alarm_name=pulumi.Output.concat(args.endpoint_name, "-backlog-without-capacity"),
+                       description="Requests wait and no instance runs: start one (scale out from zero)",
+                       metric_name="HasBacklogWithoutCapacity", dimensions={"EndpointName": args.endpoint_name},
+                       statistic="Average", cooldown_seconds=args.scale_out_cooldown_seconds, parent=self)

@@ -25,6 +25,8 @@ from .policy_document import Statement, assume_role_policy, render
 BINARY_MEDIA_TYPE = "application/octet-stream"
 HEADER_LENGTH = "Inference-Header-Content-Length"
 ASYNC_INPUT = "X-Amzn-SageMaker-InputLocation"
+# Config's authorization -> API Gateway's authorization type, for every route.
+AUTHORIZATION_TYPES = {"api_key": "NONE", "iam": "AWS_IAM", "jwt": "COGNITO_USER_POOLS"}
 V2_DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
                 "FP64", "BYTES", "BF16"]
 ACCESS_LOG_FORMAT = {
@@ -163,7 +165,7 @@ class InferenceApi(pulumi.ComponentResource):
                 opts=child).id
         method = aws.apigateway.Method(
             f"{name}-infer", rest_api=api.id, resource_id=resource.id, http_method="POST",
-            authorization={"api_key": "NONE", "iam": "AWS_IAM", "jwt": "COGNITO_USER_POOLS"}[args.authorization],
+            authorization=AUTHORIZATION_TYPES[args.authorization],
             authorizer_id=authorizer_id, api_key_required=True, request_validator_id=validator.id,
             # JSON bodies are validated against the schema; binary ones carry their JSON header inside the body,
             # which the container's front checks (a malformed one is a 400 from there, passed through).
@@ -307,7 +309,7 @@ class InferenceApi(pulumi.ComponentResource):
                                                     validate_request_parameters=True, opts=child)
         method = aws.apigateway.Method(
             f"{name}-infer-async", rest_api=api.id, resource_id=resource.id, http_method="POST",
-            authorization={"api_key": "NONE", "iam": "AWS_IAM", "jwt": "COGNITO_USER_POOLS"}[args.authorization],
+            authorization=AUTHORIZATION_TYPES[args.authorization],
             authorizer_id=authorizer_id, api_key_required=True, request_validator_id=validator.id,
             request_parameters={f"method.request.header.{ASYNC_INPUT}": True,
                                 "method.request.header.Content-Type": False}, opts=child)

@@ -20,6 +20,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_aws_native as aws_native
 
+from .scale_from_zero import wake_from_zero
+
 
 @dataclass(frozen=True)
 class InferenceComponentArgs:
@@ -101,22 +103,12 @@ class InferenceComponent(pulumi.ComponentResource):
                     predefined_metric_type=metric)),
             opts=child)
         if args.min_copies == 0:
-            wake = aws.appautoscaling.Policy(
-                f"{name}-wake", policy_type="StepScaling", resource_id=target.resource_id,
-                scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
-                step_scaling_policy_configuration=aws.appautoscaling.PolicyStepScalingPolicyConfigurationArgs(
-                    adjustment_type="ChangeInCapacity", cooldown=args.scale_out_cooldown_seconds,
-                    metric_aggregation_type="Maximum",
-                    step_adjustments=[aws.appautoscaling.PolicyStepScalingPolicyConfigurationStepAdjustmentArgs(
-                        metric_interval_lower_bound="0", scaling_adjustment=1)]),
-                opts=child)
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-no-capacity", name=f"{args.component_name}-no-capacity",
-                alarm_description="A request found no copy of the model: add one (scale out from zero)",
-                namespace="AWS/SageMaker", metric_name="NoCapacityInvocationFailures", statistic="Maximum",
-                dimensions={"InferenceComponentName": args.component_name}, period=60,
-                evaluation_periods=1, comparison_operator="GreaterThanOrEqualToThreshold", threshold=1,
-                treat_missing_data="notBreaching", alarm_actions=[wake.arn], opts=child)
+            wake_from_zero(name, target, logical_alarm=f"{name}-no-capacity",
+                           alarm_name=f"{args.component_name}-no-capacity",
+                           description="A request found no copy of the model: add one (scale out from zero)",
+                           metric_name="NoCapacityInvocationFailures",
+                           dimensions={"InferenceComponentName": args.component_name}, statistic="Maximum",
+                           cooldown_seconds=args.scale_out_cooldown_seconds, parent=self)
 
         self.component_name = component.inference_component_name.apply(lambda n: n or args.component_name)
         self.register_outputs({"component_name": self.component_name})

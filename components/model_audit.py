@@ -21,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .policy_document import Statement, render
+from .private_bucket import private_bucket
 
 # Bucket-setting changes (s3 API names) that alert: each of them can weaken the store as evidence.
 WATCHED_BUCKET_CALLS = (
@@ -65,24 +66,10 @@ class ModelAudit(pulumi.ComponentResource):
         trail_arn = pulumi.Output.concat(f"arn:aws:cloudtrail:{args.region}:", args.account_id,
                                          f":trail/{args.trail_name}")
 
-        bucket = aws.s3.Bucket(f"{name}-audit", bucket=f"{args.model_bucket_name}-audit",
-                               object_lock_enabled=args.object_lock, force_destroy=args.force_destroy, opts=child)
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-audit", bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=child)
-        public_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-audit", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True, opts=child)
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-audit", bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"), opts=child)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-audit", bucket=bucket.id,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.
-                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn),
-                bucket_key_enabled=True)], opts=child)
+        store = private_bucket(f"{name}-audit", f"{args.model_bucket_name}-audit", args.kms_key_arn,
+                               args.force_destroy, self, object_lock=args.object_lock)
+        bucket, ownership, public_block, versioning = (store.bucket, store.ownership, store.public_block,
+                                                       store.versioning)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-audit", bucket=bucket.id, rules=[aws.s3.BucketLifecycleConfigurationRuleArgs(
                 id="expire-after-retention", status="Enabled",

@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .policy_document import Statement, render
+from .private_bucket import private_bucket
 
 
 @dataclass(frozen=True)
@@ -35,24 +36,8 @@ class ModelStore(pulumi.ComponentResource):
         super().__init__("mlserve:storage:ModelStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        bucket = aws.s3.Bucket(f"{name}-models", bucket=args.bucket_name, force_destroy=args.force_destroy, opts=child)
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-models", bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=child)
-        public_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-models", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True, opts=child)
-        aws.s3.BucketVersioning(
-            f"{name}-models", bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"), opts=child)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-models", bucket=bucket.id,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.
-                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn),
-                bucket_key_enabled=True)],
-            opts=child)
+        store = private_bucket(f"{name}-models", args.bucket_name, args.kms_key_arn, args.force_destroy, self)
+        bucket, ownership, public_block = store.bucket, store.ownership, store.public_block
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-models", bucket=bucket.id,
             rules=[aws.s3.BucketLifecycleConfigurationRuleArgs(
