@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--json-tensors", action="store_true", help="send v2 JSON instead of binary tensors")
     profile.add_argument("--p99-ms", type=float, help="the SLO to meet (default: the deployment's slo.p99_latency_ms)")
     profile.add_argument("--report", type=Path, help="write the JSON report here")
+    profile.add_argument("--spec", type=Path, help="the released model's spec.json: its inputs, for a server that "
+                         "does not answer model metadata (the API gateway exposes only the infer route)")
     return parser
 
 
@@ -114,7 +116,7 @@ def run_profile(args, cfg: StackConfig, out) -> int:
     target = Target(args.url, model, headers, cfg.region if args.sigv4 else None)
     try:
         steps = asyncio.run(sweep(target, sorted(set(args.concurrency)), args.seconds, args.max_requests,
-                                  args.batch, binary=not args.json_tensors))
+                                  args.batch, binary=not args.json_tensors, spec=args.spec))
     except ValueError as error:
         raise OpsError(str(error)) from None
     except OSError as error:

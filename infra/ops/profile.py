@@ -17,7 +17,9 @@ import asyncio
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -91,9 +93,10 @@ def request_body(metadata: dict[str, Any], batch: int, binary: bool, seed: int =
     return body, {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(json_size)}
 
 
-def _signed(target: Target, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+def signer(target: Target) -> Callable[[bytes, dict[str, str]], dict[str, str]]:
+    """Headers for one request: as given, or signed for execute-api with credentials resolved once per sweep."""
     if not target.sigv4_region:
-        return headers
+        return lambda body, headers: headers
     import botocore.session
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -101,9 +104,26 @@ def _signed(target: Target, body: bytes, headers: dict[str, str]) -> dict[str, s
     credentials = botocore.session.get_session().get_credentials()
     if credentials is None:
         raise ValueError("--sigv4 needs AWS credentials (AWS_PROFILE, or `aws sso login`)")
-    request = AWSRequest(method="POST", url=target.infer_url, data=body, headers=headers)
-    SigV4Auth(credentials, "execute-api", target.sigv4_region).add_auth(request)
-    return dict(request.headers)
+    auth = SigV4Auth(credentials, "execute-api", target.sigv4_region)
+
+    def sign(body: bytes, headers: dict[str, str]) -> dict[str, str]:
+        request = AWSRequest(method="POST", url=target.infer_url, data=body, headers=headers)
+        auth.add_auth(request)  # a fresh date and signature per request
+        return dict(request.headers)
+
+    return sign
+
+
+def metadata_from_spec(path: Path) -> dict[str, Any]:
+    """The v2 model metadata a server would answer, from the released model's spec.json (for a gateway, which
+    exposes only the infer route)."""
+    try:
+        spec = json.loads(path.read_text())
+        batched = spec.get("max_batch_size", 32) > 0
+        return {tensors: [{"name": t["name"], "datatype": t["datatype"], "shape": [-1] * batched + t["dims"]}
+                          for t in spec[tensors]] for tensors in ("inputs", "outputs")}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a model spec.json ({error})") from None
 
 
 async def metadata_of(session: aiohttp.ClientSession, target: Target) -> dict[str, Any]:
@@ -116,7 +136,9 @@ async def metadata_of(session: aiohttp.ClientSession, target: Target) -> dict[st
 
 
 async def run_step(session: aiohttp.ClientSession, target: Target, body: bytes, headers: dict[str, str],
-                   concurrency: int, seconds: float, max_requests: int) -> Step:
+                   concurrency: int, seconds: float, max_requests: int,
+                   sign: Callable[[bytes, dict[str, str]], dict[str, str]] | None = None) -> Step:
+    sign = sign or signer(target)
     step = Step(concurrency)
     budget = [max_requests]
     deadline = time.monotonic() + seconds
@@ -127,7 +149,7 @@ async def run_step(session: aiohttp.ClientSession, target: Target, body: bytes, 
             started = time.perf_counter()
             try:
                 async with session.post(target.infer_url, data=body,
-                                        headers={**target.headers, **_signed(target, body, headers)}) as response:
+                                        headers={**target.headers, **sign(body, headers)}) as response:
                     payload = await response.read()
                     ok = response.status == 200
                     if not ok and len(step.error_samples) < 3:
@@ -149,13 +171,15 @@ async def run_step(session: aiohttp.ClientSession, target: Target, body: bytes, 
 
 
 async def sweep(target: Target, concurrencies: list[int], seconds: float, max_requests: int, batch: int = 1,
-                binary: bool = True, warmup_seconds: float = 1.0) -> list[Step]:
+                binary: bool = True, warmup_seconds: float = 1.0, spec: Path | None = None) -> list[Step]:
+    sign = signer(target)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
-        metadata = await metadata_of(session, target)
+        metadata = metadata_from_spec(spec) if spec else await metadata_of(session, target)
         body, headers = request_body(metadata, batch, binary)
-        await run_step(session, target, body, headers, max(concurrencies), warmup_seconds, max_requests)
-        return [await run_step(session, target, body, headers, c, seconds, max_requests) for c in concurrencies]
+        await run_step(session, target, body, headers, max(concurrencies), warmup_seconds, max_requests, sign)
+        return [await run_step(session, target, body, headers, c, seconds, max_requests, sign)
+                for c in concurrencies]
 
 
 def choose(steps: list[Step], p99_ms: float) -> Step | None:

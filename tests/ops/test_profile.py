@@ -62,3 +62,15 @@ def test_the_chosen_point_is_the_fastest_within_the_slo_and_kserve_gets_its_in_f
     assert in_flight(within) == pytest.approx(8.0)  # Little's law: 400 req/s x 0.020 s
     assert config_lines("prod", 1, "kserve", within) == [
         "pulumi config set --stack prod --path 'mlserve:deployments[1].autoscaling.target_concurrency' 8"]
+
+
+def test_the_inputs_can_come_from_the_models_spec_where_the_server_has_no_metadata_route(server, tmp_path, capsys):
+    report = tmp_path / "profile.json"
+    code = main(["profile", "--stack", "dev", "--deployment", "resnet50", "--url", f"http://{server.url}",
+                 "--concurrency", "2", "--seconds", "0.5", "--p99-ms", "2000", "--report", str(report),
+                 "--spec", str(local_server.SAMPLE / "spec.json")])
+    assert code == 0, capsys.readouterr().out
+    assert json.loads(report.read_text())["steps"][0]["errors"] == 0
+    assert main(["profile", "--stack", "dev", "--deployment", "resnet50", "--url", f"http://{server.url}",
+                 "--spec", str(tmp_path / "missing.json"), "--seconds", "0.5"]) == 2
+    assert "not a model spec.json" in capsys.readouterr().err
