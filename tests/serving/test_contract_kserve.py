@@ -128,11 +128,9 @@ MALFORMED = {
     "binary header past the body": (binary_body(X)[0], "application/octet-stream",
                                     {"Inference-Header-Content-Length": "999999"}, MODEL, 400, "binary_header",
                                     "longer than the body"),
-    "binary size not the shape's": (*binary_body(X, declared=100), MODEL, 400, "binary_size", "needs 12288"),
+    "binary size not the shape's": (binary_body(X, declared=100)[0], "application/octet-stream",
+                                    binary_body(X, declared=100)[1], MODEL, 400, "binary_size", "needs 12288"),
 }
-MALFORMED["binary size not the shape's"] = (binary_body(X, declared=100)[0], "application/octet-stream",
-                                            binary_body(X, declared=100)[1], MODEL, 400, "binary_size",
-                                            "needs 12288")
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
