@@ -62,6 +62,7 @@ class DeploymentPanel:
     name: str
     endpoint_name: str | None = None  # SageMaker deployments; KServe model metrics live in Prometheus
     variant_name: str | None = None
+    inference_component_name: str | None = None  # hosting: inference_components (metrics per component)
     api_name: str | None = None
     stage_name: str = "v1"
     drift: bool = False
@@ -95,6 +96,8 @@ def sagemaker_graphs(panel: DeploymentPanel) -> list[Graph]:
         raise ValueError(f"panel {panel.name}: SageMaker graphs need the endpoint and variant names")
     endpoint = {"EndpointName": panel.endpoint_name, "VariantName": panel.variant_name}
     sm = "AWS/SageMaker"
+    if panel.inference_component_name:
+        return component_graphs(panel.name, {"InferenceComponentName": panel.inference_component_name})
     return [
         Graph(f"{panel.name}: model latency", [
             *[Metric(sm, "ModelLatency", endpoint, stat=p, id=p, visible=False) for p in ("p50", "p95", "p99")],
@@ -110,6 +113,26 @@ def sagemaker_graphs(panel: DeploymentPanel) -> list[Graph]:
             Metric(sm, "Invocations", endpoint, stat="Sum", id="invocations", visible=False),
             Metric(sm, "InvocationsPerInstance", endpoint, stat="Sum", id="perinstance", visible=False),
             Expression("IF(perinstance > 0, invocations / perinstance, 0)", "instances in service", "instances")]),
+    ]
+
+
+def component_graphs(title: str, component: dict[str, str]) -> list[Graph]:
+    """An inference component reports per component (it may share its endpoint): latency, invocations, failures
+    for want of a copy (scale from zero), GPU use normalized to the copies' reservation."""
+    sm = "AWS/SageMaker"
+    return [
+        Graph(f"{title}: model latency", [
+            *[Metric(sm, "ModelLatency", component, stat=p, id=p, visible=False) for p in ("p50", "p95", "p99")],
+            *[Expression(f"{p} / 1000", f"{p} ms", f"{p}ms") for p in ("p50", "p95", "p99")]], unit="ms"),
+        Graph(f"{title}: invocations and errors", [
+            Metric(sm, "Invocations", component, stat="Sum"),
+            Metric(sm, "Invocation4XXErrors", component, stat="Sum"),
+            Metric(sm, "Invocation5XXErrors", component, stat="Sum"),
+            Metric(sm, "NoCapacityInvocationFailures", component, stat="Sum",
+                   label="no copy to serve (cold start)")], unit="count"),
+        Graph(f"{title}: GPU (share of its reservation)", [
+            Metric("/aws/sagemaker/InferenceComponents", "GPUUtilizationNormalized", component),
+            Metric("/aws/sagemaker/InferenceComponents", "GPUMemoryUtilizationNormalized", component)], unit="%"),
     ]
 
 

@@ -41,6 +41,11 @@ class EndpointAlarmsArgs:
     inference_component_name: str | None = None
     """Inference components report invocations per component, and GPU use per component, normalized to 0-100."""
 
+    @property
+    def subject(self) -> str:
+        """What the alarms are named after: the component (several may share one endpoint), else the endpoint."""
+        return self.inference_component_name or self.endpoint_name
+
 
 class EndpointAlarms(pulumi.ComponentResource):
     rollback_alarm_names: list[pulumi.Output[str]]
@@ -56,7 +61,7 @@ class EndpointAlarms(pulumi.ComponentResource):
             gpu_namespace, gpu_metric, gpu_scale = COMPONENT_NAMESPACE, "GPU{}UtilizationNormalized", 1
 
         latency = self._alarm(
-            P99_LATENCY, f"p99 model latency of {args.endpoint_name} above {args.p99_latency_ms} ms",
+            P99_LATENCY, f"p99 model latency of {args.subject} above {args.p99_latency_ms} ms",
             metric_name="ModelLatency", namespace=ENDPOINT_NAMESPACE, dimensions=dimensions, extended_statistic="p99",
             # ModelLatency is reported in microseconds.
             threshold=args.p99_latency_ms * 1000, evaluation_periods=5, datapoints_to_alarm=3)
@@ -64,20 +69,20 @@ class EndpointAlarms(pulumi.ComponentResource):
         client_errors = self._rate_alarm(CLIENT_ERROR_RATE, "Invocation4XXErrors", args.client_error_rate_percent, dimensions)
         # Per-instance GPU metrics add up over GPUs: 100% per GPU.
         gpu = self._alarm(
-            GPU_UTILIZATION, f"GPU utilization of {args.endpoint_name} saturated",
+            GPU_UTILIZATION, f"GPU utilization of {args.subject} saturated",
             metric_name=gpu_metric.format(""), namespace=gpu_namespace, dimensions=dimensions, statistic="Average",
             threshold=args.gpu_utilization_percent * gpu_scale, evaluation_periods=15,
             datapoints_to_alarm=12)
         gpu_memory = self._alarm(
-            GPU_MEMORY, f"GPU memory of {args.endpoint_name} nearly full",
+            GPU_MEMORY, f"GPU memory of {args.subject} nearly full",
             metric_name=gpu_metric.format("Memory"), namespace=gpu_namespace, dimensions=dimensions,
             statistic="Maximum", threshold=args.gpu_memory_percent * gpu_scale, evaluation_periods=5,
             datapoints_to_alarm=5)
 
         # One page for "the service is unhealthy", whichever signal saw it first.
         unhealthy = aws.cloudwatch.CompositeAlarm(
-            f"{name}-unhealthy", alarm_name=alarm_name(args.endpoint_name, SERVICE_UNHEALTHY),
-            alarm_description=f"{args.endpoint_name} breaches its latency or error SLO",
+            f"{name}-unhealthy", alarm_name=alarm_name(args.subject, SERVICE_UNHEALTHY),
+            alarm_description=f"{args.subject} breaches its latency or error SLO",
             alarm_rule=pulumi.Output.format('ALARM("{0}") OR ALARM("{1}")', latency.name, server_errors.name),
             actions_enabled=True, alarm_actions=[args.topic_arn], ok_actions=[args.topic_arn],
             opts=pulumi.ResourceOptions(parent=self))
@@ -89,7 +94,7 @@ class EndpointAlarms(pulumi.ComponentResource):
 
     def _alarm(self, role: str, description: str, **metric) -> aws.cloudwatch.MetricAlarm:
         return aws.cloudwatch.MetricAlarm(
-            f"{self._name}-{role}", name=alarm_name(self._args.endpoint_name, role), alarm_description=description,
+            f"{self._name}-{role}", name=alarm_name(self._args.subject, role), alarm_description=description,
             comparison_operator="GreaterThanThreshold", period=60, treat_missing_data="notBreaching",
             actions_enabled=True, alarm_actions=[self._args.topic_arn], ok_actions=[self._args.topic_arn],
             opts=pulumi.ResourceOptions(parent=self), **metric)
@@ -103,8 +108,8 @@ class EndpointAlarms(pulumi.ComponentResource):
                     stat="Sum"))
 
         return aws.cloudwatch.MetricAlarm(
-            f"{self._name}-{role}", name=alarm_name(self._args.endpoint_name, role),
-            alarm_description=f"{error_metric} above {percent}% of invocations on {self._args.endpoint_name}",
+            f"{self._name}-{role}", name=alarm_name(self._args.subject, role),
+            alarm_description=f"{error_metric} above {percent}% of invocations on {self._args.subject}",
             comparison_operator="GreaterThanThreshold", threshold=percent, evaluation_periods=5, datapoints_to_alarm=3,
             treat_missing_data="notBreaching", actions_enabled=True, alarm_actions=[self._args.topic_arn],
             ok_actions=[self._args.topic_arn],

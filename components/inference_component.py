@@ -2,6 +2,7 @@
 
 pulumi-aws 7.51.1 has no inference component resource; pulumi-aws-native's `aws-native:sagemaker:InferenceComponent`
 is CloudFormation's, with the stack's provider (region, tags). Resources:
+- the SageMaker Model, run with the host endpoint's role and security group;
 - the inference component: the model, per-copy GPUs/CPU/memory, the copy count, and its update policy (copies
   replaced in batches, rolled back by the deployment's rollback alarms);
 - copy-count autoscaling: target tracking on the per-copy load (concurrent requests at high resolution, or
@@ -20,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_aws_native as aws_native
 
+from .sagemaker_endpoint import SageMakerEndpoint, ServedModel, serving_model
 from .scale_from_zero import wake_from_zero
 
 
@@ -27,9 +29,11 @@ from .scale_from_zero import wake_from_zero
 class InferenceComponentArgs:
     component_name: str
     """Also what a caller names in InvokeEndpoint's InferenceComponentName (the gateway sends it)."""
-    endpoint_name: pulumi.Input[str]
+    host: SageMakerEndpoint
+    """The endpoint (managed instances) the copies run on; its role and security group run the model."""
     variant_name: str
-    model_name: pulumi.Input[str]
+    model: ServedModel
+    image_uri: pulumi.Input[str]
     accelerators: int
     cpu_cores: float
     min_memory_mb: int
@@ -55,12 +59,16 @@ class InferenceComponent(pulumi.ComponentResource):
         super().__init__("mlserve:serving:InferenceComponent", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
+        host = args.host
+        model = serving_model(f"{name}-model", args.model, image_uri=args.image_uri, role_arn=host.role_arn,
+                              subnet_ids=host.subnet_ids, security_group_id=host.security_group_id,
+                              opts=pulumi.ResourceOptions(parent=self, depends_on=[host.role_policy]))
         batches = max(1, math.ceil(100 / args.batch_percent))
         component = aws_native.sagemaker.InferenceComponent(
-            f"{name}-component", inference_component_name=args.component_name, endpoint_name=args.endpoint_name,
+            f"{name}-component", inference_component_name=args.component_name, endpoint_name=host.endpoint_name,
             variant_name=args.variant_name,
             specification=aws_native.sagemaker.InferenceComponentSpecificationArgs(
-                model_name=args.model_name,
+                model_name=model.name,
                 compute_resource_requirements=aws_native.sagemaker.InferenceComponentComputeResourceRequirementsArgs(
                     number_of_accelerator_devices_required=args.accelerators or None,
                     number_of_cpu_cores_required=args.cpu_cores, min_memory_required_in_mb=args.min_memory_mb)),

@@ -1,8 +1,9 @@
 """SageMakerDeployment: one model served by SageMaker, with everything that keeps it healthy.
 
 Reads top to bottom as what it owns: the alarms that guard it (declared first, because the endpoint's auto-rollback
-lists them), the endpoint with its blue/green rollout, autoscaling, the authenticated API in front, and the drift
-job when enabled. One of these per deployment is the whole SageMaker path; the program only fills the args.
+lists them), the endpoint with its rollout and autoscaling, or, with inference components, the model as a component
+on a host endpoint (its own or one shared with other deployments), the authenticated API in front, and the drift job
+when enabled. One of these per deployment is the whole SageMaker path; the program only fills the args.
 """
 
 from __future__ import annotations
@@ -25,17 +26,17 @@ WAS_AT_ROOT = [pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
 @dataclass(frozen=True)
 class SageMakerDeploymentArgs:
     alarms: EndpointAlarmsArgs
-    """SLO alarms; the rollback ones become the endpoint's auto-rollback alarms."""
-    endpoint: SageMakerEndpointArgs
-    """Models, variants, rollout; its `rollback_alarm_names` are filled from `alarms` here."""
-    autoscaling: EndpointAutoscalingArgs
-    """Scaling of the primary variant; its `endpoint_name` is taken from the endpoint, so scaling waits for it."""
+    """SLO alarms; the rollback ones become the endpoint's (or the component's) auto-rollback alarms."""
     gateway: InferenceApiArgs
-    """The API in front, invoking this endpoint directly."""
+    """The API in front, invoking the endpoint (and naming the component) directly."""
+    endpoint: SageMakerEndpointArgs | None = None
+    """hosting: endpoint: models, variants, rollout; its `rollback_alarm_names` are filled from `alarms` here."""
+    autoscaling: EndpointAutoscalingArgs | None = None
+    """hosting: endpoint: scaling of the primary variant; `endpoint_name` is taken from the endpoint."""
+    component: InferenceComponentArgs | None = None
+    """hosting: inference_components: the model as a component on `component.host` (then copies scale)."""
     drift: DriftMonitorArgs | None = None
     """The scheduled drift job over the endpoint's data capture; None: off."""
-    component: InferenceComponentArgs | None = None
-    """hosting: inference_components: the model as a component (then copies scale, not the variant)."""
 
 
 class SageMakerDeployment(pulumi.ComponentResource):
@@ -48,17 +49,18 @@ class SageMakerDeployment(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, aliases=WAS_AT_ROOT)
 
         alarms = EndpointAlarms(name, args.alarms, opts=child)
-        endpoint = SageMakerEndpoint(name, replace(args.endpoint, rollback_alarm_names=alarms.rollback_alarm_names),
-                                     opts=child)
-        component_name = None
         if args.component:
-            InferenceComponent(name, replace(
-                args.component, endpoint_name=endpoint.endpoint_name,
-                model_name=endpoint.model_names[args.component.variant_name],
-                rollback_alarm_names=alarms.rollback_alarm_names), opts=child)
-            component_name = args.component.component_name
-        else:
+            InferenceComponent(name, replace(args.component, rollback_alarm_names=alarms.rollback_alarm_names),
+                               opts=child)
+            endpoint: SageMakerEndpoint = args.component.host
+            component_name: str | None = args.component.component_name
+        elif args.endpoint and args.autoscaling:
+            endpoint = SageMakerEndpoint(name, replace(args.endpoint, rollback_alarm_names=alarms.rollback_alarm_names),
+                                         opts=child)
             EndpointAutoscaling(name, replace(args.autoscaling, endpoint_name=endpoint.endpoint_name), opts=child)
+            component_name = None
+        else:
+            raise ValueError(f"{name}: give either component, or endpoint and autoscaling")
         api = InferenceApi(name, args.gateway, SageMakerBackend(endpoint.endpoint_name, endpoint.endpoint_arn,
                                                                 component_name), opts=child)
         if args.drift:

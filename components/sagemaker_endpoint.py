@@ -1,8 +1,10 @@
 """SageMakerEndpoint: a model served by the bundled Triton image on a realtime SageMaker endpoint.
 
-Reads top to bottom as what it makes: an execution role that can read only this model's S3 prefix, a security
+Reads top to bottom as what it makes: an execution role that can read only its models' S3 prefixes, a security
 group, one SageMaker Model per variant, an endpoint configuration (variants, KMS, data capture, shadow), and the
 endpoint with a blue/green deployment policy that shifts traffic per config and rolls back on the given alarms.
+With managed instances the variant holds no model: inference components bring theirs (one or several deployments
+sharing the endpoint), created with this endpoint's role and security group.
 
 Models and endpoint configurations are immutable in SageMaker, so they are auto-named: a new model version makes new
 ones, and updating the endpoint to them is what runs the blue/green deployment.
@@ -24,13 +26,20 @@ TRITON_PORT_ENV = {"SAGEMAKER_TRITON_PING_MODE": "ready"}
 
 
 @dataclass(frozen=True)
-class Variant:
-    name: str
+class ServedModel:
+    """A released model as the bundled Triton image loads it."""
     model_data_url: str  # s3://bucket/key of model.tar.gz
     triton_model_name: str
     model_sha256: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
     instance_type: str
     instance_count: int
+    model: ServedModel | None
+    """None: inference components bring the models (the endpoint has managed_instances)."""
     weight: float = 1.0
 
 
@@ -70,17 +79,20 @@ def max_execution_seconds(shift: TrafficShift) -> int:
 @dataclass(frozen=True)
 class SageMakerEndpointArgs:
     endpoint_name: str
-    image_uri: pulumi.Input[str]
-    repository_arn: pulumi.Input[str]
+    image_uri: pulumi.Input[str] | None
+    """The serving image of the variants' models; None when inference components bring the models."""
+    repository_arns: Sequence[pulumi.Input[str]]
+    """Image repositories the endpoint's role may pull from (the components' images on a shared endpoint)."""
     bucket_name: str
     variants: list[Variant]
-    traffic_shift: TrafficShift
     kms_key_arn: pulumi.Input[str]
     account_id: pulumi.Input[str]
     region: str
     vpc_id: pulumi.Input[str]
     vpc_cidr: str
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    traffic_shift: TrafficShift | None = None
+    """How an update moves to a new config; None only with managed_instances (components roll out themselves)."""
     startup_health_check_timeout_seconds: int = 900
     # The host's NVIDIA driver (a SageMaker AMI version) must run the image's CUDA; None leaves SageMaker's default.
     inference_ami_version: str | None = None
@@ -128,20 +140,14 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                                                                        list(self.async_topic_arns.values())),
                                          opts=child)
 
-        models = {}
-        for variant in [*args.variants, *([args.shadow] if args.shadow else [])]:
-            models[variant.name] = aws.sagemaker.Model(
-                f"{name}-{variant.name}",
-                execution_role_arn=role.arn,
-                primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
-                    image=args.image_uri, model_data_url=variant.model_data_url, mode="SingleModel",
-                    environment={**TRITON_PORT_ENV, "SAGEMAKER_TRITON_DEFAULT_MODEL_NAME": variant.triton_model_name,
-                                 "MLSERVE_MODEL_SHA256": variant.model_sha256}),
-                # Triton needs no network of its own: SageMaker downloads the model and the image.
-                enable_network_isolation=True,
-                vpc_config=aws.sagemaker.ModelVpcConfigArgs(subnets=args.subnet_ids,
-                                                            security_group_ids=[security_group.id]),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
+        served = [v for v in [*args.variants, *([args.shadow] if args.shadow else [])] if v.model]
+        if served and args.image_uri is None:
+            raise ValueError(f"{args.endpoint_name}: variants that carry a model need the serving image_uri")
+        models = {variant.name: serving_model(
+            f"{name}-{variant.name}", variant.model, image_uri=args.image_uri or "", role_arn=role.arn,
+            subnet_ids=args.subnet_ids, security_group_id=security_group.id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
+            for variant in served if variant.model}
 
         managed = args.managed_instances
 
@@ -152,7 +158,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                     max_instance_count=managed.max_instances),
                 "routing_configs": [aws.sagemaker.EndpointConfigurationProductionVariantRoutingConfigArgs(
                     routing_strategy="LEAST_OUTSTANDING_REQUESTS")]}
-            return cls(variant_name=v.name, model_name=None if extra else models[v.name].name,
+            return cls(variant_name=v.name, model_name=models[v.name].name if v.name in models else None,
                        instance_type=v.instance_type, **extra,
                        initial_instance_count=v.instance_count, initial_variant_weight=v.weight,
                        container_startup_health_check_timeout_in_seconds=args.startup_health_check_timeout_seconds,
@@ -180,17 +186,21 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             execution_role_arn=role.arn if managed else None,
             opts=child)
 
+        if managed is None and args.traffic_shift is None:
+            raise ValueError(f"{args.endpoint_name}: an endpoint whose variants hold models needs its traffic_shift")
         endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint", name=args.endpoint_name, endpoint_config_name=config.name,
             # With inference components, updates (and their rollback) are the component's, copy batch by batch.
-            deployment_config=None if managed else deployment_config(
+            deployment_config=None if managed or args.traffic_shift is None else deployment_config(
                 args.traffic_shift, args.termination_wait_seconds, args.rollback_alarm_names),
             opts=child)
 
         self.endpoint_name = endpoint.name
-        self.model_names = {variant: model.name for variant, model in models.items()}
         self.endpoint_arn = endpoint.arn
         self.role_arn = role.arn
+        self.role_policy = role_policy
+        self.security_group_id = security_group.id
+        self.subnet_ids = args.subnet_ids
         self.register_outputs({"endpoint_name": endpoint.name, "endpoint_arn": endpoint.arn, "role_arn": role.arn,
                                "endpoint_config_name": config.name})
 
@@ -221,7 +231,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                       resources=[f"{bucket_arn}/{prefix}*" for prefix in args.model_prefixes]),
             Statement(sid="ListThisModel", actions=["s3:ListBucket"], resources=[bucket_arn],
                       conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in args.model_prefixes]}}),
-            Statement(sid="PullServingImage", resources=[args.repository_arn],
+            Statement(sid="PullServingImage", resources=list(args.repository_arns),
                       actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]),
             # GetAuthorizationToken is account-wide: it has no resource-level permissions, so "*" is the only form.
             Statement(sid="AuthenticateToEcr", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
@@ -260,6 +270,22 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                 Statement(sid="NotifyAsyncResults", actions=["sns:Publish"], resources=async_topics),
             ]
         return render(*statements)
+
+
+def serving_model(name: str, model: ServedModel, *, image_uri: pulumi.Input[str], role_arn: pulumi.Input[str],
+                  subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]], security_group_id: pulumi.Input[str],
+                  opts: pulumi.ResourceOptions) -> aws.sagemaker.Model:
+    """The SageMaker Model of a released model: a production variant's, or an inference component's."""
+    return aws.sagemaker.Model(
+        name, execution_role_arn=role_arn,
+        primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
+            image=image_uri, model_data_url=model.model_data_url, mode="SingleModel",
+            environment={**TRITON_PORT_ENV, "SAGEMAKER_TRITON_DEFAULT_MODEL_NAME": model.triton_model_name,
+                         "MLSERVE_MODEL_SHA256": model.model_sha256}),
+        # Triton needs no network of its own: SageMaker downloads the model and the image.
+        enable_network_isolation=True,
+        vpc_config=aws.sagemaker.ModelVpcConfigArgs(subnets=subnet_ids, security_group_ids=[security_group_id]),
+        opts=opts)
 
 
 def deployment_config(shift: TrafficShift, termination_wait_seconds: int,

@@ -44,7 +44,15 @@ from components.names import (
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from components.sagemaker_deployment import SageMakerDeployment, SageMakerDeploymentArgs
-from components.sagemaker_endpoint import AsyncConfig, ManagedInstances, SageMakerEndpointArgs, TrafficShift, Variant
+from components.sagemaker_endpoint import (
+    AsyncConfig,
+    ManagedInstances,
+    SageMakerEndpoint,
+    SageMakerEndpointArgs,
+    ServedModel,
+    TrafficShift,
+    Variant,
+)
 from infra.aws_facts import sagemaker_gpus
 from infra.config import StackConfig
 from infra.config.models import AllAtOnce, BlueGreen, Canary, Linear, ModelArtifact, Rolling, Shadow
@@ -98,14 +106,18 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     platform = Platform(cfg, stack, account_id, encryption, network, store, alerting.topic_arn)
     cluster = kubernetes_platform(platform, with_provider) if cfg.cluster else None
 
+    hosts = component_hosts(platform, sagemaker_opts)
     endpoints, api_urls, panels = {}, {}, []
     for d in cfg.deployments:
         name = resource_name(stack, d.name)
         if isinstance(d, SageMakerConfig):
-            deployment = SageMakerDeployment(name, sagemaker_args(platform, d, logging_ready), opts=sagemaker_opts)
+            deployment = SageMakerDeployment(name, sagemaker_args(platform, d, logging_ready, hosts),
+                                             opts=sagemaker_opts)
             endpoints[d.name] = sagemaker_outputs(cfg, deployment)
-            panels.append(DeploymentPanel(name=d.name, endpoint_name=name, variant_name=PRIMARY_VARIANT,
-                                          api_name=name, drift=d.drift.enabled))
+            panels.append(DeploymentPanel(
+                name=d.name, endpoint_name=resource_name(stack, d.endpoint_group), variant_name=PRIMARY_VARIANT,
+                inference_component_name=name if d.hosting == "inference_components" else None, api_name=name,
+                drift=d.drift.enabled))
         else:  # KServe: the gateway on the dashboard; model latency, GPUs and replicas in Prometheus (DCGM, Triton)
             assert cluster is not None, "config validation requires a cluster for KServe deployments"
             both = pulumi.ResourceOptions(providers=[provider, cluster.eks.provider])
@@ -226,14 +238,48 @@ def kserve_args(p: Platform, d: KServeConfig, k8s_platform: KubernetesPlatform,
         base_url=f"https://{d.name}.{c.ingress_domain}" if c.ingress_domain else None)
 
 
-def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.Resource]) -> SageMakerDeploymentArgs:
+def served(model: ModelArtifact) -> ServedModel:
+    return ServedModel(model_data_url=model.uri, triton_model_name=model.triton_model_name, model_sha256=model.sha256)
+
+
+def component_hosts(p: Platform, opts: pulumi.ResourceOptions) -> dict[str, SageMakerEndpoint]:
+    """The endpoints inference components run on, by endpoint group: deployments naming the same `endpoint` share
+    one, and its instances (rules.shared_endpoints_agree checks they agree on what an endpoint sets once)."""
+    groups: dict[str, list[SageMakerConfig]] = {}
+    for d in p.cfg.deployments:
+        if isinstance(d, SageMakerConfig) and d.hosting == "inference_components":
+            groups.setdefault(d.endpoint_group, []).append(d)
+    return {group: SageMakerEndpoint(resource_name(p.stack, group), host_args(p, group, members), opts=opts)
+            for group, members in groups.items()}
+
+
+def host_args(p: Platform, group: str, members: list[SageMakerConfig]) -> SageMakerEndpointArgs:
+    cfg, first = p.cfg, members[0]
+    capture = first.data_capture if len(members) == 1 and first.data_capture.enabled else None
+    repositories = sorted({d.image.repository for d in members})
+    return SageMakerEndpointArgs(
+        endpoint_name=resource_name(p.stack, group), image_uri=None,
+        repository_arns=[p.store.repository_arns[r] for r in repositories], bucket_name=cfg.model_store.bucket,
+        model_prefixes=sorted({d.model.prefix for d in members}),
+        variants=[Variant(name=PRIMARY_VARIANT, instance_type=first.compute.instance_type,
+                          instance_count=first.compute.instance_count, model=None)],
+        kms_key_arn=p.encryption.key_arn, account_id=p.account_id, region=cfg.region, vpc_id=p.network.vpc_id,
+        vpc_cidr=p.network.vpc_cidr, subnet_ids=p.network.private_subnet_ids,
+        startup_health_check_timeout_seconds=first.compute.startup_health_check_timeout_seconds,
+        model_download_timeout_seconds=first.compute.model_download_timeout_seconds,
+        inference_ami_version=first.compute.inference_ami_version,
+        data_capture_percent=capture.sample_percent if capture else None,
+        managed_instances=managed_instances(members))
+
+
+def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.Resource],
+                   hosts: dict[str, SageMakerEndpoint]) -> SageMakerDeploymentArgs:
     cfg, name = p.cfg, resource_name(p.stack, d.name)
     gpus = sagemaker_gpus(d.compute.instance_type)
 
     def variant(variant_name: str, model: ModelArtifact, count: int, weight: float) -> Variant:
-        return Variant(name=variant_name, model_data_url=model.uri, triton_model_name=model.triton_model_name,
-                       model_sha256=model.sha256, instance_type=d.compute.instance_type, instance_count=count,
-                       weight=weight)
+        return Variant(name=variant_name, model=served(model), instance_type=d.compute.instance_type,
+                       instance_count=count, weight=weight)
 
     primary_weight = 100 - sum(v.weight_percent for v in d.ab_variants)
     variants = [variant(PRIMARY_VARIANT, d.model, d.compute.instance_count, primary_weight / 100)]
@@ -243,17 +289,18 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
         if isinstance(rollout, Shadow) else None
     models = [d.model, *(v.model for v in d.ab_variants), *([rollout.candidate] if isinstance(rollout, Shadow) else [])]
     hosted = d.hosting == "inference_components"
+    endpoint_name = resource_name(p.stack, d.endpoint_group)
+    image_uri = pulumi.Output.concat(p.store.repository_urls[d.image.repository], d.image.reference)
     return SageMakerDeploymentArgs(
         alarms=EndpointAlarmsArgs(
-            endpoint_name=name, variant_name=PRIMARY_VARIANT, topic_arn=p.topic_arn,
+            endpoint_name=endpoint_name, variant_name=PRIMARY_VARIANT, topic_arn=p.topic_arn,
             p99_latency_ms=d.slo.p99_latency_ms, error_rate_percent=d.slo.error_rate_percent,
             client_error_rate_percent=d.slo.client_error_rate_percent, gpus_per_instance=gpus,
             inference_component_name=name if hosted else None),
-        component=component_args(p, d, name) if hosted else None,
-        endpoint=SageMakerEndpointArgs(
-            endpoint_name=name,
-            image_uri=pulumi.Output.concat(p.store.repository_urls[d.image.repository], d.image.reference),
-            repository_arn=p.store.repository_arns[d.image.repository], bucket_name=cfg.model_store.bucket,
+        component=component_args(p, d, name, hosts[d.endpoint_group], image_uri) if hosted else None,
+        endpoint=None if hosted else SageMakerEndpointArgs(
+            endpoint_name=name, image_uri=image_uri,
+            repository_arns=[p.store.repository_arns[d.image.repository]], bucket_name=cfg.model_store.bucket,
             model_prefixes=sorted({m.prefix for m in models}), variants=variants, shadow=shadow,
             traffic_shift=traffic_shift(d.rollout), kms_key_arn=p.encryption.key_arn, account_id=p.account_id,
             region=cfg.region, vpc_id=p.network.vpc_id, vpc_cidr=p.network.vpc_cidr,
@@ -264,9 +311,8 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
             data_capture_percent=d.data_capture.sample_percent if d.data_capture.enabled else None,
             async_inference=AsyncConfig(d.async_inference.max_concurrent_invocations_per_instance)
             if d.mode == "async" else None,
-            managed_instances=managed_instances(d) if hosted else None,
             termination_wait_seconds=600 if cfg.is_prod else 0),
-        autoscaling=EndpointAutoscalingArgs(
+        autoscaling=None if hosted else EndpointAutoscalingArgs(
             endpoint_name=name, variant_name=PRIMARY_VARIANT, min_capacity=d.autoscaling.min,
             max_capacity=d.autoscaling.max, invocations_per_instance_per_minute=d.target_invocations_per_minute(),
             concurrent_requests_per_instance=d.autoscaling.target_concurrency,
@@ -276,24 +322,30 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
         gateway=replace(gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
                         async_route=d.mode == "async"),
         drift=DriftMonitorArgs(
-            deployment=d.name, bucket_name=cfg.model_store.bucket, capture_prefix=captured_files_prefix(name),
+            deployment=d.name, bucket_name=cfg.model_store.bucket,
+            capture_prefix=captured_files_prefix(endpoint_name),
             baseline_key=(d.drift.baseline_uri or "").split("/", 3)[3], code_path=str(Path(drift.__file__).parent),
             kms_key_arn=p.encryption.key_arn, topic_arn=p.topic_arn, schedule_minutes=d.drift.schedule_minutes,
             psi_alarm_threshold=d.drift.psi_alarm_threshold, log_retention_days=cfg.logs.retention_days)
         if d.drift.enabled else None)
 
 
-def managed_instances(d: SageMakerConfig) -> ManagedInstances:
-    """Instances for the copies: none when no copy runs, enough GPUs for every copy at max otherwise."""
-    per_instance = max(1, sagemaker_gpus(d.compute.instance_type) // max(1, d.component.accelerators))
-    return ManagedInstances(min_instances=0 if d.autoscaling.min == 0 else 1,
-                            max_instances=max(1, math.ceil(d.autoscaling.max / per_instance)))
+def managed_instances(members: list[SageMakerConfig]) -> ManagedInstances:
+    """Instances for the copies of every component on the endpoint: none when no copy runs, and at max enough for
+    each component's copies packed by GPU on instances of their own (an upper bound: SageMaker may pack tighter)."""
+    def instances(d: SageMakerConfig, copies: int) -> int:
+        per_instance = max(1, sagemaker_gpus(d.compute.instance_type) // max(1, d.component.accelerators))
+        return math.ceil(copies / per_instance)
+
+    return ManagedInstances(min_instances=sum(instances(d, d.autoscaling.min) for d in members),
+                            max_instances=max(1, sum(instances(d, d.autoscaling.max) for d in members)))
 
 
-def component_args(p: Platform, d: SageMakerConfig, name: str) -> InferenceComponentArgs:
+def component_args(p: Platform, d: SageMakerConfig, name: str, host: SageMakerEndpoint,
+                   image_uri: pulumi.Input[str]) -> InferenceComponentArgs:
     rolling = d.rollout if isinstance(d.rollout, Rolling) else None
     return InferenceComponentArgs(
-        component_name=name, endpoint_name="", variant_name=PRIMARY_VARIANT, model_name="",  # set by the deployment
+        component_name=name, host=host, variant_name=PRIMARY_VARIANT, model=served(d.model), image_uri=image_uri,
         accelerators=d.component.accelerators, cpu_cores=d.component.cpu_cores,
         min_memory_mb=d.component.min_memory_mb, copies=d.component.copies, min_copies=d.autoscaling.min,
         max_copies=d.autoscaling.max, concurrency_per_copy=d.autoscaling.target_concurrency,

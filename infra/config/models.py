@@ -405,6 +405,10 @@ class SageMakerDeployment(DeploymentBase):
         "reservation and copy count, instances follow the copies, and copies may scale to zero")
     component: InferenceComponentConfig = Field(default_factory=lambda: InferenceComponentConfig(),
                                                 description="Settings of hosting: inference_components")
+    endpoint: Name | None = Field(
+        default=None, description="hosting: inference_components: the endpoint the component runs on; deployments "
+        "naming the same one share it and its instances (small models packed onto one GPU instance). Unset: an "
+        "endpoint of its own, named after the deployment")
     ab_variants: list[WeightedVariant] = Field(
         default_factory=list,
         description="Other models served beside the primary, with their traffic shares")
@@ -418,6 +422,11 @@ class SageMakerDeployment(DeploymentBase):
         if scaling.max_rps_per_instance_at_slo is None:
             return None
         return max(1, int(scaling.max_rps_per_instance_at_slo * 60 * (100 - scaling.headroom_percent) / 100))
+
+    @property
+    def endpoint_group(self) -> str:
+        """The endpoint this deployment is served from: its `endpoint` group, or its own name."""
+        return self.endpoint or self.name
 
 
 class KServeDeployment(DeploymentBase):

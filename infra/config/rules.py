@@ -159,6 +159,49 @@ def capacity_bounds(cfg: StackConfig) -> Iterator[ConfigIssue]:
                                   f"between autoscaling.min ({scaling.min}) and autoscaling.max ({scaling.max})")
 
 
+# What SageMaker sets once per endpoint (its production variant and config), so every component on it must agree.
+ENDPOINT_SETTINGS = ("instance_type", "inference_ami_version", "startup_health_check_timeout_seconds",
+                     "model_download_timeout_seconds")
+
+
+def shared_endpoints_agree(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    names = {d.name for d in cfg.deployments}
+    groups: dict[str, list[tuple[int, SageMakerDeployment]]] = {}
+    for i, d in enumerate(cfg.deployments):
+        if not isinstance(d, SageMakerDeployment) or d.endpoint is None:
+            continue
+        if d.hosting != "inference_components":
+            yield ConfigIssue(key_path(("deployments", i, "endpoint")), d.endpoint,
+                              "unset, or hosting: inference_components (only components share an endpoint)")
+            continue
+        if d.endpoint != d.name and d.endpoint in names:
+            yield ConfigIssue(key_path(("deployments", i, "endpoint")), d.endpoint,
+                              "a name no other deployment has (the endpoint would take that deployment's name)")
+        groups.setdefault(d.endpoint, []).append((i, d))
+    for group, members in groups.items():
+        first_index, first = members[0]
+        for i, d in members[1:]:
+            for setting in ENDPOINT_SETTINGS:
+                if getattr(d.compute, setting) != getattr(first.compute, setting):
+                    yield ConfigIssue(key_path(("deployments", i, "compute", setting)), getattr(d.compute, setting),
+                                      f"{getattr(first.compute, setting)!r}, as deployments[{first_index}] on the "
+                                      f"shared endpoint {group!r} (one production variant serves every component)")
+        if len(members) > 1 and cfg.is_prod:
+            for i, d in members:
+                yield ConfigIssue(key_path(("deployments", i, "endpoint")), group,
+                                  "unset in prod (an endpoint per deployment): prod captures every model's traffic "
+                                  "(policy prod-data-capture), and SageMaker captures per endpoint, not per "
+                                  "component, so the models on a shared endpoint could not be told apart")
+        elif len(members) > 1:
+            for i, d in members:
+                for part, on in (("data_capture", d.data_capture.enabled), ("drift", d.drift.enabled)):
+                    if on:
+                        yield ConfigIssue(key_path(("deployments", i, part, "enabled")), True,
+                                          f"false on the shared endpoint {group!r}: SageMaker captures per endpoint, "
+                                          "so the captures of its models would mix (and drift with them); give the "
+                                          "deployment an endpoint of its own to capture")
+
+
 def gpu_models_get_gpus(cfg: StackConfig) -> Iterator[ConfigIssue]:
     for i, d in enumerate(cfg.deployments):
         needs_gpu = d.needs_gpu or d.model.format == "tensorrt_plan"
@@ -219,6 +262,8 @@ def progressive_rollout_fits_capacity(cfg: StackConfig) -> Iterator[ConfigIssue]
                               "all_at_once or canary for kserve (step the canary's percent instead)")
         if not isinstance(d, SageMakerDeployment) or not isinstance(rollout, (Canary, Linear, Rolling)):
             continue
+        if d.hosting == "inference_components":
+            continue  # a component rolls its copies in batches on the running instances; no second fleet to fit
         count = d.compute.instance_count
         step, field = {Canary: ("percent", "percent"), Linear: ("step_percent", "step_percent"),
                        Rolling: ("batch_percent", "batch_percent")}[type(rollout)]
@@ -431,6 +476,7 @@ RULES: tuple[Rule, ...] = (
     models_live_in_the_stack_bucket,
     prod_network_spans_three_zones,
     capacity_bounds,
+    shared_endpoints_agree,
     gpu_models_get_gpus,
     kserve_needs_a_cluster,
     progressive_rollout_fits_capacity,
