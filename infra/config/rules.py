@@ -187,7 +187,7 @@ def shared_endpoints_agree(cfg: StackConfig) -> Iterator[ConfigIssue]:
                                       f"{getattr(first.compute, setting)!r}, as deployments[{first_index}] on the "
                                       f"shared endpoint {group!r} (one production variant serves every component)")
         if len(members) > 1 and cfg.is_prod:
-            for i, d in members:
+            for i, _ in members:
                 yield ConfigIssue(key_path(("deployments", i, "endpoint")), group,
                                   "unset in prod (an endpoint per deployment): prod captures every model's traffic "
                                   "(policy prod-data-capture), and SageMaker captures per endpoint, not per "
