@@ -101,6 +101,11 @@ def create_model(inputs: dict, name: str) -> dict:
 
 def create_endpoint_config(inputs: dict, name: str) -> dict:
     request = {"EndpointConfigName": name, "ProductionVariants": pascal(inputs["productionVariants"])}
+    for variant in request["ProductionVariants"]:  # pulumi-aws's list of one is the API's single RoutingConfig
+        if "RoutingConfigs" in variant:
+            variant["RoutingConfig"] = variant.pop("RoutingConfigs")[0]
+    if "executionRoleArn" in inputs:
+        request["ExecutionRoleArn"] = inputs["executionRoleArn"]
     if "kmsKeyArn" in inputs:
         request["KmsKeyId"] = inputs["kmsKeyArn"]
     if "dataCaptureConfig" in inputs:
@@ -111,8 +116,10 @@ def create_endpoint_config(inputs: dict, name: str) -> dict:
 
 
 def create_endpoint(inputs: dict) -> dict:
-    return {"EndpointName": inputs["name"], "EndpointConfigName": inputs["endpointConfigName"],
-            "DeploymentConfig": pascal(inputs["deploymentConfig"])}
+    request = {"EndpointName": inputs["name"], "EndpointConfigName": inputs["endpointConfigName"]}
+    if "deploymentConfig" in inputs:  # an endpoint of inference components has none: the components roll out
+        request["DeploymentConfig"] = pascal(inputs["deploymentConfig"])
+    return request
 
 
 def update_endpoint(inputs: dict) -> dict:
@@ -126,10 +133,26 @@ def register_scalable_target(inputs: dict) -> dict:
 
 
 def put_scaling_policy(inputs: dict, name: str) -> dict:
+    """Target tracking or step scaling, as the provider sends it."""
     request = pascal({k: inputs[k] for k in ("serviceNamespace", "resourceId", "scalableDimension", "policyType")})
     request["PolicyName"] = name
-    request["TargetTrackingScalingPolicyConfiguration"] = pascal(inputs["targetTrackingScalingPolicyConfiguration"])
+    if "targetTrackingScalingPolicyConfiguration" in inputs:
+        request["TargetTrackingScalingPolicyConfiguration"] = pascal(inputs["targetTrackingScalingPolicyConfiguration"])
+    if "stepScalingPolicyConfiguration" in inputs:
+        step = request["StepScalingPolicyConfiguration"] = pascal(inputs["stepScalingPolicyConfiguration"])
+        for adjustment in step["StepAdjustments"]:
+            # pulumi-aws types the bounds as strings (empty means unbounded); the provider sends numbers.
+            for bound in ("MetricIntervalLowerBound", "MetricIntervalUpperBound"):
+                if adjustment.get(bound) in ("", None):
+                    adjustment.pop(bound, None)
+                else:
+                    adjustment[bound] = float(adjustment[bound])
     return request
+
+
+def create_inference_component(inputs: dict) -> dict:
+    """CreateInferenceComponent from aws-native's inputs; the update policy is UpdateInferenceComponent's only."""
+    return pascal({k: v for k, v in inputs.items() if k != "deploymentConfig"})
 
 
 def _dimensions(mapping: dict[str, str]) -> list[dict[str, str]]:

@@ -51,3 +51,13 @@ def policy_json(resource) -> dict[str, Any]:
 
 def dump_yaml(raw: dict[str, Any]) -> str:
     return yaml.safe_dump({"config": raw}, sort_keys=False)
+
+
+def rollback_alarm_names(plan: Plan, deployment: str) -> list[str]:
+    """The alarms that roll a deployment's update back: its inference component's, or else its endpoint's."""
+    updated = [r for r in plan.resources if r.type == "aws-native:sagemaker:InferenceComponent"
+               and r.inputs["inferenceComponentName"] == deployment] or \
+              [r for r in plan.resources if r.type == "aws:sagemaker/endpoint:Endpoint" and r.inputs["name"] == deployment]
+    if not updated:
+        raise KeyError(f"no endpoint or inference component named {deployment}")
+    return [a["alarmName"] for a in updated[0].inputs["deploymentConfig"]["autoRollbackConfiguration"]["alarms"]]

@@ -10,7 +10,7 @@ import drift.job
 from components import names
 from infra.ops.kserve_rollout import KServeRollout
 from infra.ops.rollout import guard_alarm_names
-from tests.harness import stack_plan
+from tests.harness import rollback_alarm_names, stack_plan
 
 
 def test_the_drift_job_default_namespace_is_the_shared_one():
@@ -36,9 +36,8 @@ def test_ops_guards_alarms_the_stack_declares_and_rollback_uses_the_shared_roles
                 if a.type in ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/compositeAlarm:CompositeAlarm")}
     endpoint = f"mlserve-{stack}-resnet50"
     assert set(guard_alarm_names(endpoint)) <= declared
-    rollback = plan.one("aws:sagemaker/endpoint:Endpoint").inputs["deploymentConfig"]["autoRollbackConfiguration"]
-    assert {a["alarmName"] for a in rollback["alarms"]} == {names.alarm_name(endpoint, r)
-                                                             for r in names.ROLLBACK_ALARM_ROLES}
+    assert set(rollback_alarm_names(plan, endpoint)) == {names.alarm_name(endpoint, r)
+                                                         for r in names.ROLLBACK_ALARM_ROLES}
 
 
 class PlannedIngress:

@@ -7,8 +7,10 @@ from tests.harness import policy_json, stack_plan
 # Metrics each namespace publishes for the resources mlserve declares (AWS docs) and for our drift job.
 PUBLISHED = {
     "AWS/SageMaker": {"ModelLatency", "Invocations", "Invocation4XXErrors", "Invocation5XXErrors",
-                      "InvocationsPerInstance", "OverheadLatency"},
+                      "InvocationsPerInstance", "OverheadLatency", "NoCapacityInvocationFailures"},
     "/aws/sagemaker/Endpoints": {"GPUUtilization", "GPUMemoryUtilization", "CPUUtilization", "MemoryUtilization"},
+    "/aws/sagemaker/InferenceComponents": {"GPUUtilizationNormalized", "GPUMemoryUtilizationNormalized",
+                                           "CPUUtilizationNormalized", "MemoryUtilizationNormalized"},
     "AWS/ApiGateway": {"Count", "Latency", "IntegrationLatency", "4XXError", "5XXError"},
     "mlserve/Drift": {"MaxPopulationStabilityIndex", "PopulationStabilityIndex", "KolmogorovSmirnovStatistic"},
 }
@@ -17,6 +19,7 @@ PUBLISHED = {
 def test_dashboard_names_only_metrics_of_declared_resources(stack, plan):
     body = json.loads(plan.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
     endpoints = {e.inputs["name"] for e in plan.of_type("aws:sagemaker/endpoint:Endpoint")}
+    components = {c.inputs["inferenceComponentName"] for c in plan.of_type("aws-native:sagemaker:InferenceComponent")}
     apis = {a.inputs["name"] for a in plan.of_type("aws:apigateway/restApi:RestApi")}
     stages = {s.inputs["stageName"] for s in plan.of_type("aws:apigateway/stage:Stage")}
     seen = set()
@@ -29,11 +32,15 @@ def test_dashboard_names_only_metrics_of_declared_resources(stack, plan):
             assert name in PUBLISHED[namespace], (namespace, name)
             if "EndpointName" in dimensions:
                 assert dimensions["EndpointName"] in endpoints and dimensions["VariantName"] == "primary"
+            if "InferenceComponentName" in dimensions:
+                assert dimensions["InferenceComponentName"] in components
             if "ApiName" in dimensions:
                 assert dimensions["ApiName"] in apis and dimensions["Stage"] in stages
             seen.add(name)
-    assert {"ModelLatency", "Invocation5XXErrors", "GPUUtilization", "InvocationsPerInstance", "Latency",
-            "5XXError", "MaxPopulationStabilityIndex"} <= seen
+    hosting = {"dev": {"GPUUtilizationNormalized", "NoCapacityInvocationFailures"},  # an inference component
+               "prod": {"GPUUtilization", "InvocationsPerInstance"}}[stack]
+    assert {"ModelLatency", "Invocation5XXErrors", "Latency", "5XXError", "MaxPopulationStabilityIndex",
+            *hosting} <= seen
 
 
 def test_drift_job_runs_on_the_configured_schedule_and_reads_only_its_captures(stack, plan):

@@ -64,9 +64,7 @@ def test_the_endpoint_holds_no_model_and_scales_its_instances_with_the_copies(pl
     assert variant["routingConfigs"] == [{"routingStrategy": "LEAST_OUTSTANDING_REQUESTS"}]
     assert ":role/mlserve-prod-resnet50-execution" in config["executionRoleArn"]
     request = replay.create_endpoint_config(config, "config")
-    request["ExecutionRoleArn"] = config["executionRoleArn"]
-    for sent in request["ProductionVariants"]:  # pulumi-aws's list of one is the API's single RoutingConfig
-        sent["RoutingConfig"] = sent.pop("RoutingConfigs")[0]
+    assert request["ProductionVariants"][0]["RoutingConfig"] == {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}
     replay.assert_valid_request("sagemaker", "CreateEndpointConfig", request)
     assert "deploymentConfig" not in plan.one("aws:sagemaker/endpoint:Endpoint").inputs  # the component's instead
 

@@ -77,12 +77,8 @@ def test_it_scales_on_the_queue_to_zero_and_a_backlog_without_capacity_wakes_the
     assert declared.property_dependencies["alarmActions"] == [policies["wake"].urn]
     assert alarm["alarmActions"][0].startswith("arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:")
     replay.assert_valid_request("cloudwatch", "PutMetricAlarm", replay.put_metric_alarm(alarm))
-    step = replay.pascal({k: policies["wake"].inputs[k] for k in (
-        "serviceNamespace", "resourceId", "scalableDimension", "policyType", "stepScalingPolicyConfiguration")})
-    for adjustment in step["StepScalingPolicyConfiguration"]["StepAdjustments"]:
-        # pulumi-aws types the bound as a string (empty means unbounded); the provider sends it as a number.
-        adjustment["MetricIntervalLowerBound"] = float(adjustment["MetricIntervalLowerBound"])
-    replay.assert_valid_request("application-autoscaling", "PutScalingPolicy", {**step, "PolicyName": "wake"})
+    replay.assert_valid_request("application-autoscaling", "PutScalingPolicy",
+                                replay.put_scaling_policy(policies["wake"].inputs, "wake"))
     replay.assert_valid_request("application-autoscaling", "PutScalingPolicy",
                                 replay.put_scaling_policy(policies["backlog"].inputs, "backlog"))
 

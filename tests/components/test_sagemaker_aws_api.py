@@ -6,24 +6,34 @@ from moto import mock_aws
 from moto.sagemaker.models import FakeEndpointConfig
 
 from tests import aws_replay as replay
-from tests.harness import stack_plan
+from tests.harness import rollback_alarm_names, stack_plan
 
 REGION = "us-east-1"
 
 
 def requests_of(plan):
+    """Every SageMaker request the plan implies: a variant's models and blue/green updates, or (dev) an endpoint of
+    inference components, each component's model, creation and rolling update."""
     models = {m.inputs.get("name") or m.name: m for m in plan.of_type("aws:sagemaker/model:Model")}
     config = plan.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
     endpoint = plan.one("aws:sagemaker/endpoint:Endpoint")
     config_name = endpoint.inputs["endpointConfigName"]
-    variants = config.inputs["productionVariants"]
+    components = [c.inputs for c in plan.of_type("aws-native:sagemaker:InferenceComponent")]
+    served = [v["modelName"] for v in config.inputs["productionVariants"] if "modelName" in v] + [
+        c["specification"]["modelName"] for c in components]
     return {
-        "models": [("sagemaker", "CreateModel", replay.create_model(m.inputs, v["modelName"]))
-                   for v in variants for m in plan.of_type("aws:sagemaker/model:Model")
-                   if v["modelName"].startswith(m.name)],
+        "models": [("sagemaker", "CreateModel", replay.create_model(m.inputs, name))
+                   for name in served for m in plan.of_type("aws:sagemaker/model:Model") if name.startswith(m.name)],
         "config": ("sagemaker", "CreateEndpointConfig", replay.create_endpoint_config(config.inputs, config_name)),
         "endpoint": ("sagemaker", "CreateEndpoint", replay.create_endpoint(endpoint.inputs)),
-        "update": ("sagemaker", "UpdateEndpoint", replay.update_endpoint(endpoint.inputs)),
+        "update": [("sagemaker", "UpdateEndpoint", replay.update_endpoint(endpoint.inputs))]
+        if "deploymentConfig" in endpoint.inputs else [],
+        "components": [("sagemaker", "CreateInferenceComponent", replay.create_inference_component(c))
+                       for c in components],
+        "component_updates": [("sagemaker", "UpdateInferenceComponent", {
+            "InferenceComponentName": c["inferenceComponentName"], "Specification": replay.pascal(c["specification"]),
+            "RuntimeConfig": replay.pascal(c["runtimeConfig"]), "DeploymentConfig": replay.pascal(
+                c["deploymentConfig"])}) for c in components],
         "target": ("application-autoscaling", "RegisterScalableTarget",
                    replay.register_scalable_target(plan.one("aws:appautoscaling/target:Target").inputs)),
         "policies": [("application-autoscaling", "PutScalingPolicy", replay.put_scaling_policy(p.inputs, p.name))
@@ -68,30 +78,37 @@ def moto_accepts_gpu_instances(monkeypatch):
 
 @mock_aws
 def test_declared_endpoint_scaling_and_alarms_are_accepted_by_moto(stack, moto_accepts_gpu_instances):
-    requests = requests_of(stack_plan(stack))
+    plan = stack_plan(stack)
+    requests = requests_of(plan)
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     for _, _, params in requests["models"]:
         sagemaker.create_model(**params)
-    sagemaker.create_endpoint_config(**requests["config"][2])
-    sagemaker.create_endpoint(**requests["endpoint"][2])
+    assert len(sagemaker.list_models()["Models"]) == len(requests["models"])
+    if requests["components"]:
+        # moto 5.2.5 models no inference components: its CreateEndpointConfig requires a ModelName per variant, it
+        # has no CreateInferenceComponent, and its scalable dimensions predate sagemaker:inference-component. Dev's
+        # endpoint, component and scaling are checked against botocore's API model above (and in
+        # test_inference_components); moto takes its models and alarms here.
+        assert stack == "dev"
+    else:
+        sagemaker.create_endpoint_config(**requests["config"][2])
+        sagemaker.create_endpoint(**requests["endpoint"][2])
+        described = sagemaker.describe_endpoint_config(EndpointConfigName=requests["config"][2]["EndpointConfigName"])
+        assert described["DataCaptureConfig"]["EnableCapture"] is True
+        assert described["KmsKeyId"].startswith("arn:aws:kms:")
+        assert described["ProductionVariants"][0]["InstanceType"] == requests["config"][2]["ProductionVariants"][0][
+            "InstanceType"]
 
-    described = sagemaker.describe_endpoint_config(EndpointConfigName=requests["config"][2]["EndpointConfigName"])
-    assert described["DataCaptureConfig"]["EnableCapture"] is True
-    assert described["KmsKeyId"].startswith("arn:aws:kms:")
-    assert described["ProductionVariants"][0]["InstanceType"] == requests["config"][2]["ProductionVariants"][0][
-        "InstanceType"]
-
-    scaling = boto3.client("application-autoscaling", region_name=REGION)
-    scaling.register_scalable_target(**requests["target"][2])
-    for _, _, params in requests["policies"]:
-        scaling.put_scaling_policy(**params)
-    (target,) = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
-    assert (target["MinCapacity"], target["MaxCapacity"]) == {"dev": (1, 2), "prod": (4, 12)}[stack]
-    assert len(scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]) == 2
+        scaling = boto3.client("application-autoscaling", region_name=REGION)
+        scaling.register_scalable_target(**requests["target"][2])
+        for _, _, params in requests["policies"]:
+            scaling.put_scaling_policy(**params)
+        (target,) = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+        assert (target["MinCapacity"], target["MaxCapacity"]) == (4, 12)
+        assert len(scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]) == 2
 
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     for _, _, params in requests["alarms"]:
         cloudwatch.put_metric_alarm(**params)
     alarms = cloudwatch.describe_alarms()["MetricAlarms"]
-    rollback = requests["endpoint"][2]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
-    assert {a["AlarmName"] for a in rollback} <= {a["AlarmName"] for a in alarms}
+    assert set(rollback_alarm_names(plan, f"mlserve-{stack}-resnet50")) <= {a["AlarmName"] for a in alarms}

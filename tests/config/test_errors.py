@@ -45,7 +45,7 @@ def test_typo_in_a_key_suggests_the_real_key(tmp_path):
         raw["mlserve:deployments"][0]["autoscaling"]["mn"] = raw["mlserve:deployments"][0]["autoscaling"].pop("min")
 
     text = render_error(write(tmp_path, dump_yaml(edited("dev", edit))))
-    assert "mlserve:deployments[0].autoscaling.mn: given 1; allowed: unknown key (did you mean 'min'?)" in text
+    assert "mlserve:deployments[0].autoscaling.mn: given 0; allowed: unknown key (did you mean 'min'?)" in text
     assert "mlserve:deployments[0].autoscaling.min: given nothing (the key is missing)" in text
 
 

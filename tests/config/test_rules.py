@@ -12,8 +12,17 @@ def deployment(raw, index=0):
     return raw["mlserve:deployments"][index]
 
 
+def endpoint_deployment(raw, index=0):
+    """Dev's model as a plain endpoint (the stack serves it as an inference component): for the endpoint rules."""
+    d = deployment(raw, index)
+    for key in ("hosting", "component", "endpoint"):
+        d.pop(key, None)
+    d["autoscaling"]["min"] = 1
+    return d
+
+
 def kserve_deployment(raw):
-    d = copy.deepcopy(deployment(raw))
+    d = copy.deepcopy(endpoint_deployment(copy.deepcopy(raw)))
     d.update(name="resnet50-k8s", backend="kserve", compute={"gpus": 1, "node_group": "gpu"})
     d["autoscaling"] = {"min": 1, "max": 2, "target_concurrency": 8}
     d["rollout"] = {"strategy": "canary", "percent": 10, "bake_minutes": 10, "candidate": {**d["model"]}}
@@ -103,15 +112,16 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
      "mlserve:deployments[0].autoscaling.min", "at least 2 in prod"),
     ("dev", lambda r: deployment(r)["autoscaling"].update(min=3, max=2),
      "mlserve:deployments[0].autoscaling.min", "at most autoscaling.max (2)"),
-    ("dev", lambda r: deployment(r)["autoscaling"].update(min=0),
+    ("dev", lambda r: endpoint_deployment(r)["autoscaling"].update(min=0),
      "mlserve:deployments[0].autoscaling.min", "mode: async can"),
-    ("dev", lambda r: deployment(r)["compute"].update(instance_count=5),
+    ("dev", lambda r: endpoint_deployment(r)["compute"].update(instance_count=5),
      "mlserve:deployments[0].compute.instance_count", "between autoscaling.min (1) and autoscaling.max (2)"),
     ("prod", lambda r: deployment(r)["rollout"].update(percent=60),
      "mlserve:deployments[0].rollout.percent", "less than or equal to 50"),
     ("prod", lambda r: deployment(r)["rollout"].update(percent=0),
      "mlserve:deployments[0].rollout.percent", "1-50 for sagemaker"),
-    ("dev", lambda r: deployment(r).update(rollout={"strategy": "canary", "percent": 10, "bake_minutes": 5}),
+    ("dev", lambda r: endpoint_deployment(r).update(rollout={"strategy": "canary", "percent": 10,
+                                                             "bake_minutes": 5}),
      "mlserve:deployments[0].compute.instance_count", "at least 2 for a canary rollout"),
     ("prod", lambda r: (deployment(r)["compute"].update(instance_count=5), deployment(r)["autoscaling"].update(
         min=5), deployment(r)["rollout"].update(percent=50)),

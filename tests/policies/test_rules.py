@@ -206,9 +206,10 @@ def test_prod_is_stricter_than_dev():
     PROPERTY_BREAKS["prod-endpoint-capacity"](dev_plan)
     assert violations(dev_plan, rule="prod-endpoint-capacity") == []
 
-    dev_plan = plan_json("dev")
-    dev_plan["resources"] = [r for r in dev_plan["resources"] if r["type"] != "aws:sagemaker/endpoint:Endpoint"
-                             or r["inputs"].pop("deploymentConfig", True)]
+    dev_plan = plan_json("dev")  # dev's model is an inference component: its update policy is the component's
+    for resource in dev_plan["resources"]:
+        if resource["type"] in ("aws:sagemaker/endpoint:Endpoint", "aws-native:sagemaker:InferenceComponent"):
+            resource["inputs"].pop("deploymentConfig", None)
     advice = violations(dev_plan, rule="progressive-rollout-with-rollback")
     assert advice and all(v.level == EnforcementLevel.ADVISORY for v in advice)
 
