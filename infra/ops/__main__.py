@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from components.names import DRIFT_METRIC_NAMESPACE, captured_files_prefix, resource_name
 from infra.config.errors import ConfigError
 from infra.config.loader import load_file, load_stack
-from infra.config.models import KServeDeployment, StackConfig
+from infra.config.models import KServeDeployment, SageMakerDeployment, StackConfig
 
 from .clients import Clients
 from .report import OpsError, console, print_checks
@@ -188,6 +188,10 @@ def run_command(args) -> int:
 
     deployment = deployment_of(cfg, args.deployment)
     endpoint = resource_name(args.stack, deployment.name)
+    component = None
+    if isinstance(deployment, SageMakerDeployment) and deployment.hosting == "inference_components":
+        # The component carries the deployment's name (and its alarms); the endpoint may be shared.
+        component, endpoint = endpoint, resource_name(args.stack, deployment.endpoint_group)
     if args.command == "drift":
         if not deployment.drift.enabled or not deployment.drift.baseline_uri:
             raise OpsError(f"drift monitoring is off for {deployment.name}: set drift.enabled and drift.baseline_uri")
@@ -221,8 +225,24 @@ def run_command(args) -> int:
             return 0 if kserve.promote(args.steps, args.bake_seconds) else 1
         kserve.rollback()
         return 0
-    from .rollout import Rollout, alarm_states, describe, guard_alarm_names, print_status
+    from .rollout import (
+        Rollout,
+        alarm_states,
+        describe,
+        describe_component,
+        guard_alarm_names,
+        print_component_status,
+        print_status,
+    )
 
+    if component:
+        if args.action != "status":
+            raise OpsError(f"{deployment.name} is an inference component: a new model version rolls out through "
+                           "`pulumi up`, copies replaced in batches and rolled back by SageMaker when a guard alarm "
+                           "fires; to go back after it finished, revert the stack file and `pulumi up`")
+        state = describe_component(clients, component, endpoint)
+        print_component_status(state, alarm_states(clients, guard_alarm_names(component)), out)
+        return 0
     if args.action == "status":
         print_status(describe(clients, endpoint), alarm_states(clients, guard_alarm_names(endpoint)), out)
         return 0

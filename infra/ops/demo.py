@@ -6,7 +6,9 @@ the real CLI (`python -m infra.ops ...`) against it: release the sample model (t
 stack, rollout status/promote/rollback, and a promote that a firing alarm rolls back. Stops moto when done.
 
 What moto cannot show is said where it happens: it has no SageMaker Service Quotas (preflight marks them unverified
-and the demo passes --allow-unverified), and it rejects GPU instance types (only that validation is patched here).
+and the demo passes --allow-unverified), it rejects GPU instance types (only that validation is patched here), and it
+has no inference components, which is how Pulumi.dev.yaml serves its model: the rollout steps therefore use a copy of
+the dev stack file whose model is a plain endpoint with an A/B candidate (`ab_variants`), the case `promote` is for.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
+import yaml
 from moto.server import ThreadedMotoServer
 from rich.console import Console
 from rich.rule import Rule
@@ -36,9 +40,23 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AW
                "AWS_EC2_METADATA_DISABLED": "true"}
 
 
+def ab_stack_file(directory: Path) -> Path:
+    """Pulumi.dev.yaml with its model on a plain endpoint beside a 10% candidate: what `rollout promote` shifts."""
+    raw = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    model = raw["config"]["mlserve:deployments"][0]
+    for key in ("hosting", "component", "endpoint"):
+        model.pop(key, None)
+    model["autoscaling"]["min"] = 1
+    model["ab_variants"] = [{"name": "candidate", "model": dict(model["model"]), "weight_percent": 10}]
+    path = directory / "Pulumi.dev-ab.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
 class Demo:
-    def __init__(self, url: str, out: Console):
+    def __init__(self, url: str, out: Console, ab_stack: Path):
         self.url, self.out = url, out
+        self.rollout = ["--stack", "dev", "--config-file", str(ab_stack), "--deployment", "resnet50"]
         # moto's credentials, for this process's stand-ins and for each CLI call; no real account is reachable.
         os.environ.update(CREDENTIALS)
         self.env = {**os.environ, "COLUMNS": "160"}
@@ -72,15 +90,16 @@ class Demo:
         self.ops("release-model", "--stack", "dev", "--deployment", "resnet50", "--model-dir", str(SAMPLE))
         self.step("3. preflight the dev stack (moto has no SageMaker quotas: they show as unverified)")
         self.ops("preflight", "--stack", "dev", "--allow-unverified")
-        self.step("4. the endpoint with an A/B candidate (stand-in for pulumi up)")
+        self.step("4. the endpoint with an A/B candidate (stand-in for pulumi up of the dev stack file with "
+                  "ab_variants)")
         model_uri = "s3://mlserve-dev-models/resnet50/09e27ff427f0518e/model.tar.gz"
         self.endpoint(model_uri)
-        self.ops("rollout", "status", "--stack", "dev", "--deployment", "resnet50")
+        self.ops("rollout", "status", *self.rollout)
         self.step("5. promote the candidate in steps, baking each")
-        self.ops("rollout", "promote", "--stack", "dev", "--deployment", "resnet50", "--variant", "candidate",
+        self.ops("rollout", "promote", *self.rollout, "--variant", "candidate",
                  "--steps", "25", "50", "--bake-seconds", "2", "--poll-seconds", "1")
         self.step("6. roll back to primary at once")
-        self.ops("rollout", "rollback", "--stack", "dev", "--deployment", "resnet50", "--to-variant", "primary")
+        self.ops("rollout", "rollback", *self.rollout, "--to-variant", "primary")
         self.step("7. a promote whose guard alarm fires mid-bake is rolled back (exit 1)")
         self.clients.sagemaker.update_endpoint_weights_and_capacities(EndpointName=ENDPOINT, DesiredWeightsAndCapacities=[
             {"VariantName": "primary", "DesiredWeight": 90.0}, {"VariantName": "candidate", "DesiredWeight": 10.0}])
@@ -88,11 +107,11 @@ class Demo:
             AlarmName=alarm_name(ENDPOINT, SERVER_ERROR_RATE), StateValue="ALARM", StateReason="demo: 5xx above the SLO"))
         timer.start()
         try:
-            self.ops("rollout", "promote", "--stack", "dev", "--deployment", "resnet50", "--variant", "candidate",
+            self.ops("rollout", "promote", *self.rollout, "--variant", "candidate",
                      "--steps", "25", "--bake-seconds", "30", "--poll-seconds", "1", expect=1)
         finally:
             timer.cancel()
-        self.ops("rollout", "status", "--stack", "dev", "--deployment", "resnet50")
+        self.ops("rollout", "status", *self.rollout)
         self.out.print("(moto blanks the instance counts when only weights are sent; AWS keeps what autoscaling set)")
 
 
@@ -126,7 +145,8 @@ def main() -> int:
     started = time.monotonic()
     out.print(f"moto on http://127.0.0.1:{port} (this process; stopped at the end)")
     try:
-        Demo(f"http://127.0.0.1:{port}", out).run()
+        with tempfile.TemporaryDirectory(prefix="mlserve-demo-") as scratch:
+            Demo(f"http://127.0.0.1:{port}", out, ab_stack_file(Path(scratch))).run()
     finally:
         server.stop()
         out.print(f"moto stopped; demo took {time.monotonic() - started:.1f} s")

@@ -128,7 +128,10 @@ def check_endpoint_quotas(cfg: StackConfig, stack: str, clients: Clients) -> lis
         return [Check("quota", f"{n.instance_type} for endpoint usage", "unverified", reason,
                       "grant servicequotas:ListServiceQuotas, or check the console's Service Quotas page")
                 for n in needs.values()]
-    ours = {resource_name(stack, d.name) for d in cfg.deployments}
+    # This stack's own endpoints (a shared inference-component endpoint carries its group's name) are replaced,
+    # not added to, by the update.
+    ours = {resource_name(stack, d.endpoint_group if isinstance(d, SageMakerDeployment) else d.name)
+            for d in cfg.deployments}
     used = instances_in_use(clients, ours)
     checks = []
     for need in needs.values():

@@ -1,4 +1,4 @@
-"""rollout status|promote|rollback for SageMaker endpoints.
+"""rollout status|promote|rollback for SageMaker endpoints (and status for inference components).
 
 `pulumi up` starts a blue/green deployment that SageMaker itself bakes and rolls back on the stack's alarms. Weighted
 variants (A/B, `ab_variants` in config) are shifted here instead: `promote` moves traffic to a variant in steps, bakes
@@ -48,6 +48,7 @@ class EndpointState:
     config_name: str
     variants: list[VariantState]
     deployment: str  # the blue/green state: what is in progress, or the last deployment's outcome
+    async_output: str | None = None  # mode: async: where results go, and how many requests an instance takes
 
     def weights(self) -> dict[str, float]:
         return {v.name: float(v.current_weight or 0.0) for v in self.variants}
@@ -73,7 +74,75 @@ def describe(clients: Clients, endpoint: str) -> EndpointState:
     variants = [VariantState(v["VariantName"], v.get("CurrentWeight"), v.get("DesiredWeight"),
                              v.get("CurrentInstanceCount"), v.get("DesiredInstanceCount"))
                 for v in raw.get("ProductionVariants", [])]
-    return EndpointState(endpoint, raw["EndpointStatus"], raw["EndpointConfigName"], variants, deployment)
+    queued = raw.get("AsyncInferenceConfig")
+    async_output = None
+    if queued:
+        output = queued.get("OutputConfig", {})
+        async_output = (f"results to {output.get('S3OutputPath', '?')}, failures to "
+                        f"{output.get('S3FailurePath', '?')}; at most "
+                        f"{queued.get('ClientConfig', {}).get('MaxConcurrentInvocationsPerInstance', '?')} "
+                        "in flight per instance")
+    return EndpointState(endpoint, raw["EndpointStatus"], raw["EndpointConfigName"], variants, deployment,
+                         async_output)
+
+
+@dataclass(frozen=True)
+class ComponentState:
+    """hosting: inference_components: the copies of one model on its (possibly shared) endpoint."""
+    name: str
+    endpoint: str
+    status: str
+    copies_now: int | None
+    copies_desired: int | None
+    instances_now: int | None  # the endpoint's, which managed instance scaling follows with the copies
+    deployment: str
+
+
+def describe_component(clients: Clients, component: str, endpoint: str) -> ComponentState:
+    try:
+        raw = clients.sagemaker.describe_inference_component(InferenceComponentName=component)
+    except ClientError as error:
+        raise OpsError(f"inference component {component}: {error.response['Error'].get('Message', error)} "
+                       f"(has `pulumi up` created it in this account and region?)") from None
+    runtime = raw.get("RuntimeConfig", {})
+    rolling = raw.get("LastDeploymentConfig", {}).get("RollingUpdatePolicy", {})
+    batch = rolling.get("MaximumBatchSize", {})
+    deployment = {"Updating": "rolling update in progress", "Creating": "creating"}.get(
+        raw["InferenceComponentStatus"], "no update in progress")
+    if batch:
+        deployment += f" (policy: rolling, {batch.get('Value')} {batch.get('Type', '').lower().replace('_', ' ')} " \
+                      f"per batch, {rolling.get('WaitIntervalInSeconds', 0)} s bake)"
+    if raw.get("FailureReason"):
+        deployment += f"; last failure: {raw['FailureReason']}"
+    instances = None
+    try:
+        hosting = clients.sagemaker.describe_endpoint(EndpointName=raw.get("EndpointName", endpoint))
+        instances = sum(v.get("CurrentInstanceCount", 0) for v in hosting.get("ProductionVariants", []))
+    except ClientError:
+        pass  # the component's own state is what matters; the endpoint line then shows "-"
+    return ComponentState(component, raw.get("EndpointName", endpoint), raw["InferenceComponentStatus"],
+                          runtime.get("CurrentCopyCount"), runtime.get("DesiredCopyCount"), instances, deployment)
+
+
+def print_component_status(state: ComponentState, alarms: dict[str, str], out: Console) -> None:
+    table = Table(title=f"{state.name}: {state.status} · on endpoint {state.endpoint}")
+    for column in ("copies now", "copies desired", "endpoint instances now"):
+        table.add_column(column)
+    table.add_row(*("-" if n is None else str(n) for n in (state.copies_now, state.copies_desired,
+                                                           state.instances_now)))
+    out.print(table)
+    if state.copies_desired == 0:
+        out.print("scaled to zero: the first request fails (NoCapacityInvocationFailures) and wakes a copy; "
+                  "retry after a few minutes")
+    out.print(f"deployment: {state.deployment}")
+    _print_guards(guard_alarm_names(state.name), alarms, out)
+
+
+def _print_guards(expected: list[str], alarms: dict[str, str], out: Console) -> None:
+    for name in expected:
+        value = alarms.get(name, "MISSING")
+        style = {"OK": "green", "ALARM": "bold red"}.get(value, "yellow")
+        out.print(f"  guard alarm {name}: [{style}]{value}[/]")
 
 
 def alarm_states(clients: Clients, names: list[str]) -> dict[str, str]:
@@ -96,12 +165,10 @@ def print_status(state: EndpointState, alarms: dict[str, str], out: Console) -> 
                       "-" if v.current_instances is None else str(v.current_instances),
                       "-" if v.desired_instances is None else str(v.desired_instances))
     out.print(table)
+    if state.async_output:
+        out.print(f"async: {state.async_output}")
     out.print(f"deployment: {state.deployment}")
-    expected = guard_alarm_names(state.name)
-    for name in expected:
-        value = alarms.get(name, "MISSING")
-        style = {"OK": "green", "ALARM": "bold red"}.get(value, "yellow")
-        out.print(f"  guard alarm {name}: [{style}]{value}[/]")
+    _print_guards(guard_alarm_names(state.name), alarms, out)
 
 
 def shifted(start: dict[str, float], variant: str, percent: float) -> dict[str, float]:

@@ -47,9 +47,14 @@ def weighted_endpoint(clients: Clients, name: str, weights=(("primary", 90.0), (
                          "InstanceType": instance_type, "InitialVariantWeight": weight})
     clients.sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-config-1", ProductionVariants=variants)
     clients.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config-1")
+    guard_alarms(clients, name, {"EndpointName": name, "VariantName": "primary"})
+
+
+def guard_alarms(clients: Clients, name: str, dimensions: dict[str, str]) -> None:
+    """The rollback alarms EndpointAlarms declares for `name` (an endpoint or a component), all OK."""
     for role_name, metric in GUARD_METRICS:
         clients.cloudwatch.put_metric_alarm(
             AlarmName=f"{name}-{role_name}", Namespace="AWS/SageMaker", MetricName=metric, Statistic="Average",
             Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold",
-            Dimensions=[{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": "primary"}])
+            Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()])
         clients.cloudwatch.set_alarm_state(AlarmName=f"{name}-{role_name}", StateValue="OK", StateReason="stand-in")

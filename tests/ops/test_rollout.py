@@ -1,13 +1,20 @@
 """rollout status|promote|rollback against moto, with guard alarms that fire mid-rollout."""
 
+import datetime
+
+import boto3
 import pytest
+from botocore.stub import Stubber
 from rich.console import Console
 
+from components.names import async_prefix
+from infra.ops import standins
 from infra.ops.__main__ import main
+from infra.ops.demo import ab_stack_file
 from infra.ops.report import OpsError
-from infra.ops.rollout import Rollout, describe, shifted
+from infra.ops.rollout import Rollout, describe, print_status, shifted
 from tests.aws_replay import api_violations
-from tests.ops.conftest import DEV_ENDPOINT, ab_endpoint
+from tests.ops.conftest import DEV_ENDPOINT, REGION, ab_endpoint
 
 pytestmark = pytest.mark.usefixtures("allow_gpu_instance_types")
 
@@ -100,26 +107,98 @@ def test_rollback_of_a_single_variant_endpoint_returns_to_its_previous_configura
                                "RetainAllVariantProperties": True, "RetainDeploymentConfig": True}]
 
 
-def test_cli_status_shows_weights_and_guard_alarms(aws, capsys):
+@pytest.fixture
+def ab_stack(tmp_path):
+    """The dev stack file with its model on a plain endpoint beside a candidate (dev itself uses a component)."""
+    return ["--stack", "dev", "--config-file", str(ab_stack_file(tmp_path)), "--deployment", "resnet50"]
+
+
+def test_cli_status_shows_weights_and_guard_alarms(aws, capsys, ab_stack):
     ab_endpoint(aws)
-    assert main(["rollout", "status", "--stack", "dev", "--deployment", "resnet50"]) == 0
+    assert main(["rollout", "status", *ab_stack]) == 0
     out = capsys.readouterr().out
     assert "mlserve-dev-resnet50: InService" in out and "candidate" in out and "(10%)" in out
     assert "guard alarm mlserve-dev-resnet50-5xx-rate: OK" in out
     assert "guard alarm mlserve-dev-resnet50-service-unhealthy: MISSING" in out  # moto has no PutCompositeAlarm
 
 
-def test_cli_promote_and_rollback_print_what_they_did(aws, capsys):
+def test_cli_promote_and_rollback_print_what_they_did(aws, capsys, ab_stack):
     ab_endpoint(aws)
-    assert main(["rollout", "promote", "--stack", "dev", "--deployment", "resnet50", "--variant", "candidate",
-                 "--steps", "50", "--bake-seconds", "0"]) == 0
+    assert main(["rollout", "promote", *ab_stack, "--variant", "candidate", "--steps", "50",
+                 "--bake-seconds", "0"]) == 0
     out = capsys.readouterr().out
     assert "set weights candidate=50, primary=50 (promote step 50% to candidate)" in out
     assert "promoted: candidate takes 100% of mlserve-dev-resnet50" in out
-    assert main(["rollout", "rollback", "--stack", "dev", "--deployment", "resnet50"]) == 0
+    assert main(["rollout", "rollback", *ab_stack]) == 0
     assert "rolled back: all traffic on primary" in capsys.readouterr().out
 
 
-def test_cli_status_of_an_endpoint_not_deployed_exits_2(aws, capsys):
-    assert main(["rollout", "status", "--stack", "dev", "--deployment", "resnet50"]) == 2
+def test_cli_status_of_an_endpoint_not_deployed_exits_2(aws, capsys, ab_stack):
+    assert main(["rollout", "status", *ab_stack]) == 2
     assert "has `pulumi up` created it" in capsys.readouterr().err
+
+
+def stub_component(clients, desired: int, current: int, status: str = "InService") -> Stubber:
+    """moto 5.2.5 has no inference components: SageMaker's answers come from botocore's Stubber, which checks our
+    requests and these responses against the API model."""
+    client = boto3.client("sagemaker", region_name=REGION)
+    stubber = Stubber(client)
+    now = datetime.datetime(2026, 12, 3, tzinfo=datetime.UTC)
+    stubber.add_response("describe_inference_component", {
+        "InferenceComponentName": DEV_ENDPOINT, "InferenceComponentArn": f"arn:aws:sagemaker:{REGION}:"
+        f"{standins.ACCOUNT}:inference-component/{DEV_ENDPOINT}", "EndpointName": DEV_ENDPOINT,
+        "EndpointArn": f"arn:aws:sagemaker:{REGION}:{standins.ACCOUNT}:endpoint/{DEV_ENDPOINT}",
+        "InferenceComponentStatus": status, "CreationTime": now, "LastModifiedTime": now,
+        "RuntimeConfig": {"DesiredCopyCount": desired, "CurrentCopyCount": current},
+        "LastDeploymentConfig": {"RollingUpdatePolicy": {
+            "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 100}, "WaitIntervalInSeconds": 0}}},
+        {"InferenceComponentName": DEV_ENDPOINT})
+    stubber.add_response("describe_endpoint", {
+        "EndpointName": DEV_ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{standins.ACCOUNT}:endpoint/"
+        f"{DEV_ENDPOINT}", "EndpointStatus": "InService", "CreationTime": now, "LastModifiedTime": now,
+        "ProductionVariants": [{"VariantName": "primary", "CurrentInstanceCount": current,
+                                "DesiredInstanceCount": desired}]}, {"EndpointName": DEV_ENDPOINT})
+    stubber.activate()
+    clients.inject("sagemaker", client)
+    return stubber
+
+
+def test_cli_status_of_dev_shows_its_component_scaled_to_zero_and_its_guard_alarms(aws, capsys, monkeypatch):
+    standins.guard_alarms(aws, DEV_ENDPOINT, dimensions={"InferenceComponentName": DEV_ENDPOINT})
+    stubber = stub_component(aws, desired=0, current=0)
+    monkeypatch.setattr("infra.ops.__main__.Clients", lambda region, endpoint_url: aws)
+    assert main(["rollout", "status", "--stack", "dev", "--deployment", "resnet50"]) == 0
+    stubber.assert_no_pending_responses()
+    out = " ".join(capsys.readouterr().out.split())
+    assert "mlserve-dev-resnet50: InService · on endpoint mlserve-dev-resnet50" in out
+    assert "scaled to zero: the first request fails (NoCapacityInvocationFailures)" in out
+    assert "policy: rolling, 100 capacity percent per batch" in out
+    assert "guard alarm mlserve-dev-resnet50-5xx-rate: OK" in out
+
+
+def test_an_inference_component_is_not_promoted_by_weights(aws, capsys):
+    assert main(["rollout", "promote", "--stack", "dev", "--deployment", "resnet50", "--variant", "x"]) == 2
+    assert "is an inference component: a new model version rolls out through `pulumi up`" in capsys.readouterr().err
+
+
+def test_status_of_an_async_endpoint_says_where_results_go(aws):
+    # moto's DescribeEndpoint leaves out AsyncInferenceConfig; AWS's answer, checked against the API model, instead.
+    client = boto3.client("sagemaker", region_name=REGION)
+    stubber = Stubber(client)
+    now = datetime.datetime(2026, 12, 3, tzinfo=datetime.UTC)
+    where = f"s3://mlserve-dev-models/{async_prefix(DEV_ENDPOINT, 'output')}"
+    stubber.add_response("describe_endpoint", {
+        "EndpointName": DEV_ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{standins.ACCOUNT}:endpoint/"
+        f"{DEV_ENDPOINT}", "EndpointConfigName": f"{DEV_ENDPOINT}-config-1", "EndpointStatus": "InService",
+        "CreationTime": now, "LastModifiedTime": now,
+        "ProductionVariants": [{"VariantName": "primary", "CurrentWeight": 1.0, "CurrentInstanceCount": 0}],
+        "AsyncInferenceConfig": {"ClientConfig": {"MaxConcurrentInvocationsPerInstance": 4}, "OutputConfig": {
+            "S3OutputPath": where, "S3FailurePath": where.replace("/output/", "/failure/")}}},
+        {"EndpointName": DEV_ENDPOINT})
+    stubber.activate()
+    aws.inject("sagemaker", client)
+    console = Console(width=300, record=True)
+    print_status(describe(aws, DEV_ENDPOINT), {}, console)
+    assert (f"async: results to s3://mlserve-dev-models/async/{DEV_ENDPOINT}/output/, failures to "
+            f"s3://mlserve-dev-models/async/{DEV_ENDPOINT}/failure/; at most 4 in flight per instance") in \
+        console.export_text()
