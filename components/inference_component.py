@@ -46,6 +46,10 @@ class InferenceComponentArgs:
     batch_percent: int = 100
     """Copies replaced per update batch (rollout: rolling); 100: all at once."""
     bake_seconds: int = 0
+    rollback_batch_percent: int | None = None
+    """Copies restored per batch when an update rolls back; None: all at once."""
+    timeout_seconds: int | None = None
+    """The whole update's limit; None: every batch's bake plus half an hour."""
     rollback_alarm_names: Sequence[pulumi.Input[str]] = ()
     scale_in_cooldown_seconds: int = 600
     scale_out_cooldown_seconds: int = 60
@@ -79,7 +83,11 @@ class InferenceComponent(pulumi.ComponentResource):
                         type=aws_native.sagemaker.InferenceComponentCapacitySizeType.CAPACITY_PERCENT,
                         value=args.batch_percent),
                     wait_interval_in_seconds=args.bake_seconds,
-                    maximum_execution_timeout_in_seconds=min(28_800, max(600, batches * args.bake_seconds + 1800))),
+                    maximum_execution_timeout_in_seconds=args.timeout_seconds or min(
+                        28_800, max(600, batches * args.bake_seconds + 1800)),
+                    rollback_maximum_batch_size=aws_native.sagemaker.InferenceComponentCapacitySizeArgs(
+                        type=aws_native.sagemaker.InferenceComponentCapacitySizeType.CAPACITY_PERCENT,
+                        value=args.rollback_batch_percent) if args.rollback_batch_percent else None),
                 auto_rollback_configuration=aws_native.sagemaker.InferenceComponentAutoRollbackConfigurationArgs(
                     alarms=[aws_native.sagemaker.InferenceComponentAlarmArgs(alarm_name=n)
                             for n in args.rollback_alarm_names]) if args.rollback_alarm_names else None),

@@ -17,7 +17,8 @@ COMPONENT = "aws-native:sagemaker:InferenceComponent"
 def to_components(raw, tolerates_cold_start=True, **autoscaling):
     d = raw["mlserve:deployments"][0]
     d["hosting"] = "inference_components"
-    d["rollout"] = {"strategy": "rolling", "batch_percent": 25, "bake_minutes": 5}
+    d["rollout"] = {"strategy": "rolling", "batch_percent": 25, "bake_minutes": 5, "rollback_batch_percent": 50,
+                    "timeout_minutes": 90}
     d["component"] = {"accelerators": 1, "cpu_cores": 4, "min_memory_mb": 16384, "copies": 4,
                       "tolerates_cold_start": tolerates_cold_start}
     d["autoscaling"].update({"min": 0, **autoscaling})
@@ -43,7 +44,10 @@ def test_the_model_is_a_component_with_its_reservation_copies_and_a_guarded_roll
                                                    "numberOfCpuCoresRequired": 4, "minMemoryRequiredInMb": 16384}
     assert inputs["runtimeConfig"] == {"copyCount": 4}
     update = inputs["deploymentConfig"]
-    assert update["rollingUpdatePolicy"]["maximumBatchSize"] == {"type": "CAPACITY_PERCENT", "value": 25}
+    rolling = update["rollingUpdatePolicy"]
+    assert rolling["maximumBatchSize"] == {"type": "CAPACITY_PERCENT", "value": 25}
+    assert rolling["rollbackMaximumBatchSize"] == {"type": "CAPACITY_PERCENT", "value": 50}
+    assert (rolling["waitIntervalInSeconds"], rolling["maximumExecutionTimeoutInSeconds"]) == (300, 5400)
     assert [a["alarmName"] for a in update["autoRollbackConfiguration"]["alarms"]] == [
         f"{NAME}-p99-latency", f"{NAME}-5xx-rate"]
     assert {"key": "mlserve:tolerates-cold-start", "value": "true"} in inputs["tags"]
