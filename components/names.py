@@ -62,7 +62,8 @@ def captured_files_prefix(endpoint_name: str, variant: str = PRIMARY_VARIANT) ->
 DRIFT_METRIC_NAMESPACE = "mlserve/Drift"
 DRIFT_MAX_PSI = "MaxPopulationStabilityIndex"
 """The per-deployment worst feature's PSI: what the dashboard plots and the drift alarm watches."""
-DRIFT_METRICS = ("PopulationStabilityIndex", DRIFT_MAX_PSI, "KolmogorovSmirnovStatistic")
+DRIFT_MAX_PREDICTION_PSI = "MaxPredictionStabilityIndex"
+DRIFT_METRICS = ("PopulationStabilityIndex", DRIFT_MAX_PSI, "KolmogorovSmirnovStatistic", DRIFT_MAX_PREDICTION_PSI)
 """Every metric the drift job publishes (its own copies are pinned to these by a test)."""
 DRIFT_NAMESPACE_ENV = "MLSERVE_METRIC_NAMESPACE"
 """The environment variable through which the drift job (a standalone Lambda bundle) receives the namespace."""

@@ -1,6 +1,8 @@
 """`python -m drift baseline|run`: build a baseline from reference requests; run the drift job on demand.
 
   python -m drift baseline --reference requests.jsonl --out baseline.json   # one v2 request (JSON) per line
+  python -m drift baseline --reference requests.jsonl --responses responses.jsonl --output probabilities=classes \
+      --out baseline.json   # also watch the predictions (the model's v2 response to each request, same order)
   python -m drift run --bucket B --capture-prefix P --baseline-key K --deployment D [--window-minutes 60]
 """
 
@@ -12,21 +14,53 @@ import sys
 from pathlib import Path
 
 from .baseline import BaselineError, build_baseline
-from .capture import CaptureFormatError, request_features
+from .capture import OUTPUT_KINDS, CaptureFormatError, prediction_features, request_features
 
 
-def _reference_rows(path: Path) -> list[dict[str, float]]:
-    rows = []
+def _json_lines(path: Path) -> list[tuple[int, dict]]:
+    bodies = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            rows.append(request_features(json.loads(line)))
+            bodies.append((number, json.loads(line)))
         except json.JSONDecodeError as error:
             raise CaptureFormatError(str(path), number, f"not JSON ({error.msg})") from None
+    return bodies
+
+
+def _reference_rows(path: Path) -> list[dict[str, float]]:
+    rows = []
+    for number, body in _json_lines(path):
+        try:
+            rows.append(request_features(body))
         except ValueError as error:
             raise CaptureFormatError(str(path), number, str(error)) from None
     return rows
+
+
+def _prediction_rows(path: Path, outputs: dict[str, str]) -> tuple[list[dict[str, float]], dict[str, int]]:
+    """Prediction features of the reference responses, and each class output's number of classes."""
+    rows, classes = [], {}
+    for number, body in _json_lines(path):
+        try:
+            rows += prediction_features(body, outputs)
+        except ValueError as error:
+            raise CaptureFormatError(str(path), number, str(error)) from None
+        for tensor in body.get("outputs", []):
+            if outputs.get(tensor.get("name")) == "classes":
+                classes[tensor["name"]] = int((tensor.get("shape") or [0])[-1])
+    return rows, classes
+
+
+def _outputs(items: list[str]) -> dict[str, str]:
+    outputs = {}
+    for item in items:
+        name, sep, kind = item.partition("=")
+        if not sep or not name or kind not in OUTPUT_KINDS:
+            raise ValueError(f"--output must be NAME=classes or NAME=values, got {item!r}")
+        outputs[name] = kind
+    return outputs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     baseline.add_argument("--reference", type=Path, required=True, help="JSON Lines, one v2 inference request each")
     baseline.add_argument("--out", type=Path, required=True)
     baseline.add_argument("--bins", type=int, default=10)
+    baseline.add_argument("--responses", type=Path, help="JSON Lines, the model's v2 response to each reference "
+                          "request: watch the predictions too")
+    baseline.add_argument("--output", action="append", default=[], metavar="NAME=classes|values",
+                          help="an output to watch: a classifier's scores (class shares) or a regressor's values")
     run = commands.add_parser("run", help="compare the last window of captures with the baseline, publish metrics")
     run.add_argument("--bucket", required=True)
     run.add_argument("--capture-prefix", required=True, help="…/<endpoint>/<variant>/ under the capture destination")
@@ -50,7 +88,19 @@ def main(argv: list[str] | None = None) -> int:
             if not args.reference.is_file():
                 print(f"reference file {args.reference} not found", file=sys.stderr)
                 return 2
-            result = build_baseline(_reference_rows(args.reference), bins=args.bins)
+            outputs = _outputs(args.output)
+            if bool(outputs) != bool(args.responses):
+                print("--responses and --output go together (the responses to read, the outputs to watch)",
+                      file=sys.stderr)
+                return 2
+            rows, classes = _reference_rows(args.reference), {}
+            if args.responses:
+                if not args.responses.is_file():
+                    print(f"responses file {args.responses} not found", file=sys.stderr)
+                    return 2
+                predictions, classes = _prediction_rows(args.responses, outputs)
+                rows += predictions
+            result = build_baseline(rows, bins=args.bins, outputs=outputs, classes=classes)
             args.out.write_text(json.dumps(result))
             print(f"baseline of {result['reference_count']} requests, features: {', '.join(result['features'])}"
                   f" -> {args.out}")
@@ -68,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CaptureFormatError, BaselineError) as error:
         print(f"drift: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # a malformed --output
+        print(f"drift: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""The baseline: per feature, quantile bin edges with the reference proportions, and a sample for the KS test."""
+"""The baseline: per feature, bin edges with the reference proportions, and a sample for the KS test; and which
+outputs of the model are watched, and how (class shares or values)."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
+from .capture import OUTPUT_PREFIX, output_feature
 from .stats import ks_2samp, proportions, psi, quantile_edges
 
 BASELINE_VERSION = 1
@@ -15,18 +17,34 @@ class BaselineError(ValueError):
     pass
 
 
-def build_baseline(rows: list[dict[str, float]], bins: int = 10, seed: int = 0) -> dict:
-    if len(rows) < bins * 5:
-        raise BaselineError(f"{len(rows)} reference requests are too few for {bins} bins (need {bins * 5}+)")
-    names = sorted(rows[0])
+def build_baseline(rows: list[dict[str, float]], bins: int = 10, seed: int = 0,
+                   outputs: dict[str, str] | None = None, classes: dict[str, int] | None = None) -> dict:
+    """Bins and a KS sample per feature. Input and value features get quantile bins; a class output (`outputs`
+    name -> "classes", with its class count in `classes`) gets one bin per class, so its PSI compares class shares."""
+    requests = [row for row in rows if not any(name.startswith(OUTPUT_PREFIX) for name in row)]
+    if len(requests) < bins * 5:
+        raise BaselineError(f"{len(requests)} reference requests are too few for {bins} bins (need {bins * 5}+)")
+    outputs, classes = outputs or {}, classes or {}
+    names = sorted({name for row in rows for name in row})
     features = {}
     rng = random.Random(seed)
     for name in names:
         values = [row[name] for row in rows if name in row]
-        edges = quantile_edges(values, bins)
+        output = next((o for o, kind in outputs.items() if output_feature(o, kind) == name), None)
+        kind = outputs.get(output, "values") if output else "values"
+        if kind == "classes":
+            count = classes.get(output or "", 0)
+            if count < 2:
+                raise BaselineError(f"output {output}: give its number of classes (at least 2)")
+            edges = [k + 0.5 for k in range(count - 1)]
+        else:
+            edges = quantile_edges(values, bins)
         sample = values if len(values) <= KS_SAMPLE_SIZE else rng.sample(values, KS_SAMPLE_SIZE)
-        features[name] = {"edges": edges, "proportions": proportions(values, edges), "sample": sample}
-    return {"version": BASELINE_VERSION, "reference_count": len(rows), "features": features}
+        features[name] = {"edges": edges, "proportions": proportions(values, edges), "sample": sample, "kind": kind}
+    baseline = {"version": BASELINE_VERSION, "reference_count": len(requests), "features": features}
+    if outputs:
+        baseline["outputs"] = dict(sorted(outputs.items()))
+    return baseline
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,10 @@ class FeatureDrift:
     ks_statistic: float
     ks_pvalue: float
     count: int
+
+    @property
+    def is_prediction(self) -> bool:
+        return self.feature.startswith(OUTPUT_PREFIX)
 
 
 def compare(baseline: dict, rows: list[dict[str, float]]) -> list[FeatureDrift]:

@@ -1,9 +1,12 @@
-"""Read SageMaker data-capture files (JSON Lines) into per-request features.
+"""Read SageMaker data-capture files (JSON Lines) into per-request features, of the inputs and of the predictions.
 
-A captured line holds the request body as sent (`captureData.endpointInput.data`, JSON or base64). mlserve's
-requests follow the KServe v2 / Triton JSON protocol: `{"inputs": [{"name", "shape", "datatype", "data"}]}`. The
-features of a request are, per input tensor, the mean and standard deviation of its values: cheap, and they move
-when the inputs do (brightness, contrast, scaling or encoding changes upstream).
+A captured line holds the request body as sent (`captureData.endpointInput.data`, JSON or base64) and the response
+(`endpointOutput`). mlserve's requests follow the KServe v2 / Triton JSON protocol: `{"inputs": [{"name", "shape",
+"datatype", "data"}]}`, and responses `{"outputs": [...]}`. The features of a request are, per input tensor, the mean
+and standard deviation of its values: cheap, and they move when the inputs do (brightness, contrast, scaling or
+encoding changes upstream). The features of a prediction depend on what the output is (the baseline says): a
+classifier's predicted class per sample (`output:<name>.class`, so that binned shares are class shares), or a
+regressor's mean value per request (`output:<name>.mean`).
 """
 
 from __future__ import annotations
@@ -61,8 +64,66 @@ def request_features(body: dict) -> dict[str, float]:
     return features
 
 
-def parse_capture_lines(lines: Iterable[str], source: str) -> list[dict[str, float]]:
-    """Features of every captured request in one file; a malformed line fails with its place in the file."""
+OUTPUT_PREFIX = "output:"
+OUTPUT_KINDS = ("classes", "values")
+
+
+def output_feature(name: str, kind: str) -> str:
+    return f"{OUTPUT_PREFIX}{name}.{'class' if kind == 'classes' else 'mean'}"
+
+
+def prediction_features(body: dict, outputs: dict[str, str]) -> list[dict[str, float]]:
+    """Rows of prediction features: one per sample for a class output, one per response for a value output."""
+    tensors = body.get("outputs") if isinstance(body, dict) else None
+    if not isinstance(tensors, list):
+        raise ValueError("the response has no 'outputs' list (expected the v2 inference protocol)")
+    by_name = {t.get("name"): t for t in tensors if isinstance(t, dict)}
+    rows: list[dict[str, float]] = []
+    for name, kind in sorted(outputs.items()):
+        tensor = by_name.get(name)
+        if tensor is None or "data" not in tensor:
+            raise ValueError(f"the response has no output {name!r} with data (it has: {', '.join(map(str, by_name))})")
+        try:
+            values = list(_flatten(tensor["data"]))
+        except TypeError as error:
+            raise ValueError(f"output {name}: {error}") from None
+        if not values:
+            raise ValueError(f"output {name} has no values")
+        if kind == "values":
+            rows.append({output_feature(name, kind): sum(values) / len(values)})
+            continue
+        shape = tensor.get("shape") or [len(values)]
+        classes = int(shape[-1]) if shape and isinstance(shape[-1], int) and shape[-1] > 0 else 0
+        if classes < 2 or len(values) % classes:
+            raise ValueError(f"output {name}: shape {shape} does not end in a class dimension of {len(values)} values")
+        for start in range(0, len(values), classes):
+            scores = values[start:start + classes]
+            rows.append({output_feature(name, kind): float(scores.index(max(scores)))})
+    return rows
+
+
+def _payload(record: dict, part: str, source: str, number: int):
+    captured = (record.get("captureData") or {}).get(part)
+    if not isinstance(captured, dict) or "data" not in captured:
+        raise CaptureFormatError(source, number, f"no captureData.{part}.data (not a SageMaker capture of "
+                                 f"{'the request' if part == 'endpointInput' else 'the response; capture Output too'})")
+    payload = captured["data"]
+    if captured.get("encoding") == "BASE64":
+        try:
+            payload = base64.b64decode(payload, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise CaptureFormatError(source, number, f"{part}.data is not valid base64 UTF-8") from None
+    try:
+        return json.loads(payload)
+    except json.JSONDecodeError as error:
+        what = "request" if part == "endpointInput" else "response"
+        raise CaptureFormatError(source, number, f"the captured {what} body is not JSON ({error.msg})") from None
+
+
+def parse_capture_lines(lines: Iterable[str], source: str,
+                        outputs: dict[str, str] | None = None) -> list[dict[str, float]]:
+    """Features of every captured request in one file (and of its predictions, for the outputs the baseline names:
+    name -> "classes" or "values"); a malformed line fails with its place in the file."""
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -71,19 +132,14 @@ def parse_capture_lines(lines: Iterable[str], source: str) -> list[dict[str, flo
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise CaptureFormatError(source, number, f"not JSON ({error.msg})") from None
-        endpoint_input = (record.get("captureData") or {}).get("endpointInput") if isinstance(record, dict) else None
-        if not isinstance(endpoint_input, dict) or "data" not in endpoint_input:
-            raise CaptureFormatError(source, number, "no captureData.endpointInput.data (not a SageMaker capture)")
-        payload = endpoint_input["data"]
-        if endpoint_input.get("encoding") == "BASE64":
-            try:
-                payload = base64.b64decode(payload, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                raise CaptureFormatError(source, number, "endpointInput.data is not valid base64 UTF-8") from None
+        if not isinstance(record, dict):
+            raise CaptureFormatError(source, number, "not a SageMaker capture record (a JSON object)")
         try:
-            rows.append(request_features(json.loads(payload)))
-        except json.JSONDecodeError as error:
-            raise CaptureFormatError(source, number, f"the captured request body is not JSON ({error.msg})") from None
+            rows.append(request_features(_payload(record, "endpointInput", source, number)))
+            if outputs:
+                rows += prediction_features(_payload(record, "endpointOutput", source, number), outputs)
+        except CaptureFormatError:
+            raise
         except ValueError as error:
             raise CaptureFormatError(source, number, str(error)) from None
     return rows

@@ -16,6 +16,7 @@ from .capture import parse_capture_lines
 NAMESPACE = "mlserve/Drift"  # the default; DriftMonitor passes components.names.DRIFT_METRIC_NAMESPACE (a test pins them)
 PSI_METRIC = "PopulationStabilityIndex"
 MAX_PSI_METRIC = "MaxPopulationStabilityIndex"
+MAX_PREDICTION_PSI_METRIC = "MaxPredictionStabilityIndex"
 KS_METRIC = "KolmogorovSmirnovStatistic"
 
 
@@ -44,7 +45,7 @@ class DriftJob:
             hour += timedelta(hours=1)
         return prefixes
 
-    def captured_rows(self, s3, end: datetime) -> list[dict[str, float]]:
+    def captured_rows(self, s3, end: datetime, outputs: dict[str, str] | None = None) -> list[dict[str, float]]:
         start = end - timedelta(minutes=self.window_minutes)
         rows = []
         paginator = s3.get_paginator("list_objects_v2")
@@ -54,20 +55,27 @@ class DriftJob:
                     if not start <= item["LastModified"] <= end:
                         continue
                     body = s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read().decode("utf-8")
-                    rows += parse_capture_lines(body.splitlines(), f"s3://{self.bucket}/{item['Key']}")
+                    rows += parse_capture_lines(body.splitlines(), f"s3://{self.bucket}/{item['Key']}", outputs)
         return rows
 
     def run(self, s3, cloudwatch, end: datetime | None = None) -> list[FeatureDrift]:
         end = end or datetime.now(UTC)
         baseline = json.loads(s3.get_object(Bucket=self.bucket, Key=self.baseline_key)["Body"].read())
-        results = compare(baseline, self.captured_rows(s3, end))
+        outputs = baseline.get("outputs") if isinstance(baseline, dict) else None
+        results = compare(baseline, self.captured_rows(s3, end, outputs))
         publish(cloudwatch, self.deployment, results, end, self.namespace)
         return results
 
 
 def publish(cloudwatch, deployment: str, results: list[FeatureDrift], when: datetime, namespace: str = NAMESPACE) -> None:
-    data = [{"MetricName": MAX_PSI_METRIC, "Dimensions": [{"Name": "Deployment", "Value": deployment}],
-             "Timestamp": when, "Value": max(r.psi for r in results), "Unit": "None"}]
+    """Per feature PSI and KS; the highest PSI of the inputs and, when the baseline watches outputs, of the
+    predictions, which the two drift alarms watch."""
+    data = []
+    for metric, group in ((MAX_PSI_METRIC, [r for r in results if not r.is_prediction]),
+                          (MAX_PREDICTION_PSI_METRIC, [r for r in results if r.is_prediction])):
+        if group:
+            data.append({"MetricName": metric, "Dimensions": [{"Name": "Deployment", "Value": deployment}],
+                         "Timestamp": when, "Value": max(r.psi for r in group), "Unit": "None"})
     for result in results:
         dimensions = [{"Name": "Deployment", "Value": deployment}, {"Name": "Feature", "Value": result.feature}]
         data.append({"MetricName": PSI_METRIC, "Dimensions": dimensions, "Timestamp": when, "Value": result.psi,

@@ -18,8 +18,10 @@ def test_the_drift_job_default_namespace_is_the_shared_one():
 
 
 def test_the_drift_job_publishes_the_shared_metric_names():
-    assert {drift.job.PSI_METRIC, drift.job.MAX_PSI_METRIC, drift.job.KS_METRIC} == set(names.DRIFT_METRICS)
+    assert {drift.job.PSI_METRIC, drift.job.MAX_PSI_METRIC, drift.job.KS_METRIC,
+            drift.job.MAX_PREDICTION_PSI_METRIC} == set(names.DRIFT_METRICS)
     assert drift.job.MAX_PSI_METRIC == names.DRIFT_MAX_PSI
+    assert drift.job.MAX_PREDICTION_PSI_METRIC == names.DRIFT_MAX_PREDICTION_PSI
 
 
 def test_the_drift_lambda_receives_the_namespace_it_publishes_to():
