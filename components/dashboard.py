@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from .names import DRIFT_MAX_PSI, DRIFT_METRIC_NAMESPACE
+from .names import DRIFT_MAX_PREDICTION_PSI, DRIFT_MAX_PSI, DRIFT_METRIC_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class DeploymentPanel:
     api_name: str | None = None
     stage_name: str = "v1"
     drift: bool = False
+    prediction_drift: bool = False  # the baseline watches outputs: their max PSI beside the inputs'
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,12 @@ def graphs_for(panel: DeploymentPanel) -> list[Graph]:
             Metric("AWS/ApiGateway", "4XXError", api, stat="Sum", label="4XX (incl. 429 throttled)"),
             Metric("AWS/ApiGateway", "5XXError", api, stat="Sum")]))
     if panel.drift:
-        graphs.append(Graph(f"{panel.name}: input drift (PSI, max over features)", [
-            Metric(DRIFT_METRIC_NAMESPACE, DRIFT_MAX_PSI, {"Deployment": panel.name}, stat="Maximum")],
-            period=3600))
+        drifts = [Metric(DRIFT_METRIC_NAMESPACE, DRIFT_MAX_PSI, {"Deployment": panel.name}, stat="Maximum",
+                         label="inputs")]
+        if panel.prediction_drift:
+            drifts.append(Metric(DRIFT_METRIC_NAMESPACE, DRIFT_MAX_PREDICTION_PSI, {"Deployment": panel.name},
+                                 stat="Maximum", label="predictions"))
+        graphs.append(Graph(f"{panel.name}: drift (PSI, max over features)", drifts, period=3600))
     return graphs
 
 

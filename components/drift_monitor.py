@@ -2,7 +2,9 @@
 
 EventBridge runs our function (the `drift` package: PSI and a KS test per feature) every `schedule_minutes`; it reads
 the window's data-capture files and the baseline from the model bucket and publishes `mlserve/Drift` metrics. An
-alarm on the highest PSI notifies the stack's topic. The function can read only the capture prefix and the baseline.
+alarm on the inputs' highest PSI, and one on the predictions' when the baseline watches outputs, notify the stack's
+topic and, when configured, start retraining (RetrainingTrigger). The function can read only the capture prefix and
+the baseline.
 """
 
 from __future__ import annotations
@@ -12,8 +14,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from .names import DRIFT_MAX_PSI, DRIFT_METRIC_NAMESPACE, DRIFT_NAMESPACE_ENV
+from .names import DRIFT_MAX_PREDICTION_PSI, DRIFT_MAX_PSI, DRIFT_METRIC_NAMESPACE, DRIFT_NAMESPACE_ENV
 from .policy_document import Statement, assume_role_policy, render
+from .retraining_trigger import (
+    HttpsTarget,
+    PipelineTarget,
+    RetrainingTrigger,
+    RetrainingTriggerArgs,
+    StateMachineTarget,
+)
 
 
 @dataclass(frozen=True)
@@ -25,9 +34,14 @@ class DriftMonitorArgs:
     code_path: str  # folder of the `drift` package
     kms_key_arn: pulumi.Input[str]
     topic_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str]  # the retraining trigger's trust policy names it
     schedule_minutes: int = 60
     psi_alarm_threshold: float = 0.2
+    prediction_psi_alarm_threshold: float | None = None
+    """Set: an alarm on the predictions' highest PSI too (the baseline must watch outputs)."""
     log_retention_days: int = 90
+    on_alarm: PipelineTarget | StateMachineTarget | HttpsTarget | None = None
+    """What either drift alarm starts; None: the alarms only notify."""
 
 
 class DriftMonitor(pulumi.ComponentResource):
@@ -68,16 +82,26 @@ class DriftMonitor(pulumi.ComponentResource):
         aws.lambda_.Permission(f"{name}-drift", action="lambda:InvokeFunction", function=function.name,
                                principal="events.amazonaws.com", source_arn=schedule.arn, opts=child)
         aws.cloudwatch.EventTarget(f"{name}-drift", rule=schedule.name, arn=function.arn, opts=child)
-        alarm = aws.cloudwatch.MetricAlarm(
-            f"{name}-drift", name=f"{name}-input-drift",
-            alarm_description=f"Inputs of {args.deployment} drifted from the baseline (max PSI over features)",
-            namespace=DRIFT_METRIC_NAMESPACE, metric_name=DRIFT_MAX_PSI,
+        watched = [(f"{name}-drift", f"{name}-input-drift", DRIFT_MAX_PSI, args.psi_alarm_threshold,
+                    f"Inputs of {args.deployment} drifted from the baseline (max PSI over features)")]
+        if args.prediction_psi_alarm_threshold is not None:
+            watched.append((f"{name}-prediction-drift", f"{name}-prediction-drift", DRIFT_MAX_PREDICTION_PSI,
+                            args.prediction_psi_alarm_threshold,
+                            f"Predictions of {args.deployment} drifted from the baseline (max PSI over outputs)"))
+        alarms = [aws.cloudwatch.MetricAlarm(
+            logical, name=alarm_name, alarm_description=description,
+            namespace=DRIFT_METRIC_NAMESPACE, metric_name=metric,
             dimensions={"Deployment": args.deployment}, statistic="Maximum", period=args.schedule_minutes * 60,
-            evaluation_periods=2, datapoints_to_alarm=2, threshold=args.psi_alarm_threshold,
+            evaluation_periods=2, datapoints_to_alarm=2, threshold=threshold,
             comparison_operator="GreaterThanThreshold",
             # No metric means the job did not run: say so rather than look healthy.
             treat_missing_data="breaching", actions_enabled=True, alarm_actions=[args.topic_arn],
             ok_actions=[args.topic_arn], opts=child)
+            for logical, alarm_name, metric, threshold, description in watched]
+        if args.on_alarm is not None:
+            RetrainingTrigger(name, RetrainingTriggerArgs(
+                deployment=args.deployment, alarm_names=[alarm_name for _, alarm_name, *_ in watched],
+                target=args.on_alarm, account_id=args.account_id, kms_key_arn=args.kms_key_arn), opts=child)
         self.function_name = function.name
-        self.alarm_name = alarm.name
-        self.register_outputs({"function_name": function.name, "alarm_name": alarm.name})
+        self.alarm_name = alarms[0].name
+        self.register_outputs({"function_name": function.name, "alarm_names": [a.name for a in alarms]})

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .policy_document import Statement, render
+from .retraining_trigger import API_DESTINATION_KEY_TAG
 
 # Services that encrypt with the key on their own behalf (not through an IAM role's grant),
 # so the key policy must name them. Roles of the stack get kms:* permissions from their own IAM policies.
@@ -25,6 +26,9 @@ class EncryptionArgs:
     deletion_window_days: int = 30
     service_principals: tuple[str, ...] = (LOGS, CLOUDWATCH_ALARMS, EVENTS)
     node_volumes: bool = False  # EKS node groups launch encrypted root volumes through EC2 Auto Scaling
+    api_destination_secrets: bool = False
+    """EventBridge connections keep their credentials in Secrets Manager under this key: it must carry
+    EventBridge's opt-in tag (retraining_trigger.API_DESTINATION_KEY_TAG)."""
 
 
 class Encryption(pulumi.ComponentResource):
@@ -89,6 +93,7 @@ class Encryption(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=args.deletion_window_days,
             policy=render(*statements),
+            tags={API_DESTINATION_KEY_TAG: "true"} if args.api_destination_secrets else None,
             opts=child,
         )
         alias = aws.kms.Alias(f"{name}-alias", name=f"alias/{args.alias}", target_key_id=key.key_id, opts=child)

@@ -43,6 +43,7 @@ from components.names import (
 )
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
+from components.retraining_trigger import HttpsTarget, PipelineTarget, StateMachineTarget
 from components.sagemaker_deployment import SageMakerDeployment, SageMakerDeploymentArgs
 from components.sagemaker_endpoint import (
     AsyncConfig,
@@ -55,7 +56,19 @@ from components.sagemaker_endpoint import (
 )
 from infra.aws_facts import sagemaker_gpus
 from infra.config import StackConfig
-from infra.config.models import AllAtOnce, BlueGreen, Canary, Linear, ModelArtifact, Rolling, Shadow
+from infra.config.models import (
+    AllAtOnce,
+    BlueGreen,
+    Canary,
+    HttpsRetraining,
+    Linear,
+    ModelArtifact,
+    PipelineRetraining,
+    RetrainingTarget,
+    Rolling,
+    Shadow,
+    StateMachineRetraining,
+)
 from infra.config.models import KServeDeployment as KServeConfig
 from infra.config.models import SageMakerDeployment as SageMakerConfig
 
@@ -81,7 +94,9 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
 
     encryption = Encryption(resource_name(stack), EncryptionArgs(
         alias=resource_name(stack), account_id=account_id, region=cfg.region,
-        deletion_window_days=30 if cfg.is_prod else 7, node_volumes=cfg.cluster is not None), opts=with_provider)
+        deletion_window_days=30 if cfg.is_prod else 7, node_volumes=cfg.cluster is not None,
+        api_destination_secrets=any(isinstance(d.drift.on_alarm, HttpsRetraining) for d in cfg.deployments)),
+        opts=with_provider)
     network = Network(resource_name(stack), NetworkArgs(
         cidr=cfg.network.cidr, availability_zones=zones, nat_gateway_per_az=cfg.is_prod, region=cfg.region,
         kms_key_arn=encryption.key_arn, flow_log_retention_days=cfg.network.flow_log_retention_days,
@@ -103,7 +118,7 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     # Every deployment's API logs its stages: the account's CloudWatch role must exist before any stage does.
     logging_ready: list[pulumi.Resource] = [ApiGatewayAccount(resource_name(stack), opts=with_provider)] \
         if cfg.deployments else []
-    platform = Platform(cfg, stack, account_id, encryption, network, store, alerting.topic_arn)
+    platform = Platform(cfg, stack, account_id, encryption, network, store, alerting.topic_arn, invoke)
     cluster = kubernetes_platform(platform, with_provider) if cfg.cluster else None
 
     hosts = component_hosts(platform, sagemaker_opts)
@@ -117,7 +132,7 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
             panels.append(DeploymentPanel(
                 name=d.name, endpoint_name=resource_name(stack, d.endpoint_group), variant_name=PRIMARY_VARIANT,
                 inference_component_name=name if d.hosting == "inference_components" else None, api_name=name,
-                drift=d.drift.enabled))
+                drift=d.drift.enabled, prediction_drift=d.drift.prediction_psi_alarm_threshold is not None))
         else:  # KServe: the gateway on the dashboard; model latency, GPUs and replicas in Prometheus (DCGM, Triton)
             assert cluster is not None, "config validation requires a cluster for KServe deployments"
             both = pulumi.ResourceOptions(providers=[provider, cluster.eks.provider])
@@ -152,6 +167,8 @@ class Platform:
     network: Network
     store: ModelStore
     topic_arn: pulumi.Output[str]
+    invoke: pulumi.InvokeOptions
+    """Data-source calls through the stack's provider (its region)."""
 
 
 def stack_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
@@ -325,9 +342,24 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
             deployment=d.name, bucket_name=cfg.model_store.bucket,
             capture_prefix=captured_files_prefix(endpoint_name),
             baseline_key=(d.drift.baseline_uri or "").split("/", 3)[3], code_path=str(Path(drift.__file__).parent),
-            kms_key_arn=p.encryption.key_arn, topic_arn=p.topic_arn, schedule_minutes=d.drift.schedule_minutes,
-            psi_alarm_threshold=d.drift.psi_alarm_threshold, log_retention_days=cfg.logs.retention_days)
+            kms_key_arn=p.encryption.key_arn, topic_arn=p.topic_arn, account_id=p.account_id,
+            schedule_minutes=d.drift.schedule_minutes, psi_alarm_threshold=d.drift.psi_alarm_threshold,
+            prediction_psi_alarm_threshold=d.drift.prediction_psi_alarm_threshold,
+            log_retention_days=cfg.logs.retention_days, on_alarm=retraining_target(d.drift.on_alarm, p.invoke))
         if d.drift.enabled else None)
+
+
+def retraining_target(trigger: RetrainingTarget | None, invoke: pulumi.InvokeOptions):
+    """What a drift alarm starts; an HTTPS target's API key is read from its secret at deploy time, kept secret."""
+    if isinstance(trigger, PipelineRetraining):
+        return PipelineTarget(trigger.pipeline_arn)
+    if isinstance(trigger, StateMachineRetraining):
+        return StateMachineTarget(trigger.state_machine_arn)
+    if isinstance(trigger, HttpsRetraining):
+        key = aws.secretsmanager.get_secret_version_output(secret_id=trigger.api_key_secret_arn, opts=invoke)
+        return HttpsTarget(trigger.url, pulumi.Output.secret(key.secret_string), trigger.header,
+                           trigger.max_per_second)
+    return None
 
 
 def managed_instances(members: list[SageMakerConfig]) -> ManagedInstances:

@@ -321,8 +321,38 @@ class DataCapture(Strict):
     sample_percent: int = Field(description="Share of requests captured", default=10, ge=1, le=100)
 
 
+class PipelineRetraining(Strict):
+    """Start a SageMaker Pipeline execution (the retraining pipeline) when drift alarms."""
+    kind: Literal["sagemaker_pipeline"] = Field(description="sagemaker_pipeline: StartPipelineExecution")
+    pipeline_arn: str = Field(pattern=r"^arn:aws:sagemaker:[a-z0-9-]+:\d{12}:pipeline/[A-Za-z0-9-]{1,256}$",
+                              description="The pipeline, in the stack's region")
+
+
+class StateMachineRetraining(Strict):
+    """Start a Step Functions execution when drift alarms; it gets the alarm event as its input."""
+    kind: Literal["step_functions"] = Field(description="step_functions: StartExecution")
+    state_machine_arn: str = Field(pattern=r"^arn:aws:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$",
+                                   description="The state machine, in the stack's region")
+
+
+class HttpsRetraining(Strict):
+    """POST the alarm event to an HTTPS endpoint (a CI system's webhook) through an EventBridge API destination."""
+    kind: Literal["https"] = Field(description="https: an EventBridge API destination")
+    url: str = Field(pattern=r"^https://[^\s/$.?#][^\s]*$", max_length=2048, description="Where the event is POSTed")
+    api_key_secret_arn: str = Field(
+        pattern=r"^arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$",
+        description="A Secrets Manager secret holding the API key; read at deploy time into the EventBridge "
+        "connection, which keeps it in its own secret under the stack key")
+    header: str = Field(default="x-api-key", pattern=r"^[A-Za-z0-9-]{1,64}$",
+                        description="The header that carries the key")
+    max_per_second: int = Field(default=1, ge=1, le=300, description="Invocation rate limit of the destination")
+
+
+RetrainingTarget = Annotated[PipelineRetraining | StateMachineRetraining | HttpsRetraining, Field(discriminator="kind")]
+
+
 class DriftMonitoring(Strict):
-    """Our scheduled job: captured inputs of the last window vs a baseline from reference data."""
+    """Our scheduled job: captured inputs (and predictions) of the last window vs a baseline from reference data."""
     enabled: bool = Field(description="Run the drift job on a schedule and alarm on PSI")
     baseline_uri: str | None = Field(
         default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+\.json$",
@@ -333,6 +363,13 @@ class DriftMonitoring(Strict):
     psi_alarm_threshold: float = Field(
         default=0.2, gt=0, le=5,
         description="Population stability index at which the drift alarm fires")
+    prediction_psi_alarm_threshold: float | None = Field(
+        default=None, gt=0, le=5,
+        description="PSI of the predictions at which the prediction-drift alarm fires; set it when the baseline "
+        "watches outputs (`python -m drift baseline --responses ... --output NAME=classes|values`); unset: no alarm")
+    on_alarm: RetrainingTarget | None = Field(
+        default=None, description="What a drift alarm starts (retraining): a SageMaker Pipeline, a Step Functions "
+        "state machine or an HTTPS endpoint; unset: the alarm only notifies")
 
 
 class Slo(Strict):
@@ -437,7 +474,8 @@ class KServeDeployment(DeploymentBase):
 # The backend picks the compute model, so an error names the fields that backend really has.
 Deployment = Annotated[SageMakerDeployment | KServeDeployment, Field(discriminator="backend")]
 SAGEMAKER_MAX_BAKE_MINUTES = 60  # the API's WaitIntervalInSeconds is at most 3600
-DISCRIMINATOR_TAGS = {"sagemaker", "kserve", "all_at_once", "canary", "linear", "blue_green", "rolling", "shadow"}
+DISCRIMINATOR_TAGS = {"sagemaker", "kserve", "all_at_once", "canary", "linear", "blue_green", "rolling", "shadow",
+                      "sagemaker_pipeline", "step_functions", "https"}
 
 
 class ApiTier(Strict):

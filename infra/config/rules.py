@@ -340,8 +340,22 @@ def gateway_and_drift_are_complete(cfg: StackConfig) -> Iterator[ConfigIssue]:
                           f"no custom domain while the stack has {len(cfg.deployments)} deployments (one API each); "
                           "use the invoke URLs, or split the stack")
     for i, d in enumerate(cfg.deployments):
+        trigger = d.drift.on_alarm
         if not d.drift.enabled:
+            for key, value in (("on_alarm", trigger), ("prediction_psi_alarm_threshold",
+                                                       d.drift.prediction_psi_alarm_threshold)):
+                if value is not None:
+                    yield ConfigIssue(key_path(("deployments", i, "drift", key)), "set",
+                                      "unset while drift.enabled is false (nothing would alarm)")
             continue
+        if trigger is not None:
+            arn_key = {"sagemaker_pipeline": "pipeline_arn", "step_functions": "state_machine_arn",
+                       "https": "api_key_secret_arn"}[trigger.kind]
+            arn = getattr(trigger, arn_key)
+            if arn.split(":")[3] != cfg.region:
+                yield ConfigIssue(key_path(("deployments", i, "drift", "on_alarm", arn_key)), arn,
+                                  f"an ARN in the stack's region {cfg.region} (an EventBridge rule's targets, and "
+                                  "the secret read at deploy time, are in its own region)")
         if not d.data_capture.enabled:
             yield ConfigIssue(key_path(("deployments", i, "data_capture", "enabled")), False,
                               "true when drift.enabled (drift is computed from captured requests)")

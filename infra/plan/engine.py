@@ -175,6 +175,11 @@ class PlanMocks(Mocks):
             return {"arn": f"arn:aws:elasticloadbalancing:{self.region}:{self.account_id}:loadbalancer/app/{name}/"
                            f"{_digest(name)[:16]}", "name": name, "loadBalancerType": "application",
                     "dnsName": f"internal-{name}-{_digest(name)[:10]}.{self.region}.elb.amazonaws.com"}
+        if token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+            # The plan never sees a real secret: a placeholder that says so (and the program marks it secret).
+            arn = str(args.args.get("secretId"))
+            return {"arn": arn, "secretId": arn, "secretString": "<secret read at deploy time>",
+                    "versionId": "plan", "versionStages": ["AWSCURRENT"], "id": f"{arn}|AWSCURRENT"}
         if token == "aws:ssm/getParameter:getParameter":
             return {"name": args.args.get("name"), "value": EKS_AMI_RELEASE, "type": "String",
                     "arn": f"arn:aws:ssm:{self.region}::parameter{args.args.get('name')}", "id": args.args.get("name")}

@@ -12,7 +12,8 @@ PUBLISHED = {
     "/aws/sagemaker/InferenceComponents": {"GPUUtilizationNormalized", "GPUMemoryUtilizationNormalized",
                                            "CPUUtilizationNormalized", "MemoryUtilizationNormalized"},
     "AWS/ApiGateway": {"Count", "Latency", "IntegrationLatency", "4XXError", "5XXError"},
-    "mlserve/Drift": {"MaxPopulationStabilityIndex", "PopulationStabilityIndex", "KolmogorovSmirnovStatistic"},
+    "mlserve/Drift": {"MaxPopulationStabilityIndex", "PopulationStabilityIndex", "KolmogorovSmirnovStatistic",
+                      "MaxPredictionStabilityIndex"},
 }
 
 
