@@ -118,6 +118,13 @@ def slo_alert_rules(name: str, namespace: str, p99_latency_ms: float, error_rate
     ]
 
 
+def in_flight_query(namespace: str, isvc: str) -> str:
+    """Requests in flight over an InferenceService's pods (Little's law: busy seconds per second): what KEDA scales on
+    and the Grafana dashboard shows."""
+    return (f'sum(rate(nv_inference_request_duration_us{{namespace="{namespace}",pod=~"{isvc}-predictor-.*"}}[1m]))'
+            " / 1000000")
+
+
 def alb_name(args: KServeServiceArgs) -> str:
     return args.namespace[:32]  # ELB names: at most 32 characters
 
@@ -302,8 +309,7 @@ class KServeService(pulumi.ComponentResource):
                 "prometheus.io/scrape": "true", "prometheus.io/port": str(PORTS["metrics"])}},
             spec={"predictor": predictor}, opts=opts)
         depends = pulumi.ResourceOptions(parent=self, depends_on=[service])
-        in_flight = (f'sum(rate(nv_inference_request_duration_us{{namespace="{ns}",pod=~"{isvc}-predictor-.*"}}[1m]))'
-                     " / 1000000")
+        in_flight = in_flight_query(ns, isvc)
         k8s.apiextensions.CustomResource(
             f"{name}-{track}-scaler", api_version="keda.sh/v1alpha1", kind="ScaledObject",
             metadata={"name": isvc, "namespace": ns, "labels": pod_labels},

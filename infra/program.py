@@ -27,22 +27,26 @@ from components.eks_cluster import EksCluster, EksClusterArgs
 from components.encryption import Encryption, EncryptionArgs
 from components.endpoint_alarms import EndpointAlarmsArgs
 from components.endpoint_autoscaling import EndpointAutoscalingArgs
+from components.grafana import Grafana, GrafanaArgs
+from components.grafana_dashboard import serving_dashboard
 from components.inference_api import ApiTierSpec, InferenceApiArgs
 from components.inference_component import InferenceComponentArgs
 from components.karpenter import GpuPool, Karpenter, KarpenterArgs
 from components.kserve_deployment import KServeDeployment, KServeDeploymentArgs
-from components.kserve_service import KServeServiceArgs, ModelRef, slo_alert_rules
+from components.kserve_service import KServeServiceArgs, ModelRef, in_flight_query, slo_alert_rules
 from components.model_audit import ModelAudit, ModelAuditArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.names import (
     COLD_START_TAG,
     KARPENTER_DISCOVERY_TAG,
     PRIMARY_VARIANT,
+    PROMETHEUS_NAMESPACE,
+    PROMETHEUS_URL,
     captured_files_prefix,
     resource_name,
 )
 from components.network import Network, NetworkArgs
-from components.node_group import NodeGroup, NodeGroupArgs
+from components.node_group import GROUP_LABEL, NodeGroup, NodeGroupArgs
 from components.retraining_trigger import HttpsTarget, PipelineTarget, StateMachineTarget
 from components.sagemaker_deployment import SageMakerDeployment, SageMakerDeploymentArgs
 from components.sagemaker_endpoint import (
@@ -208,13 +212,21 @@ def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> Kubernetes
         cluster_name=cluster.cluster_name, region=cfg.region, account_id=p.account_id, vpc_id=p.network.vpc_id,
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
         system_node_group=next(g.name for g in c.node_groups if not g.gpu),
-        charts=ChartPins(**c.charts.model_dump(exclude={"karpenter"})), alert_topic_arn=p.topic_arn, kms_key_arn=p.encryption.key_arn,
+        charts=ChartPins(**c.charts.model_dump(exclude={"karpenter", "grafana"})), alert_topic_arn=p.topic_arn,
+        kms_key_arn=p.encryption.key_arn,
         alert_rules=tuple(rule for d in kserve for rule in slo_alert_rules(
             d.name, resource_name(p.stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent))),
         opts=pulumi.ResourceOptions(providers=[required(opts.provider), cluster.provider], depends_on=groups))
+    system = next(g for g in c.node_groups if not g.gpu)
+    Grafana(resource_name(p.stack), GrafanaArgs(
+        chart_version=c.charts.grafana, namespace=PROMETHEUS_NAMESPACE, prometheus_url=PROMETHEUS_URL,
+        node_selector={GROUP_LABEL: system.name}, after=list(addons.ready), dashboards={
+            d.name: serving_dashboard(d.name, resource_name(p.stack, d.name),
+                                      in_flight_query(resource_name(p.stack, d.name), d.name),
+                                      required(d.autoscaling.target_concurrency)) for d in kserve}),
+            opts=pulumi.ResourceOptions(provider=cluster.provider))
     if not c.gpu_pools:
         return KubernetesPlatform(cluster, addons, list(addons.ready))
-    system = next(g for g in c.node_groups if not g.gpu)
     node_class = required(c.node_class)
     karpenter = Karpenter(resource_name(p.stack, "karpenter"), KarpenterArgs(
         cluster_name=resource_name(p.stack), cluster=cluster.cluster_name, region=cfg.region, account_id=p.account_id,

@@ -141,6 +141,8 @@ class HelmChartVersions(Strict):
                                               "chart (latest: 3.5.0 for controller v3.5.0, 2026-08-03)")
     prometheus: str = Field(pattern=CHART_VERSION, description="prometheus-community prometheus chart (latest: "
                             "29.27.0 for Prometheus v3.14.0, 2026-08-18)")
+    grafana: str = Field(pattern=CHART_VERSION, description="grafana-community grafana chart (the grafana/helm-charts "
+                         "chart moved there on 2026-01-30; latest: 12.11.1 for Grafana 13.2.0, 2026-08-19)")
     karpenter: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="Karpenter charts karpenter-crd and karpenter "
                            "(OCI, public.ecr.aws/karpenter; latest: 1.14.1); must equal schemas/versions.yaml without "
                            "the v, the CRDs the NodePools are validated against")

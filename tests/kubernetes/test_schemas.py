@@ -3,7 +3,7 @@
 import pytest
 
 from tests.harness import config_of, raw_config, stack_plan
-from tests.kubernetes.schemas import CRD_FILES, builtin_errors, crd_schema, custom_resource_errors
+from tests.kubernetes.schemas import CRD_FILES, builtin_errors, crd_schema, custom_resource_errors, unwrap_secrets
 
 KUBERNETES_VERSION = config_of(raw_config("prod"), "prod").cluster.kubernetes_version
 
@@ -19,8 +19,8 @@ def kubernetes_objects(plan):
 
 
 def as_object(resource):
-    """The object exactly as recorded: nothing filtered, so a key the engine would not send fails too."""
-    return dict(resource.inputs)
+    """The object exactly as recorded (secrets as sent): nothing filtered, so a key the engine would not send fails."""
+    return unwrap_secrets(dict(resource.inputs))
 
 
 def test_prod_declares_builtin_and_custom_objects():
