@@ -34,6 +34,7 @@ import pulumi_kubernetes as k8s
 from .cluster_addons import GPU_TOLERATION
 from .eks_cluster import irsa_trust_policy
 from .names import (
+    ENGINE_STORE_PREFIX,
     KSERVE_ERROR_RATE,
     P99_LATENCY,
     alb_split_annotation,
@@ -137,6 +138,10 @@ def serving_role_policy(args: KServeServiceArgs) -> pulumi.Output[str]:
         Statement(sid="ListThisModel", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{args.model.bucket}"],
                   conditions={"StringLike": {"s3:prefix": sorted({f"{m.prefix}*" for m in models})}}),
         Statement(sid="DecryptModels", actions=["kms:Decrypt"], resources=[args.kms_key_arn]),
+        # Built engines are shared through the bucket (serving_image/engine_store.py): read and write only there.
+        Statement(sid="ShareBuiltEngines", actions=["s3:GetObject", "s3:PutObject"],
+                  resources=[f"arn:aws:s3:::{args.model.bucket}/{ENGINE_STORE_PREFIX}*"]),
+        Statement(sid="EncryptBuiltEngines", actions=["kms:GenerateDataKey"], resources=[args.kms_key_arn]),
     )
 
 
@@ -284,7 +289,8 @@ class KServeService(pulumi.ComponentResource):
                 "resources": {
                     "requests": {"cpu": args.cpu, "memory": args.memory, "nvidia.com/gpu": str(args.gpus)},
                     "limits": {"cpu": args.cpu, "memory": args.memory, "nvidia.com/gpu": str(args.gpus)}},
-                "env": [{"name": "MLSERVE_ENGINE_CACHE", "value": "/var/cache/mlserve/engines"}],
+                "env": [{"name": "MLSERVE_ENGINE_CACHE", "value": "/var/cache/mlserve/engines"},
+                        {"name": "MLSERVE_ENGINE_STORE", "value": f"s3://{args.model.bucket}/{ENGINE_STORE_PREFIX}"}],
                 "volumeMounts": [{"name": "engine-cache", "mountPath": "/var/cache/mlserve/engines"},
                                  {"name": "tmp", "mountPath": "/tmp"}],
                 "securityContext": RESTRICTED_CONTAINER,

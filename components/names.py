@@ -53,6 +53,11 @@ def async_prefix(endpoint_name: str, part: str) -> str:
     return f"async/{endpoint_name}/{part}/"
 
 
+ENGINE_STORE_PREFIX = "engines/"
+"""Where serving pods share built TensorRT engines in the model bucket (the image receives the URI as
+MLSERVE_ENGINE_STORE); the serving roles may write only there."""
+
+
 def captured_files_prefix(endpoint_name: str, variant: str = PRIMARY_VARIANT) -> str:
     """Where SageMaker actually puts a variant's capture files: `<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/`."""
     return f"{data_capture_prefix(endpoint_name)}{endpoint_name}/{variant}/"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,15 +65,31 @@ def cached_engine(cache_dir: Path, key: EngineKey) -> Path:
     return cache_dir / key.folder() / ENGINE_FILE.format(arch=key.compute_capability.replace(".", ""))
 
 
-def build_engine(onnx_path: Path, spec: ModelSpec, cache_dir: Path, compute_capability: str | None = None) -> Path:
-    """Return the cached engine for this GPU, building it (with a shared timing cache) when missing."""
-    trt = tensorrt_module()
-    arch = compute_capability or gpu_compute_capability()
-    key = EngineKey(arch, trt.__version__, sha256_of(onnx_path), spec.fp16)
+def ensure_engine(key: EngineKey, cache_dir: Path, build: Callable[[Path], None], store=None) -> Path:
+    """The engine for `key`: from the local cache, else from the shared store (an EngineStore), else built by
+    `build(path)` and then shared. Only a good build is shared; a failed one raises before anything is uploaded."""
     engine_path = cached_engine(cache_dir, key)
     if engine_path.is_file():
         return engine_path
+    if store is not None and store.fetch(key, engine_path):
+        return engine_path
+    build(engine_path)
+    if store is not None:
+        store.publish(key, engine_path)
+    return engine_path
 
+
+def build_engine(onnx_path: Path, spec: ModelSpec, cache_dir: Path, compute_capability: str | None = None,
+                 store=None) -> Path:
+    """Return the engine for this GPU: cached, shared (`store`), or built with a shared timing cache."""
+    trt = tensorrt_module()
+    arch = compute_capability or gpu_compute_capability()
+    key = EngineKey(arch, trt.__version__, sha256_of(onnx_path), spec.fp16)
+    return ensure_engine(key, cache_dir, lambda path: _tensorrt_build(trt, onnx_path, spec, cache_dir, arch, path),
+                         store)
+
+
+def _tensorrt_build(trt, onnx_path: Path, spec: ModelSpec, cache_dir: Path, arch: str, engine_path: Path) -> None:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
@@ -100,4 +117,3 @@ def build_engine(onnx_path: Path, spec: ModelSpec, cache_dir: Path, compute_capa
     temporary.write_bytes(bytes(serialized))
     temporary.replace(engine_path)  # atomic: a crash mid-write never leaves a truncated engine in the cache
     timing_path.write_bytes(bytes(config.get_timing_cache().serialize()))
-    return engine_path

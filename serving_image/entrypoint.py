@@ -35,6 +35,7 @@ from typing import cast
 
 import uvloop
 
+from .engine_store import EngineStore, EngineStoreError
 from .engines import TensorRTUnavailable, build_engine
 from .front import DEFAULT_MAX_BODY_BYTES, Front, Gate, run
 from .repository import ModelFileError, build_repository, load_model_dir
@@ -188,6 +189,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         default=os.environ.get("MLSERVE_BACKEND", "auto"))
     parser.add_argument("--engine-cache", type=Path, default=Path(os.environ.get("MLSERVE_ENGINE_CACHE",
                                                                                  "/var/cache/mlserve/engines")))
+    parser.add_argument("--engine-store", default=os.environ.get("MLSERVE_ENGINE_STORE", ""),
+                        help="s3://bucket/prefix/ where built engines are shared across replicas (empty: none)")
     parser.add_argument("--local", action="store_true", default=os.environ.get("MLSERVE_LOCAL") == "1",
                         help="CPU tritonserver from nvidia-pytriton, bound to 127.0.0.1")
     parser.add_argument("--ready-timeout", type=float, default=600)
@@ -209,6 +212,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def engine_store(uri: str):
+    """The shared engine store, or None; boto3 is imported only when one is configured (it ships in the image)."""
+    if not uri:
+        return None
+    import boto3  # pyright: ignore[reportMissingImports]  (in the image; not needed without a store)
+
+    return EngineStore.from_uri(uri, boto3.client("s3"))
+
+
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -221,10 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         engines = []
         if backend == "tensorrt_plan" and not list(args.model_dir.glob("model.sm*.plan")):
             spec, onnx_path = load_model_dir(args.model_dir)
-            engines = [build_engine(onnx_path, spec, args.engine_cache)]
+            engines = [build_engine(onnx_path, spec, args.engine_cache, store=engine_store(args.engine_store))]
         spec = build_repository(args.model_dir, workdir / "repository", backend, gpu=backend != "python",
                                 engines=engines)
-    except (ModelFileError, TensorRTUnavailable) as error:
+    except (ModelFileError, TensorRTUnavailable, EngineStoreError) as error:
         print(f"serve: {error}", file=sys.stderr)
         shutil.rmtree(workdir, ignore_errors=True)
         return 2

@@ -294,3 +294,16 @@ def test_gpu_health_alerts_go_the_same_way_as_the_slo_alerts():
     assert route["receiver"] == "stack-topic" and "routes" not in route  # every group, one receiver: the SNS topic
     karpenter = release(stack_plan("prod"), "karpenter").inputs["values"]
     assert karpenter["podAnnotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"}
+
+
+def test_kserve_pods_share_built_engines_and_may_write_only_the_engines_prefix():
+    plan = stack_plan("prod")
+    (service,) = [s for s in plan.of_type("kubernetes:serving.kserve.io/v1beta1:InferenceService")
+                  if s.inputs["metadata"]["name"] == "reranker"]
+    env = {e["name"]: e["value"] for e in service.inputs["spec"]["predictor"]["model"]["env"]}
+    assert env["MLSERVE_ENGINE_STORE"] == "s3://mlserve-prod-models/engines/"
+    role = one(plan, "aws:iam/rolePolicy:RolePolicy", "reranker-serving-role")
+    writes = [s for s in json.loads(role.inputs["policy"])["Statement"]
+              if any(a.startswith("s3:Put") for a in s["Action"])]
+    assert [(s["Action"], s["Resource"]) for s in writes] == [
+        (["s3:GetObject", "s3:PutObject"], ["arn:aws:s3:::mlserve-prod-models/engines/*"])]
