@@ -1,7 +1,8 @@
 """KServeDeployment: one model on the EKS cluster, reachable only through its authenticated API.
 
-Reads top to bottom as what it owns: the KServe service (InferenceServices, autoscaling, the ALB with the canary
-split), the PrivateLink that puts an NLB in front of that ALB for API Gateway's VPC link, and the API itself.
+Reads top to bottom as what it owns: the capture sink when request capture is on, the KServe service
+(InferenceServices, autoscaling, the ALB with the canary split), the PrivateLink that puts an NLB in front of that
+ALB for API Gateway's VPC link, the API itself, and the drift job when enabled.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import pulumi
 
+from .capture_sink import CaptureSink, CaptureSinkArgs
+from .drift_monitor import DriftMonitor, DriftMonitorArgs
 from .inference_api import InferenceApi, InferenceApiArgs, PrivateHttpBackend
 from .kserve_service import SERVING_PORT, KServeService, KServeServiceArgs
 from .private_link import PrivateLink, PrivateLinkArgs
@@ -37,6 +40,10 @@ class KServeDeploymentArgs:
     """`https://<deployment>.<ingress domain>`: the host TLS is verified against; None: plain HTTP to the NLB."""
     after: Sequence[pulumi.Resource] = ()
     """What the service needs running first: the cluster add-ons whose CRDs and webhooks it uses."""
+    capture: CaptureSinkArgs | None = None
+    """Request capture: the sink KServe's logger posts to (then `service.capture_url` is set from it)."""
+    drift: DriftMonitorArgs | None = None
+    """The scheduled drift job over the captures, as for SageMaker; None: off."""
 
 
 class KServeDeployment(pulumi.ComponentResource):
@@ -46,17 +53,24 @@ class KServeDeployment(pulumi.ComponentResource):
         super().__init__("mlserve:serving:KServeDeployment", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, aliases=WAS_AT_ROOT)
 
+        capture_url = None
+        if args.capture:
+            capture_url = CaptureSink(name, args.capture, opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=list(args.after)))).url
         link = PrivateLink(name, PrivateLinkArgs(
             name=args.service.namespace, vpc_id=args.vpc_id, subnet_ids=args.load_balancer_subnet_ids,
             backend_cidrs=args.backend_cidrs, port=443 if args.service.certificate_arn else 80,
             target_port=SERVING_PORT, deletion_protection=args.deletion_protection), opts=child)
         service = KServeService(name, dataclasses.replace(
             args.service, alb_security_group_id=link.alb_security_group_id,
-            alb_subnet_ids=args.load_balancer_subnet_ids, deletion_protection=args.deletion_protection),
+            alb_subnet_ids=args.load_balancer_subnet_ids, deletion_protection=args.deletion_protection,
+            capture_url=capture_url),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.after))))
         link.attach(service.alb_arn)
         base_url = args.base_url or pulumi.Output.concat("http://", link.nlb_dns_name)
         api = InferenceApi(name, args.gateway, PrivateHttpBackend(link.vpc_link_id, base_url), opts=child)
+        if args.drift:
+            DriftMonitor(name, args.drift, opts=child)
 
         self.api_url = api.invoke_url
         self.register_outputs({"api_url": api.invoke_url})

@@ -31,6 +31,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from .capture_sink import SINK_LABELS, SINK_PORT
 from .cluster_addons import GPU_TOLERATION
 from .eks_cluster import irsa_trust_policy
 from .names import (
@@ -95,6 +96,8 @@ class KServeServiceArgs:
     """The PrivateLink's ALB group (only its NLB may connect); KServeDeployment sets it, none means no ALB."""
     alb_subnet_ids: Sequence[pulumi.Input[str]] = ()
     deletion_protection: bool = False
+    capture_url: str | None = None
+    """KServe's logger posts every request and response here (the CaptureSink); None: capture off."""
 
 
 def slo_alert_rules(name: str, namespace: str, p99_latency_ms: float, error_rate_percent: float) -> list[dict]:
@@ -244,7 +247,9 @@ class KServeService(pulumi.ComponentResource):
                          "pod_selector": {"match_labels": {"k8s-app": "kube-dns"}}}],
                  "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
                 # The model download (S3, through the gateway endpoint's public prefixes) and STS for IRSA.
-                {"ports": [{"port": 443, "protocol": "TCP"}]}]}, opts=opts)
+                {"ports": [{"port": 443, "protocol": "TCP"}]},
+                *([{"to": [{"pod_selector": {"match_labels": SINK_LABELS}}],
+                    "ports": [{"port": SINK_PORT, "protocol": "TCP"}]}] if args.capture_url else [])]}, opts=opts)
 
     @staticmethod
     def _alb_annotations(args: KServeServiceArgs, tracks) -> dict[str, str]:
@@ -281,6 +286,8 @@ class KServeService(pulumi.ComponentResource):
             "serviceAccountName": args.name, "minReplicas": low, "maxReplicas": high,
             "tolerations": [GPU_TOLERATION], "nodeSelector": {GROUP_LABEL: args.node_group},
             "securityContext": RESTRICTED_POD, "automountServiceAccountToken": False,
+            # Capture the production track only: its traffic is what the baseline and the drift alarms are about.
+            **({"logger": {"mode": "all", "url": args.capture_url}} if args.capture_url and track == "stable" else {}),
             "volumes": [{"name": "engine-cache", "emptyDir": {"sizeLimit": "20Gi"}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
             "model": {

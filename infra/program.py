@@ -20,6 +20,7 @@ import pulumi_aws_native as aws_native
 import drift
 from components.alerting import Alerting, AlertingArgs
 from components.api_gateway_account import ApiGatewayAccount
+from components.capture_sink import CaptureSinkArgs
 from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs
 from components.dashboard import Dashboard, DashboardArgs, DeploymentPanel
 from components.drift_monitor import DriftMonitorArgs
@@ -33,7 +34,13 @@ from components.inference_api import ApiTierSpec, InferenceApiArgs
 from components.inference_component import InferenceComponentArgs
 from components.karpenter import GpuPool, Karpenter, KarpenterArgs
 from components.kserve_deployment import KServeDeployment, KServeDeploymentArgs
-from components.kserve_service import KServeServiceArgs, ModelRef, in_flight_query, slo_alert_rules
+from components.kserve_service import (
+    ISVC_LABEL,
+    KServeServiceArgs,
+    ModelRef,
+    in_flight_query,
+    slo_alert_rules,
+)
 from components.model_audit import ModelAudit, ModelAuditArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.names import (
@@ -142,7 +149,8 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
             both = pulumi.ResourceOptions(providers=[provider, cluster.eks.provider])
             api_urls[d.name] = KServeDeployment(name, kserve_args(platform, d, cluster, logging_ready),
                                                 opts=both).api_url
-            panels.append(DeploymentPanel(name=d.name, api_name=name))
+            panels.append(DeploymentPanel(name=d.name, api_name=name, drift=d.drift.enabled,
+                                          prediction_drift=d.drift.prediction_psi_alarm_threshold is not None))
     dashboard = Dashboard(resource_name(stack), DashboardArgs(
         dashboard_name=resource_name(stack), region=cfg.region, deployments=panels), opts=with_provider)
 
@@ -247,11 +255,11 @@ def kserve_args(p: Platform, d: KServeConfig, k8s_platform: KubernetesPlatform,
     name = resource_name(p.stack, d.name)
     canary = d.rollout if isinstance(d.rollout, Canary) else None
     candidate = canary.candidate if canary else None
+    image_uri = pulumi.Output.concat(p.store.repository_urls[d.image.repository], d.image.reference)
     return KServeDeploymentArgs(
         service=KServeServiceArgs(
             name=d.name, namespace=name,
-            image_uri=pulumi.Output.concat(p.store.repository_urls[d.image.repository], d.image.reference),
-            model=ModelRef(d.model.uri, d.model.bucket, d.model.prefix),
+            image_uri=image_uri, model=ModelRef(d.model.uri, d.model.bucket, d.model.prefix),
             candidate=ModelRef(candidate.uri, candidate.bucket, candidate.prefix) if candidate else None,
             canary_percent=canary.percent if canary else 0, gpus=d.compute.gpus, cpu=d.compute.cpu,
             memory=d.compute.memory, node_group=d.compute.node_group, min_replicas=d.autoscaling.min,
@@ -264,7 +272,14 @@ def kserve_args(p: Platform, d: KServeConfig, k8s_platform: KubernetesPlatform,
         vpc_id=p.network.vpc_id, load_balancer_subnet_ids=p.network.load_balancer_subnet_ids,
         backend_cidrs=p.network.private_cidrs, deletion_protection=cfg.is_prod, after=k8s_platform.ready,
         gateway=gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
-        base_url=f"https://{d.name}.{c.ingress_domain}" if c.ingress_domain else None)
+        base_url=f"https://{d.name}.{c.ingress_domain}" if c.ingress_domain else None,
+        capture=CaptureSinkArgs(
+            namespace=name, image_uri=image_uri, bucket=cfg.model_store.bucket, prefix=captured_files_prefix(name),
+            sample_percent=d.data_capture.sample_percent, kms_key_arn=p.encryption.key_arn,
+            oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
+            serving_label=ISVC_LABEL, node_selector={GROUP_LABEL: next(g.name for g in c.node_groups if not g.gpu)})
+        if d.data_capture.enabled else None,
+        drift=drift_args(p, d, name))
 
 
 def served(model: ModelArtifact) -> ServedModel:
@@ -350,15 +365,21 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
             scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds),
         gateway=replace(gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
                         async_route=d.mode == "async"),
-        drift=DriftMonitorArgs(
-            deployment=d.name, bucket_name=cfg.model_store.bucket,
-            capture_prefix=captured_files_prefix(endpoint_name),
-            baseline_key=(d.drift.baseline_uri or "").split("/", 3)[3], code_path=str(Path(drift.__file__).parent),
-            kms_key_arn=p.encryption.key_arn, topic_arn=p.topic_arn, account_id=p.account_id,
-            schedule_minutes=d.drift.schedule_minutes, psi_alarm_threshold=d.drift.psi_alarm_threshold,
-            prediction_psi_alarm_threshold=d.drift.prediction_psi_alarm_threshold,
-            log_retention_days=cfg.logs.retention_days, on_alarm=retraining_target(d.drift.on_alarm, p.invoke))
-        if d.drift.enabled else None)
+        drift=drift_args(p, d, endpoint_name))
+
+
+def drift_args(p: Platform, d: SageMakerConfig | KServeConfig, capturing: str) -> DriftMonitorArgs | None:
+    """The drift job over the captures of `capturing` (a SageMaker endpoint, or a KServe deployment's namespace,
+    whose capture sink writes the same layout)."""
+    if not d.drift.enabled:
+        return None
+    return DriftMonitorArgs(
+        deployment=d.name, bucket_name=p.cfg.model_store.bucket, capture_prefix=captured_files_prefix(capturing),
+        baseline_key=(d.drift.baseline_uri or "").split("/", 3)[3], code_path=str(Path(drift.__file__).parent),
+        kms_key_arn=p.encryption.key_arn, topic_arn=p.topic_arn, account_id=p.account_id,
+        schedule_minutes=d.drift.schedule_minutes, psi_alarm_threshold=d.drift.psi_alarm_threshold,
+        prediction_psi_alarm_threshold=d.drift.prediction_psi_alarm_threshold,
+        log_retention_days=p.cfg.logs.retention_days, on_alarm=retraining_target(d.drift.on_alarm, p.invoke))
 
 
 def retraining_target(trigger: RetrainingTarget | None, invoke: pulumi.InvokeOptions):

@@ -108,10 +108,17 @@ def test_serving_pods_meet_pod_security_restricted_and_restart_when_hung():
         assert predictor["model"]["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     (runtime,) = [r.inputs for r in plan.resources if r.type.endswith(":ServingRuntime")]
     assert runtime["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
-    (account,) = [a.inputs for a in plan.of_type("kubernetes:core/v1:ServiceAccount")
-                  if "eks.amazonaws.com/role-arn" in a.inputs["metadata"]["annotations"]
-                  and a.inputs["metadata"]["namespace"].startswith("mlserve-prod-")]
-    assert account["automountServiceAccountToken"] is False
+    accounts = {a.inputs["metadata"]["name"]: a.inputs for a in plan.of_type("kubernetes:core/v1:ServiceAccount")
+                if "eks.amazonaws.com/role-arn" in a.inputs["metadata"]["annotations"]
+                and a.inputs["metadata"]["namespace"].startswith("mlserve-prod-")}
+    assert set(accounts) == {"reranker", "capture-sink"}  # the serving pods and the capture sink
+    assert all(a["automountServiceAccountToken"] is False for a in accounts.values())
+    (sink,) = [d.inputs["spec"]["template"]["spec"] for d in plan.of_type("kubernetes:apps/v1:Deployment")
+               if d.inputs["metadata"]["name"] == "capture-sink"]
+    assert sink["securityContext"]["runAsNonRoot"] is True and sink["automountServiceAccountToken"] is False
+    (container,) = sink["containers"]
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}}
     kserve = next(r for r in plan.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "kserve")
     storage = kserve.inputs["values"]["kserve"]["storage"]["containerSecurityContext"]
     assert storage["allowPrivilegeEscalation"] is False and storage["capabilities"] == {"drop": ["ALL"]}
@@ -152,9 +159,9 @@ def test_waf_logs_what_it_blocks_without_credentials_encrypted_and_kept():
 
 
 def test_drift_logs_keep_the_stacks_retention():
-    (group,) = [g.inputs for g in stack_plan("prod").of_type("aws:cloudwatch/logGroup:LogGroup")
-                if g.inputs.get("name", "").endswith("-drift")]
-    assert group["retentionInDays"] == 365
+    groups = [g.inputs for g in stack_plan("prod").of_type("aws:cloudwatch/logGroup:LogGroup")
+              if g.inputs.get("name", "").endswith("-drift")]
+    assert len(groups) == 2 and all(g["retentionInDays"] == 365 for g in groups)  # SageMaker's and KServe's
 
 
 def test_load_balancer_controller_has_no_waf_or_shield_rights_and_scoped_reads():

@@ -157,7 +157,9 @@ def test_every_alarm_notifies_the_alert_topic(plan):
         "aws:cloudwatch/compositeAlarm:CompositeAlarm")
     # A wake alarm (no copy of a scaled-to-zero component served a request) adds a copy instead: it pages no one.
     wake = [a for a in alarms if a.name.endswith("-no-capacity")]
-    assert len(alarms) - len(wake) == 7  # 5 endpoint alarms, drift, service-unhealthy
+    # 5 endpoint alarms, service-unhealthy, and a drift alarm per deployment with drift (prod: the KServe one too)
+    assert len(alarms) - len(wake) == 6 + len([a for a in alarms if a.name.endswith("-drift")])
+    assert len([a for a in alarms if a.name.endswith("-drift")]) == (2 if plan.stack == "prod" else 1)
     for alarm in alarms:
         if alarm in wake:
             (policy,) = alarm.property_dependencies["alarmActions"]

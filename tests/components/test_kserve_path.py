@@ -157,7 +157,7 @@ def test_serving_role_trusts_exactly_the_deployment_service_account_and_reads_on
     assert trust["Action"] == ["sts:AssumeRoleWithWebIdentity"]
     assert trust["Condition"]["StringEquals"] == {
         f"{issuer}:sub": "system:serviceaccount:mlserve-prod-reranker:reranker", f"{issuer}:aud": "sts.amazonaws.com"}
-    account = one(plan, "kubernetes:core/v1:ServiceAccount").inputs["metadata"]
+    account = one(plan, "kubernetes:core/v1:ServiceAccount", "service-account").inputs["metadata"]
     assert (account["namespace"], account["name"]) == ("mlserve-prod-reranker", "reranker")
     assert account["annotations"]["eks.amazonaws.com/role-arn"].endswith(role.inputs["name"])
     statements = {s["Sid"]: s for s in policy_json(one(plan, "aws:iam/rolePolicy:RolePolicy", "reranker-serving"))
@@ -230,8 +230,12 @@ def test_serving_network_policy_admits_the_load_balancer_subnets_and_prometheus_
     serving, metrics = policy["ingress"]
     assert serving["from"] == [{"ipBlock": {"cidr": c}} for c in ("10.50.48.0/22", "10.50.52.0/22", "10.50.56.0/22")]
     assert metrics["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
-    dns, https = policy["egress"]
+    dns, https, capture = policy["egress"]
     assert {p["port"] for p in dns["ports"]} == {53} and https == {"ports": [{"port": 443, "protocol": "TCP"}]}
+    # KServe's logger, in the serving pods, posts every request and response to the capture sink, and nowhere else.
+    assert capture == {"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "capture-sink",
+                                                               "app.kubernetes.io/part-of": "mlserve"}}}],
+                       "ports": [{"port": 8080, "protocol": "TCP"}]}
 
 
 def test_each_inference_service_has_a_disruption_budget():
@@ -307,3 +311,24 @@ def test_kserve_pods_share_built_engines_and_may_write_only_the_engines_prefix()
               if any(a.startswith("s3:Put") for a in s["Action"])]
     assert [(s["Action"], s["Resource"]) for s in writes] == [
         (["s3:GetObject", "s3:PutObject"], ["arn:aws:s3:::mlserve-prod-models/engines/*"])]
+
+
+def test_kserve_capture_goes_to_the_sink_which_may_only_write_the_capture_prefix_the_drift_job_reads():
+    plan = stack_plan("prod")
+    loggers = {s.inputs["metadata"]["name"]: s.inputs["spec"]["predictor"].get("logger")
+               for s in plan.of_type("kubernetes:serving.kserve.io/v1beta1:InferenceService")}
+    # The production track only: the canary's traffic is another model's.
+    assert loggers == {"reranker": {"mode": "all", "url": "http://capture-sink.mlserve-prod-reranker.svc.cluster.local"},
+                       "reranker-canary": None}
+    sink = one(plan, "kubernetes:apps/v1:Deployment", "capture-sink").inputs["spec"]
+    assert sink["replicas"] == 1 and sink["strategy"] == {"type": "Recreate"}  # a pair must meet in one process
+    env = {e["name"]: e["value"] for e in sink["template"]["spec"]["containers"][0]["env"]}
+    prefix = "data-capture/mlserve-prod-reranker/mlserve-prod-reranker/primary/"
+    assert (env["MLSERVE_CAPTURE_PREFIX"], env["MLSERVE_CAPTURE_SAMPLE_PERCENT"]) == (prefix, "10")
+    assert env["MLSERVE_CAPTURE_KMS_KEY"] == plan.outputs["kms_key_arn"]
+    statements = policy_json(one(plan, "aws:iam/rolePolicy:RolePolicy", "reranker-capture-sink"))["Statement"]
+    assert [(s["Action"], s["Resource"]) for s in statements] == [
+        (["s3:PutObject"], [f"arn:aws:s3:::mlserve-prod-models/{prefix}*"]),
+        (["kms:GenerateDataKey"], [plan.outputs["kms_key_arn"]])]
+    (drift,) = [f.inputs for f in plan.of_type("aws:lambda/function:Function") if "reranker" in f.name]
+    assert drift["environment"]["variables"]["MLSERVE_CAPTURE_PREFIX"] == prefix

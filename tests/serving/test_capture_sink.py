@@ -1,0 +1,196 @@
+"""The KServe capture sink: KServe logger CloudEvents in, SageMaker data-capture JSON Lines out (S3 in moto), read
+by the same drift parser; sampled per event id, bounded in memory, flushed on SIGTERM with what was lost reported."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import boto3
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from drift.capture import parse_capture_lines
+from serving_image.capture_sink import REQUEST_TYPE, RESPONSE_TYPE, CaptureSink, SinkSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "mlserve-prod-models"
+PREFIX = "data-capture/mlserve-prod-reranker/mlserve-prod-reranker/primary/"
+
+
+def v2_request(value):
+    return json.dumps({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [value] * 4}]})
+
+
+def v2_response(label):
+    scores = [0.9 if k == label else 0.05 for k in range(3)]
+    return json.dumps({"outputs": [{"name": "probabilities", "shape": [1, 3], "datatype": "FP32", "data": scores}]})
+
+
+def headers(kind, event_id):
+    return {"ce-type": kind, "ce-id": event_id, "ce-time": "2026-12-03T10:00:00Z", "ce-specversion": "1.0",
+            "ce-source": "http://localhost:9081/", "Content-Type": "application/json"}
+
+
+async def post_pair(client, event_id, value=1.0, label=0):
+    first = await client.post("/", data=v2_request(value), headers=headers(REQUEST_TYPE, event_id))
+    second = await client.post("/", data=v2_response(label), headers=headers(RESPONSE_TYPE, event_id))
+    return first.status, second.status
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def key_arn():
+    return boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["Arn"]
+
+
+def captured_lines(s3):
+    objects = s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX).get("Contents", [])
+    return [line for o in objects for line in s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+            .decode().splitlines()], objects
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_pairs_become_sagemaker_capture_lines_the_drift_job_reads(s3):
+    arn = key_arn()
+    sink = CaptureSink(SinkSettings(BUCKET, PREFIX, arn), s3)
+
+    async def scenario():
+        async with TestClient(TestServer(sink.app())) as client:
+            assert await post_pair(client, "e1", 1.0, 2) == (202, 202)
+            assert await post_pair(client, "e2", 2.0, 0) == (202, 202)
+            assert await sink.flush()
+
+    run(scenario())
+    lines, objects = captured_lines(s3)
+    assert len(objects) == 1 and objects[0]["Key"].startswith(PREFIX) and objects[0]["Key"].endswith(".jsonl")
+    head = s3.head_object(Bucket=BUCKET, Key=objects[0]["Key"])
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", arn)
+    rows = parse_capture_lines(lines, "s3://sink", {"probabilities": "classes"})
+    assert rows == [{"input.mean": 1.0, "input.std": 0.0}, {"output:probabilities.class": 2.0},
+                    {"input.mean": 2.0, "input.std": 0.0}, {"output:probabilities.class": 0.0}]
+    assert json.loads(lines[0])["eventMetadata"] == {"eventId": "e1", "inferenceTime": "2026-12-03T10:00:00Z"}
+
+
+def test_sampling_keeps_or_skips_a_request_and_its_response_together(s3):
+    sink = CaptureSink(SinkSettings(BUCKET, PREFIX, "alias/x", sample_percent=30), s3)
+    ids = [f"event-{n}" for n in range(200)]
+
+    async def scenario():
+        async with TestClient(TestServer(sink.app())) as client:
+            for event_id in ids:
+                await post_pair(client, event_id)
+            await sink.flush()
+
+    run(scenario())
+    kept = {json.loads(line)["eventMetadata"]["eventId"] for line in captured_lines(s3)[0]}
+    expected = {i for i in ids if zlib.crc32(i.encode()) % 10_000 < 3000}  # the sink's rule: a stable hash of ce-id
+    assert kept == expected and 40 <= len(kept) <= 80
+    assert not sink.pending  # every sampled request found its response
+
+
+def test_memory_is_bounded_when_s3_refuses_and_what_is_dropped_is_counted(s3):
+    one_line = 330  # bytes of one captured pair here, about
+    sink = CaptureSink(SinkSettings("no-such-bucket", PREFIX, "alias/x", max_buffer_bytes=5 * one_line,
+                                    flush_bytes=10**9, max_pending=3), s3)
+
+    async def scenario():
+        statuses = []
+        async with TestClient(TestServer(sink.app())) as client:
+            for n in range(10):
+                statuses.append(await post_pair(client, f"e{n}"))
+            assert not await sink.flush()  # the bucket does not exist: the lines stay, bounded
+            for n in range(5):  # requests whose responses never come
+                await client.post("/", data=v2_request(1.0), headers=headers(REQUEST_TYPE, f"lost-{n}"))
+        return statuses
+
+    statuses = run(scenario())
+    assert sink.buffered <= 5 * one_line and len(sink.lines) == [s for _, s in statuses].count(202)
+    assert [s for _, s in statuses].count(503) == 10 - len(sink.lines)  # refused, not silently dropped
+    assert len(sink.pending) == 3  # the oldest unpaired requests were evicted
+    metrics = sink.registry.get_sample_value
+    assert metrics("mlserve_capture_dropped_total", {"reason": "buffer_full"}) == 10 - len(sink.lines)
+    assert metrics("mlserve_capture_dropped_total", {"reason": "unpaired_request_evicted"}) == 2
+
+
+def test_a_post_that_is_not_a_logger_event_is_a_400(s3):
+    sink = CaptureSink(SinkSettings(BUCKET, PREFIX, "alias/x"), s3)
+
+    async def scenario():
+        async with TestClient(TestServer(sink.app())) as client:
+            response = await client.post("/", data="{}", headers={"Content-Type": "application/json"})
+            return response.status, await response.json()
+
+    status, body = run(scenario())
+    assert status == 400 and "expected a KServe logger CloudEvent" in body["error"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_sigterm_flushes_what_is_buffered_and_reports_what_it_could_not_keep():
+    moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto_server.start()
+    host, moto_port = moto_server.get_host_and_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{moto_port}"}
+    port = free_port()
+    process = None
+    try:
+        s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=f"http://{host}:{moto_port}",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3.create_bucket(Bucket=BUCKET)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "serving_image", "capture-sink", "--bucket", BUCKET, "--prefix", PREFIX,
+             "--kms-key-id", "alias/mlserve-prod", "--host", "127.0.0.1", "--port", str(port),
+             "--flush-seconds", "3600"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+
+        async def send():
+            import aiohttp
+
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as client:
+                for _ in range(100):  # wait for the port, at most 10 s
+                    try:
+                        await client.get("/healthz")
+                        break
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.1)
+                for n in range(3):
+                    assert await post_pair(client, f"e{n}") == (202, 202)
+                await client.post("/", data=v2_request(1.0), headers=headers(REQUEST_TYPE, "no-response"))
+
+        run(send())
+        assert s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX).get("KeyCount", 0) == 0  # still buffered
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+        lines, _ = captured_lines(s3)
+        assert sorted(json.loads(line)["eventMetadata"]["eventId"] for line in lines) == ["e0", "e1", "e2"]
+        assert "not written: 1 request(s) without a response, 0 record(s) S3 refused" in stderr
+    finally:
+        if process and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        moto_server.stop()
