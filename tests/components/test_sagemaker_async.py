@@ -3,7 +3,10 @@ gateway route that queues a request; checked on the plan, against botocore's API
 
 import json
 
+import boto3
 import pytest
+from moto import mock_aws
+from moto.sagemaker.models import FakeEndpointConfig
 
 from components.names import async_prefix
 from policies.check import CONFIG_DIR, evaluate, load_policy_config
@@ -45,6 +48,26 @@ def test_requests_queue_with_inputs_and_results_in_the_model_bucket_encrypted_an
         "aws:sagemaker/endpointConfiguration:EndpointConfiguration").inputs, "config")
     request["AsyncInferenceConfig"] = replay.pascal(config, {"includeInferenceResponseIns": "IncludeInferenceResponseIn"})
     replay.assert_valid_request("sagemaker", "CreateEndpointConfig", request)
+
+
+@mock_aws
+def test_moto_accepts_the_async_endpoint_and_keeps_its_queue_settings(plan, monkeypatch):
+    # moto's hard-coded instance list rejects ml.g5 (a real type, checked against botocore's model elsewhere).
+    monkeypatch.setattr(FakeEndpointConfig, "validate_instance_type", lambda self, instance_type: None)
+    config = plan.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration").inputs
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    (model,) = plan.of_type("aws:sagemaker/model:Model")
+    sagemaker.create_model(**replay.create_model(model.inputs, config["productionVariants"][0]["modelName"]))
+    endpoint = replay.create_endpoint(plan.one("aws:sagemaker/endpoint:Endpoint").inputs)
+    request = replay.create_endpoint_config(config, endpoint["EndpointConfigName"].rsplit("/", 1)[-1])
+    request["AsyncInferenceConfig"] = replay.pascal(config["asyncInferenceConfig"],
+                                                    {"includeInferenceResponseIns": "IncludeInferenceResponseIn"})
+    sagemaker.create_endpoint_config(**request)
+    sagemaker.create_endpoint(**{**endpoint, "EndpointConfigName": request["EndpointConfigName"]})
+    described = sagemaker.describe_endpoint_config(EndpointConfigName=request["EndpointConfigName"])[
+        "AsyncInferenceConfig"]
+    assert described["ClientConfig"] == {"MaxConcurrentInvocationsPerInstance": 2}
+    assert described["OutputConfig"]["S3OutputPath"].endswith(f"/async/{ENDPOINT}/output/")
 
 
 def test_the_execution_role_reads_only_async_inputs_writes_only_results_and_notifies_only_its_topics(plan):
