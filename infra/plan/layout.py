@@ -58,7 +58,7 @@ def all_pictures(stacks: tuple[str, ...] = ("dev", "prod")) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.plan.layout", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m infra.plan.layout", description="pictures of the dashboards")
     parser.add_argument("--write", action="store_true", help=f"write the SVGs to {OUT}")
     args = parser.parse_args(argv)
     drawn = all_pictures()
