@@ -42,6 +42,17 @@ def _flatten(data) -> Iterator[float]:
         yield float(data)
 
 
+def _values(tensor: dict, where: str) -> list[float]:
+    """A tensor's values, flattened; a clear error naming `where` when they are not numbers or there are none."""
+    try:
+        values = list(_flatten(tensor["data"]))
+    except TypeError as error:
+        raise ValueError(f"{where}: {error}") from None
+    if not values:
+        raise ValueError(f"{where} has no values")
+    return values
+
+
 def request_features(body: dict) -> dict[str, float]:
     """Per input tensor: mean and standard deviation of its values."""
     inputs = body.get("inputs") if isinstance(body, dict) else None
@@ -52,12 +63,7 @@ def request_features(body: dict) -> dict[str, float]:
         if not isinstance(tensor, dict) or "data" not in tensor:
             raise ValueError(f"inputs[{index}] has no 'data'")
         name = tensor.get("name", f"input{index}")
-        try:
-            values = list(_flatten(tensor["data"]))
-        except TypeError as error:
-            raise ValueError(f"inputs[{index}] ({name}): {error}") from None
-        if not values:
-            raise ValueError(f"inputs[{index}] ({name}) has no values")
+        values = _values(tensor, f"inputs[{index}] ({name})")
         mean = sum(values) / len(values)
         features[f"{name}.mean"] = mean
         features[f"{name}.std"] = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
@@ -83,12 +89,7 @@ def prediction_features(body: dict, outputs: dict[str, str]) -> list[dict[str, f
         tensor = by_name.get(name)
         if tensor is None or "data" not in tensor:
             raise ValueError(f"the response has no output {name!r} with data (it has: {', '.join(map(str, by_name))})")
-        try:
-            values = list(_flatten(tensor["data"]))
-        except TypeError as error:
-            raise ValueError(f"output {name}: {error}") from None
-        if not values:
-            raise ValueError(f"output {name} has no values")
+        values = _values(tensor, f"output {name}")
         if kind == "values":
             rows.append({output_feature(name, kind): sum(values) / len(values)})
             continue
