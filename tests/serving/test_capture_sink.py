@@ -12,16 +12,15 @@ import zlib
 from pathlib import Path
 
 import boto3
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from drift.capture import parse_capture_lines
 from serving_image.capture_sink import REQUEST_TYPE, RESPONSE_TYPE, CaptureSink, SinkSettings
+from tests.serving.conftest import MODEL_BUCKET
 
 ROOT = Path(__file__).resolve().parents[2]
-BUCKET = "mlserve-prod-models"
+BUCKET = MODEL_BUCKET  # the conftest `s3` fixture creates it
 PREFIX = "data-capture/mlserve-prod-reranker/mlserve-prod-reranker/primary/"
 
 
@@ -43,17 +42,6 @@ async def post_pair(client, event_id, value=1.0, label=0):
     first = await client.post("/", data=v2_request(value), headers=headers(REQUEST_TYPE, event_id))
     second = await client.post("/", data=v2_response(label), headers=headers(RESPONSE_TYPE, event_id))
     return first.status, second.status
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def key_arn():

@@ -2,14 +2,13 @@
 start on an empty disk downloads it and never builds, and a corrupt or mismatched object is refused and rebuilt.
 The builder is a stand-in (no TensorRT here) that writes known bytes and counts its calls."""
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from serving_image.engine_store import EngineStore, EngineStoreError
 from serving_image.engines import EngineKey, cached_engine, ensure_engine
+from tests.serving.conftest import MODEL_BUCKET
 
-BUCKET = "mlserve-prod-models"
+BUCKET = MODEL_BUCKET  # the conftest `s3` fixture creates it
 KEY = EngineKey(compute_capability="8.6", tensorrt_version="10.13.0", onnx_sha256="ab" * 32, fp16=True)
 
 
@@ -24,14 +23,8 @@ class StandInBuilder:
 
 
 @pytest.fixture
-def store(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        yield EngineStore.from_uri(f"s3://{BUCKET}/engines/", s3)
+def store(s3):
+    return EngineStore.from_uri(f"s3://{BUCKET}/engines/", s3)
 
 
 def test_the_first_replica_builds_and_shares_and_the_next_downloads_without_building(store, tmp_path):
