@@ -1,0 +1,162 @@
+"""`python -m infra.cost --stack dev`: what a stack costs a month, from its offline plan, before `pulumi up`.
+
+    python -m infra.cost --stack prod [--json FILE|-] [--summary]      price a checked-in stack
+    python -m infra.cost --config-file my.yaml                         any stack file
+    python -m infra.cost --plan plan.json                              a plan from `python -m infra.plan --json`
+    python -m infra.cost diff BASE.json HEAD.json                      two `--json` estimates, as Markdown
+    python -m infra.cost refresh --region us-east-1                    rebuild the price table (AWS credentials)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from infra.config import ConfigError, available_stacks, load_file, load_stack
+
+from .estimate import Assumptions, Declared, declared_from_plan, estimate, region_of
+from .report import as_json, as_table, diff_markdown, notes, summary
+from .table import PriceTableError, load_table
+
+
+def _decimal(low: str, high: str | None = None, *, high_open: bool = False):
+    def parse(text: str) -> Decimal:
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value.is_finite() or value < Decimal(low) or (high is not None and (
+                value >= Decimal(high) if high_open else value > Decimal(high))):
+            bound = f" and {'below' if high_open else 'at most'} {high}" if high is not None else ""
+            raise argparse.ArgumentTypeError(f"{text} must be at least {low}{bound}")
+        return value
+    return parse
+
+
+def _estimate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m infra.cost", description=(__doc__ or "").splitlines()[0],
+                                     epilog="Subcommands: `diff BASE.json HEAD.json`, `refresh --region R`.")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--stack", help=f"a checked-in stack ({', '.join(available_stacks())}); dev by default")
+    source.add_argument("--config-file", type=Path, help="any stack file, e.g. a copy you are editing")
+    source.add_argument("--plan", type=Path, help="a plan JSON written by `python -m infra.plan --json`")
+    parser.add_argument("--prices", type=Path, help="a price table file instead of infra/cost/prices/<region>.json")
+    parser.add_argument("--hours-per-month", type=_decimal("1", "744"), default=Decimal(730),
+                        help="hours each always-on resource runs in a month (default 730)")
+    parser.add_argument("--requests-per-second", type=_decimal("0"), default=Decimal(1),
+                        help="average requests per second to each deployment's API (default 1)")
+    parser.add_argument("--log-gb-per-group", type=_decimal("0"), default=Decimal(1),
+                        help="GB ingested per month into each log group (default 1)")
+    parser.add_argument("--spot-discount", type=_decimal("0", "1", high_open=True), default=Decimal("0.5"),
+                        help="fraction below on-demand that spot capacity costs (default 0.5)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE (- for stdout only)")
+    parser.add_argument("--summary", action="store_true", help="print one line instead of the table")
+    return parser
+
+
+def _declared(args: argparse.Namespace) -> tuple[list[Declared], str]:
+    """The plan's resources and the stack name, from a plan file or by running the program offline."""
+    if args.plan:
+        try:
+            plan = json.loads(args.plan.read_text())
+        except OSError as error:
+            raise SystemExit(_fail(f"cannot read {args.plan}: {error.strerror}")) from None
+        except json.JSONDecodeError as error:
+            raise SystemExit(_fail(f"{args.plan} is not JSON: {error.msg} at line {error.lineno}")) from None
+        if not isinstance(plan, dict) or not isinstance(plan.get("resources"), list):
+            raise SystemExit(_fail(f"{args.plan} is not a plan: write one with `python -m infra.plan --json FILE`"))
+        return declared_from_plan(plan), str(plan.get("stack", args.plan.stem))
+    from infra.plan import plan_stack
+
+    try:
+        if args.config_file:
+            cfg = load_file(args.config_file)
+            stack = args.config_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        else:
+            stack = args.stack or "dev"
+            cfg = load_stack(stack)
+    except ConfigError as error:
+        raise SystemExit(_fail(error.render())) from None
+    return declared_from_plan(plan_stack(cfg, stack).as_json()), stack
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 1
+
+
+def run_estimate(argv: list[str]) -> int:
+    args = _estimate_parser().parse_args(argv)
+    declared, stack = _declared(args)
+    region = region_of(declared)
+    try:
+        table = load_table(None if args.prices else region, args.prices)
+    except PriceTableError as error:
+        return _fail(str(error))
+    if region and table.region != region:
+        return _fail(f"the price table is for {table.region} but the stack deploys to {region}")
+    result = estimate(declared, table, Assumptions(args.hours_per_month, args.requests_per_second,
+                                                   args.log_gb_per_group, args.spot_discount), stack=stack)
+    figures = as_json(result)
+    if args.json == "-":
+        print(json.dumps(figures, indent=2))
+        return 0
+    console = Console()
+    if args.summary:
+        console.print(summary(result), soft_wrap=True)
+    else:
+        console.print(as_table(result))
+        for line in notes(result):
+            console.print(line, soft_wrap=True)
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+        except OSError as error:
+            return _fail(f"cannot write {args.json}: {error.strerror}")
+    return 0
+
+
+def _read_estimate(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise SystemExit(_fail(f"cannot read {path}: {error.strerror}")) from None
+    except json.JSONDecodeError as error:
+        raise SystemExit(_fail(f"{path} is not JSON: {error.msg} at line {error.lineno}")) from None
+    if not isinstance(data, dict) or not isinstance(data.get("totals"), dict):
+        raise SystemExit(_fail(f"{path} is not an estimate: write one with `python -m infra.cost --json FILE`"))
+    return data
+
+
+def run_diff(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.cost diff",
+                                     description="Two `--json` estimates of one stack, as a Markdown table.")
+    parser.add_argument("base", type=Path)
+    parser.add_argument("head", type=Path)
+    args = parser.parse_args(argv)
+    base, head = _read_estimate(args.base), _read_estimate(args.head)
+    if base.get("stack") != head.get("stack"):
+        return _fail(f"{args.base} prices stack {base.get('stack')}, {args.head} prices {head.get('stack')}")
+    sys.stdout.write(diff_markdown(base, head))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["diff"]:
+        return run_diff(argv[1:])
+    if argv[:1] == ["refresh"]:
+        from .refresh import main as refresh_main
+
+        return refresh_main(argv[1:])
+    return run_estimate(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

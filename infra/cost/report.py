@@ -1,0 +1,134 @@
+"""An estimate as a terminal table, as JSON (the same figures), as one summary line, and the difference of two
+JSON estimates as Markdown for a pull request."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rich.table import Table
+
+from .estimate import CENTS, SCENARIOS, Estimate, Line
+
+USAGE_NAMES = {
+    "aws:lambda/function:Function": "Lambda functions (invocations)",
+    "aws:s3/bucket:Bucket": "S3 buckets (storage, requests)",
+    "aws:sqs/queue:Queue": "SQS queues (requests)",
+    "aws:sns/topic:Topic": "SNS topics (deliveries)",
+    "aws:cloudtrail/trail:Trail": "CloudTrail trails (data events)",
+    "aws:ecr/repository:Repository": "ECR repositories (storage)",
+}
+
+
+def usd(value: Decimal | None) -> str:
+    return "unpriced" if value is None else f"${value.quantize(CENTS):,}"
+
+
+def _monthly(line: Line, estimate: Estimate) -> dict[str, Decimal | None]:
+    return {s: line.monthly(s, estimate.assumptions) for s in SCENARIOS}
+
+
+def as_table(estimate: Estimate) -> Table:
+    table = Table(title=f"{estimate.stack}: monthly cost in {estimate.region} (USD, on-demand list prices of "
+                        f"{estimate.table.retrieved})")
+    for column in ("deployment", "item", "min", "configured", "max"):
+        table.add_column(column, justify="right" if column in SCENARIOS else "left")
+    for group in estimate.groups():
+        for line in (x for x in estimate.lines if x.group == group):
+            monthly = _monthly(line, estimate)
+            table.add_row(group, line.item, *(usd(monthly[s]) for s in SCENARIOS))
+        table.add_row("", f"[bold]{group} (priced)[/]", *(f"[bold]{usd(estimate.total(s, group))}[/]"
+                                                          for s in SCENARIOS), end_section=True)
+    table.add_row("", "[bold]stack total (priced lines)[/]", *(f"[bold]{usd(estimate.total(s))}[/]"
+                                                                for s in SCENARIOS))
+    return table
+
+
+def notes(estimate: Estimate) -> list[str]:
+    """What the totals leave out and assume, in plain lines under the table."""
+    out = []
+    unpriced = estimate.unpriced()
+    if unpriced:
+        keys = sorted({line.key for line in unpriced})
+        out.append(f"Unpriced ({len(unpriced)} lines, not in the {estimate.region} table): {', '.join(keys)}. "
+                   f"The totals leave them out; `python -m infra.cost refresh --region {estimate.region}` prices "
+                   f"them from the AWS Price List API.")
+    if estimate.usage_based:
+        named = ", ".join(f"{USAGE_NAMES.get(t, t)} x{n}" for t, n in sorted(estimate.usage_based.items()))
+        out.append(f"Billed by use, not estimated: {named}.")
+    if estimate.unknown:
+        out.append("Unknown to the estimator (unpriced, not zero): "
+                   + ", ".join(f"{t} x{n}" for t, n in sorted(estimate.unknown.items())) + ".")
+    a = estimate.assumptions
+    out.append(f"Assumed: {a.hours_per_month} hours a month, {a.requests_per_second} requests/s per deployment API, "
+               f"{a.log_gb_per_group} GB a month into each log group, spot at {a.spot_discount * 100:.0f}% below "
+               f"on-demand. Change them with --hours-per-month, --requests-per-second, --log-gb-per-group, "
+               f"--spot-discount.")
+    sources = ", ".join(source.url for source in estimate.table.sources.values())
+    out.append(f"Prices: {estimate.region} table retrieved {estimate.table.retrieved}; sources: {sources}")
+    return out
+
+
+def summary(estimate: Estimate) -> str:
+    unpriced = len(estimate.unpriced())
+    left_out = f"; {unpriced} lines unpriced" if unpriced else ""
+    return (f"Monthly cost (priced lines, {estimate.region} list prices of {estimate.table.retrieved}): "
+            f"min {usd(estimate.total('min'))} · configured {usd(estimate.total('configured'))} · "
+            f"max {usd(estimate.total('max'))}{left_out} — details: python -m infra.cost --stack {estimate.stack}")
+
+
+def as_json(estimate: Estimate) -> dict[str, Any]:
+    def money(value: Decimal | None) -> str | None:
+        return None if value is None else str(value.quantize(CENTS))
+
+    return {
+        "stack": estimate.stack,
+        "region": estimate.region,
+        "prices": {"retrieved": str(estimate.table.retrieved),
+                   "sources": {k: s.url for k, s in estimate.table.sources.items()}},
+        "assumptions": estimate.assumptions.describe(),
+        "totals": {s: money(estimate.total(s)) for s in SCENARIOS},
+        "complete": {s: not estimate.unpriced(s) for s in SCENARIOS},
+        "groups": {g: {s: money(estimate.total(s, g)) for s in SCENARIOS} for g in estimate.groups()},
+        "lines": [{
+            "group": line.group, "item": line.item, "key": line.key,
+            "quantity": {s: str(line.quantity.get(s)) for s in SCENARIOS},
+            "unit_usd": None if line.price is None else str(line.unit_usd(estimate.assumptions)),
+            "per": None if line.price is None else line.price.per,
+            "spot": line.spot,
+            "monthly": {s: money(m) for s, m in _monthly(line, estimate).items()},
+            "note": line.note,
+        } for line in estimate.lines],
+        "unpriced": sorted({line.key for line in estimate.unpriced()}),
+        "usage_based": dict(sorted(estimate.usage_based.items())),
+        "unknown": dict(sorted(estimate.unknown.items())),
+    }
+
+
+def _delta(base: str | None, head: str | None) -> str:
+    if base is None or head is None:
+        return "n/a"
+    change = Decimal(head) - Decimal(base)
+    return f"{'+' if change > 0 else ''}{change:,.2f}" if change else "0.00"
+
+
+def diff_markdown(base: dict[str, Any], head: dict[str, Any]) -> str:
+    """Totals and per-deployment figures of two JSON estimates of one stack, side by side, for a PR comment."""
+    lines = [f"### Monthly cost: `{head['stack']}` ({head['region']}, list prices of {head['prices']['retrieved']})",
+             "", "| | base min | head min | Δ min | base max | head max | Δ max |", "|---|---:|---:|---:|---:|---:|---:|"]
+
+    def row(name: str, b: dict[str, str | None], h: dict[str, str | None]) -> str:
+        return (f"| {name} | {b.get('min') or '-'} | {h.get('min') or '-'} | {_delta(b.get('min'), h.get('min'))} | "
+                f"{b.get('max') or '-'} | {h.get('max') or '-'} | {_delta(b.get('max'), h.get('max'))} |")
+
+    groups = list(dict.fromkeys([*head.get("groups", {}), *base.get("groups", {})]))
+    for group in groups:
+        lines.append(row(group, base.get("groups", {}).get(group, {}), head.get("groups", {}).get(group, {})))
+    lines.append(row("**total (priced)**", base.get("totals", {}), head.get("totals", {})))
+    added = sorted(set(head.get("unpriced", [])) - set(base.get("unpriced", [])))
+    if head.get("unpriced"):
+        lines += ["", f"Unpriced (left out of the totals): {', '.join(head['unpriced'])}"
+                      + (f"; new in this change: {', '.join(added)}" if added else "")]
+    if base.get("assumptions") != head.get("assumptions"):
+        lines += ["", f"Assumptions differ: base {base.get('assumptions')}, head {head.get('assumptions')}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,98 @@
+"""The checked-in price tables: one JSON file per region under `prices/`, every figure naming its source.
+
+A figure without a source cannot enter a table (the model refuses it), and a price the table lacks stays missing:
+the estimator reports it as unpriced instead of counting it as zero.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PRICES_DIR = Path(__file__).resolve().parent / "prices"
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, description="What the figures were read from")
+    url: str = Field(pattern=r"^https://", description="Where anyone can check them")
+    quote: str | None = Field(default=None, description="The sentence a page-sourced figure comes from")
+    method: str | None = Field(default=None, description="How a data-sourced figure was extracted")
+    publication_date: str | None = Field(default=None, description="The Price List's own publication date")
+
+
+class Price(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    usd: Decimal = Field(ge=0, description="On-demand list price in USD for one `per`")
+    per: Literal["hour", "month", "million", "gb"] = Field(
+        description="Unit: an hour, a month, a million requests, or a GB")
+    source: str = Field(description="Key into the table's sources")
+    gpus: int | None = Field(default=None, ge=0, description="GPUs per instance (instance prices only)")
+
+
+class PriceTable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    region: str
+    currency: Literal["USD"]
+    retrieved: date = Field(description="When the figures were read (or refreshed from the Price List API)")
+    note: str = ""
+    sources: dict[str, Source]
+    prices: dict[str, Price]
+
+    @model_validator(mode="after")
+    def _every_price_has_a_source(self) -> PriceTable:
+        missing = sorted(f"{key} -> {p.source}" for key, p in self.prices.items() if p.source not in self.sources)
+        if missing:
+            raise ValueError(f"prices name sources the table does not define: {', '.join(missing)}")
+        return self
+
+    def price(self, key: str) -> Price | None:
+        return self.prices.get(key)
+
+
+class PriceTableError(Exception):
+    """A table that is missing or malformed: said in one line, never a traceback."""
+
+
+def table_path(region: str) -> Path:
+    return PRICES_DIR / f"{region}.json"
+
+
+def available_regions() -> list[str]:
+    return sorted(p.stem for p in PRICES_DIR.glob("*.json"))
+
+
+def load_table(region: str | None = None, path: Path | None = None) -> PriceTable:
+    """The table for a region (or the file given): validated, or a PriceTableError saying what is wrong."""
+    if path is None:
+        if region is None:
+            raise PriceTableError("name a region or a price table file")
+        path = table_path(region)
+        if not path.is_file():
+            raise PriceTableError(f"no price table for {region} (have: {', '.join(available_regions()) or 'none'}); "
+                                  f"run `python -m infra.cost refresh --region {region}` where AWS credentials exist")
+    try:
+        table = PriceTable.model_validate(json.loads(path.read_text()))
+    except OSError as error:
+        raise PriceTableError(f"cannot read {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise PriceTableError(f"{path} is not JSON: {error.msg} at line {error.lineno}") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise PriceTableError(f"{path}: {where}: {first['msg']}") from None
+    if region is not None and table.region != region:
+        raise PriceTableError(f"{path} prices {table.region}, not {region}")
+    return table
+
+
+def dump_table(table: PriceTable) -> str:
+    data = table.model_dump(mode="json", exclude_none=True)
+    data["prices"] = {key: {k: (str(v) if k == "usd" else v) for k, v in p.items()}
+                      for key, p in sorted(data["prices"].items())}
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
