@@ -9,6 +9,10 @@ import pulumi_aws as aws
 
 from .policy_document import Statement, render
 
+# AWS services of the account that publish to the topic: alarm actions and EventBridge rules; a budget adds its own.
+DEFAULT_PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
+BUDGETS_PUBLISHER = "budgets.amazonaws.com"
+
 
 @dataclass(frozen=True)
 class AlertingArgs:
@@ -17,7 +21,7 @@ class AlertingArgs:
     account_id: pulumi.Input[str]
     emails: tuple[str, ...] = ()
     https_webhooks: tuple[str, ...] = ()
-    publishers: tuple[str, ...] = field(default=("cloudwatch.amazonaws.com", "events.amazonaws.com"))
+    publishers: tuple[str, ...] = field(default=DEFAULT_PUBLISHERS)
 
 
 class Alerting(pulumi.ComponentResource):

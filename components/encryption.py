@@ -15,6 +15,7 @@ from .retraining_trigger import API_DESTINATION_KEY_TAG
 LOGS = "logs"
 CLOUDWATCH_ALARMS = "cloudwatch"
 EVENTS = "events"
+BUDGETS = "budgets"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ from __future__ import annotations
 PROJECT = "mlserve"
 
 
+STACK_TAG = "mlserve:stack"
+"""On every resource of a stack (provider default tags): the cost-allocation tag its budget filters on."""
+
+
 def resource_name(stack: str, *parts: str) -> str:
     """`resource_name("prod", "resnet50", "endpoint")` -> `mlserve-prod-resnet50-endpoint`."""
     return "-".join([PROJECT, stack, *parts])

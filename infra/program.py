@@ -18,14 +18,15 @@ import pulumi_aws as aws
 import pulumi_aws_native as aws_native
 
 import drift
-from components.alerting import Alerting, AlertingArgs
+from components.alerting import BUDGETS_PUBLISHER, DEFAULT_PUBLISHERS, Alerting, AlertingArgs
 from components.api_gateway_account import ApiGatewayAccount
+from components.budget import StackBudget, StackBudgetArgs
 from components.capture_sink import CaptureSinkArgs
 from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs
 from components.dashboard import Dashboard, DashboardArgs, DeploymentPanel
 from components.drift_monitor import DriftMonitorArgs
 from components.eks_cluster import EksCluster, EksClusterArgs
-from components.encryption import Encryption, EncryptionArgs
+from components.encryption import BUDGETS, CLOUDWATCH_ALARMS, EVENTS, LOGS, Encryption, EncryptionArgs
 from components.endpoint_alarms import EndpointAlarmsArgs
 from components.endpoint_autoscaling import EndpointAutoscalingArgs
 from components.grafana import Grafana, GrafanaArgs
@@ -49,6 +50,7 @@ from components.names import (
     PRIMARY_VARIANT,
     PROMETHEUS_NAMESPACE,
     PROMETHEUS_URL,
+    STACK_TAG,
     captured_files_prefix,
     resource_name,
 )
@@ -106,6 +108,7 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     encryption = Encryption(resource_name(stack), EncryptionArgs(
         alias=resource_name(stack), account_id=account_id, region=cfg.region,
         deletion_window_days=30 if cfg.is_prod else 7, node_volumes=cfg.cluster is not None,
+        service_principals=(LOGS, CLOUDWATCH_ALARMS, EVENTS) + ((BUDGETS,) if cfg.budget else ()),
         api_destination_secrets=any(isinstance(d.drift.on_alarm, HttpsRetraining) for d in cfg.deployments)),
         opts=with_provider)
     network = Network(resource_name(stack), NetworkArgs(
@@ -120,7 +123,13 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         opts=with_provider)
     alerting = Alerting(resource_name(stack), AlertingArgs(
         topic_name=resource_name(stack, "alerts"), kms_key_arn=encryption.key_arn, account_id=account_id,
-        emails=tuple(cfg.alerting.emails), https_webhooks=tuple(cfg.alerting.https_webhooks)), opts=with_provider)
+        emails=tuple(cfg.alerting.emails), https_webhooks=tuple(cfg.alerting.https_webhooks),
+        publishers=DEFAULT_PUBLISHERS + ((BUDGETS_PUBLISHER,) if cfg.budget else ())), opts=with_provider)
+    if cfg.budget:
+        StackBudget(resource_name(stack), StackBudgetArgs(
+            budget_name=resource_name(stack, "monthly"), monthly_usd=cfg.budget.monthly_usd, tag_key=STACK_TAG,
+            tag_value=stack, topic_arn=alerting.topic_arn, actual_percent=tuple(cfg.budget.actual_alert_percent),
+            forecast_percent=tuple(cfg.budget.forecast_alert_percent)), opts=with_provider)
     ModelAudit(resource_name(stack), ModelAuditArgs(
         trail_name=resource_name(stack, "model-store"), model_bucket_name=cfg.model_store.bucket,
         model_bucket_arn=store.bucket_arn, kms_key_arn=encryption.key_arn, account_id=account_id, region=cfg.region,
@@ -185,7 +194,7 @@ class Platform:
 
 def stack_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
     """On every AWS resource (provider default tags) and every node Karpenter launches (which those do not reach)."""
-    return {**cfg.tags, "mlserve:stack": stack, "managed-by": "pulumi"}
+    return {**cfg.tags, STACK_TAG: stack, "managed-by": "pulumi"}
 
 
 @dataclass(frozen=True)

@@ -212,3 +212,17 @@ def put_composite_alarm(inputs: dict) -> dict:
     return {"AlarmName": inputs["alarmName"], "AlarmRule": inputs["alarmRule"],
             "ActionsEnabled": inputs.get("actionsEnabled", True), "AlarmActions": inputs.get("alarmActions", []),
             "OKActions": inputs.get("okActions", []), "AlarmDescription": inputs.get("alarmDescription", "")}
+
+
+def create_budget(inputs: dict, account_id: str) -> dict:
+    """aws:budgets/budget:Budget as the provider sends it: CreateBudget with its notifications and subscribers."""
+    budget = {"BudgetName": inputs["name"], "BudgetType": inputs["budgetType"], "TimeUnit": inputs["timeUnit"],
+              "BudgetLimit": {"Amount": inputs["limitAmount"], "Unit": inputs["limitUnit"]},
+              "CostFilters": {f["name"]: f["values"] for f in inputs.get("costFilters", [])}}
+    notifications = [{
+        "Notification": {"NotificationType": n["notificationType"], "ComparisonOperator": n["comparisonOperator"],
+                         "Threshold": n["threshold"], "ThresholdType": n["thresholdType"]},
+        "Subscribers": [{"SubscriptionType": "SNS", "Address": arn} for arn in n.get("subscriberSnsTopicArns", [])]
+        + [{"SubscriptionType": "EMAIL", "Address": a} for a in n.get("subscriberEmailAddresses", [])],
+    } for n in inputs.get("notifications", [])]
+    return {"AccountId": account_id, "Budget": budget, "NotificationsWithSubscribers": notifications}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # DNS-1035 label: valid as a Kubernetes object name and inside SageMaker/IAM names (which allow more).
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
@@ -525,6 +525,30 @@ class LogsConfig(Strict):
                                 "their own keys")
 
 
+class BudgetConfig(Strict):
+    monthly_usd: float = Field(
+        gt=0, le=10_000_000,
+        description="The stack's monthly budget in USD. AWS Budgets tracks the spend of resources tagged with this "
+                    "stack (the mlserve:stack cost-allocation tag), and the policy pack refuses (prod) or flags (dev) "
+                    "a change whose maximum estimated monthly cost exceeds it")
+    actual_alert_percent: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+        default_factory=lambda: [80, 100], max_length=5,
+        description="Alert the stack's SNS topic when this month's actual spend passes these percentages")
+    forecast_alert_percent: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+        default_factory=lambda: [100], max_length=5,
+        description="Alert when AWS forecasts this month's spend to pass these percentages")
+
+    @model_validator(mode="after")
+    def _fits_aws_budgets(self) -> BudgetConfig:
+        if len(self.actual_alert_percent) + len(self.forecast_alert_percent) > 5:
+            raise ValueError("AWS Budgets allows at most 5 alerts per budget (actual and forecast together)")
+        for name, values in (("actual_alert_percent", self.actual_alert_percent),
+                             ("forecast_alert_percent", self.forecast_alert_percent)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} repeats a percentage")
+        return self
+
+
 class StackConfig(Strict):
     environment: Literal["dev", "prod"] = Field(
         description="Which rule set applies: prod is stricter (capacity, rollouts, deletion protection, the pack)")
@@ -539,6 +563,8 @@ class StackConfig(Strict):
     alerting: AlertingConfig = Field(description="Who hears the alarms")
     logs: LogsConfig = Field(default_factory=lambda: LogsConfig(),
                              description="The stack's own logs and audit trail")
+    budget: BudgetConfig | None = Field(
+        default=None, description="A monthly budget with alerts; prod's policy pack requires one")
 
     @property
     def is_prod(self) -> bool:

@@ -1,9 +1,12 @@
-"""Cost and hygiene: allowed instance types, a GPU budget, ownership tags, pinned images."""
+"""Cost and hygiene: allowed instance types, a GPU quota, a monthly budget, ownership tags, pinned images."""
 
 import json
 import re
+from decimal import Decimal
 
-from ..framework import as_list, of_type, resource_rule, stack_rule
+from infra.cost import Declared, PriceTableError, estimate, load_table, region_of
+
+from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
 
 GPUS_BY_SIZE = {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4, "24xlarge": 4,
                 "48xlarge": 8}
@@ -113,3 +116,37 @@ def _serving_images(resources):
     for runtime in of_type(resources, "kubernetes:serving.kserve.io/v1alpha1:ServingRuntime"):
         for container in as_list((runtime.props.get("spec") or {}).get("containers")):
             yield runtime, str(container.get("image") or "")
+
+
+BUDGET = "aws:budgets/budget:Budget"
+
+
+@stack_rule("monthly-budget", description="The stack's maximum estimated monthly cost stays within its AWS Budgets "
+                                          "budget; prod declares one.",
+            fix="Lower autoscaling.max, pool limits or instance sizes, or raise mlserve:budget.monthly_usd with the "
+                "budget owner's approval; `python -m infra.cost --stack <stack>` shows every line.")
+def monthly_budget(resources, config):
+    """The same estimator as `python -m infra.cost`, over what the plan declares, priced from the checked-in table of
+    the stack's region. Lines the table does not price are left out of the total, and the message says so."""
+    budgets = of_type(resources, BUDGET)
+    if not budgets:
+        if is_prod(config):
+            yield "prod declares no monthly budget: set mlserve:budget.monthly_usd in the stack file", None
+        return
+    limit = Decimal(str(budgets[0].props.get("limitAmount") or "0"))
+    declared = [Declared(r.resource_type, r.urn, r.name, r.props, r.parent.urn if r.parent else None)
+                for r in resources]
+    region = region_of(declared)
+    try:
+        table = load_table(region)
+    except PriceTableError as error:
+        yield f"cannot estimate the stack's cost: {error}", budgets[0].urn
+        return
+    result = estimate(declared, table)
+    maximum = result.total("max")
+    if maximum > limit:
+        drivers = ", ".join(f"{group} ${cost:,.2f}" for group, cost in result.drivers("max") if cost)
+        unpriced = sorted({line.key for line in result.unpriced("max")})
+        left_out = f"; not counted (unpriced): {', '.join(unpriced)}" if unpriced else ""
+        yield (f"at maximum scale the stack is estimated at ${maximum:,.2f} a month, over its ${limit:,.2f} budget "
+               f"(by deployment: {drivers}){left_out}"), budgets[0].urn

@@ -118,6 +118,7 @@ PROPERTY_BREAKS = {
         instanceType="ml.c5.xlarge"),
     "gpu-budget": lambda p: [t["inputs"].update(maxCapacity=40) for t in resources(
         p, "aws:appautoscaling/target:Target") if t["inputs"]["serviceNamespace"] == "sagemaker"],
+    "monthly-budget": lambda p: resources(p, "aws:budgets/budget:Budget")[0]["inputs"].update(limitAmount="1000.00"),
 }
 INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -128,6 +129,7 @@ CONFIG_BREAKS = {
                                     deployment(r)["drift"].update(enabled=False)),
     "instance-type-allowlist": lambda r: deployment(r)["compute"].update(instance_type="ml.p4d.24xlarge"),
     "gpu-budget": lambda r: deployment(r)["autoscaling"].update(max=40),
+    "monthly-budget": lambda r: r["mlserve:budget"].update(monthly_usd=1000),
 }
 
 

@@ -1,0 +1,148 @@
+"""The estimate of a plan: figures worked out by hand from the table's unit prices, scale-to-zero and spot as they
+are, unpriced and unknown items listed rather than counted as zero."""
+
+from decimal import Decimal
+
+import pytest
+
+from infra.cost import Assumptions, Declared, declared_from_plan, estimate, load_table
+from infra.cost.table import PriceTable, PriceTableError
+from tests.harness import edited, plan_config, stack_plan
+
+TABLE = load_table("us-east-1")
+
+
+def reranker_only(raw: dict) -> None:
+    """Prod's EKS platform with one KServe deployment rolled out all at once (no canary track)."""
+    raw["mlserve:deployments"] = [d for d in raw["mlserve:deployments"] if d["name"] == "reranker"]
+    raw["mlserve:deployments"][0]["rollout"] = {"strategy": "all_at_once"}
+
+
+def priced(raw: dict, **assumptions) -> object:
+    plan = plan_config(raw, "costcheck")
+    return estimate(declared_from_plan(plan.as_json()), TABLE, Assumptions(**assumptions))
+
+
+def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent():
+    result = priced(edited("prod", reranker_only))
+    # min and configured, 730 hours:
+    #   system nodes     2 x m6i.xlarge  2 x 0.192 x 730 =   280.32
+    #   GPU nodes        2 x g5.2xlarge  2 x 1.212 x 730 = 1,769.52   (the pool's dearest type; autoscaler floor 2)
+    #   EKS control plane                    0.10 x 730 =    73.00
+    #   KMS key                                             1.00
+    #   API requests     1/s x 2,628,000 s = 2.628 M x 3.50 = 9.198
+    #                                                      2,133.038 -> 2,133.04
+    # max: system 4 x 0.192 x 730 = 560.64; GPU 4 x 1.212 x 730 = 3,539.04; + 73.00 + 1.00 + 9.198 = 4,182.878
+    assert result.total("min") == Decimal("2133.04")
+    assert result.total("configured") == Decimal("2133.04")
+    assert result.total("max") == Decimal("4182.88")
+    assert result.total("max", "reranker") == Decimal("3548.24")  # GPU nodes 3,539.04 + API 9.198 -> 3,548.238
+
+
+def test_raising_autoscaling_max_raises_the_maximum_by_the_instance_price_times_the_difference():
+    base = priced(edited("prod", reranker_only))
+
+    def three_more(raw: dict) -> None:
+        reranker_only(raw)
+        raw["mlserve:deployments"][0]["autoscaling"]["max"] = 7
+    raised = priced(edited("prod", three_more))
+    assert raised.total("max") - base.total("max") == Decimal("2654.28")  # 3 x 1.212 x 730
+    assert raised.total("min") == base.total("min")
+
+
+def test_spot_capacity_is_priced_at_the_assumed_discount():
+    def spot(raw: dict) -> None:  # spot-only GPU pools are for dev (prod keeps an on-demand fallback)
+        reranker_only(raw)
+        raw["mlserve:environment"] = "dev"
+        raw["mlserve:cluster"]["gpu_pools"][0]["capacity_types"] = ["spot"]
+    result = priced(edited("prod", spot), spot_discount=Decimal("0.6"))
+    (gpu,) = [line for line in result.lines if line.key == "ec2:g5.2xlarge"]
+    assert gpu.spot and gpu.monthly("min", result.assumptions) == Decimal("707.808")  # 2 x 1.212 x 0.4 x 730
+
+
+def test_an_idle_dev_stack_costs_no_gpu_hours_even_where_the_instance_is_unpriced():
+    result = estimate(declared_from_plan(stack_plan("dev").as_json()), TABLE)
+    (gpu,) = [line for line in result.lines if line.key.startswith("sagemaker-hosting:")]
+    assert gpu.group == "resnet50"  # the host endpoint belongs to the component on it
+    assert (gpu.quantity.min, gpu.quantity.configured, gpu.quantity.max) == (0, 1, 2)
+    assert gpu.monthly("min", result.assumptions) == 0
+    assert gpu.monthly("max", result.assumptions) is None
+    assert gpu in result.unpriced("max") and gpu not in result.unpriced("min")
+
+
+def test_a_priced_sagemaker_instance_scales_from_zero_with_managed_instance_scaling(tmp_path):
+    table = TABLE.model_copy(deep=True)
+    table.sources["test"] = table.sources["kms-pricing-page"].model_copy(update={"title": "test figure"})
+    table.prices["sagemaker-hosting:ml.g5.xlarge"] = table.prices["kms:key"].model_copy(
+        update={"usd": Decimal("2.00"), "per": "hour", "source": "test"})
+    result = estimate(declared_from_plan(stack_plan("dev").as_json()), table)
+    (gpu,) = [line for line in result.lines if line.key == "sagemaker-hosting:ml.g5.xlarge"]
+    assert [gpu.monthly(s, result.assumptions) for s in ("min", "configured", "max")] == [0, 1460, 2920]
+
+
+def test_unpriced_lines_are_listed_and_left_out_of_the_totals():
+    result = estimate(declared_from_plan(stack_plan("prod").as_json()), TABLE)
+    unpriced = {line.key: line for line in result.unpriced()}
+    assert unpriced["sagemaker-hosting:ml.g5.2xlarge"].quantity.max == 12  # prod's autoscaling.max
+    assert unpriced["nat-gateway"].quantity.min == 3
+    assert all(line.monthly("max", result.assumptions) is None for line in unpriced.values())
+    assert result.total("max") == sum((m for line in result.lines
+                                       if (m := line.monthly("max", result.assumptions)) is not None),
+                                      Decimal(0)).quantize(Decimal("0.01"))
+
+
+def test_a_resource_type_the_estimator_does_not_know_is_reported_not_zero():
+    declared = declared_from_plan(stack_plan("dev").as_json()) + [
+        Declared("aws:rds/instance:Instance", "urn:pulumi:dev::mlserve::aws:rds/instance:Instance::db", "db",
+                 {"instanceClass": "db.r6g.large"})]
+    result = estimate(declared, TABLE)
+    assert result.unknown == {"aws:rds/instance:Instance": 1}
+    assert result.usage_based["aws:lambda/function:Function"] == 1
+
+
+def _pool(limit: int) -> Declared:
+    return Declared("kubernetes:karpenter.sh/v1:NodePool", "urn:pulumi:t::mlserve::kubernetes:karpenter.sh/v1:"
+                    "NodePool::gpu", "gpu", {"metadata": {"name": "gpu"}, "spec": {
+                        "template": {"metadata": {"labels": {"mlserve.io/node-group": "gpu"}}, "spec": {
+                            "requirements": [{"key": "node.kubernetes.io/instance-type", "operator": "In",
+                                              "values": ["g5.12xlarge"]}]}},
+                        "limits": {"nvidia.com/gpu": str(limit)}}})
+
+
+def _service(name: str, gpus: int, low: int, high: int) -> Declared:
+    return Declared("kubernetes:serving.kserve.io/v1beta1:InferenceService",
+                    f"urn:pulumi:t::mlserve::kubernetes:serving.kserve.io/v1beta1:InferenceService::{name}", name, {
+                        "metadata": {"name": name, "namespace": "ns", "labels": {"mlserve.io/deployment": name}},
+                        "spec": {"predictor": {"minReplicas": low, "maxReplicas": high,
+                                               "nodeSelector": {"mlserve.io/node-group": "gpu"},
+                                               "model": {"resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}}}})
+
+
+def test_replicas_pack_onto_multi_gpu_nodes_and_the_pool_limit_caps_the_maximum():
+    # g5.12xlarge has 4 GPUs: 5 one-GPU replicas need 2 nodes, 3 two-GPU replicas need 2 nodes (6 GPUs).
+    # The pool's 12-GPU limit allows 3 nodes in all: the first service keeps 2, the second is cut to 1.
+    result = estimate([_pool(12), _service("a", 1, 1, 5), _service("b", 2, 1, 3)], TABLE)
+    a, b = result.lines
+    assert (a.quantity.min, a.quantity.max) == (1, 2)
+    assert (b.quantity.min, b.quantity.max) == (1, 1) and "capped by the pool's GPU limit" in b.note
+
+
+def test_a_price_without_a_source_cannot_enter_a_table():
+    data = TABLE.model_dump(mode="json")
+    data["prices"]["ec2:x1.large"] = {"usd": "1.0", "per": "hour", "source": "a blog"}
+    with pytest.raises(ValueError, match="ec2:x1.large -> a blog"):
+        PriceTable.model_validate(data)
+
+
+def test_a_region_without_a_table_says_how_to_get_one():
+    with pytest.raises(PriceTableError, match="no price table for eu-west-1.*refresh --region eu-west-1"):
+        load_table("eu-west-1")
+
+
+def test_every_checked_in_figure_names_a_checkable_source():
+    for key, price in TABLE.prices.items():
+        source = TABLE.sources[price.source]
+        assert source.url.startswith("https://"), key
+        assert source.quote or source.method, f"{key}: a page figure quotes its sentence, a data figure its method"
+        if key.startswith("ec2:"):
+            assert price.per == "hour" and price.gpus is not None, key

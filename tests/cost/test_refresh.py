@@ -1,0 +1,130 @@
+"""`python -m infra.cost refresh`, against botocore's Stubber (moto has no Price List API).
+
+The Stubber checks every request and response against botocore's pricing model. The products it returns are built
+in the shape of the Price List item botocore publishes as its GetProducts example (the first test reads that one);
+their figures are test values, not prices, and nothing here writes the checked-in table.
+"""
+
+import json
+from datetime import date
+from decimal import Decimal
+
+import boto3
+import botocore.session
+import pytest
+from botocore.stub import ANY, Stubber
+
+from infra.cost import refresh
+from infra.cost.table import load_table
+
+
+def published_example_item() -> dict:
+    """The PriceList entry of GetProducts' example in botocore's pricing model (an AWS-published response)."""
+    loader = botocore.session.get_session().get_component("data_loader")
+    examples = loader.load_service_model("pricing", "examples-1")
+    return json.loads(examples["examples"]["GetProducts"][0]["output"]["PriceList"][0])
+
+
+def test_the_rate_is_read_from_aws_published_example_response():
+    assert refresh.on_demand_rate(published_example_item()) == (Decimal("0.1380000000"), "GB-Mo")
+
+
+def product(usagetype: str, tiers: list[tuple[str, str, str]], **attributes: str) -> str:
+    """A Price List item: on-demand tiers as (beginRange, USD, unit)."""
+    dimensions = {f"SKU.TERM.{i}": {"unit": unit, "beginRange": begin, "endRange": "Inf", "description": "test",
+                                    "appliesTo": [], "rateCode": f"SKU.TERM.{i}", "pricePerUnit": {"USD": usd}}
+                  for i, (begin, usd, unit) in enumerate(tiers)}
+    return json.dumps({"product": {"productFamily": "test", "sku": "SKU",
+                                   "attributes": {"usagetype": usagetype, **attributes}},
+                       "serviceCode": "test", "publicationDate": "2026-11-30T12:00:00Z", "version": "1",
+                       "terms": {"OnDemand": {"SKU.TERM": {"priceDimensions": dimensions, "sku": "SKU",
+                                                           "offerTermCode": "TERM", "effectiveDate": "2026-11-01",
+                                                           "termAttributes": {}}}}})
+
+
+def expect(stub: Stubber, service: str, filters: list[tuple[str, str]], items: list[str], token: str | None = None,
+           next_token: str | None = None) -> None:
+    params = {"ServiceCode": service, "FormatVersion": "aws_v1", "MaxResults": 100,
+              "Filters": [{"Type": "TERM_MATCH", "Field": f, "Value": v} for f, v in filters]}
+    if token:
+        params["NextToken"] = token
+    response = {"FormatVersion": "aws_v1", "PriceList": items, **({"NextToken": next_token} if next_token else {})}
+    stub.add_response("get_products", response, params)
+
+
+@pytest.fixture
+def client():
+    pricing = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="test",
+                           aws_secret_access_key="test")
+    with Stubber(pricing) as stub:
+        yield pricing, stub
+        stub.assert_no_pending_responses()
+
+
+def test_each_item_is_read_from_its_product_across_pages_and_converted_to_the_table_unit(client):
+    pricing, stub = client
+    region = [("regionCode", "eu-west-1")]
+    ec2 = refresh.ec2_item("g5.2xlarge")
+    expect(stub, "AmazonEC2", region + list(ec2.attributes),
+           [product("EU-BoxUsage:g5.2xlarge", [("0", "9.5", "Hrs")], gpu="1")])
+    nat = next(i for i in refresh.SERVICE_ITEMS if i.key == "nat-gateway")
+    expect(stub, "AmazonEC2", region + list(nat.attributes),
+           [product("EU-NatGateway-Bytes", [("0", "7", "GB")])], next_token="page2")
+    expect(stub, "AmazonEC2", region + list(nat.attributes),
+           [product("EU-NatGateway-Hours", [("0", "0.25", "Hrs")])], token="page2")
+    api = next(i for i in refresh.SERVICE_ITEMS if i.key == "apigateway:rest-requests")
+    expect(stub, "AmazonApiGateway", region, [product("EU-ApiGatewayRequest", [
+        ("0", "0", "Requests"), ("1000000", "0.0000035", "Requests"), ("333000000", "0.0000028", "Requests")])])
+    outcome = refresh.look_up(pricing, [ec2, nat, api], "eu-west-1")
+    assert outcome.missed == {}
+    assert outcome.found["ec2:g5.2xlarge"].usd == Decimal("9.5") and outcome.found["ec2:g5.2xlarge"].gpus == 1
+    assert outcome.found["nat-gateway"].usd == Decimal("0.25")  # the hourly product, not the per-GB one
+    assert outcome.found["apigateway:rest-requests"].usd == Decimal("3.5")  # first paid tier, per million
+    assert outcome.publication == "2026-11-30T12:00:00Z"
+
+
+def test_what_the_api_does_not_answer_plainly_is_left_unread(client):
+    pricing, stub = client
+    region = [("regionCode", "us-east-1")]
+    kms = next(i for i in refresh.SERVICE_ITEMS if i.key == "kms:key")
+    sagemaker = refresh.sagemaker_item("ml.g5.xlarge")
+    eks = next(i for i in refresh.SERVICE_ITEMS if i.key == "eks:cluster")
+    expect(stub, "awskms", region, [product("KMS-Keys", [("0", "1", "Keys")]), product("KMS-Keys", [("0", "1", "x")])])
+    expect(stub, "AmazonSageMaker", region + list(sagemaker.attributes),
+           [product("Host:ml.g5.xlarge", [("0", "2", "GB")])])
+    expect(stub, "AmazonEKS", region, [])
+    outcome = refresh.look_up(pricing, [kms, sagemaker, eks], "us-east-1")
+    assert outcome.found == {}
+    assert outcome.missed == {"kms:key": "2 products matched", "sagemaker-hosting:ml.g5.xlarge": "unexpected unit 'GB'",
+                              "eks:cluster": "no product matched"}
+
+
+def test_a_rebuilt_table_replaces_what_was_read_keeps_the_rest_and_records_the_publication_date():
+    previous = load_table("us-east-1")
+    found = refresh.Outcome(found={"eks:cluster": previous.prices["eks:cluster"].model_copy(
+        update={"usd": Decimal("0.11"), "source": refresh.SOURCE_ID}), "ec2:g5.2xlarge": previous.prices[
+        "ec2:g5.2xlarge"].model_copy(update={"usd": Decimal("1.3"), "gpus": None, "source": refresh.SOURCE_ID})},
+        missed={"kms:key": "no product matched"}, publication="2026-11-30T12:00:00Z")
+    table = refresh.rebuilt(previous, found, "us-east-1", date(2026, 12, 3))
+    assert table.prices["eks:cluster"].usd == Decimal("0.11") and table.prices["eks:cluster"].source == "price-list-api"
+    assert table.prices["ec2:g5.2xlarge"].gpus == 1  # a GPU count the API omitted is kept from the previous table
+    assert table.prices["kms:key"] == previous.prices["kms:key"]  # not read: the sourced figure stays
+    assert "eks-blog" not in table.sources  # a source no figure uses any more is dropped
+    assert table.sources["price-list-api"].publication_date == "2026-11-30T12:00:00Z"
+
+
+def test_refresh_writes_a_table_the_estimator_loads(tmp_path, monkeypatch, capsys):
+    pricing = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="test",
+                           aws_secret_access_key="test")
+    stub = Stubber(pricing)
+    for _ in range(200):  # one empty page per item; more than any table asks for
+        stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": []},
+                          {"ServiceCode": ANY, "Filters": ANY, "FormatVersion": "aws_v1", "MaxResults": 100})
+    monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: pricing)
+    out = tmp_path / "us-east-1.json"
+    with stub:
+        assert refresh.main(["--region", "us-east-1", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "0 prices read" in printed and "not read: sagemaker-hosting:ml.g5.2xlarge (no product matched)" in printed
+    assert load_table(path=out) == load_table("us-east-1").model_copy(update={"retrieved": date.today()})
+
