@@ -45,6 +45,8 @@ def test_make_plan_command_prints_the_dev_tree_and_counts():
     assert "mlserve:network:Network mlserve-dev" in result.stdout
     assert "aws:ec2/natGateway:NatGateway" in result.stdout
     assert re.search(r"dev: \d+ resources, \d+ components", result.stdout)
+    assert "Monthly cost (priced lines, us-east-1 list prices of" in result.stdout  # the estimate's summary line
+    assert "min $10.20 · configured $10.20 · max $10.20" in result.stdout
 
 
 def test_a_govcloud_stack_is_refused_with_a_clear_config_error(tmp_path):

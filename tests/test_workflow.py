@@ -37,3 +37,17 @@ def test_main_deploys_dev_then_prod_behind_an_environment_approval():
     for job in ("deploy-dev", "deploy-prod"):
         (pulumi,) = [s for s in jobs[job]["steps"] if s.get("uses", "").startswith("pulumi/actions@")]
         assert pulumi["with"]["command"] == "up" and pulumi["with"]["policyPacks"] == "policies"
+
+
+def test_pull_requests_get_the_cost_of_every_stack_and_its_change_as_one_comment():
+    job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["cost"]
+    assert job["if"] == "github.event_name == 'pull_request'" and job["permissions"]["pull-requests"] == "write"
+    assert not any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"])  # offline: no AWS
+    (checkout,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"]["fetch-depth"] == 0  # the base commit is estimated too
+    (estimate,) = [s for s in job["steps"] if ".ci/cost-comment" in s.get("run", "")]
+    assert '"${{ github.event.pull_request.base.sha }}"' in estimate["run"] and "> cost.md" in estimate["run"]
+    (comment,) = [s for s in job["steps"] if s.get("uses", "").startswith("marocchino/sticky-pull-request-comment@")]
+    assert comment["with"] == {"header": "mlserve-cost", "path": "cost.md"}
+    script = (ROOT / ".ci" / "cost-comment").read_text()
+    assert "-m infra.cost --stack" in script and "-m infra.cost diff" in script

@@ -117,9 +117,12 @@ def diff_markdown(base: dict[str, Any], head: dict[str, Any]) -> str:
     lines = [f"### Monthly cost: `{head['stack']}` ({head['region']}, list prices of {head['prices']['retrieved']})",
              "", "| | base min | head min | Δ min | base max | head max | Δ max |", "|---|---:|---:|---:|---:|---:|---:|"]
 
+    def money(value: str | None) -> str:
+        return "-" if value is None else f"{Decimal(value):,.2f}"
+
     def row(name: str, b: dict[str, str | None], h: dict[str, str | None]) -> str:
-        return (f"| {name} | {b.get('min') or '-'} | {h.get('min') or '-'} | {_delta(b.get('min'), h.get('min'))} | "
-                f"{b.get('max') or '-'} | {h.get('max') or '-'} | {_delta(b.get('max'), h.get('max'))} |")
+        return (f"| {name} | {money(b.get('min'))} | {money(h.get('min'))} | {_delta(b.get('min'), h.get('min'))} | "
+                f"{money(b.get('max'))} | {money(h.get('max'))} | {_delta(b.get('max'), h.get('max'))} |")
 
     groups = list(dict.fromkeys([*head.get("groups", {}), *base.get("groups", {})]))
     for group in groups:

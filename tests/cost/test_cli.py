@@ -53,7 +53,11 @@ def test_diff_shows_base_head_and_the_change_per_deployment(prod_plan, tmp_path,
     markdown = capsys.readouterr().out
     assert markdown.startswith("### Monthly cost: `prod`")
     total = next(line for line in markdown.splitlines() if line.startswith("| **total (priced)**"))
-    assert "7,731.12" not in total and "7731.12" in total and "+" in total  # 744 hours cost more than 730
+    # prod's priced lines per hour: min 2 m6i.xlarge 0.384 + 3 g5.2xlarge 3.636 + EKS 0.10 = 4.12; max 0.768 + 9.696
+    # + 0.10 = 10.564. Plus the KMS key (1.00) and two APIs at 1 request/s x $3.50 per million requests:
+    #   730 h: min 4.12 x 730 + 1 + 2 x 2.628 x 3.5 = 3,026.996; max 10.564 x 730 + 1 + 18.396 = 7,731.116
+    #   744 h: min 4.12 x 744 + 1 + 2 x 2.6784 x 3.5 = 3,085.029; max 10.564 x 744 + 1 + 18.749 = 7,879.365
+    assert total == "| **total (priced)** | 3,027.00 | 3,085.03 | +58.03 | 7,731.12 | 7,879.36 | +148.24 |"
     assert "Assumptions differ" in markdown
 
 
