@@ -409,7 +409,8 @@ def _fixed(ctx: _Context) -> None:
             ctx.add(None, item, key, Counts.same(count), group=group)
     logs = Counter(ctx.group_of(r) for r in ctx.of_type("aws:cloudwatch/logGroup:LogGroup"))
     for group, count in sorted(logs.items()):
-        ctx.add(None, f"log ingestion ({count} groups x {a.log_gb_per_group} GB)", "logs:ingest",
+        ctx.add(None, f"log ingestion ({count} group{'s' if count > 1 else ''} x {a.log_gb_per_group} GB)",
+                "logs:ingest",
                 Counts.same(count * a.log_gb_per_group), group=group, note="storage after ingestion not estimated")
 
 

@@ -17,6 +17,7 @@ USAGE_NAMES = {
     "aws:sns/topic:Topic": "SNS topics (deliveries)",
     "aws:cloudtrail/trail:Trail": "CloudTrail trails (data events)",
     "aws:ecr/repository:Repository": "ECR repositories (storage)",
+    "aws:budgets/budget:Budget": "AWS Budgets budgets",
 }
 
 

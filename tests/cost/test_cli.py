@@ -1,6 +1,7 @@
 """`python -m infra.cost`: the table, the JSON with the same figures, the PR diff, and clear errors for bad input."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,17 @@ def test_missing_or_wrong_files_are_refused_without_a_traceback(tmp_path):
                               timeout=120)
         assert done.returncode == 1, (args, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_readme_shows_this_checkouts_figures_and_the_tables_date(stack):
+    from infra.cost import declared_from_plan, estimate, load_table
+    from infra.cost.report import usd
+
+    result = estimate(declared_from_plan(stack_plan(stack).as_json()), load_table("us-east-1"))
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index(f"{stack}: monthly cost in us-east-1"):]
+    total = next(line for line in block.splitlines() if "stack total (priced lines)" in line)
+    assert [usd(result.total(s)) for s in ("min", "configured", "max")] == re.findall(r"\$[\d,]+\.\d\d", total), \
+        "regenerate the README's cost output: COLUMNS=118 python -m infra.cost --stack " + stack
+    assert f"retrieved **{result.table.retrieved}**" in readme
