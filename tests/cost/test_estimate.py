@@ -23,8 +23,13 @@ def priced(raw: dict, **assumptions) -> object:
     return estimate(declared_from_plan(plan.as_json()), TABLE, Assumptions(**assumptions))
 
 
-def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent():
-    result = priced(edited("prod", reranker_only))
+@pytest.fixture(scope="module")
+def reranker_stack():
+    return priced(edited("prod", reranker_only))
+
+
+def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent(reranker_stack):
+    result = reranker_stack
     # min and configured, 730 hours:
     #   system nodes     2 x m6i.xlarge  2 x 0.192 x 730 =   280.32
     #   GPU nodes        2 x g5.2xlarge  2 x 1.212 x 730 = 1,769.52   (the pool's dearest type; autoscaler floor 2)
@@ -39,8 +44,8 @@ def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent():
     assert result.total("max", "reranker") == Decimal("3548.24")  # GPU nodes 3,539.04 + API 9.198 -> 3,548.238
 
 
-def test_raising_autoscaling_max_raises_the_maximum_by_the_instance_price_times_the_difference():
-    base = priced(edited("prod", reranker_only))
+def test_raising_autoscaling_max_raises_the_maximum_by_the_instance_price_times_the_difference(reranker_stack):
+    base = reranker_stack
 
     def three_more(raw: dict) -> None:
         reranker_only(raw)
