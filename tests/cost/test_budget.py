@@ -10,8 +10,8 @@ from pulumi_policy import EnforcementLevel
 
 from infra.config import ConfigError
 from tests import aws_replay as replay
-from tests.harness import config_of, edited, policy_json, raw_config, stack_plan
-from tests.policies.conftest import plan_json, plan_json_for, resources, violations
+from tests.harness import config_of, edited, plan_config, policy_json, raw_config, stack_plan
+from tests.policies.conftest import plan_json, resources, violations
 
 ACCOUNT = "123456789012"
 
@@ -42,11 +42,10 @@ def test_budgets_may_publish_to_the_encrypted_topic(stack):
     assert set(budgets["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
 
 
-def test_no_budget_means_no_budget_publisher(stack):
-    raw = raw_config(stack)
+def test_no_budget_means_no_budget_publisher():
+    raw = raw_config("dev")
     del raw["mlserve:budget"]
-    from tests.harness import plan_config
-    plan = plan_config(raw, stack)
+    plan = plan_config(raw, "dev")
     assert not plan.of_type("aws:budgets/budget:Budget")
     (allow,) = [s for s in policy_json(plan.one("aws:sns/topicPolicy:TopicPolicy"))["Statement"]
                 if s["Effect"] == "Allow"]
@@ -84,7 +83,8 @@ def test_a_budget_aws_would_refuse_is_refused_in_the_stack_file(budget, message)
 
 
 def test_prod_over_its_budget_is_refused_naming_the_deployments_that_drive_it():
-    plan = plan_json_for(edited("prod", lambda raw: raw["mlserve:budget"].update(monthly_usd=5000)), "prod")
+    plan = plan_json("prod")
+    resources(plan, "aws:budgets/budget:Budget")[0]["inputs"]["limitAmount"] = "5000.00"
     (found,) = violations(plan, "prod", "monthly-budget")
     assert found.level == EnforcementLevel.MANDATORY
     assert "$7,731.12 a month, over its $5,000.00 budget" in found.message
