@@ -34,6 +34,8 @@ class Item:
     attributes: tuple[tuple[str, str], ...]
     usage_suffix: str
     per: str
+    regional: bool = True
+    """False for products the Price List files as global (location "Any", no region code): CloudWatch dashboards."""
 
 
 # Fixed-price items mlserve stacks declare; the suffixes are the Price List's usage types without region prefix.
@@ -45,7 +47,8 @@ SERVICE_ITEMS = (
     Item("kms:key", "awskms", (), "KMS-Keys", "month"),
     Item("cloudwatch:alarm", "AmazonCloudWatch", (), "CW:AlarmMonitorUsage", "month"),
     Item("cloudwatch:composite-alarm", "AmazonCloudWatch", (), "CW:CompositeAlarmMonitorUsage", "month"),
-    Item("cloudwatch:dashboard", "AmazonCloudWatch", (), "DashboardsUsageHour", "month"),
+    Item("cloudwatch:dashboard", "AmazonCloudWatch", (("location", "Any"),), "DashboardsUsageHour", "month",
+         regional=False),
     Item("logs:ingest", "AmazonCloudWatch", (), "DataProcessing-Bytes", "gb"),
     Item("waf:web-acl", "awswaf", (), "WebACLV2", "month"),
     Item("waf:rule", "awswaf", (), "RuleV2", "month"),
@@ -75,8 +78,8 @@ def items_for(instance_types: set[str]) -> list[Item]:
 
 
 def _products(client: Any, item: Item, region: str) -> Iterator[dict[str, Any]]:
-    filters = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}] + [
-        {"Type": "TERM_MATCH", "Field": field, "Value": value} for field, value in item.attributes]
+    scope = [("regionCode", region)] if item.regional else []
+    filters = [{"Type": "TERM_MATCH", "Field": field, "Value": value} for field, value in scope + list(item.attributes)]
     token = None
     while True:
         page = client.get_products(ServiceCode=item.service, Filters=filters, FormatVersion="aws_v1",
@@ -117,21 +120,28 @@ class Outcome:
     publication: str | None
 
 
+def _is_usage(product: dict[str, Any], usage: str) -> bool:
+    """The product's usage type is `usage` itself (us-east-1) or `<region prefix>-usage`. Free-tier twins
+    (`Global-...`) match too and drop out for having no paid rate."""
+    usagetype = str(product.get("product", {}).get("attributes", {}).get("usagetype", ""))
+    return usagetype == usage or usagetype.split("-", 1)[-1] == usage
+
+
 def look_up(client: Any, items: list[Item], region: str) -> Outcome:
     found: dict[str, Price] = {}
     missed: dict[str, str] = {}
     publication = None
     for item in items:
-        matches = [p for p in _products(client, item, region)
-                   if p.get("product", {}).get("attributes", {}).get("usagetype", "").endswith(item.usage_suffix)]
-        if len(matches) != 1:
-            missed[item.key] = "no product matched" if not matches else f"{len(matches)} products matched"
+        matches = [p for p in _products(client, item, region) if _is_usage(p, item.usage_suffix)]
+        paid = [(p, rate) for p in matches if (rate := on_demand_rate(p)) is not None]
+        if len(paid) != 1:
+            missed[item.key] = ("no product matched" if not matches else "no paid on-demand rate" if not paid
+                                else f"{len(paid)} products matched")
             continue
-        product = matches[0]
-        rate = on_demand_rate(product)
-        converted = _convert(*rate, item.per) if rate else None
+        product, rate = paid[0]
+        converted = _convert(*rate, item.per)
         if converted is None:
-            missed[item.key] = "no paid on-demand rate" if rate is None else f"unexpected unit {rate[1]!r}"
+            missed[item.key] = f"unexpected unit {rate[1]!r}"
             continue
         gpus = str(product.get("product", {}).get("attributes", {}).get("gpu", ""))
         found[item.key] = Price(usd=converted, per=item.per, source=SOURCE_ID,  # type: ignore[arg-type]

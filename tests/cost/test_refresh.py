@@ -83,6 +83,17 @@ def test_each_item_is_read_from_its_product_across_pages_and_converted_to_the_ta
     assert outcome.publication == "2026-11-30T12:00:00Z"
 
 
+def test_dashboards_are_read_from_the_global_product_not_its_free_tier_twin(client):
+    pricing, stub = client
+    dashboards = next(i for i in refresh.SERVICE_ITEMS if i.key == "cloudwatch:dashboard")
+    expect(stub, "AmazonCloudWatch", [("location", "Any")], [  # global: no region code to filter on
+        product("Global-DashboardsUsageHour", [("0", "0", "Dashboards")]),
+        product("DashboardsUsageHour-Basic", [("0", "2.5", "Dashboards")]),
+        product("DashboardsUsageHour", [("0", "3", "Dashboards")])])
+    outcome = refresh.look_up(pricing, [dashboards], "ap-southeast-2")
+    assert outcome.found["cloudwatch:dashboard"].usd == Decimal("3") and outcome.missed == {}
+
+
 def test_what_the_api_does_not_answer_plainly_is_left_unread(client):
     pricing, stub = client
     region = [("regionCode", "us-east-1")]
@@ -97,6 +108,14 @@ def test_what_the_api_does_not_answer_plainly_is_left_unread(client):
     assert outcome.found == {}
     assert outcome.missed == {"kms:key": "2 products matched", "sagemaker-hosting:ml.g5.xlarge": "unexpected unit 'GB'",
                               "eks:cluster": "no product matched"}
+
+
+def test_a_product_with_only_free_tiers_is_not_read_as_free(client):
+    pricing, stub = client
+    eks = next(i for i in refresh.SERVICE_ITEMS if i.key == "eks:cluster")
+    expect(stub, "AmazonEKS", [("regionCode", "us-east-1")], [product("USE1-AmazonEKS-Hours:perCluster",
+                                                                     [("0", "0", "Hrs")])])
+    assert refresh.look_up(pricing, [eks], "us-east-1").missed == {"eks:cluster": "no paid on-demand rate"}
 
 
 def test_a_rebuilt_table_replaces_what_was_read_keeps_the_rest_and_records_the_publication_date():
