@@ -88,6 +88,14 @@ def load_stack(stack: str, root: Path = PROJECT_ROOT) -> StackConfig:
     return validate(read_stack_file(path), path.name)
 
 
+def load_named(stack: str | None, config_file: Path | None) -> tuple[str, StackConfig]:
+    """What a CLI's `--stack` / `--config-file` pair names: any stack file (the stack is named after it), else a
+    checked-in stack, dev by default."""
+    if config_file is not None:
+        return config_file.name.removeprefix("Pulumi.").removesuffix(".yaml"), load_file(config_file)
+    return stack or "dev", load_stack(stack or "dev")
+
+
 def load_file(path: Path) -> StackConfig:
     return validate(read_stack_file(path), str(path))
 

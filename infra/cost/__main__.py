@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from infra.config import ConfigError, available_stacks, load_file, load_stack
+from infra.config import ConfigError, available_stacks, load_named
 
 from .estimate import Assumptions, Declared, declared_from_plan, estimate, region_of
 from .report import as_json, as_table, diff_markdown, notes, summary
@@ -63,24 +63,12 @@ def _estimate_parser() -> argparse.ArgumentParser:
 def _declared(args: argparse.Namespace) -> tuple[list[Declared], str]:
     """The plan's resources and the stack name, from a plan file or by running the program offline."""
     if args.plan:
-        try:
-            plan = json.loads(args.plan.read_text())
-        except OSError as error:
-            raise SystemExit(_fail(f"cannot read {args.plan}: {error.strerror}")) from None
-        except json.JSONDecodeError as error:
-            raise SystemExit(_fail(f"{args.plan} is not JSON: {error.msg} at line {error.lineno}")) from None
-        if not isinstance(plan, dict) or not isinstance(plan.get("resources"), list):
-            raise SystemExit(_fail(f"{args.plan} is not a plan: write one with `python -m infra.plan --json FILE`"))
+        plan = _read_json(args.plan, "resources", list, "a plan: write one with `python -m infra.plan --json FILE`")
         return declared_from_plan(plan), str(plan.get("stack", args.plan.stem))
     from infra.plan import plan_stack
 
     try:
-        if args.config_file:
-            cfg = load_file(args.config_file)
-            stack = args.config_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
-        else:
-            stack = args.stack or "dev"
-            cfg = load_stack(stack)
+        stack, cfg = load_named(args.stack, args.config_file)
     except ConfigError as error:
         raise SystemExit(_fail(error.render())) from None
     return declared_from_plan(plan_stack(cfg, stack).as_json()), stack
@@ -122,15 +110,16 @@ def run_estimate(argv: list[str]) -> int:
     return 0
 
 
-def _read_estimate(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, key: str, kind: type, what: str) -> dict[str, Any]:
+    """A JSON object holding `key` of type `kind`, or exit 1 with one line saying what is wrong."""
     try:
         data = json.loads(path.read_text())
     except OSError as error:
         raise SystemExit(_fail(f"cannot read {path}: {error.strerror}")) from None
     except json.JSONDecodeError as error:
         raise SystemExit(_fail(f"{path} is not JSON: {error.msg} at line {error.lineno}")) from None
-    if not isinstance(data, dict) or not isinstance(data.get("totals"), dict):
-        raise SystemExit(_fail(f"{path} is not an estimate: write one with `python -m infra.cost --json FILE`"))
+    if not isinstance(data, dict) or not isinstance(data.get(key), kind):
+        raise SystemExit(_fail(f"{path} is not {what}"))
     return data
 
 
@@ -140,7 +129,8 @@ def run_diff(argv: list[str]) -> int:
     parser.add_argument("base", type=Path)
     parser.add_argument("head", type=Path)
     args = parser.parse_args(argv)
-    base, head = _read_estimate(args.base), _read_estimate(args.head)
+    what = "an estimate: write one with `python -m infra.cost --json FILE`"
+    base, head = (_read_json(path, "totals", dict, what) for path in (args.base, args.head))
     if base.get("stack") != head.get("stack"):
         return _fail(f"{args.base} prices stack {base.get('stack')}, {args.head} prices {head.get('stack')}")
     sys.stdout.write(diff_markdown(base, head))

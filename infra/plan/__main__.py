@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from infra.config import ConfigError, available_stacks, load_file, load_stack
+from infra.config import ConfigError, available_stacks, load_named
 from infra.plan import Plan, plan_stack
 
 
@@ -66,12 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
 
     try:
-        if args.config_file:
-            cfg = load_file(args.config_file)
-            stack = args.config_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
-        else:
-            stack = args.stack or "dev"
-            cfg = load_stack(stack)
+        stack, cfg = load_named(args.stack, args.config_file)
     except ConfigError as error:
         print(error.render(), file=sys.stderr)
         return 1
