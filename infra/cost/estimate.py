@@ -167,6 +167,7 @@ USAGE_BASED_TYPES = frozenset({
 })
 
 SAGEMAKER_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+SERVERLESS_VARIANT = "SageMaker serverless variant"
 SCALABLE_TARGET = "aws:appautoscaling/target:Target"
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 INFERENCE_COMPONENT = "aws-native:sagemaker:InferenceComponent"
@@ -204,6 +205,7 @@ class _Context:
         self.assumptions = assumptions
         self.by_urn = {r.urn: r for r in resources}
         self.lines: list[Line] = []
+        self.usage: Counter[str] = Counter()
 
     def of_type(self, type_token: str) -> list[Declared]:
         return [r for r in self.resources if r.type == type_token]
@@ -260,9 +262,8 @@ def _sagemaker(ctx: _Context) -> None:
                 variant = _map(variant)
                 instance_type = variant.get("instanceType")
                 name = variant.get("variantName")
-                if not instance_type:
-                    ctx.add(config, f"serverless variant {endpoint}/{name}", "sagemaker:serverless",
-                            Counts.same(0), note="billed per request duration: not estimated", group=group)
+                if not instance_type:  # serverless: billed per request duration, listed with the usage-based
+                    ctx.usage[SERVERLESS_VARIANT] += 1
                     continue
                 initial = _num(variant.get("initialInstanceCount"), 1)
                 managed = _map(variant.get("managedInstanceScaling"))
@@ -297,6 +298,11 @@ def _requirement(pool: Declared, key: str) -> list[str]:
         if req.get("key") == key and req.get("operator") == "In":
             return [str(v) for v in _list(req.get("values"))]
     return []
+
+
+def _nodes(replicas: Decimal, gpus: int, per_node: int) -> Decimal:
+    """Nodes for the replicas' GPUs packed per_node to a node (one node per replica when the type is unpriced)."""
+    return Decimal(math.ceil(replicas * gpus / per_node)) if per_node else replicas
 
 
 def _karpenter(ctx: _Context) -> None:
@@ -334,13 +340,10 @@ def _karpenter(ctx: _Context) -> None:
         capacity = _requirement(pool, "karpenter.sh/capacity-type")
         spot = bool(capacity) and "on-demand" not in capacity
 
-        def nodes(replicas: Decimal, gpus: int = gpus, per_node: int = per_node) -> Decimal:
-            return Decimal(math.ceil(replicas * gpus / per_node)) if per_node else replicas
-
         track = _map(meta.get("labels")).get("mlserve.io/track", name)
         per_pool[pool_name].append(len(ctx.lines))
         ctx.add(service, f"GPU nodes {instance_type}{' (spot)' if spot else ''}: {name} ({track}), "
-                         f"pool {pool_name}", f"ec2:{instance_type}", Counts(nodes(low), nodes(low), nodes(high)),
+                         f"pool {pool_name}", f"ec2:{instance_type}", Counts(*(_nodes(r, gpus, per_node) for r in (low, low, high))),
                 spot=spot, note="Karpenter launches these for the replicas; configured = the autoscaler's floor")
     for pool_name, indexes in per_pool.items():
         limit = _map(_map(pools[pool_name].props.get("spec")).get("limits")).get("nvidia.com/gpu")
@@ -364,7 +367,7 @@ def _fixed(ctx: _Context) -> None:
         ctx.add(cluster, f"EKS control plane {cluster.props.get('name')}", "eks:cluster", Counts.same(1),
                 group=SHARED)
     for count_type, item, key in (("aws:ec2/natGateway:NatGateway", "NAT gateways", "nat-gateway"),
-                                  ("aws:ec2/eip:Eip", "public IPv4 addresses", "ec2:public-ipv4"),
+                                  ("aws:ec2/eip:Eip", "public IPv4 addresses", "vpc:public-ipv4"),
                                   ("aws:kms/key:Key", "KMS keys", "kms:key")):
         found = ctx.of_type(count_type)
         if found:
@@ -429,7 +432,7 @@ def estimate(resources: Iterable[Declared], table: PriceTable, assumptions: Assu
     _node_groups(ctx)
     _karpenter(ctx)
     _fixed(ctx)
-    usage, unknown = Counter(), Counter()
+    usage, unknown = ctx.usage, Counter()
     for resource in declared:
         if resource.type in HANDLED or resource.type in FREE_TYPES or resource.type.startswith(FREE_PREFIXES) \
                 or resource.type == "pulumi:pulumi:Stack":

@@ -42,7 +42,7 @@ class Item:
 SERVICE_ITEMS = (
     Item("eks:cluster", "AmazonEKS", (), "AmazonEKS-Hours:perCluster", "hour"),
     Item("nat-gateway", "AmazonEC2", (("productFamily", "NAT Gateway"),), "NatGateway-Hours", "hour"),
-    Item("ec2:public-ipv4", "AmazonVPC", (), "PublicIPv4:InUseAddress", "hour"),
+    Item("vpc:public-ipv4", "AmazonVPC", (), "PublicIPv4:InUseAddress", "hour"),
     Item("vpc-endpoint:interface", "AmazonVPC", (), "VpcEndpoint-Hours", "hour"),
     Item("kms:key", "awskms", (), "KMS-Keys", "month"),
     Item("cloudwatch:alarm", "AmazonCloudWatch", (), "CW:AlarmMonitorUsage", "month"),
@@ -183,7 +183,6 @@ def main(argv: list[str] | None = None) -> int:
         except PriceTableError as error:
             print(f"ignoring the current table: {error}", file=sys.stderr)
     types = {k.split(":", 1)[1] for k in (previous.prices if previous else {}) if k.startswith(("ec2:", "sagemaker-"))}
-    types.discard("public-ipv4")
     types |= set(args.instance_type) | allowed_instance_types()
 
     import boto3

@@ -151,3 +151,12 @@ def test_every_checked_in_figure_names_a_checkable_source():
         assert source.quote or source.method, f"{key}: a page figure quotes its sentence, a data figure its method"
         if key.startswith("ec2:"):
             assert price.per == "hour" and price.gpus is not None, key
+
+
+def test_a_serverless_variant_is_listed_as_billed_by_use_not_priced_at_zero():
+    config = Declared("aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+                      "urn:pulumi:t::mlserve::aws:sagemaker/endpointConfiguration:EndpointConfiguration::c", "c",
+                      {"name": "c", "productionVariants": [{"variantName": "primary",
+                                                            "serverlessConfig": {"maxConcurrency": 5}}]})
+    result = estimate([config], TABLE)
+    assert result.lines == [] and result.usage_based == {"SageMaker serverless variant": 1}
