@@ -92,7 +92,6 @@ def load_table(region: str | None = None, path: Path | None = None) -> PriceTabl
 
 
 def dump_table(table: PriceTable) -> str:
-    data = table.model_dump(mode="json", exclude_none=True)
-    data["prices"] = {key: {k: (str(v) if k == "usd" else v) for k, v in p.items()}
-                      for key, p in sorted(data["prices"].items())}
+    data = table.model_dump(mode="json", exclude_none=True)  # JSON mode writes each Decimal as its exact string
+    data["prices"] = dict(sorted(data["prices"].items()))
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
