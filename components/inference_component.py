@@ -43,8 +43,10 @@ class InferenceComponentArgs:
     concurrency_per_copy: int | None
     """High-resolution concurrency target per copy; None: invocations_per_copy_per_minute."""
     invocations_per_copy_per_minute: int | None
-    batch_percent: int = 100
-    """Copies replaced per update batch (rollout: rolling); 100: all at once."""
+    batch_percent: int | None = None
+    """Copies replaced per update batch (rollout: rolling), 5-50 as the API documents; None: no rolling policy, so
+    SageMaker replaces every copy at once (a single copy can only be updated so: no batch of one copy is 50% or less
+    of it) and no alarm can roll the update back (the API takes rollback alarms only beside a rolling policy)."""
     bake_seconds: int = 0
     rollback_batch_percent: int | None = None
     """Copies restored per batch when an update rolls back; None: all at once."""
@@ -54,6 +56,27 @@ class InferenceComponentArgs:
     scale_in_cooldown_seconds: int = 600
     scale_out_cooldown_seconds: int = 60
     tags: dict[str, str] = field(default_factory=dict)
+
+
+def rolling_update(args: InferenceComponentArgs) -> aws_native.sagemaker.InferenceComponentDeploymentConfigArgs | None:
+    """The update policy every change of the component is made with; None leaves SageMaker's default (all copies)."""
+    if args.batch_percent is None:
+        return None
+    batches = max(1, math.ceil(100 / args.batch_percent))
+
+    def percent(value: int) -> aws_native.sagemaker.InferenceComponentCapacitySizeArgs:
+        return aws_native.sagemaker.InferenceComponentCapacitySizeArgs(
+            type=aws_native.sagemaker.InferenceComponentCapacitySizeType.CAPACITY_PERCENT, value=value)
+
+    return aws_native.sagemaker.InferenceComponentDeploymentConfigArgs(
+        rolling_update_policy=aws_native.sagemaker.InferenceComponentRollingUpdatePolicyArgs(
+            maximum_batch_size=percent(args.batch_percent), wait_interval_in_seconds=args.bake_seconds,
+            maximum_execution_timeout_in_seconds=args.timeout_seconds or min(
+                28_800, max(600, batches * args.bake_seconds + 1800)),
+            rollback_maximum_batch_size=percent(args.rollback_batch_percent) if args.rollback_batch_percent else None),
+        auto_rollback_configuration=aws_native.sagemaker.InferenceComponentAutoRollbackConfigurationArgs(
+            alarms=[aws_native.sagemaker.InferenceComponentAlarmArgs(alarm_name=n)
+                    for n in args.rollback_alarm_names]) if args.rollback_alarm_names else None)
 
 
 class InferenceComponent(pulumi.ComponentResource):
@@ -67,7 +90,6 @@ class InferenceComponent(pulumi.ComponentResource):
         model = serving_model(f"{name}-model", args.model, image_uri=args.image_uri, role_arn=host.role_arn,
                               subnet_ids=host.subnet_ids, security_group_id=host.security_group_id,
                               opts=pulumi.ResourceOptions(parent=self, depends_on=[host.role_policy]))
-        batches = max(1, math.ceil(100 / args.batch_percent))
         component = aws_native.sagemaker.InferenceComponent(
             f"{name}-component", inference_component_name=args.component_name, endpoint_name=host.endpoint_name,
             variant_name=args.variant_name,
@@ -77,20 +99,7 @@ class InferenceComponent(pulumi.ComponentResource):
                     number_of_accelerator_devices_required=args.accelerators or None,
                     number_of_cpu_cores_required=args.cpu_cores, min_memory_required_in_mb=args.min_memory_mb)),
             runtime_config=aws_native.sagemaker.InferenceComponentRuntimeConfigArgs(copy_count=args.copies),
-            deployment_config=aws_native.sagemaker.InferenceComponentDeploymentConfigArgs(
-                rolling_update_policy=aws_native.sagemaker.InferenceComponentRollingUpdatePolicyArgs(
-                    maximum_batch_size=aws_native.sagemaker.InferenceComponentCapacitySizeArgs(
-                        type=aws_native.sagemaker.InferenceComponentCapacitySizeType.CAPACITY_PERCENT,
-                        value=args.batch_percent),
-                    wait_interval_in_seconds=args.bake_seconds,
-                    maximum_execution_timeout_in_seconds=args.timeout_seconds or min(
-                        28_800, max(600, batches * args.bake_seconds + 1800)),
-                    rollback_maximum_batch_size=aws_native.sagemaker.InferenceComponentCapacitySizeArgs(
-                        type=aws_native.sagemaker.InferenceComponentCapacitySizeType.CAPACITY_PERCENT,
-                        value=args.rollback_batch_percent) if args.rollback_batch_percent else None),
-                auto_rollback_configuration=aws_native.sagemaker.InferenceComponentAutoRollbackConfigurationArgs(
-                    alarms=[aws_native.sagemaker.InferenceComponentAlarmArgs(alarm_name=n)
-                            for n in args.rollback_alarm_names]) if args.rollback_alarm_names else None),
+            deployment_config=rolling_update(args),
             tags=[aws_native.TagArgs(key=k, value=v) for k, v in sorted(args.tags.items())], opts=child)
 
         target = aws.appautoscaling.Target(

@@ -243,7 +243,7 @@ def component_args(p: Platform, d: SageMakerConfig, name: str, host: SageMakerEn
         min_memory_mb=d.component.min_memory_mb, copies=d.component.copies, min_copies=d.autoscaling.min,
         max_copies=d.autoscaling.max, concurrency_per_copy=d.autoscaling.target_concurrency,
         invocations_per_copy_per_minute=d.target_invocations_per_minute(),
-        batch_percent=rolling.batch_percent if rolling else 100, bake_seconds=rolling.bake_minutes * 60 if rolling else 0,
+        batch_percent=rolling.batch_percent if rolling else None, bake_seconds=rolling.bake_minutes * 60 if rolling else 0,
         rollback_batch_percent=rolling.rollback_batch_percent if rolling else None,
         timeout_seconds=rolling.timeout_minutes * 60 if rolling and rolling.timeout_minutes else None,
         scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds,

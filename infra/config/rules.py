@@ -311,6 +311,33 @@ def autoscaling_target(cfg: StackConfig) -> Iterator[ConfigIssue]:
                               "resolution)")
 
 
+GUARDRAIL_EXCLUSIONS = "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html"
+COMPONENT_ROLLING_POLICY = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_InferenceComponentRollingUpdatePolicy.html"
+
+
+def documented_api_limits(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    """Limits the SageMaker API documents but botocore's model does not carry (it knows only `min: 1` for a batch):
+    the API accepts such a request and then fails the update, or silently does something else."""
+    for i, d in enumerate(cfg.deployments):
+        if not isinstance(d, SageMakerDeployment):
+            continue
+        rollout = d.rollout
+        if isinstance(rollout, Rolling) and d.hosting == "inference_components" \
+                and d.component.copies * rollout.batch_percent < 100:
+            yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), "rolling",
+                              f"all_at_once, or at least {math.ceil(100 / rollout.batch_percent)} copies for batches "
+                              f"of {rollout.batch_percent}%: a batch must be a whole copy and 5-50% of the copy "
+                              f"count ({COMPONENT_ROLLING_POLICY})")
+        if isinstance(rollout, Rolling) and d.ab_variants:
+            yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), "rolling",
+                              "canary, linear or blue_green with ab_variants: SageMaker does not roll multi-variant "
+                              f"endpoints and falls back to all-at-once blue/green without a bake ({GUARDRAIL_EXCLUSIONS})")
+        if isinstance(rollout, (Canary, Linear, BlueGreen, Rolling)) and d.compute.instance_type.startswith("ml.inf1."):
+            yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), rollout.strategy,
+                              "all_at_once on Inf1 instances: SageMaker applies no deployment guardrails there and "
+                              f"falls back to all-at-once blue/green without a bake ({GUARDRAIL_EXCLUSIONS})")
+
+
 def sagemaker_bake_fits_the_api(cfg: StackConfig) -> Iterator[ConfigIssue]:
     for i, d in enumerate(cfg.deployments):
         if not isinstance(d, SageMakerDeployment):
@@ -500,6 +527,7 @@ RULES: tuple[Rule, ...] = (
     sagemaker_inference_ami_exists,
     autoscaling_target,
     sagemaker_bake_fits_the_api,
+    documented_api_limits,
     gateway_and_drift_are_complete,
 )
 

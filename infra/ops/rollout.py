@@ -54,6 +54,20 @@ class EndpointState:
         return {v.name: float(v.current_weight or 0.0) for v in self.variants}
 
 
+def update_policy(config: dict) -> str:
+    """The deployment policy an endpoint's updates run with (DescribeEndpoint's LastDeploymentConfig): an update
+    with a RollingUpdatePolicy replaces the fleet batch by batch, not blue/green."""
+    rolling = config.get("RollingUpdatePolicy")
+    if rolling:
+        batch = rolling.get("MaximumBatchSize", {})
+        return (f"rolling, {batch.get('Value')} {batch.get('Type', '').lower().replace('_', ' ')} per batch, "
+                f"{rolling.get('WaitIntervalInSeconds', 0)} s bake")
+    blue_green = config.get("BlueGreenUpdatePolicy")
+    if blue_green:
+        return f"blue/green {blue_green.get('TrafficRoutingConfiguration', {}).get('Type', 'none')}"
+    return ""
+
+
 def describe(clients: Clients, endpoint: str) -> EndpointState:
     try:
         raw = clients.sagemaker.describe_endpoint(EndpointName=endpoint)
@@ -61,14 +75,15 @@ def describe(clients: Clients, endpoint: str) -> EndpointState:
         raise OpsError(f"endpoint {endpoint}: {error.response['Error'].get('Message', error)} "
                        f"(has `pulumi up` created it in this account and region?)") from None
     pending = raw.get("PendingDeploymentSummary")
+    policy = update_policy(raw.get("LastDeploymentConfig", {}))
     if pending:
         stages = ", ".join(f"{v['VariantName']}: {v.get('VariantStatus', [{}])[-1].get('Status', '?')}"
                            for v in pending.get("ProductionVariants", []))
-        deployment = f"blue/green in progress to {pending.get('EndpointConfigName')} ({stages})"
+        kind = "rolling update" if policy.startswith("rolling") else "blue/green"
+        deployment = f"{kind} in progress to {pending.get('EndpointConfigName')} ({stages})" + \
+            (f" (policy: {policy})" if policy else "")
     else:
-        last = raw.get("LastDeploymentConfig", {}).get("BlueGreenUpdatePolicy", {})
-        shift = last.get("TrafficRoutingConfiguration", {}).get("Type", "none")
-        deployment = f"no deployment in progress (policy: blue/green {shift})" if last else "no deployment in progress"
+        deployment = f"no deployment in progress (policy: {policy})" if policy else "no deployment in progress"
     if raw.get("FailureReason"):
         deployment += f"; last failure: {raw['FailureReason']}"
     variants = [VariantState(v["VariantName"], v.get("CurrentWeight"), v.get("DesiredWeight"),
@@ -105,13 +120,13 @@ def describe_component(clients: Clients, component: str, endpoint: str) -> Compo
         raise OpsError(f"inference component {component}: {error.response['Error'].get('Message', error)} "
                        f"(has `pulumi up` created it in this account and region?)") from None
     runtime = raw.get("RuntimeConfig", {})
-    rolling = raw.get("LastDeploymentConfig", {}).get("RollingUpdatePolicy", {})
-    batch = rolling.get("MaximumBatchSize", {})
-    deployment = {"Updating": "rolling update in progress", "Creating": "creating"}.get(
+    policy = update_policy(raw.get("LastDeploymentConfig", {}))
+    deployment = {"Updating": "update in progress", "Creating": "creating"}.get(
         raw["InferenceComponentStatus"], "no update in progress")
-    if batch:
-        deployment += f" (policy: rolling, {batch.get('Value')} {batch.get('Type', '').lower().replace('_', ' ')} " \
-                      f"per batch, {rolling.get('WaitIntervalInSeconds', 0)} s bake)"
+    if policy:
+        deployment += f" (policy: {policy})"
+    elif raw["InferenceComponentStatus"] == "Updating":
+        deployment += " (all copies at once: no rolling policy)"
     if raw.get("FailureReason"):
         deployment += f"; last failure: {raw['FailureReason']}"
     instances = None

@@ -8,7 +8,7 @@ import pytest
 from infra.config import ConfigError
 from policies.check import CONFIG_DIR, evaluate, load_policy_config
 from tests import aws_replay as replay
-from tests.harness import config_of, edited, plan_config
+from tests.harness import config_of, edited, plan_config, stack_plan
 
 NAME = "mlserve-prod-resnet50"
 COMPONENT = "aws-native:sagemaker:InferenceComponent"
@@ -100,6 +100,13 @@ def test_alarms_and_the_gateway_address_the_component(plan):
     (integration,) = [i for i in plan.of_type("aws:apigateway/integration:Integration") if i.inputs["type"] == "AWS"]
     assert integration.inputs["requestParameters"][
         "integration.request.header.X-Amzn-SageMaker-Inference-Component"] == f"'{NAME}'"
+
+
+def test_an_all_at_once_component_sends_no_rolling_policy_the_api_would_refuse():
+    # SageMaker takes a rolling batch of 5-50% of the copy count; all_at_once once became CAPACITY_PERCENT 100.
+    (component,) = [r for r in stack_plan("dev").resources if r.type == COMPONENT]
+    assert "deploymentConfig" not in component.inputs
+    assert component.inputs["runtimeConfig"] == {"copyCount": 1}
 
 
 def test_the_pack_allows_zero_copies_in_prod_only_when_the_deployment_tolerates_the_cold_start(plan):

@@ -26,7 +26,7 @@ def share(raw, **second):
     first["compute"]["instance_type"] = "ml.g5.12xlarge"
     first["compute"]["instance_count"] = 1
     first["autoscaling"].update(min=0, max=6)
-    first["component"]["copies"] = 1
+    first["component"]["copies"] = 2  # a rolling batch of 50% must be a whole copy
     tagger = copy.deepcopy(first)
     bucket = first["model"]["uri"].split("/")[2]
     tagger.update(name="tagger", model={"uri": f"s3://{bucket}/tagger/1/model.tar.gz", "format": "onnx",

@@ -181,6 +181,17 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
         rollout={"strategy": "shadow", "sample_percent": 10, "candidate": deployment(r)["model"]},
         ab_variants=[{"name": "challenger", "model": deployment(r)["model"], "weight_percent": 10}]),
      "mlserve:deployments[0].ab_variants", "an empty list with a shadow rollout"),
+    # Documented API limits botocore's model does not carry: the message cites the page that states them.
+    ("dev", lambda r: deployment(r).update(rollout={"strategy": "rolling", "batch_percent": 50, "bake_minutes": 5}),
+     "mlserve:deployments[0].rollout.strategy",
+     "all_at_once, or at least 2 copies for batches of 50%: a batch must be a whole copy and 5-50% of the copy count "
+     "(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_InferenceComponentRollingUpdatePolicy.html)"),
+    ("prod", lambda r: deployment(r).update(
+        rollout={"strategy": "rolling", "batch_percent": 25, "bake_minutes": 5},
+        ab_variants=[{"name": "challenger", "model": deployment(r)["model"], "weight_percent": 10}]),
+     "mlserve:deployments[0].rollout.strategy", "SageMaker does not roll multi-variant endpoints and falls back to "
+     "all-at-once blue/green without a bake (https://docs.aws.amazon.com/sagemaker/latest/dg/"
+     "deployment-guardrails-exclusions.html)"),
 ])
 def test_invalid_config_names_the_key_and_what_is_allowed(stack_name, edit, path, fragment):
     found, text = errors_of(edited(stack_name, edit), stack_name)

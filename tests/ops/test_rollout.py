@@ -202,3 +202,25 @@ def test_status_of_an_async_endpoint_says_where_results_go(aws):
     assert (f"async: results to s3://mlserve-dev-models/async/{DEV_ENDPOINT}/output/, failures to "
             f"s3://mlserve-dev-models/async/{DEV_ENDPOINT}/failure/; at most 4 in flight per instance") in \
         console.export_text()
+
+
+def test_status_of_a_rolling_update_in_progress_says_rolling_with_its_batches(aws):
+    # An update made with a RollingUpdatePolicy replaces the fleet batch by batch: status once called it blue/green.
+    client = boto3.client("sagemaker", region_name=REGION)
+    stubber = Stubber(client)
+    now = datetime.datetime(2026, 12, 7, tzinfo=datetime.UTC)
+    stubber.add_response("describe_endpoint", {
+        "EndpointName": DEV_ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{standins.ACCOUNT}:endpoint/"
+        f"{DEV_ENDPOINT}", "EndpointConfigName": f"{DEV_ENDPOINT}-config-1", "EndpointStatus": "Updating",
+        "CreationTime": now, "LastModifiedTime": now,
+        "ProductionVariants": [{"VariantName": "primary", "CurrentWeight": 1.0, "CurrentInstanceCount": 4}],
+        "PendingDeploymentSummary": {"EndpointConfigName": f"{DEV_ENDPOINT}-config-2", "ProductionVariants": [
+            {"VariantName": "primary", "VariantStatus": [{"Status": "Baking", "StartTime": now}]}]},
+        "LastDeploymentConfig": {"RollingUpdatePolicy": {
+            "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 25}, "WaitIntervalInSeconds": 300}}},
+        {"EndpointName": DEV_ENDPOINT})
+    stubber.activate()
+    aws.inject("sagemaker", client)
+    state = describe(aws, DEV_ENDPOINT)
+    assert state.deployment == (f"rolling update in progress to {DEV_ENDPOINT}-config-2 (primary: Baking) "
+                                "(policy: rolling, 25 capacity percent per batch, 300 s bake)")
