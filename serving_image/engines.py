@@ -67,7 +67,8 @@ def cached_engine(cache_dir: Path, key: EngineKey) -> Path:
 
 def ensure_engine(key: EngineKey, cache_dir: Path, build: Callable[[Path], None], store=None) -> Path:
     """The engine for `key`: from the local cache, else from the shared store (an EngineStore), else built by
-    `build(path)` and then shared. Only a good build is shared; a failed one raises before anything is uploaded."""
+    `build(path)` and then shared. Only a good build is shared; a failed one raises before anything is uploaded.
+    The store never raises here: whatever fails in it is said and counted by the store, and the engine is built."""
     engine_path = cached_engine(cache_dir, key)
     if engine_path.is_file():
         return engine_path

@@ -29,13 +29,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 import uvloop
 
-from .engine_store import EngineStore, EngineStoreError
+from .engine_store import EngineStore, EngineStoreError, parse_uri, reason_of, summary
 from .engines import TensorRTUnavailable, build_engine
 from .front import DEFAULT_MAX_BODY_BYTES, Front, Gate, run
 from .repository import ModelFileError, build_repository, load_model_dir
@@ -84,10 +85,12 @@ def loopback_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_front(spec, mode: str, host: str, ports: Ports, inner: Ports, max_body_bytes: int):
+def start_front(spec, mode: str, host: str, ports: Ports, inner: Ports, max_body_bytes: int,
+                store_failures: Counter[tuple[str, str]] | None = None):
     """The front on its own event loop in a thread. Returns `stop` (refuse new requests with 503, finish those in
     flight: safe in a signal handler), `join` (stop listening once Triton is gone) and a failure to listen."""
-    front = Front(Gate(spec), inner.http, inner.metrics if mode == "kserve" else None, max_body_bytes)
+    front = Front(Gate(spec), inner.http, inner.metrics if mode == "kserve" else None, max_body_bytes,
+                  store_failures)
     loop = uvloop.new_event_loop()  # libuv's loop: a good share of the front's per-request cost is the loop
     stop = asyncio.Event()
     failed: list[BaseException] = []
@@ -212,13 +215,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def engine_store(uri: str):
-    """The shared engine store, or None; boto3 is imported only when one is configured (it ships in the image)."""
+def engine_store(uri: str, failures: Counter[tuple[str, str]]) -> EngineStore | None:
+    """The shared engine store, or None; boto3 is imported only when one is configured (it ships in the image).
+    A malformed URI is a usage error (EngineStoreError); a client that cannot be made (a broken AWS profile or
+    config) is a store failure like any other: said, counted in `failures`, and the replica builds locally."""
     if not uri:
         return None
-    import boto3  # pyright: ignore[reportMissingImports]  (in the image; not needed without a store)
+    parse_uri(uri)
+    try:
+        import boto3  # pyright: ignore[reportMissingImports]  (in the image; not needed without a store)
 
-    return EngineStore.from_uri(uri, boto3.client("s3"))
+        client = boto3.client("s3")
+    except Exception as error:  # noqa: BLE001 - the store is optional: no client means build here
+        reason, said = reason_of(error)
+        failures[("client", reason)] += 1
+        print(f"engine store: cannot make an S3 client for {uri}: {said} (building instead)", file=sys.stderr,
+              flush=True)
+        return None
+    return EngineStore.from_uri(uri, client, failures)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,12 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     ports = Ports(args.port, args.grpc_port, args.metrics_port)
     inner = Ports(args.triton_http_port or loopback_port(), 0, loopback_port())
     workdir = Path(tempfile.mkdtemp(prefix="mlserve-"))
+    store_failures: Counter[tuple[str, str]] = Counter()
     try:
         backend = choose_backend(args.backend, args.local)
         engines = []
         if backend == "tensorrt_plan" and not list(args.model_dir.glob("model.sm*.plan")):
             spec, onnx_path = load_model_dir(args.model_dir)
-            engines = [build_engine(onnx_path, spec, args.engine_cache, store=engine_store(args.engine_store))]
+            store = engine_store(args.engine_store, store_failures)
+            engines = [build_engine(onnx_path, spec, args.engine_cache, store=store)]
         spec = build_repository(args.model_dir, workdir / "repository", backend, gpu=backend != "python",
                                 engines=engines)
     except (ModelFileError, TensorRTUnavailable, EngineStoreError) as error:
@@ -249,8 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     command = triton_command(binary, workdir / "repository", args.mode, host, ports, inner, backend_directory,
                              spec.response_cache_bytes if spec.response_cache else None, cache_directory)
     print(f"serve: {args.mode} mode, backend {backend}, model {spec.name} on port {ports.http}", flush=True)
+    if store_failures:  # the store never stops a start; how often it failed is said here and on /metrics
+        print(f"serve: {summary(store_failures)}; serving the locally built engine", file=sys.stderr, flush=True)
     process = subprocess.Popen(command, env=env)
-    stop_front, join_front, front_failed = start_front(spec, args.mode, host, ports, inner, args.max_body_bytes)
+    stop_front, join_front, front_failed = start_front(spec, args.mode, host, ports, inner, args.max_body_bytes,
+                                                       store_failures)
 
     def forward(signum, _frame):
         # The front stops listening and Triton stops taking requests; both finish those in flight (up to

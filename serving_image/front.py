@@ -18,7 +18,8 @@ Overload shed by the model's queue policy (Triton's 503 "Exceeds maximum queue s
 becomes 429 with Retry-After: capacity, not a server fault.
 
 Its metrics: `mlserve_front_refused_total{reason}` (client errors by what was wrong, and queue_full/queue_timeout)
-and `mlserve_front_forwarded_total{code}` (what Triton answered).
+and `mlserve_front_forwarded_total{code}` (what Triton answered); and, from the start,
+`mlserve_engine_store_failures_total{operation,reason}` (the shared engine store failed and the replica built locally).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,7 +180,8 @@ class Front:
     """The aiohttp application: validation, then Triton on 127.0.0.1:`upstream_port`."""
 
     def __init__(self, gate: Gate, upstream_port: int, metrics_port: int | None = None,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 store_failures: Mapping[tuple[str, str], int] | None = None):
         self.gate, self.upstream = gate, f"http://127.0.0.1:{upstream_port}"
         self.metrics_upstream = f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None
         self.max_body_bytes = max_body_bytes
@@ -187,6 +190,11 @@ class Front:
                                ["model", "reason"], registry=self.registry)
         self.forwarded = Counter("mlserve_front_forwarded", "Requests forwarded to Triton, by its status code",
                                  ["model", "code"], registry=self.registry)
+        failures = Counter("mlserve_engine_store_failures", "Failures of the shared engine store at start, by "
+                           "operation and reason (the replica built its engine locally)",
+                           ["model", "operation", "reason"], registry=self.registry)
+        for (operation, reason), count in (store_failures or {}).items():
+            failures.labels(gate.spec.name, operation, reason).inc(count)
         self.session: aiohttp.ClientSession | None = None
         self.stopping = False  # set on SIGTERM: new requests are refused, those in flight finish
 
