@@ -90,7 +90,7 @@ class CaptureSink(pulumi.ComponentResource):
                             allow_privilege_escalation=False, read_only_root_filesystem=True,
                             capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])),
                         resources=k8s.core.v1.ResourceRequirementsArgs(
-                            requests={"cpu": "250m", "memory": "256Mi"}, limits={"memory": "512Mi"}),
+                            requests={"cpu": "250m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "512Mi"}),
                         readiness_probe=probe, liveness_probe=probe)]))), opts=child)
         k8s.core.v1.Service(f"{name}-capture-sink", metadata={"name": SINK_NAME, "namespace": ns, "labels": SINK_LABELS}, spec={
             "selector": SINK_LABELS, "ports": [{"port": 80, "target_port": SINK_PORT, "protocol": "TCP"}]},

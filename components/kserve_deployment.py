@@ -16,7 +16,7 @@ import pulumi
 from .capture_sink import CaptureSink, CaptureSinkArgs
 from .drift_monitor import DriftMonitor, DriftMonitorArgs
 from .inference_api import InferenceApi, InferenceApiArgs, PrivateHttpBackend
-from .kserve_service import SERVING_PORT, KServeService, KServeServiceArgs
+from .kserve_service import KServeService, KServeServiceArgs, target_ports
 from .private_link import PrivateLink, PrivateLinkArgs
 
 # The children existed at the stack's root before this component did: the alias keeps their URNs (no replacement).
@@ -60,7 +60,8 @@ class KServeDeployment(pulumi.ComponentResource):
         link = PrivateLink(name, PrivateLinkArgs(
             name=args.service.namespace, vpc_id=args.vpc_id, subnet_ids=args.load_balancer_subnet_ids,
             backend_cidrs=args.backend_cidrs, port=443 if args.service.certificate_arn else 80,
-            target_port=SERVING_PORT, deletion_protection=args.deletion_protection), opts=child)
+            target_ports=target_ports(dataclasses.replace(args.service, capture_url=capture_url)),
+            deletion_protection=args.deletion_protection), opts=child)
         service = KServeService(name, dataclasses.replace(
             args.service, alb_security_group_id=link.alb_security_group_id,
             alb_subnet_ids=args.load_balancer_subnet_ids, deletion_protection=args.deletion_protection,

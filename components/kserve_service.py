@@ -42,6 +42,7 @@ from .names import (
     alb_split_service,
     canary_service,
     kserve_alert_name,
+    load_balancer_name,
 )
 from .node_group import GROUP_LABEL
 from .policy_document import Statement, render
@@ -49,6 +50,10 @@ from .policy_document import Statement, render
 RUNTIME = "mlserve-triton"
 PORTS = {"http": 8080, "grpc": 9000, "metrics": 8002}
 SERVING_PORT = PORTS["http"]
+AGENT_PORT = 9081
+"""KServe v0.20.0 injects its agent beside the model when the predictor has a `logger`, and the predictor Service then
+targets the agent's port (`InferenceServiceDefaultAgentPort`, pkg/constants; the service reconciler). Pinned to the
+upstream source by tests/kubernetes against schemas/kserve's record of it."""
 # Pod Security `restricted`, container level (the pod level sets runAsNonRoot and the seccomp profile). The root
 # filesystem is read-only: Triton writes only to the engine cache and /tmp, both emptyDir volumes.
 RESTRICTED_CONTAINER = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
@@ -130,7 +135,27 @@ def in_flight_query(namespace: str, isvc: str) -> str:
 
 
 def alb_name(args: KServeServiceArgs) -> str:
-    return args.namespace[:32]  # ELB names: at most 32 characters
+    return load_balancer_name(args.namespace, "alb")
+
+
+def logged(args: KServeServiceArgs, track: str) -> bool:
+    """Capture covers the production track only: its traffic is what the baseline and the drift alarms are about."""
+    return args.capture_url is not None and track == "stable"
+
+
+def target_port(capture: bool) -> int:
+    """The pod port the predictor Service (and so the ALB's IP targets) sends to: the agent's once KServe injects it."""
+    return AGENT_PORT if capture else SERVING_PORT
+
+
+def served_tracks(args: KServeServiceArgs) -> list[str]:
+    """`stable` always; `canary` while a candidate gets a share of traffic."""
+    return ["stable", *(["canary"] if args.candidate and args.canary_percent > 0 else [])]
+
+
+def target_ports(args: KServeServiceArgs) -> list[int]:
+    """Every port the load balancer reaches the serving pods on, over the tracks served."""
+    return sorted({target_port(logged(args, track)) for track in served_tracks(args)})
 
 
 def serving_role_policy(args: KServeServiceArgs) -> pulumi.Output[str]:
@@ -193,12 +218,12 @@ class KServeService(pulumi.ComponentResource):
             opts=in_ns)
 
         tracks = [("stable", args.name, args.model, args.min_replicas, args.max_replicas)]
-        if args.candidate and args.canary_percent > 0:
+        if "canary" in served_tracks(args) and args.candidate:
             tracks.append(("canary", canary_service(args.name), args.candidate, 1, args.max_replicas))
         for track, isvc, model, low, high in tracks:
             self._inference_service(name, args, track, isvc, model, low, high, labels, in_ns)
 
-        self._network_policies(name, args, labels, [isvc for _, isvc, *_ in tracks], in_ns)
+        self._network_policies(name, args, labels, {isvc: track for track, isvc, *_ in tracks}, in_ns)
 
         ingress = k8s.networking.v1.Ingress(f"{name}-ingress", metadata={
             "name": args.name, "namespace": ns, "labels": labels,
@@ -226,7 +251,7 @@ class KServeService(pulumi.ComponentResource):
         self.register_outputs({"url": self.url, "role_arn": role.arn, "alb_arn": self.alb_arn})
 
     @staticmethod
-    def _network_policies(name, args: KServeServiceArgs, labels, services: list[str], opts) -> None:
+    def _network_policies(name, args: KServeServiceArgs, labels, services: dict[str, str], opts) -> None:
         """Default deny, in and out, for every pod of the namespace; then only what serving needs."""
         ns = args.namespace
         k8s.networking.v1.NetworkPolicy(f"{name}-default-deny", metadata={
@@ -234,12 +259,9 @@ class KServeService(pulumi.ComponentResource):
             "pod_selector": {}, "policy_types": ["Ingress", "Egress"]}, opts=opts)
         k8s.networking.v1.NetworkPolicy(f"{name}-network-policy", metadata={
             "name": f"{args.name}-serving", "namespace": ns, "labels": labels}, spec={
-            "pod_selector": {"match_expressions": [{"key": ISVC_LABEL, "operator": "In", "values": services}]},
+            "pod_selector": {"match_expressions": [{"key": ISVC_LABEL, "operator": "In", "values": list(services)}]},
             "policy_types": ["Ingress", "Egress"],
             "ingress": [
-                # The ALB targets pod IPs from its ENIs, which live only in the load-balancer subnets.
-                {"from_": [{"ip_block": {"cidr": cidr}} for cidr in args.load_balancer_cidrs],
-                 "ports": [{"port": PORTS["http"], "protocol": "TCP"}]},
                 {"from_": [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "monitoring"}}}],
                  "ports": [{"port": PORTS["metrics"], "protocol": "TCP"}]}],
             "egress": [
@@ -250,6 +272,14 @@ class KServeService(pulumi.ComponentResource):
                 {"ports": [{"port": 443, "protocol": "TCP"}]},
                 *([{"to": [{"pod_selector": {"match_labels": SINK_LABELS}}],
                     "ports": [{"port": SINK_PORT, "protocol": "TCP"}]}] if args.capture_url else [])]}, opts=opts)
+        # The ALB targets pod IPs from its ENIs, which live only in the load-balancer subnets, on the one port the
+        # track's predictor Service targets: a logged track only through KServe's agent, so no request skips capture.
+        for isvc, track in services.items():
+            k8s.networking.v1.NetworkPolicy(f"{name}-{track}-from-load-balancer", metadata={
+                "name": f"{isvc}-from-load-balancer", "namespace": ns, "labels": labels}, spec={
+                "pod_selector": {"match_labels": {ISVC_LABEL: isvc}}, "policy_types": ["Ingress"],
+                "ingress": [{"from_": [{"ip_block": {"cidr": cidr}} for cidr in args.load_balancer_cidrs],
+                             "ports": [{"port": target_port(logged(args, track)), "protocol": "TCP"}]}]}, opts=opts)
 
     @staticmethod
     def _alb_annotations(args: KServeServiceArgs, tracks) -> dict[str, str]:
@@ -286,8 +316,7 @@ class KServeService(pulumi.ComponentResource):
             "serviceAccountName": args.name, "minReplicas": low, "maxReplicas": high,
             "tolerations": [GPU_TOLERATION], "nodeSelector": {GROUP_LABEL: args.node_group},
             "securityContext": RESTRICTED_POD, "automountServiceAccountToken": False,
-            # Capture the production track only: its traffic is what the baseline and the drift alarms are about.
-            **({"logger": {"mode": "all", "url": args.capture_url}} if args.capture_url and track == "stable" else {}),
+            **({"logger": {"mode": "all", "url": args.capture_url}} if logged(args, track) else {}),
             "volumes": [{"name": "engine-cache", "emptyDir": {"sizeLimit": "20Gi"}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
             "model": {

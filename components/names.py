@@ -12,6 +12,12 @@ from __future__ import annotations
 PROJECT = "mlserve"
 
 
+def image_repository_name(stack: str, repository: str) -> str:
+    """The ECR repository a stack owns for a config's `image.repository` (`mlserve-dev/triton`): ECR names are
+    unique per account and region, so two stacks in one account (a dev and a feature stack) never claim the same."""
+    return f"{PROJECT}-{stack}/{repository}"
+
+
 STACK_TAG = "mlserve:stack"
 """On every resource of a stack (provider default tags): the cost-allocation tag its budget filters on."""
 
@@ -83,6 +89,17 @@ PROMETHEUS_URL = f"http://{PROMETHEUS_SERVICE}.{PROMETHEUS_NAMESPACE}.svc.cluste
 """In-cluster address of the Prometheus chart's server (KEDA's trigger, Alertmanager's rules)."""
 PROMETHEUS_PROXY = (PROMETHEUS_NAMESPACE, f"{PROMETHEUS_SERVICE}:{PROMETHEUS_PORT}")
 """The same server through the API server's service proxy, as `infra.ops` reaches it from outside the cluster."""
+
+
+ELB_NAME_MAX = 32
+
+
+def load_balancer_name(base: str, role: str) -> str:
+    """An Elastic Load Balancing name (`mlserve-prod-reranker-nlb`): unique per account and region across ALBs and
+    NLBs alike (DuplicateLoadBalancerName), at most 32 characters, no hyphen at either end. The role suffix survives
+    truncation, so the NLB and the ALB in front of one deployment never share a name."""
+    head = base[: ELB_NAME_MAX - len(role) - 1].rstrip("-")
+    return f"{head}-{role}"
 
 
 def alb_split_service(service: str) -> str:

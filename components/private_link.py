@@ -19,20 +19,22 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from .names import load_balancer_name
+
 
 @dataclass(frozen=True)
 class PrivateLinkArgs:
     name: str
-    """NLB and target group names: at most 32 characters."""
+    """What the NLB (`<name>-nlb`) and its target group (`<name>-alb`: its target is the ALB) are named after."""
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """The load-balancer subnets: the ALB must be placed there too."""
     backend_cidrs: Sequence[str]
-    """Where the ALB's targets (pod IPs) live: the ALB may send only there, on `target_port`."""
+    """Where the ALB's targets (pod IPs) live: the ALB may send only there, on `target_ports`."""
     port: int
     """The ALB listener's port: 443 (HTTPS) or 80."""
-    target_port: int
-    """The pods' serving port."""
+    target_ports: Sequence[int]
+    """The pod ports the ALB's targets listen on (the serving port, or KServe's agent's when it logs requests)."""
     deletion_protection: bool
     """Prod: a `pulumi destroy` or a mistaken replacement cannot remove the front door's load balancer."""
 
@@ -52,9 +54,10 @@ class PrivateLink(pulumi.ComponentResource):
             description="VPC link NLB: no inbound rules (PrivateLink traffic only), out only to its ALB", opts=child)
         alb_group = aws.ec2.SecurityGroup(
             f"{name}-alb", vpc_id=args.vpc_id, description="KServe ALB: in only from the VPC link NLB",
-            egress=[aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=args.target_port,
-                                                    to_port=args.target_port, cidr_blocks=list(args.backend_cidrs),
-                                                    description="To the serving pods")], opts=child)
+            egress=[aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=port, to_port=port,
+                                                    cidr_blocks=list(args.backend_cidrs),
+                                                    description="To the serving pods")
+                    for port in args.target_ports], opts=child)
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-alb-from-nlb", security_group_id=alb_group.id, referenced_security_group_id=nlb_group.id,
             ip_protocol="tcp", from_port=args.port, to_port=args.port, description="From the VPC link NLB",
@@ -64,13 +67,13 @@ class PrivateLink(pulumi.ComponentResource):
             ip_protocol="tcp", from_port=args.port, to_port=args.port, description="To the ALB (and health checks)",
             opts=child)
         self._nlb = aws.lb.LoadBalancer(
-            f"{name}-nlb", name=args.name[:32], load_balancer_type="network", internal=True,
+            f"{name}-nlb", name=load_balancer_name(args.name, "nlb"), load_balancer_type="network", internal=True,
             subnets=args.subnet_ids, security_groups=[nlb_group.id],
             enforce_security_group_inbound_rules_on_private_link_traffic="off",
             enable_cross_zone_load_balancing=True, enable_deletion_protection=args.deletion_protection, opts=child)
         # TCP listener: NLB access logs exist only for TLS listeners, so the ALB's access logs are the record.
         self._target_group = aws.lb.TargetGroup(
-            f"{name}-alb-target", name=args.name[:32], target_type="alb", protocol="TCP", port=args.port,
+            f"{name}-alb-target", name=load_balancer_name(args.name, "alb"), target_type="alb", protocol="TCP", port=args.port,
             vpc_id=args.vpc_id, health_check=aws.lb.TargetGroupHealthCheckArgs(
                 protocol="HTTPS" if args.port == 443 else "HTTP", path="/v2/health/ready", port=str(args.port)),
             opts=child)

@@ -27,7 +27,14 @@ from components.inference_component import InferenceComponentArgs
 from components.kserve_deployment import KServeDeploymentArgs
 from components.kserve_service import ISVC_LABEL, KServeServiceArgs, ModelRef
 from components.model_store import ModelStore
-from components.names import COLD_START_TAG, PRIMARY_VARIANT, STACK_TAG, captured_files_prefix, resource_name
+from components.names import (
+    COLD_START_TAG,
+    PRIMARY_VARIANT,
+    STACK_TAG,
+    captured_files_prefix,
+    image_repository_name,
+    resource_name,
+)
 from components.network import Network
 from components.node_group import GROUP_LABEL
 from components.retraining_trigger import HttpsTarget, PipelineTarget, StateMachineTarget
@@ -94,7 +101,8 @@ def kserve_args(p: Platform, d: KServeConfig, k8s_platform: KubernetesPlatform,
     name = resource_name(p.stack, d.name)
     canary = d.rollout if isinstance(d.rollout, Canary) else None
     candidate = canary.candidate if canary else None
-    image_uri = pulumi.Output.concat(p.store.repository_urls[d.image.repository], d.image.reference)
+    image_uri = pulumi.Output.concat(p.store.repository_urls[image_repository_name(p.stack, d.image.repository)],
+                                     d.image.reference)
     return KServeDeploymentArgs(
         service=KServeServiceArgs(
             name=d.name, namespace=name,
@@ -128,7 +136,7 @@ def served(model: ModelArtifact) -> ServedModel:
 def host_args(p: Platform, group: str, members: list[SageMakerConfig]) -> SageMakerEndpointArgs:
     cfg, first = p.cfg, members[0]
     capture = first.data_capture if len(members) == 1 and first.data_capture.enabled else None
-    repositories = sorted({d.image.repository for d in members})
+    repositories = sorted({image_repository_name(p.stack, d.image.repository) for d in members})
     return SageMakerEndpointArgs(
         endpoint_name=resource_name(p.stack, group), image_uri=None,
         repository_arns=[p.store.repository_arns[r] for r in repositories], bucket_name=cfg.model_store.bucket,
@@ -162,7 +170,8 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
     models = [d.model, *(v.model for v in d.ab_variants), *([rollout.candidate] if isinstance(rollout, Shadow) else [])]
     hosted = d.hosting == "inference_components"
     endpoint_name = resource_name(p.stack, d.endpoint_group)
-    image_uri = pulumi.Output.concat(p.store.repository_urls[d.image.repository], d.image.reference)
+    repository = image_repository_name(p.stack, d.image.repository)
+    image_uri = pulumi.Output.concat(p.store.repository_urls[repository], d.image.reference)
     return SageMakerDeploymentArgs(
         alarms=EndpointAlarmsArgs(
             endpoint_name=endpoint_name, variant_name=PRIMARY_VARIANT, topic_arn=p.topic_arn,
@@ -172,7 +181,7 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
         component=component_args(p, d, name, hosts[d.endpoint_group], image_uri) if hosted else None,
         endpoint=None if hosted else SageMakerEndpointArgs(
             endpoint_name=name, image_uri=image_uri,
-            repository_arns=[p.store.repository_arns[d.image.repository]], bucket_name=cfg.model_store.bucket,
+            repository_arns=[p.store.repository_arns[repository]], bucket_name=cfg.model_store.bucket,
             model_prefixes=sorted({m.prefix for m in models}), variants=variants, shadow=shadow,
             traffic_shift=traffic_shift(d.rollout), kms_key_arn=p.encryption.key_arn, account_id=p.account_id,
             region=cfg.region, vpc_id=p.network.vpc_id, vpc_cidr=p.network.vpc_cidr,

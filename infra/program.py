@@ -35,6 +35,7 @@ from components.names import (
     PROMETHEUS_NAMESPACE,
     PROMETHEUS_URL,
     STACK_TAG,
+    image_repository_name,
     resource_name,
 )
 from components.network import Network, NetworkArgs
@@ -61,7 +62,8 @@ SECRET_SAFE_KEYS = frozenset({"mlserve:alerting"})
 
 def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     """Declare every resource of the stack and return its outputs (the caller exports them)."""
-    provider = aws.Provider("aws", region=cfg.region, default_tags=aws.ProviderDefaultTagsArgs(tags=stack_tags(cfg, stack)))
+    provider = aws.Provider("aws", region=cfg.region, allowed_account_ids=[cfg.account_id] if cfg.account_id else None,
+                            default_tags=aws.ProviderDefaultTagsArgs(tags=stack_tags(cfg, stack)))
     with_provider = pulumi.ResourceOptions(provider=provider)
     sagemaker_opts = with_provider
     if any(isinstance(d, SageMakerConfig) and d.hosting == "inference_components" for d in cfg.deployments):
@@ -85,7 +87,7 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         else {}), opts=with_provider)
     store = ModelStore(resource_name(stack), ModelStoreArgs(
         bucket_name=cfg.model_store.bucket, kms_key_arn=encryption.key_arn,
-        image_repositories=tuple(sorted({d.image.repository for d in cfg.deployments})),
+        image_repositories=tuple(sorted({image_repository_name(stack, d.image.repository) for d in cfg.deployments})),
         noncurrent_version_days=cfg.model_store.noncurrent_version_days, force_destroy=not cfg.is_prod),
         opts=with_provider)
     alerting = Alerting(resource_name(stack), AlertingArgs(
@@ -102,9 +104,10 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         model_bucket_arn=store.bucket_arn, kms_key_arn=encryption.key_arn, account_id=account_id, region=cfg.region,
         alert_topic_arn=alerting.topic_arn, retention_days=cfg.logs.retention_days, object_lock=cfg.is_prod,
         force_destroy=not cfg.is_prod), opts=with_provider)
-    # Every deployment's API logs its stages: the account's CloudWatch role must exist before any stage does.
+    # Every deployment's API logs its stages: the account's CloudWatch role must exist before any stage does (one
+    # stack per account and region manages it; the others rely on it).
     logging_ready: list[pulumi.Resource] = [ApiGatewayAccount(resource_name(stack), opts=with_provider)] \
-        if cfg.deployments else []
+        if cfg.gateway.account_settings == "manage" else []
     platform = Platform(cfg, stack, account_id, encryption, network, store, alerting.topic_arn, invoke)
     cluster = kubernetes_platform(platform, with_provider) if cfg.cluster else None
 

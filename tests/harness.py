@@ -61,3 +61,10 @@ def rollback_alarm_names(plan: Plan, deployment: str) -> list[str]:
     if not updated:
         raise KeyError(f"no endpoint or inference component named {deployment}")
     return [a["alarmName"] for a in updated[0].inputs["deploymentConfig"]["autoRollbackConfiguration"]["alarms"]]
+
+
+def stack_account(stack: str) -> str:
+    """The account a checked-in stack file pins (`account_id`): the plan's ARNs carry it."""
+    account = config_of(raw_config(stack), stack).account_id
+    assert account, f"Pulumi.{stack}.yaml names no account_id"
+    return account

@@ -39,7 +39,7 @@ def test_the_runtime_options_name_the_virtualenv_that_make_setup_creates():
 
 def test_declared_config_keys_are_the_models_scalar_keys_with_their_descriptions():
     declared = {key: value for key, value in PROJECT["config"].items() if ":" not in key}
-    assert set(declared) == {"environment", "region"}
+    assert set(declared) == {"environment", "region", "account_id"}
     for key, declaration in declared.items():
         field = StackConfig.model_fields[key]
         assert declaration == {"type": "string", "description": field.description}

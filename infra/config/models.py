@@ -205,7 +205,8 @@ class ModelArtifact(Strict):
 
 
 class ServingImage(Strict):
-    repository: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$", description="ECR repository name")
+    repository: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$",
+                            description="The image's repository in the stack: ECR names it mlserve-<stack>/<this>")
     tag: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
         description="Immutable version tag (never latest); or give digest")
@@ -504,6 +505,11 @@ class GatewayConfig(Strict):
     certificate_arn: str | None = Field(
         default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+",
         description="Regional ACM certificate for domain_name")
+    account_settings: Literal["manage", "existing"] = Field(
+        default="manage",
+        description="API Gateway's account-level CloudWatch role (one per account and region, which stage logging "
+                    "needs): manage sets it; existing relies on the one another stack of the same account and "
+                    "region manages (only one may)")
 
 
 class AlertingConfig(Strict):
@@ -554,6 +560,10 @@ class StackConfig(Strict):
         description="Which rule set applies: prod is stricter (capacity, rollouts, deletion protection, the pack)")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$",
                         description="AWS region of every resource (commercial partition only)")
+    account_id: str | None = Field(
+        default=None, pattern=r"^\d{12}$",
+        description="The AWS account the stack deploys to: any other is refused before a change (the provider's "
+                    "allowed_account_ids); required in prod")
     tags: Tags = Field(description="Tags on every resource (owner and cost-center required)")
     network: NetworkConfig = Field(description="The VPC")
     model_store: ModelStoreConfig = Field(description="The model bucket and image repositories")

@@ -101,6 +101,13 @@ def prod_network_spans_three_zones(cfg: StackConfig) -> Iterator[ConfigIssue]:
                           "3 in prod (one NAT gateway and one subnet pair per zone)")
 
 
+def prod_names_its_account(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    if cfg.is_prod and cfg.account_id is None:
+        yield ConfigIssue(key_path(("account_id",)), None,
+                          "the 12-digit id of prod's own account: a change with other credentials is then refused "
+                          "before it touches anything")
+
+
 def _component_bounds(cfg: StackConfig, i: int, d: SageMakerDeployment) -> Iterator[ConfigIssue]:
     scaling, component = d.autoscaling, d.component
     if scaling.min == 0 and cfg.is_prod and not component.tolerates_cold_start:
@@ -516,6 +523,7 @@ RULES: tuple[Rule, ...] = (
     unique_names,
     models_live_in_the_stack_bucket,
     prod_network_spans_three_zones,
+    prod_names_its_account,
     capacity_bounds,
     shared_endpoints_agree,
     gpu_models_get_gpus,

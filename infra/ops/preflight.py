@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from components.names import resource_name
+from components.names import image_repository_name, resource_name
 from infra.aws_facts import sagemaker_gpus
 from infra.config.models import (
     Canary,
@@ -311,18 +311,19 @@ def check_artifacts(cfg: StackConfig, stack: str, clients: Clients) -> list[Chec
     return checks
 
 
-def check_images(cfg: StackConfig, clients: Clients) -> list[Check]:
+def check_images(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
     checks, seen = [], set()
     for d in cfg.deployments:
         image: ServingImage = d.image
-        if (image.repository, image.reference) in seen:
+        repository = image_repository_name(stack, image.repository)
+        if (repository, image.reference) in seen:
             continue
-        seen.add((image.repository, image.reference))
-        subject = f"{image.repository}{image.reference}"
+        seen.add((repository, image.reference))
+        subject = f"{repository}{image.reference}"
         image_id = {"imageDigest": image.digest} if image.digest else {"imageTag": image.tag}
         push_fix = "build and push it (README: the serving image), then pin its digest"
         try:
-            clients.ecr.describe_images(repositoryName=image.repository, imageIds=[image_id])
+            clients.ecr.describe_images(repositoryName=repository, imageIds=[image_id])
         except ClientError as error:
             code = error.response["Error"].get("Code")
             detail = {"RepositoryNotFoundException": "the ECR repository does not exist yet",
@@ -333,11 +334,11 @@ def check_images(cfg: StackConfig, clients: Clients) -> list[Check]:
             checks.append(Check("image", subject, "fail", detail, fix))
             continue
         try:
-            findings = clients.ecr.describe_image_scan_findings(repositoryName=image.repository, imageId=image_id)
+            findings = clients.ecr.describe_image_scan_findings(repositoryName=repository, imageId=image_id)
         except ClientError as error:
             checks.append(Check("image scan", subject, "unverified",
                                 f"no scan result ({error.response['Error'].get('Code')})",
-                                f"aws ecr start-image-scan --repository-name {image.repository} --image-id ..."))
+                                f"aws ecr start-image-scan --repository-name {repository} --image-id ..."))
             continue
         status = findings.get("imageScanStatus", {}).get("status", "UNKNOWN")
         counts = findings.get("imageScanFindings", {}).get("findingSeverityCounts", {})
@@ -357,4 +358,4 @@ def preflight(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
         check_node_class_ami(cfg, clients) + check_addon_versions(cfg, clients)
     if kserve and not cfg.cluster:  # the config rules refuse this already; kept so a bypass cannot pass silently
         checks.append(Check("cluster", stack, "fail", "kserve deployments without a cluster", "add mlserve:cluster"))
-    return checks + check_artifacts(cfg, stack, clients) + check_images(cfg, clients)
+    return checks + check_artifacts(cfg, stack, clients) + check_images(cfg, stack, clients)

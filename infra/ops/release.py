@@ -21,7 +21,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from components.names import resource_name
+from components.names import image_repository_name, resource_name
 from infra.config.models import SageMakerDeployment, StackConfig
 
 from .clients import Clients
@@ -131,7 +131,8 @@ def release_model(cfg: StackConfig, stack: str, deployment: str, model_dir: Path
         return Release(uri, sha256, existing[0], existing[1], created=False)
 
     account = clients.sts.get_caller_identity()["Account"]
-    image = f"{account}.dkr.ecr.{cfg.region}.amazonaws.com/{d.image.repository}{d.image.reference}"
+    repository = image_repository_name(stack, d.image.repository)
+    image = f"{account}.dkr.ecr.{cfg.region}.amazonaws.com/{repository}{d.image.reference}"
     request = {
         "ModelPackageGroupName": group,
         "ModelPackageDescription": f"{deployment} sha256 {sha256}",

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 
-from components.names import P99_LATENCY, SERVER_ERROR_RATE
+from components.names import P99_LATENCY, SERVER_ERROR_RATE, image_repository_name
 
 from .clients import Clients
 
 ACCOUNT = "123456789012"  # moto's account
 IMAGE_TAG = "26.04-trt10-r1"
-REPOSITORY = "mlserve/triton"
+REPOSITORY = image_repository_name("dev", "triton")
 GUARD_METRICS = ((P99_LATENCY, "ModelLatency"), (SERVER_ERROR_RATE, "Invocation5XXErrors"))
 
 

@@ -7,7 +7,8 @@ def plan_stack(cfg, stack: str, preview: bool = False) -> Plan:
     """Run the real program for a validated config."""
     from infra.program import declare
 
-    return run(lambda: declare(cfg, stack), stack=stack, region=cfg.region, preview=preview)
+    return run(lambda: declare(cfg, stack), stack=stack, region=cfg.region, account_id=cfg.account_id,
+               preview=preview)
 
 
 __all__ = ["Plan", "Resource", "plan_stack", "run"]

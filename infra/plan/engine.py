@@ -295,9 +295,11 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
-def run(program: Callable[[], dict[str, Any]], *, stack: str, region: str, preview: bool = False) -> Plan:
-    """Call `program` under the mock engine and return what it declared and its resolved outputs."""
-    mocks = PlanMocks(region, preview=preview)
+def run(program: Callable[[], dict[str, Any]], *, stack: str, region: str, account_id: str | None = None,
+        preview: bool = False) -> Plan:
+    """Call `program` under the mock engine and return what it declared and its resolved outputs. The caller is in
+    the stack's own account when the config names one (the provider would refuse any other)."""
+    mocks = PlanMocks(region, account_id=account_id or ACCOUNT_ID, preview=preview)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     outputs: dict[str, Any] = {}

@@ -37,6 +37,9 @@ def _rollout_weaknesses(props, config, component: bool):
             yield "prod replaces everything in one unbaked batch: a bad model reaches every copy before an alarm can fire"
         return
     if component:
+        copies = (props.get("runtimeConfig") or {}).get("copyCount") or 0
+        if not is_prod(config) and copies <= 1:
+            return  # one copy cannot roll (a batch is 5-50% of the copies): dev's all_at_once is all there is
         yield "the inference component has no rolling update policy: a new model replaces every copy at once"
         return
     if not policy:

@@ -1,6 +1,6 @@
 import json
 
-from tests.harness import policy_json
+from tests.harness import policy_json, stack_account
 
 
 def test_key_rotates_and_has_an_alias(stack, plan):
@@ -10,14 +10,15 @@ def test_key_rotates_and_has_an_alias(stack, plan):
     assert plan.one("aws:kms/alias:Alias").inputs["name"] == f"alias/mlserve-{stack}"
 
 
-def test_key_policy_lets_logs_encrypt_only_for_this_account_and_region(plan):
+def test_key_policy_lets_logs_encrypt_only_for_this_account_and_region(stack, plan):
+    account = stack_account(stack)
     statements = {s["Sid"]: s for s in policy_json(plan.one("aws:kms/key:Key"))["Statement"]}
     logs = statements["CloudWatchLogsEncrypt"]
     assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
-    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == "arn:aws:logs:us-east-1:123456789012:*"
+    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == f"arn:aws:logs:us-east-1:{account}:*"
     assert statements["CloudwatchPublishToEncryptedTopics"]["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": "123456789012"}}
-    assert statements["AccountAdministersThroughIam"]["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+        "StringEquals": {"aws:SourceAccount": account}}
+    assert statements["AccountAdministersThroughIam"]["Principal"] == {"AWS": f"arn:aws:iam::{account}:root"}
 
 
 def test_every_statement_is_valid_policy_grammar(plan):

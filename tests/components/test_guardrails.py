@@ -15,7 +15,7 @@ from components.model_audit import settings_change_pattern
 from tests.harness import policy_json, stack_plan
 
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-SERVING_PORT = 8080
+SERVING_PORT, AGENT_PORT = 8080, 9081  # the serving container; KServe v0.20.0's agent (schemas/kserve)
 
 
 def subnets(plan, kind: str) -> list[dict]:
@@ -41,13 +41,19 @@ def test_only_the_gateways_path_reaches_the_serving_port():
     pod_and_node_ranges = [s["cidrBlock"] for s in subnets(plan, "private")]
     balancer_ranges = [s["cidrBlock"] for s in subnets(plan, "lb")]
     other = [s["cidrBlock"] for s in subnets(plan, "public")]
-    (serving,) = [p.inputs["spec"] for p in plan.of_type(NETWORK_POLICY) if p.inputs["metadata"]["name"].endswith(
-        "-serving")]
-    for cidr in pod_and_node_ranges + other:
-        first_host = str(next(ipaddress.ip_network(cidr).hosts()))
-        assert not admitted_on(serving, SERVING_PORT, first_host), f"{cidr} reaches the pods directly"
-    for cidr in balancer_ranges:
-        assert admitted_on(serving, SERVING_PORT, str(next(ipaddress.ip_network(cidr).hosts())))
+    policies = {p.inputs["metadata"]["name"]: p.inputs["spec"] for p in plan.of_type(NETWORK_POLICY)}
+    # Each track admits the load balancer on the port its predictor Service targets: the logged stable track only
+    # through KServe's agent (so no request skips capture), the canary on the serving port.
+    for name, port in (("reranker-from-load-balancer", AGENT_PORT), ("reranker-canary-from-load-balancer",
+                                                                     SERVING_PORT)):
+        for cidr in pod_and_node_ranges + other:
+            first_host = str(next(ipaddress.ip_network(cidr).hosts()))
+            assert not admitted_on(policies[name], port, first_host), f"{cidr} reaches the pods directly"
+        for cidr in balancer_ranges:
+            host = str(next(ipaddress.ip_network(cidr).hosts()))
+            assert admitted_on(policies[name], port, host)
+            assert not admitted_on(policies[name], AGENT_PORT + SERVING_PORT - port, host), f"{name}: one port only"
+    assert not any("ipBlock" in source for rule in policies["reranker-serving"]["ingress"] for source in rule["from"])
 
     groups = {g.urn: g for g in plan.of_type("aws:ec2/securityGroup:SecurityGroup")}
     nlb = next(lb for lb in plan.of_type("aws:lb/loadBalancer:LoadBalancer") if lb.inputs["loadBalancerType"] ==

@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 
 from components.inference_api import request_schema
-from tests.harness import policy_json, stack_plan
+from tests.harness import policy_json, stack_account, stack_plan
 
 METHOD = "aws:apigateway/method:Method"
 MODELS = {"dev": ["resnet50"], "prod": ["resnet50", "reranker"]}
@@ -90,7 +90,7 @@ def test_integration_role_can_invoke_only_its_endpoint(stack, plan):
     (policy,) = [p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-invoke")]
     (statement,) = policy_json(policy)["Statement"]
     assert statement["Action"] == ["sagemaker:InvokeEndpoint"]
-    assert statement["Resource"] == [f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/mlserve-{stack}-resnet50"]
+    assert statement["Resource"] == [f"arn:aws:sagemaker:us-east-1:{stack_account(stack)}:endpoint/mlserve-{stack}-resnet50"]
 
 
 def test_kserve_deployment_is_reached_through_a_vpc_link_with_tls_verified():

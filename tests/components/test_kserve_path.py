@@ -225,10 +225,15 @@ def test_rollback_is_one_config_change_that_removes_the_canary(rollback):
 
 
 def test_serving_network_policy_admits_the_load_balancer_subnets_and_prometheus_and_lets_out_dns_and_https():
-    policy = one(stack_plan("prod"), "kubernetes:networking.k8s.io/v1:NetworkPolicy", "-network-policy").inputs["spec"]
+    plan = stack_plan("prod")
+    policy = one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "-network-policy").inputs["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
-    serving, metrics = policy["ingress"]
-    assert serving["from"] == [{"ipBlock": {"cidr": c}} for c in ("10.50.48.0/22", "10.50.52.0/22", "10.50.56.0/22")]
+    (metrics,) = policy["ingress"]
+    for track in ("stable", "canary"):
+        (serving,) = one(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+                         f"-{track}-from-load-balancer").inputs["spec"]["ingress"]
+        assert serving["from"] == [{"ipBlock": {"cidr": c}} for c in ("10.50.48.0/22", "10.50.52.0/22",
+                                                                       "10.50.56.0/22")]
     assert metrics["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     dns, https, capture = policy["egress"]
     assert {p["port"] for p in dns["ports"]} == {53} and https == {"ports": [{"port": 443, "protocol": "TCP"}]}

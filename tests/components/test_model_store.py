@@ -33,9 +33,9 @@ def test_old_versions_expire_per_stack_config(stack, plan):
     assert rule["noncurrentVersionExpiration"]["noncurrentDays"] == {"dev": 30, "prod": 365}[stack]
 
 
-def test_image_repository_is_immutable_scanned_and_kms_encrypted(plan):
+def test_image_repository_is_immutable_scanned_and_kms_encrypted(stack, plan):
     repository = plan.one("aws:ecr/repository:Repository").inputs
-    assert repository["name"] == "mlserve/triton"
+    assert repository["name"] == f"mlserve-{stack}/triton"  # the stack in it: ECR names are unique per account
     assert repository["imageTagMutability"] == "IMMUTABLE"
     assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repository["encryptionConfigurations"] == [{"encryptionType": "KMS", "kmsKey": plan.outputs["kms_key_arn"]}]

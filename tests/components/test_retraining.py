@@ -11,14 +11,15 @@ from moto import mock_aws
 from infra.config import ConfigError
 from policies.check import CONFIG_DIR, evaluate, load_policy_config
 from tests import aws_replay as replay
-from tests.harness import config_of, edited, plan_config
+from tests.harness import config_of, edited, plan_config, stack_account
 
 NAME = "mlserve-dev-resnet50"
-PIPELINE = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/resnet50-retrain"
-MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:resnet50-retrain"
+ACCOUNT = stack_account("dev")  # the targets live in the stack's own account
+PIPELINE = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:pipeline/resnet50-retrain"
+MACHINE = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:resnet50-retrain"
 # Pulumi's wire format for a secret value (pulumi.runtime.rpc's special signature key and secret signature).
 SECRET_SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
-SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci/retrain-webhook-AbCdEf"
+SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:ci/retrain-webhook-AbCdEf"
 
 
 def with_trigger(on_alarm, prediction_threshold=0.25):
@@ -36,8 +37,8 @@ def pipeline_plan():
 def alarm_event(alarm: str, state: str) -> dict:
     """An alarm state change as CloudWatch sends it to EventBridge (the documented "Single Metric Alarm" shape)."""
     return {"version": "0", "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92", "detail-type": "CloudWatch Alarm State Change",
-            "source": "aws.cloudwatch", "account": "123456789012", "time": "2026-12-03T10:00:00Z",
-            "region": "us-east-1", "resources": [f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}"],
+            "source": "aws.cloudwatch", "account": f"{ACCOUNT}", "time": "2026-12-03T10:00:00Z",
+            "region": "us-east-1", "resources": [f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{alarm}"],
             "detail": {"alarmName": alarm, "configuration": {
                 "description": "Inputs of resnet50 drifted from the baseline (max PSI over features)",
                 "metrics": [{"id": "m1", "metricStat": {"metric": {
@@ -72,7 +73,7 @@ def test_the_rule_starts_the_pipeline_with_a_role_that_may_only_start_it(pipelin
     assert f":role/{NAME}-retrain-" in target["roleArn"]
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
     assert trust["Principal"] == {"Service": "events.amazonaws.com"}
-    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": f"{ACCOUNT}"}}
     (policy,) = [p for p in pipeline_plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == f"{NAME}-retrain"]
     (statement,) = json.loads(policy.inputs["policy"])["Statement"]
     assert (statement["Action"], statement["Resource"]) == (["sagemaker:StartPipelineExecution"], [PIPELINE])

@@ -10,10 +10,10 @@ from pulumi_policy import EnforcementLevel
 
 from infra.config import ConfigError
 from tests import aws_replay as replay
-from tests.harness import config_of, edited, plan_config, policy_json, raw_config, stack_plan
+from tests.harness import config_of, edited, plan_config, policy_json, raw_config, stack_account, stack_plan
 from tests.policies.conftest import plan_json, resources, violations
 
-ACCOUNT = "123456789012"
+ACCOUNT = "123456789012"  # moto's
 
 
 def test_the_budget_filters_on_the_stack_tag_and_alerts_the_stack_topic(stack):
@@ -25,7 +25,7 @@ def test_the_budget_filters_on_the_stack_tag_and_alerts_the_stack_topic(stack):
     alerts = {(n["notificationType"], n["threshold"]) for n in budget["notifications"]}
     assert alerts == {"dev": {("ACTUAL", 80), ("ACTUAL", 100), ("FORECASTED", 100)},
                       "prod": {("ACTUAL", 50), ("ACTUAL", 80), ("ACTUAL", 100), ("FORECASTED", 100)}}[stack]
-    assert all(n["subscriberSnsTopicArns"] == [f"arn:aws:sns:us-east-1:{ACCOUNT}:{topic}"]
+    assert all(n["subscriberSnsTopicArns"] == [f"arn:aws:sns:us-east-1:{stack_account(stack)}:{topic}"]
                for n in budget["notifications"])
     provider_tags = json.loads(plan.one("pulumi:providers:aws").inputs["defaultTags"])["tags"]
     assert provider_tags["mlserve:stack"] == stack  # the tag the filter names is on every resource
@@ -36,7 +36,7 @@ def test_budgets_may_publish_to_the_encrypted_topic(stack):
     (allow,) = [s for s in policy_json(plan.one("aws:sns/topicPolicy:TopicPolicy"))["Statement"]
                 if s["Effect"] == "Allow"]
     assert "budgets.amazonaws.com" in allow["Principal"]["Service"]
-    assert allow["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    assert allow["Condition"] == {"StringEquals": {"aws:SourceAccount": stack_account(stack)}}
     key = policy_json(plan.one("aws:kms/key:Key"))
     (budgets,) = [s for s in key["Statement"] if s["Principal"] == {"Service": "budgets.amazonaws.com"}]
     assert set(budgets["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
@@ -54,7 +54,7 @@ def test_no_budget_means_no_budget_publisher():
 
 def test_the_budget_is_a_valid_create_budget_request(stack):
     budget = stack_plan(stack).one("aws:budgets/budget:Budget").inputs
-    replay.assert_valid_request("budgets", "CreateBudget", replay.create_budget(budget, ACCOUNT))
+    replay.assert_valid_request("budgets", "CreateBudget", replay.create_budget(budget, stack_account(stack)))
 
 
 @mock_aws

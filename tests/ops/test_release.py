@@ -41,7 +41,7 @@ def test_release_uploads_a_tarball_the_serving_image_reads_with_its_sha256(aws):
     described = aws.sagemaker.describe_model_package(ModelPackageName=release.model_package_arn)
     container = described["InferenceSpecification"]["Containers"][0]
     assert container["ModelDataUrl"] == release.uri
-    assert container["Image"].endswith(".dkr.ecr.us-east-1.amazonaws.com/mlserve/triton:26.04-trt10-r1")
+    assert container["Image"].endswith(".dkr.ecr.us-east-1.amazonaws.com/mlserve-dev/triton:26.04-trt10-r1")
     assert container["Environment"]["SAGEMAKER_TRITON_DEFAULT_MODEL_NAME"] == "resnet50"
 
 

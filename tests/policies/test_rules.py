@@ -212,6 +212,8 @@ def test_prod_is_stricter_than_dev():
     for resource in dev_plan["resources"]:
         if resource["type"] in ("aws:sagemaker/endpoint:Endpoint", "aws-native:sagemaker:InferenceComponent"):
             resource["inputs"].pop("deploymentConfig", None)
+        if resource["type"] == "aws-native:sagemaker:InferenceComponent":
+            resource["inputs"]["runtimeConfig"] = {"copyCount": 2}  # one copy cannot roll: nothing to advise
     advice = violations(dev_plan, rule="progressive-rollout-with-rollback")
     assert advice and all(v.level == EnforcementLevel.ADVISORY for v in advice)
 
