@@ -5,8 +5,13 @@ not JSON or `data` that does not fill `shape` among them. SageMaker counts a con
 `Invocation5XXErrors`, the alarm that rolls a canary back, and KServe's error-rate alert reads Triton's failure
 counter: one misbehaving client could roll back a good release. The front checks each inference request against the
 model's spec (model, input names, datatypes, shape and batch, data count and types, binary-tensor sizes, body size,
-content type), refuses what is wrong with the status and a message that says what, and forwards the rest to Triton
-byte for byte. What Triton then answers, the client gets.
+content type) and the JSON type of every field Triton reads (`id`, `parameters` and the reserved ones in it, `inputs`,
+`outputs`, each tensor's `name` and `parameters`: Triton answers a wrong one with 500), refuses what is wrong with the
+status and a message that says what, and forwards the rest to Triton byte for byte. What Triton then answers, the
+client gets; except that Triton's own "wrong JSON type" 500 (true/false among a tensor's numbers, which the front
+leaves to Triton rather than walk every value) comes back as the 400 it is. No per-request schema validation: each
+check is a type test on a field the request names. `tests/serving/test_fuzz_kserve.py` fuzzes all of this from
+KServe's Open Inference Protocol spec.
 
   kserve:    v2 HTTP on the public port (Triton's HTTP on a loopback port behind it); gRPC goes to Triton directly,
              whose gRPC statuses already say INVALID_ARGUMENT for these cases; the metrics port serves Triton's
@@ -17,7 +22,8 @@ byte for byte. What Triton then answers, the client gets.
 Overload shed by the model's queue policy (Triton's 503 "Exceeds maximum queue size" / "Request timeout expired")
 becomes 429 with Retry-After: capacity, not a server fault.
 
-Its metrics: `mlserve_front_refused_total{reason}` (client errors by what was wrong, and queue_full/queue_timeout)
+Its metrics: `mlserve_front_refused_total{reason}` (client errors by what was wrong, json_type for a field of the wrong
+JSON type, and queue_full/queue_timeout)
 and `mlserve_front_forwarded_total{code}` (what Triton answered); and, from the start,
 `mlserve_engine_store_failures_total{operation,reason}` (the shared engine store failed and the replica built locally).
 """
@@ -59,6 +65,60 @@ class Refusal(Exception):
         self.status, self.reason, self.message = status, reason, message
 
 
+# Triton's JSON parser (TritonJson) when a request value has the wrong JSON type, which Triton answers with 500 before
+# the request reaches a model. The Gate checks every field's type itself; inside `data` that would cost a pass over
+# every value in Python (true/false among numbers, which numpy silently turns into 1/0), so there Triton's refusal is
+# the check, and the front hands it back as the client error it is.
+TRITON_JSON_TYPE = (b"attempt to access JSON non-", b"attempt to get members for non-object")
+UINT64 = 1 << 64
+
+
+def _json_kind(value: Any) -> str:
+    """How a client would name a JSON value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    return {float: "a number", str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _is_uint(value: Any) -> bool:
+    return type(value) is int and 0 <= value < UINT64
+
+
+# The reserved parameters Triton reads with a fixed JSON type (src/http_server.cc, Triton 2.51): a value of another
+# type is a 500 there. name -> (accepts, what the message says it must be).
+_BOOLEAN = (lambda v: type(v) is bool, "true or false")
+_UINT = (_is_uint, "a non-negative integer")
+_STRING = (lambda v: type(v) is str, "a string")
+REQUEST_PARAMETERS = {"sequence_id": (lambda v: type(v) is str or _is_uint(v), "a non-negative integer or a string"),
+                      "sequence_start": _BOOLEAN, "sequence_end": _BOOLEAN, "priority": _UINT, "timeout": _UINT,
+                      "binary_data_output": _BOOLEAN}
+_SHARED_MEMORY = {"shared_memory_region": _STRING, "shared_memory_offset": _UINT, "shared_memory_byte_size": _UINT}
+INPUT_PARAMETERS = {"binary_data_size": _UINT, **_SHARED_MEMORY}
+OUTPUT_PARAMETERS = {"binary_data": _BOOLEAN, "classification": _UINT, **_SHARED_MEMORY}
+
+
+def _wrong_type(where: str, wanted: str, value: Any) -> Refusal:
+    return Refusal(400, "json_type", f"{where} must be {wanted}, got {_json_kind(value)}")
+
+
+def _parameters(holder: dict[str, Any], where: str, reserved: dict) -> dict[str, Any]:
+    """`holder`'s 'parameters' (an object when given) with the reserved ones of the right JSON type."""
+    if "parameters" not in holder:
+        return {}
+    parameters = holder["parameters"]
+    if type(parameters) is not dict:
+        raise _wrong_type(f"{where}'parameters'", "an object", parameters)
+    for key, value in parameters.items():
+        check = reserved.get(key)
+        if check is not None and not check[0](value):
+            raise _wrong_type(f"{where}'parameters.{key}'", check[1], value)
+    return parameters
+
+
 @dataclass(frozen=True)
 class Gate:
     """What a request to this model must look like: the spec's inputs, outputs and batch limit."""
@@ -78,15 +138,26 @@ class Gate:
             raise Refusal(400, "not_json", f"{what} is not valid JSON: {error}") from None
         if not isinstance(request, dict):
             raise Refusal(400, "not_an_object", "the request must be a JSON object with an 'inputs' list")
+        if "id" in request and type(request["id"]) is not str:
+            raise _wrong_type("'id'", "a string", request["id"])
+        _parameters(request, "", REQUEST_PARAMETERS)
         inputs = request.get("inputs")
-        if not isinstance(inputs, list) or not inputs:
+        if inputs is None or inputs == []:
             raise Refusal(400, "no_inputs", "the request has no 'inputs' (a non-empty list of tensors)")
+        if type(inputs) is not list:
+            raise _wrong_type("'inputs'", "a non-empty list of tensors", inputs)
         expected = {t.name: t for t in self.spec.inputs}
-        given = [t.get("name") if isinstance(t, dict) else None for t in inputs]
-        for name in given:
+        given = []
+        for index, tensor in enumerate(inputs):
+            if type(tensor) is not dict:
+                raise _wrong_type(f"inputs[{index}]", "an object (name, shape, datatype, data)", tensor)
+            name = tensor.get("name")
+            if type(name) is not str:
+                raise _wrong_type(f"inputs[{index}]: 'name'", "a string", name)
             if name not in expected:
                 raise Refusal(400, "unknown_input", f"unknown input {name!r}: {self.spec.name} takes "
                                                     f"{', '.join(sorted(expected))}")
+            given.append(name)
         if len(set(given)) != len(given):
             raise Refusal(400, "duplicate_input", "an input is given twice")
         missing = sorted(set(expected) - set(given))
@@ -98,11 +169,19 @@ class Gate:
         if header_length is not None and binary_total != len(body) - header_length:
             raise Refusal(400, "binary_size", f"the inputs declare {binary_total} bytes of binary data, the body "
                                               f"carries {len(body) - header_length} after the header")
-        for output in request.get("outputs") or []:
-            name = output.get("name") if isinstance(output, dict) else None
+        outputs = request.get("outputs", [])
+        if type(outputs) is not list:
+            raise _wrong_type("'outputs'", "a list", outputs)
+        for index, output in enumerate(outputs):
+            if type(output) is not dict:
+                raise _wrong_type(f"outputs[{index}]", "an object with a 'name'", output)
+            name = output.get("name")
+            if type(name) is not str:
+                raise _wrong_type(f"outputs[{index}]: 'name'", "a string", name)
             if name not in {o.name for o in self.spec.outputs}:
                 raise Refusal(400, "unknown_output", f"unknown output {name!r}: {self.spec.name} returns "
                                                      f"{', '.join(o.name for o in self.spec.outputs)}")
+            _parameters(output, f"output {name}: ", OUTPUT_PARAMETERS)
 
     def _tensor(self, tensor: dict[str, Any], spec, binary: bool) -> int:
         name = spec.name
@@ -126,18 +205,20 @@ class Gate:
                 raise Refusal(400, "shape", f"input {name}: shape {shape} does not match the model's "
                                             f"{'[batch] + ' if batched else ''}{spec.dims}")
         count = math.prod(shape)
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        size = _parameters(tensor, f"input {name}: ", INPUT_PARAMETERS).get("binary_data_size")
         if size is not None:
             if not binary:
                 raise Refusal(400, "binary_size", f"input {name}: binary_data_size without the "
                                                   f"{HEADER_LENGTH} header")
-            if not isinstance(size, int) or size != count * ITEM_SIZE[spec.datatype]:
+            if size != count * ITEM_SIZE[spec.datatype]:
                 raise Refusal(400, "binary_size", f"input {name}: binary_data_size {size!r}, shape {shape} of "
                                                   f"{spec.datatype} needs {count * ITEM_SIZE[spec.datatype]}")
             return size
         data = tensor.get("data")
         if data is None:
             raise Refusal(400, "no_data", f"input {name}: no 'data' (nor binary_data_size)")
+        if type(data) is not list:
+            raise _wrong_type(f"input {name}: 'data'", "a list", data)
         try:
             values = np.asarray(data)
         except ValueError:
@@ -300,6 +381,10 @@ class Front:
             if count:
                 self.forwarded.labels(self.gate.spec.name, "unreachable").inc()
             return web.json_response({"error": f"the model server is starting or stopping: {error}"}, status=503)
+        if status == 500 and count and any(text in payload for text in TRITON_JSON_TYPE):
+            # A value of the wrong JSON type that the Gate leaves to Triton (see TRITON_JSON_TYPE): the client's.
+            self.refused.labels(self.gate.spec.name, "json_type").inc()
+            return web.Response(status=400, body=payload, headers={"Content-Type": "application/json"})
         if status == 503 and count:
             overload = next((reason for reason, text in OVERLOAD.items() if text in payload), None)
             if overload:

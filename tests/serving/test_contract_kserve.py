@@ -133,6 +133,43 @@ MALFORMED = {
 }
 
 
+def typed_body(tensor=None, **request) -> bytes:
+    """One valid FP32 input, with fields of the tensor or the request replaced by JSON of the wrong type."""
+    body = {"inputs": [{"name": "input", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": [0.0] * 3072,
+                        **(tensor or {})}], **request}
+    return json.dumps(body).encode()
+
+
+# A field of the wrong JSON type: each was a 500 (the front's own TypeError/AttributeError, or Triton's
+# "attempt to access JSON non-..."), which SageMaker and the error-rate alert count as a server fault.
+WRONG_JSON_TYPES = {
+    "input name an object": (typed_body({"name": {"a": 1}}), "'name' must be a string, got an object"),
+    "input name a list": (typed_body({"name": ["input"]}), "'name' must be a string, got a list"),
+    "input not an object": (b'{"inputs": ["input"]}', "inputs[0] must be an object"),
+    "input shape a string": (typed_body({"shape": "1,3,32,32"}), "shape must be a list of integers", "shape"),
+    "inputs an object": (b'{"inputs": {"name": "input"}}', "'inputs' must be a non-empty list"),
+    "input data an object": (typed_body({"data": {"a": 1}}), "'data' must be a list, got an object"),
+    "input parameters a list": (typed_body({"parameters": [1]}), "'parameters' must be an object, got a list"),
+    "outputs a number": (typed_body(outputs=5), "'outputs' must be a list, got an integer"),
+    "outputs null": (typed_body(outputs=None), "'outputs' must be a list, got null"),
+    "output name an object": (typed_body(outputs=[{"name": {"a": 1}}]), "'name' must be a string, got an object"),
+    "output binary_data a string": (typed_body(outputs=[{"name": "logits", "parameters": {"binary_data": "yes"}}]),
+                                    "binary_data' must be true or false, got a string"),
+    "output classification a string": (typed_body(outputs=[{"name": "logits", "parameters": {"classification": "x"}}]),
+                                       "classification' must be a non-negative integer, got a string"),
+    "request id a number": (typed_body(id=42), "'id' must be a string, got an integer"),
+    "request parameters a list": (typed_body(parameters=[1]), "'parameters' must be an object, got a list"),
+    "priority a string": (typed_body(parameters={"priority": "high"}), "priority' must be a non-negative integer"),
+    "timeout negative": (typed_body(parameters={"timeout": -1}), "timeout' must be a non-negative integer"),
+    "binary_data_output a string": (typed_body(parameters={"binary_data_output": "x"}),
+                                    "binary_data_output' must be true or false"),
+    "data mixes booleans with numbers": (typed_body({"data": [True] + [0.0] * 3071}), "non-number"),
+}
+for _case, (_body, _fragment, *_reason) in WRONG_JSON_TYPES.items():
+    MALFORMED[f"wrong json type: {_case}"] = (_body, "application/json", {}, MODEL, 400, (_reason or ["json_type"])[0],
+                                              _fragment.lower())
+
+
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_a_malformed_request_gets_a_4xx_that_says_what_and_the_server_keeps_serving(server, case):
     body, content_type, headers, model, status, reason, fragment = MALFORMED[case]
