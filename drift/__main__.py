@@ -3,7 +3,10 @@
   python -m drift baseline --reference requests.jsonl --out baseline.json   # one v2 request (JSON) per line
   python -m drift baseline --reference requests.jsonl --responses responses.jsonl --output probabilities=classes \
       --out baseline.json   # also watch the predictions (the model's v2 response to each request, same order)
-  python -m drift run --bucket B --capture-prefix P --baseline-key K --deployment D [--window-minutes 60]
+  python -m drift run --bucket B --capture-prefix P --baseline-key K --deployment D [--window-minutes 60] [--region R]
+
+Exit codes, as `python -m infra.ops`: 0 done; 1 a capture or baseline that cannot be read, or AWS refused or failed;
+2 bad input (arguments, missing files, no AWS region, no AWS credentials). Every failure is one line on stderr.
 """
 
 from __future__ import annotations
@@ -105,22 +108,45 @@ def main(argv: list[str] | None = None) -> int:
             print(f"baseline of {result['reference_count']} requests, features: {', '.join(result['features'])}"
                   f" -> {args.out}")
             return 0
-        import boto3
-
-        from .job import DriftJob
-
-        job = DriftJob(args.bucket, args.capture_prefix, args.baseline_key, args.deployment, args.window_minutes)
-        results = job.run(boto3.client("s3", region_name=args.region),
-                          boto3.client("cloudwatch", region_name=args.region))
-        for r in results:
-            print(f"{r.feature:24} psi={r.psi:.4f} ks={r.ks_statistic:.4f} p={r.ks_pvalue:.2e} n={r.count}")
-        return 0
+        return _run(args)
     except (CaptureFormatError, BaselineError) as error:
         print(f"drift: {error}", file=sys.stderr)
         return 1
     except ValueError as error:  # a malformed --output
         print(f"drift: {error}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The drift job on demand, with the AWS environment's failures said as `python -m infra.ops` says them."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from .job import DriftJob
+
+    try:
+        session = boto3.Session(region_name=args.region)
+        if not session.region_name:  # CloudWatch has no global endpoint: say so before any call
+            print("drift: no AWS region (pass --region, or set AWS_REGION or AWS_DEFAULT_REGION, or AWS_PROFILE with "
+                  "a region)", file=sys.stderr)
+            return 2
+        if session.get_credentials() is None:
+            raise NoCredentialsError()
+        job = DriftJob(args.bucket, args.capture_prefix, args.baseline_key, args.deployment, args.window_minutes)
+        results = job.run(session.client("s3"), session.client("cloudwatch"))
+    except NoCredentialsError:
+        print("drift: no AWS credentials (set AWS_PROFILE or run `aws sso login`)", file=sys.stderr)
+        return 2
+    except ClientError as error:
+        info = error.response.get("Error", {})
+        print(f"drift: AWS refused {error.operation_name}: {info.get('Code')}: {info.get('Message')}", file=sys.stderr)
+        return 1
+    except BotoCoreError as error:
+        print(f"drift: {error}", file=sys.stderr)
+        return 1
+    for r in results:
+        print(f"{r.feature:24} psi={r.psi:.4f} ks={r.ks_statistic:.4f} p={r.ks_pvalue:.2e} n={r.count}")
+    return 0
 
 
 if __name__ == "__main__":
