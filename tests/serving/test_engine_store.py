@@ -1,6 +1,11 @@
 """Warm engines across replicas: a built TensorRT engine is shared through S3 (moto here) under its key, a later
 start on an empty disk downloads it and never builds, and a corrupt or mismatched object is refused and rebuilt.
-The builder is a stand-in (no TensorRT here) that writes known bytes and counts its calls."""
+No failure of the store stops a start: S3's 403 AccessDenied for a missing key (a caller without s3:ListBucket; botocore's
+Stubber answers it as S3 does), an unreachable endpoint, missing credentials or a failed upload is said, counted, and
+the engine built locally; a 404 stays a plain miss. The builder is a stand-in (no TensorRT here) that writes known
+bytes and counts its calls."""
+
+import os
 
 import pytest
 
@@ -171,7 +176,7 @@ def test_missing_credentials_build_locally_and_are_counted(monkeypatch, tmp_path
     """No credentials anywhere (and instance metadata off, so nothing leaves the machine): NoCredentialsError."""
     import boto3
 
-    for name in [n for n in __import__("os").environ if n.startswith("AWS_")]:
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
