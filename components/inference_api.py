@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pulumi
@@ -21,10 +21,35 @@ import pulumi_aws as aws
 from .policy_document import Statement, assume_role_policy, render
 
 # Binary tensors (Triton's binary extension): the JSON header, then the raw tensor bytes; the header's length travels
-# in Inference-Header-Content-Length. API Gateway passes such bodies through untouched only for a binary media type.
-BINARY_MEDIA_TYPE = "application/octet-stream"
+# in Inference-Header-Content-Length (KServe v2) or in the media type's json-header-size parameter (SageMaker mode).
+# API Gateway passes bodies through untouched only for a binary media type, in both directions: the SageMaker-mode
+# front answers binary tensors as application/vnd.sagemaker-triton.binary+json (serving_image/front.py).
+BINARY_MEDIA_TYPES = ("application/octet-stream", "application/vnd.sagemaker-triton.binary+json")
 HEADER_LENGTH = "Inference-Header-Content-Length"
+RETRY_AFTER = "Retry-After"
+OVERLOAD_RETRY_SECONDS = 1
+"""What the front answers with its 429 (serving_image/front.py); SageMaker's ModelError drops the container's headers,
+so the gateway restores it (a test pins the two)."""
+# InvokeEndpointAsync's own header names (botocore's sagemaker-runtime model: the members' locationName).
 ASYNC_INPUT = "X-Amzn-SageMaker-InputLocation"
+ASYNC_CONTENT_TYPE = "X-Amzn-SageMaker-Content-Type"
+MODEL_ERROR_STATUS = "424"
+"""InvokeEndpoint's ModelError: the container answered an error; its body carries OriginalStatusCode and
+OriginalMessage (botocore's sagemaker-runtime model)."""
+MODEL_NOT_READY_STATUS = "429"
+"""InvokeEndpoint's ModelNotReadyException (no copy ready yet, e.g. an inference component waking from zero)."""
+OTHER_CLIENT_ERRORS = {"sagemaker": r"4([01]\d|2[0-35-8]|[3-9]\d)", "http": r"4([01]\d|2[0-8]|[3-9]\d)"}
+"""Every 4xx but the ones answered on their own (424 and 429 from SageMaker, 429 from the cluster): selection
+patterns must not overlap, since API Gateway picks no particular one of several that match."""
+SERVER_ERRORS = r"5\d{2}"
+# A container's error through SageMaker: its own 4xx (429 with the front's Retry-After), anything else a 502.
+MODEL_ERROR_TEMPLATE = (
+    "#set($status = $input.path('$.OriginalStatusCode'))\n"
+    "#if($status == 429)#set($context.responseOverride.status = 429)"
+    f"#set($context.responseOverride.header.{RETRY_AFTER} = \"{OVERLOAD_RETRY_SECONDS}\")\n"
+    "#elseif($status >= 400 && $status < 500)#set($context.responseOverride.status = $status)\n"
+    "#else#set($context.responseOverride.status = 502)#end\n"
+    "$input.path('$.OriginalMessage')")
 # Config's authorization -> API Gateway's authorization type, for every route.
 AUTHORIZATION_TYPES = {"api_key": "NONE", "iam": "AWS_IAM", "jwt": "COGNITO_USER_POOLS"}
 V2_DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
@@ -84,6 +109,40 @@ class InferenceApiArgs:
     """SageMaker async endpoints: `POST .../infer-async` calls InvokeEndpointAsync with the caller's S3 input."""
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One way an integration's answer leaves the gateway: which backend statuses (a selection pattern; None: the
+    default), the status the client sees, the headers it carries, and a mapping template where the body needs one."""
+    key: str
+    status: str
+    pattern: str | None
+    headers: tuple[str, ...] = ()
+    mapped: dict[str, str] = field(default_factory=dict)
+    template: str | None = None
+
+
+def answers(backend: SageMakerBackend | PrivateHttpBackend) -> list[Answer]:
+    """Keep the class of every answer: a client error stays a 4xx with the container's message, overload stays 429
+    with Retry-After, a server error is a 502; so the gateway's 4xx/5xx metrics and alarms mean what they say."""
+    def passed(*headers: str) -> dict[str, str]:
+        return {f"method.response.header.{h}": f"integration.response.header.{h}" for h in headers}
+
+    if isinstance(backend, PrivateHttpBackend):
+        # The answer's content type (JSON, or binary with its header length) from the cluster's front, as it is.
+        return [Answer("200", "200", None, ("Content-Type", HEADER_LENGTH), passed("Content-Type", HEADER_LENGTH)),
+                Answer("429", "429", "429", (RETRY_AFTER,), passed(RETRY_AFTER)),
+                Answer("400", "400", OTHER_CLIENT_ERRORS["http"]),
+                Answer("502", "502", SERVER_ERRORS)]
+    return [Answer("200", "200", None, ("Content-Type",), passed("Content-Type")),
+            # The container answered an error: InvokeEndpoint wraps it as ModelError, whose body says its status.
+            # (Method and integration responses are one per status: the template overrides this one's every time.)
+            Answer("model-error", MODEL_ERROR_STATUS, MODEL_ERROR_STATUS, (RETRY_AFTER,), template=MODEL_ERROR_TEMPLATE),
+            Answer("429", "429", MODEL_NOT_READY_STATUS, (RETRY_AFTER,),
+                   {f"method.response.header.{RETRY_AFTER}": f"'{OVERLOAD_RETRY_SECONDS}'"}),
+            Answer("400", "400", OTHER_CLIENT_ERRORS["sagemaker"]),
+            Answer("502", "502", SERVER_ERRORS)]
+
+
 def request_schema(max_body_bytes: int) -> dict:
     """The v2 inference request as a JSON schema (draft 4, what API Gateway validates with)."""
     # A JSON number plus its comma takes at least 2 bytes: no valid body under the limit has more elements.
@@ -141,7 +200,7 @@ class InferenceApi(pulumi.ComponentResource):
                                      endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(
                                          types="REGIONAL"),
                                      disable_execute_api_endpoint=bool(args.domain_name),
-                                     binary_media_types=[BINARY_MEDIA_TYPE], opts=child)
+                                     binary_media_types=list(BINARY_MEDIA_TYPES), opts=child)
         parent_id = api.root_resource_id
         model_resource_id = parent_id
         for part in ("v2", "models", args.model_name, "infer"):
@@ -175,18 +234,17 @@ class InferenceApi(pulumi.ComponentResource):
 
         integration = self._integration(name, args, backend, api, resource, method)
         responses = []
-        # The answer's content type (JSON, or binary with its header size) and, from KServe, its header length.
-        headers = ["Content-Type", *([HEADER_LENGTH] if isinstance(backend, PrivateHttpBackend) else [])]
-        for status, pattern in (("200", None), ("400", "4\\d{2}"), ("502", "5\\d{2}")):
+        for answer in answers(backend):
             method_response = aws.apigateway.MethodResponse(
-                f"{name}-infer-{status}", rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
-                status_code=status, response_parameters={f"method.response.header.{h}": False for h in headers}
-                if status == "200" else None, opts=child)
+                f"{name}-infer-{answer.key}", rest_api=api.id, resource_id=resource.id,
+                http_method=method.http_method, status_code=answer.status,
+                response_parameters={f"method.response.header.{h}": False for h in answer.headers} or None,
+                opts=child)
             responses.append(aws.apigateway.IntegrationResponse(
-                f"{name}-infer-{status}", rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
-                status_code=method_response.status_code, selection_pattern=pattern,
-                response_parameters={f"method.response.header.{h}": f"integration.response.header.{h}"
-                                     for h in headers} if status == "200" else None,
+                f"{name}-infer-{answer.key}", rest_api=api.id, resource_id=resource.id,
+                http_method=method.http_method, status_code=method_response.status_code,
+                selection_pattern=answer.pattern, response_parameters=answer.mapped or None,
+                response_templates={"application/json": answer.template} if answer.template else None,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[integration, method_response])))
         # A refused body says why, in JSON, instead of API Gateway's bare "Invalid request body".
         aws.apigateway.Response(
@@ -324,11 +382,12 @@ class InferenceApi(pulumi.ComponentResource):
             uri=pulumi.Output.concat("arn:aws:apigateway:", args.region, ":runtime.sagemaker:path/endpoints/",
                                      backend.endpoint_name, "/async-invocations"),
             request_parameters={f"integration.request.header.{ASYNC_INPUT}": f"method.request.header.{ASYNC_INPUT}",
-                                "integration.request.header.Content-Type": "method.request.header.Content-Type"},
+                                f"integration.request.header.{ASYNC_CONTENT_TYPE}":
+                                    "method.request.header.Content-Type"},
             timeout_milliseconds=29_000, opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
         parts: list[pulumi.Resource] = [method, integration]
         locations = [f"X-Amzn-SageMaker-{h}" for h in ("OutputLocation", "FailureLocation")]
-        for status, pattern in (("202", None), ("400", "4\\d{2}"), ("502", "5\\d{2}")):
+        for status, pattern in (("202", None), ("400", "4\\d{2}"), ("502", SERVER_ERRORS)):
             method_response = aws.apigateway.MethodResponse(
                 f"{name}-infer-async-{status}", rest_api=api.id, resource_id=resource.id,
                 http_method=method.http_method, status_code=status,

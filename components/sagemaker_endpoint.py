@@ -101,6 +101,8 @@ class SageMakerEndpointArgs:
     shadow: Variant | None = None
     termination_wait_seconds: int = 600
     model_prefixes: list[str] = field(default_factory=list)  # folders of the bucket this endpoint may read
+    component_names: list[str] = field(default_factory=list)
+    """The inference components this endpoint hosts: their containers log under their own log groups."""
     async_inference: AsyncConfig | None = None
     """Asynchronous inference: queued requests, inputs and results in the model bucket, SNS notifications."""
     managed_instances: ManagedInstances | None = None
@@ -110,6 +112,13 @@ class SageMakerEndpointArgs:
     @property
     def data_capture_prefix(self) -> str:
         return data_capture_prefix(self.endpoint_name)
+
+
+def log_groups(args: SageMakerEndpointArgs) -> list[str]:
+    """Where SageMaker writes the containers' output: the endpoint's group, and for each inference component its own
+    (`/aws/sagemaker/InferenceComponents/<name>`), both with the execution role's credentials."""
+    return [f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
+            *(f"/aws/sagemaker/InferenceComponents/{name}" for name in args.component_names)]
 
 
 class SageMakerEndpoint(pulumi.ComponentResource):
@@ -239,8 +248,8 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                       actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"]),
             Statement(sid="WriteEndpointLogs", actions=["logs:CreateLogGroup", "logs:CreateLogStream",
                                                         "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                      resources=[pulumi.Output.concat("arn:aws:logs:", region_account,
-                                                      f":log-group:/aws/sagemaker/Endpoints/{args.endpoint_name}:*")]),
+                      resources=[pulumi.Output.concat("arn:aws:logs:", region_account, f":log-group:{group}:*")
+                                 for group in log_groups(args)]),
             # PutMetricData has no resource-level permissions; the namespace condition is what scopes it.
             Statement(sid="PublishEndpointMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
                       conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints*",

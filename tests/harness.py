@@ -68,3 +68,16 @@ def stack_account(stack: str) -> str:
     account = config_of(raw_config(stack), stack).account_id
     assert account, f"Pulumi.{stack}.yaml names no account_id"
     return account
+
+
+def front_constant(name: str) -> str:
+    """A module-level string of serving_image/front.py, read from its source: the serving image is a package of its
+    own (its dependencies are not in this world), and what it answers is pinned by tests here, not imported."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).parents[1] / "serving_image" / "front.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise KeyError(f"serving_image/front.py has no module-level {name}")

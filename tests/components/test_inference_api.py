@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 
 from components.inference_api import request_schema
-from tests.harness import policy_json, stack_account, stack_plan
+from tests.harness import front_constant, policy_json, stack_account, stack_plan
 
 METHOD = "aws:apigateway/method:Method"
 MODELS = {"dev": ["resnet50"], "prod": ["resnet50", "reranker"]}
@@ -185,7 +185,9 @@ def test_binary_tensors_pass_the_gateway_with_their_header_length_for_each_backe
 
     plan = stack_plan("prod")
     for api in plan.of_type("aws:apigateway/restApi:RestApi"):
-        assert api.inputs["binaryMediaTypes"] == ["application/octet-stream"]
+        # Binary bodies pass untouched both ways: what KServe clients send, and what the SageMaker-mode front answers
+        # binary tensors as (a text type would be re-encoded as UTF-8 and corrupted).
+        assert api.inputs["binaryMediaTypes"] == ["application/octet-stream", front_constant("SAGEMAKER_BINARY")]
     for integration in plan.of_type("aws:apigateway/integration:Integration"):
         mapped = integration.inputs["requestParameters"]
         assert mapped["integration.request.header.Content-Type"] == "method.request.header.Content-Type"

@@ -8,7 +8,7 @@ import pytest
 from infra.config import ConfigError
 from policies.check import CONFIG_DIR, evaluate, load_policy_config
 from tests import aws_replay as replay
-from tests.harness import config_of, edited, plan_config, stack_plan
+from tests.harness import config_of, edited, plan_config, stack_account, stack_plan
 
 NAME = "mlserve-prod-resnet50"
 COMPONENT = "aws-native:sagemaker:InferenceComponent"
@@ -107,6 +107,17 @@ def test_an_all_at_once_component_sends_no_rolling_policy_the_api_would_refuse()
     (component,) = [r for r in stack_plan("dev").resources if r.type == COMPONENT]
     assert "deploymentConfig" not in component.inputs
     assert component.inputs["runtimeConfig"] == {"copyCount": 1}
+
+
+def test_the_host_role_may_write_the_component_s_own_container_logs():
+    # SageMaker writes a component's container output to /aws/sagemaker/InferenceComponents/<name>, not the
+    # endpoint's group, with the endpoint's execution role.
+    plan = stack_plan("dev")
+    (logs,) = [s for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") for s in json.loads(p.inputs["policy"])[
+        "Statement"] if s.get("Sid") == "WriteEndpointLogs"]
+    prefix = f"arn:aws:logs:us-east-1:{stack_account('dev')}:log-group:/aws/sagemaker"
+    assert logs["Resource"] == [f"{prefix}/Endpoints/mlserve-dev-resnet50:*",
+                                f"{prefix}/InferenceComponents/mlserve-dev-resnet50:*"]
 
 
 def test_the_pack_allows_zero_copies_in_prod_only_when_the_deployment_tolerates_the_cold_start(plan):

@@ -1,6 +1,7 @@
 """mode: async on a SageMaker deployment: the queue, its S3 locations and topics, scaling to and from zero, the
 gateway route that queues a request; checked on the plan, against botocore's API model, and by the pack."""
 
+import functools
 import json
 
 import boto3
@@ -25,9 +26,15 @@ def to_async(raw, **scaling):
     d["autoscaling"].update(scaling)
 
 
+@functools.cache
+def async_plan():
+    """Prod's resnet50 as an async endpoint, planned once per session (other modules read its gateway too)."""
+    return plan_config(edited("prod", to_async), "prod")
+
+
 @pytest.fixture(scope="module")
 def plan():
-    return plan_config(edited("prod", to_async), "prod")
+    return async_plan()
 
 
 def test_requests_queue_with_inputs_and_results_in_the_model_bucket_encrypted_and_announced(plan):
