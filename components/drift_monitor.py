@@ -57,8 +57,9 @@ class DriftMonitor(pulumi.ComponentResource):
         role_policy = aws.iam.RolePolicy(f"{name}-drift", role=role.id, policy=render(
             Statement(sid="ReadCapturesAndBaseline", actions=["s3:GetObject"],
                       resources=[f"{bucket_arn}/{args.capture_prefix}*", f"{bucket_arn}/{args.baseline_key}"]),
+            # The list also makes S3 answer a missing baseline 404 (NoSuchKey) rather than 403.
             Statement(sid="ListCaptures", actions=["s3:ListBucket"], resources=[bucket_arn],
-                      conditions={"StringLike": {"s3:prefix": [f"{args.capture_prefix}*"]}}),
+                      conditions={"StringLike": {"s3:prefix": [f"{args.capture_prefix}*", args.baseline_key]}}),
             Statement(sid="DecryptCaptures", actions=["kms:Decrypt"], resources=[args.kms_key_arn]),
             # PutMetricData has no resource-level permissions; the namespace condition scopes it.
             Statement(sid="PublishDriftMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],

@@ -35,12 +35,12 @@ from .capture_sink import SINK_LABELS, SINK_PORT
 from .cluster_addons import GPU_TOLERATION
 from .eks_cluster import irsa_trust_policy
 from .names import (
-    ENGINE_STORE_PREFIX,
     KSERVE_ERROR_RATE,
     P99_LATENCY,
     alb_split_annotation,
     alb_split_service,
     canary_service,
+    engine_store_prefix,
     kserve_alert_name,
     load_balancer_name,
 )
@@ -166,9 +166,12 @@ def serving_role_policy(args: KServeServiceArgs) -> pulumi.Output[str]:
         Statement(sid="ListThisModel", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{args.model.bucket}"],
                   conditions={"StringLike": {"s3:prefix": sorted({f"{m.prefix}*" for m in models})}}),
         Statement(sid="DecryptModels", actions=["kms:Decrypt"], resources=[args.kms_key_arn]),
-        # Built engines are shared through the bucket (serving_image/engine_store.py): read and write only there.
+        # Built engines are shared between this deployment's replicas through the bucket (serving_image/
+        # engine_store.py): read and write only there. The list makes S3 answer a missing engine 404, not 403.
         Statement(sid="ShareBuiltEngines", actions=["s3:GetObject", "s3:PutObject"],
-                  resources=[f"arn:aws:s3:::{args.model.bucket}/{ENGINE_STORE_PREFIX}*"]),
+                  resources=[f"arn:aws:s3:::{args.model.bucket}/{engine_store_prefix(args.namespace)}*"]),
+        Statement(sid="ListBuiltEngines", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{args.model.bucket}"],
+                  conditions={"StringLike": {"s3:prefix": [f"{engine_store_prefix(args.namespace)}*"]}}),
         Statement(sid="EncryptBuiltEngines", actions=["kms:GenerateDataKey"], resources=[args.kms_key_arn]),
     )
 
@@ -326,7 +329,8 @@ class KServeService(pulumi.ComponentResource):
                     "requests": {"cpu": args.cpu, "memory": args.memory, "nvidia.com/gpu": str(args.gpus)},
                     "limits": {"cpu": args.cpu, "memory": args.memory, "nvidia.com/gpu": str(args.gpus)}},
                 "env": [{"name": "MLSERVE_ENGINE_CACHE", "value": "/var/cache/mlserve/engines"},
-                        {"name": "MLSERVE_ENGINE_STORE", "value": f"s3://{args.model.bucket}/{ENGINE_STORE_PREFIX}"}],
+                        {"name": "MLSERVE_ENGINE_STORE",
+                         "value": f"s3://{args.model.bucket}/{engine_store_prefix(args.namespace)}"}],
                 "volumeMounts": [{"name": "engine-cache", "mountPath": "/var/cache/mlserve/engines"},
                                  {"name": "tmp", "mountPath": "/tmp"}],
                 "securityContext": RESTRICTED_CONTAINER,

@@ -65,7 +65,13 @@ def async_prefix(endpoint_name: str, part: str) -> str:
 
 ENGINE_STORE_PREFIX = "engines/"
 """Where serving pods share built TensorRT engines in the model bucket (the image receives the URI as
-MLSERVE_ENGINE_STORE); the serving roles may write only there."""
+MLSERVE_ENGINE_STORE)."""
+
+
+def engine_store_prefix(deployment: str) -> str:
+    """One deployment's engines (`engines/mlserve-prod-reranker/`): its serving role may read, list and write only
+    there, so no deployment can replace another's engine (the stored sha256 catches corruption, not a writer)."""
+    return f"{ENGINE_STORE_PREFIX}{deployment}/"
 
 
 def captured_files_prefix(endpoint_name: str, variant: str = PRIMARY_VARIANT) -> str:

@@ -48,6 +48,8 @@ from .spec import ModelSpec
 SAGEMAKER_BINARY = "application/vnd.sagemaker-triton.binary+json"
 HEADER_LENGTH = "Inference-Header-Content-Length"
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+OVERLOAD_RETRY_AFTER = "1"
+"""Seconds a shed client waits (Retry-After on the 429); the gateway restores it where SageMaker drops the header."""
 ITEM_SIZE = {"FP32": 4, "FP16": 2, "BF16": 2, "INT8": 1, "INT32": 4, "INT64": 8, "UINT8": 1, "BOOL": 1}
 NUMBER_KINDS = {"FP32": "fiu", "FP16": "fiu", "BF16": "fiu", "INT8": "iu", "INT32": "iu", "INT64": "iu",
                 "UINT8": "iu", "BOOL": "b"}
@@ -392,7 +394,7 @@ class Front:
                 # so shedding never trips the 5xx rollback alarm); the client should retry after a pause.
                 self.refused.labels(self.gate.spec.name, overload).inc()
                 return web.Response(status=429, body=payload, headers={"Content-Type": "application/json",
-                                                                       "Retry-After": "1"})
+                                                                       "Retry-After": OVERLOAD_RETRY_AFTER})
         if count:
             self.forwarded.labels(self.gate.spec.name, str(status)).inc()
         if sagemaker and HEADER_LENGTH in reply:

@@ -9,7 +9,7 @@ import botocore.session
 import pytest
 
 from components.inference_api import OVERLOAD_RETRY_SECONDS
-from tests.harness import stack_plan
+from tests.harness import front_constant, stack_plan
 
 RUNTIME = botocore.session.get_session().get_service_model("sagemaker-runtime")
 INTEGRATION = "aws:apigateway/integration:Integration"
@@ -122,3 +122,6 @@ def test_the_cluster_s_overload_answer_keeps_429_and_its_retry_after():
     assert answers["429"]["responseParameters"] == {
         "method.response.header.Retry-After": "integration.response.header.Retry-After"}
 
+
+def test_the_gateway_restores_the_front_s_own_retry_after():
+    assert str(OVERLOAD_RETRY_SECONDS) == front_constant("OVERLOAD_RETRY_AFTER")

@@ -310,12 +310,12 @@ def test_kserve_pods_share_built_engines_and_may_write_only_the_engines_prefix()
     (service,) = [s for s in plan.of_type("kubernetes:serving.kserve.io/v1beta1:InferenceService")
                   if s.inputs["metadata"]["name"] == "reranker"]
     env = {e["name"]: e["value"] for e in service.inputs["spec"]["predictor"]["model"]["env"]}
-    assert env["MLSERVE_ENGINE_STORE"] == "s3://mlserve-prod-models/engines/"
+    assert env["MLSERVE_ENGINE_STORE"] == "s3://mlserve-prod-models/engines/mlserve-prod-reranker/"
     role = one(plan, "aws:iam/rolePolicy:RolePolicy", "reranker-serving-role")
     writes = [s for s in json.loads(role.inputs["policy"])["Statement"]
               if any(a.startswith("s3:Put") for a in s["Action"])]
     assert [(s["Action"], s["Resource"]) for s in writes] == [
-        (["s3:GetObject", "s3:PutObject"], ["arn:aws:s3:::mlserve-prod-models/engines/*"])]
+        (["s3:GetObject", "s3:PutObject"], ["arn:aws:s3:::mlserve-prod-models/engines/mlserve-prod-reranker/*"])]
 
 
 def test_kserve_capture_goes_to_the_sink_which_may_only_write_the_capture_prefix_the_drift_job_reads():
