@@ -16,7 +16,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .eks_cluster import irsa_trust_policy
-from .policy_document import Statement, render
+from .policy_document import Statement, render, via_service
 
 SINK_NAME = "capture-sink"
 SINK_PORT = 8080
@@ -56,7 +56,8 @@ class CaptureSink(pulumi.ComponentResource):
         aws.iam.RolePolicy(f"{name}-capture-sink", role=role.id, policy=render(
             Statement(sid="WriteCaptures", actions=["s3:PutObject"],
                       resources=[f"arn:aws:s3:::{args.bucket}/{args.prefix}*"]),
-            Statement(sid="EncryptCaptures", actions=["kms:GenerateDataKey"], resources=[args.kms_key_arn])),
+            Statement(sid="EncryptCaptures", actions=["kms:GenerateDataKey"], resources=[args.kms_key_arn],
+                      conditions=via_service("s3", args.kms_key_arn))),
                            opts=child)
         k8s.core.v1.ServiceAccount(f"{name}-capture-sink", automount_service_account_token=False, metadata={
             "name": SINK_NAME, "namespace": ns, "labels": SINK_LABELS,

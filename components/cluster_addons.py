@@ -28,7 +28,7 @@ import pulumi_kubernetes as k8s
 from .eks_cluster import irsa_trust_policy
 from .names import PROMETHEUS_URL
 from .node_group import GROUP_LABEL
-from .policy_document import Statement, render
+from .policy_document import Statement, render, via_service
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 GPU_NODES = {"nvidia.com/gpu.present": "true"}
@@ -120,10 +120,11 @@ def load_balancer_controller_policy(region: str, account_id: pulumi.Input[str], 
                       f"arn:aws:ec2:{region}:", account_id, ":vpc/", vpc_id)]),
         Statement(sid="TagNewSecurityGroups", actions=["ec2:CreateTags"], resources=[arn("ec2", "security-group/*")],
                   conditions={"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}),
-        # Rules on the nodes' security group let the ALB reach pods; security groups only, in this account/region.
+        # Rules on the nodes' security group let the ALB reach pods: security groups of this cluster's VPC only.
         Statement(sid="OpenPodsToTheBalancer", actions=[
             "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
-                  resources=[arn("ec2", "security-group/*")]),
+                  resources=[arn("ec2", "security-group/*")], conditions={"ArnEquals": {"ec2:Vpc": pulumi.Output.concat(
+                      f"arn:aws:ec2:{region}:", account_id, ":vpc/", vpc_id)}}),
         Statement(sid="ManageOwnSecurityGroups", actions=["ec2:DeleteSecurityGroup", "ec2:CreateTags",
                                                           "ec2:DeleteTags"],
                   resources=[arn("ec2", "security-group/*")], conditions=owned_resource),
@@ -177,7 +178,8 @@ class ClusterAddons(pulumi.ComponentResource):
         alertmanager_policy = aws.iam.RolePolicy(f"{name}-alertmanager", role=alertmanager_role.id, policy=render(
             Statement(sid="PublishAlerts", actions=["sns:Publish"], resources=[args.alert_topic_arn]),
             Statement(sid="EncryptForTheTopic", actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                      resources=[args.kms_key_arn])), opts=pulumi.ResourceOptions(parent=self))
+                      resources=[args.kms_key_arn], conditions=via_service("sns", args.kms_key_arn))),
+            opts=pulumi.ResourceOptions(parent=self))
         prometheus = release("prometheus", "prometheus", charts.prometheus, "monitoring", {
             "prometheus-pushgateway": {"enabled": False}, "prometheus-node-exporter": {"enabled": False},
             "server": {"retention": "15d", "nodeSelector": system, "persistentVolume": {"size": "50Gi"}},

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .names import DRIFT_MAX_PREDICTION_PSI, DRIFT_MAX_PSI, DRIFT_METRIC_NAMESPACE, DRIFT_NAMESPACE_ENV
-from .policy_document import Statement, assume_role_policy, render
+from .policy_document import Statement, assume_role_policy, render, via_service
 from .retraining_trigger import (
     HttpsTarget,
     PipelineTarget,
@@ -60,7 +60,8 @@ class DriftMonitor(pulumi.ComponentResource):
             # The list also makes S3 answer a missing baseline 404 (NoSuchKey) rather than 403.
             Statement(sid="ListCaptures", actions=["s3:ListBucket"], resources=[bucket_arn],
                       conditions={"StringLike": {"s3:prefix": [f"{args.capture_prefix}*", args.baseline_key]}}),
-            Statement(sid="DecryptCaptures", actions=["kms:Decrypt"], resources=[args.kms_key_arn]),
+            Statement(sid="DecryptCaptures", actions=["kms:Decrypt"], resources=[args.kms_key_arn],
+                      conditions=via_service("s3", args.kms_key_arn)),
             # PutMetricData has no resource-level permissions; the namespace condition scopes it.
             Statement(sid="PublishDriftMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
                       conditions={"StringEquals": {"cloudwatch:namespace": DRIFT_METRIC_NAMESPACE}}),

@@ -45,7 +45,7 @@ from .names import (
     load_balancer_name,
 )
 from .node_group import GROUP_LABEL
-from .policy_document import Statement, render
+from .policy_document import Statement, render, via_service
 
 RUNTIME = "mlserve-triton"
 PORTS = {"http": 8080, "grpc": 9000, "metrics": 8002}
@@ -165,14 +165,16 @@ def serving_role_policy(args: KServeServiceArgs) -> pulumi.Output[str]:
                   resources=sorted({f"arn:aws:s3:::{m.bucket}/{m.prefix}*" for m in models})),
         Statement(sid="ListThisModel", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{args.model.bucket}"],
                   conditions={"StringLike": {"s3:prefix": sorted({f"{m.prefix}*" for m in models})}}),
-        Statement(sid="DecryptModels", actions=["kms:Decrypt"], resources=[args.kms_key_arn]),
+        Statement(sid="DecryptModels", actions=["kms:Decrypt"], resources=[args.kms_key_arn],
+                  conditions=via_service("s3", args.kms_key_arn)),
         # Built engines are shared between this deployment's replicas through the bucket (serving_image/
         # engine_store.py): read and write only there. The list makes S3 answer a missing engine 404, not 403.
         Statement(sid="ShareBuiltEngines", actions=["s3:GetObject", "s3:PutObject"],
                   resources=[f"arn:aws:s3:::{args.model.bucket}/{engine_store_prefix(args.namespace)}*"]),
         Statement(sid="ListBuiltEngines", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{args.model.bucket}"],
                   conditions={"StringLike": {"s3:prefix": [f"{engine_store_prefix(args.namespace)}*"]}}),
-        Statement(sid="EncryptBuiltEngines", actions=["kms:GenerateDataKey"], resources=[args.kms_key_arn]),
+        Statement(sid="EncryptBuiltEngines", actions=["kms:GenerateDataKey"], resources=[args.kms_key_arn],
+                  conditions=via_service("s3", args.kms_key_arn)),
     )
 
 

@@ -28,6 +28,8 @@ class NetworkArgs:
     availability_zones: Sequence[str]
     nat_gateway_per_az: bool
     region: str
+    account_id: pulumi.Input[str]
+    """The flow-logs role trusts only this account's flow logs."""
     kms_key_arn: pulumi.Input[str]
     flow_log_retention_days: int = 90
     endpoint_services: tuple[str, ...] = INTERFACE_ENDPOINT_SERVICES
@@ -142,8 +144,13 @@ class Network(pulumi.ComponentResource):
     def _flow_logs(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, child: pulumi.ResourceOptions) -> None:
         log_group = aws.cloudwatch.LogGroup(f"{name}-flow-logs", retention_in_days=args.flow_log_retention_days,
                                             kms_key_id=args.kms_key_arn, opts=child)
-        role = aws.iam.Role(f"{name}-flow-logs", assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
-                            opts=child)
+        # The confused-deputy guard AWS documents for the flow-logs service (VPC User Guide, "IAM role for
+        # publishing flow logs to CloudWatch Logs"): only this account's flow logs may assume the role.
+        role = aws.iam.Role(f"{name}-flow-logs", assume_role_policy=assume_role_policy(
+            "vpc-flow-logs.amazonaws.com", {
+                "StringEquals": {"aws:SourceAccount": args.account_id},
+                "ArnLike": {"aws:SourceArn": pulumi.Output.concat(
+                    f"arn:aws:ec2:{args.region}:", args.account_id, ":vpc-flow-log/*")}}), opts=child)
         aws.iam.RolePolicy(f"{name}-flow-logs", role=role.id, policy=render(Statement(
             sid="WriteFlowLogs",
             actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],

@@ -39,6 +39,13 @@ def render(*statements: Statement) -> pulumi.Output[str]:
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [s.as_dict() for s in statements]})
 
 
+def via_service(service: str, key_arn: Value) -> dict[str, dict[str, Value]]:
+    """Use of a KMS key only on behalf of one AWS service in the key's own region (`kms:ViaService`,
+    `s3.us-east-1.amazonaws.com`): a role that reads encrypted objects cannot call KMS directly with the key."""
+    endpoint = pulumi.Output.from_input(key_arn).apply(lambda arn: f"{service}.{arn.split(':')[3]}.amazonaws.com")
+    return {"StringEquals": {"kms:ViaService": endpoint}}
+
+
 def assume_role_policy(service: str, conditions: dict | None = None) -> pulumi.Output[str]:
     """Trust policy for one AWS service principal."""
     return render(Statement(sid="TrustService", actions=["sts:AssumeRole"], resources=(),

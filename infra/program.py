@@ -82,6 +82,7 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         opts=with_provider)
     network = Network(resource_name(stack), NetworkArgs(
         cidr=cfg.network.cidr, availability_zones=zones, nat_gateway_per_az=cfg.is_prod, region=cfg.region,
+        account_id=account_id,
         kms_key_arn=encryption.key_arn, flow_log_retention_days=cfg.network.flow_log_retention_days,
         private_subnet_tags={KARPENTER_DISCOVERY_TAG: resource_name(stack)} if cfg.cluster and cfg.cluster.gpu_pools
         else {}), opts=with_provider)

@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from tests.harness import stack_plan
+from tests.harness import stack_account, stack_plan
+
+ACCOUNT = stack_account("prod")
 
 
 def statements(plan):
@@ -42,3 +44,37 @@ def test_every_object_a_role_may_read_it_may_also_list_so_a_missing_key_is_404_n
                 if not covered:
                     unlisted.append(f"{name}: {arn}")
     assert unlisted == []
+
+
+def statements_by_sid(plan, policy_name_suffix: str) -> dict:
+    (policy,) = [r for r in plan.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith(policy_name_suffix)]
+    return {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+
+
+def test_the_load_balancer_controller_may_open_only_security_groups_of_its_vpc():
+    import iam_actions
+
+    plan = stack_plan("prod")
+    statement = statements_by_sid(plan, "-lb-controller")["OpenPodsToTheBalancer"]
+    vpc_id = plan.outputs["vpc_id"]
+    assert statement["Condition"] == {"ArnEquals": {"ec2:Vpc": f"arn:aws:ec2:us-east-1:{ACCOUNT}:vpc/{vpc_id}"}}
+    for action in statement["Action"]:  # a key the action does not carry would never match: deny everything
+        assert "ec2:Vpc" in iam_actions.actions["ec2"][action.split(":")[1]]["condition_keys"]
+
+
+def test_the_flow_logs_role_trusts_only_this_account_s_flow_logs():
+    plan = stack_plan("prod")
+    (role,) = [r for r in plan.of_type("aws:iam/role:Role") if r.name.endswith("-flow-logs")]
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT},
+                                  "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:us-east-1:{ACCOUNT}:vpc-flow-log/*"}}
+
+
+@pytest.mark.parametrize("policy,sid,service", [
+    ("-reranker-serving-role", "DecryptModels", "s3"), ("-reranker-serving-role", "EncryptBuiltEngines", "s3"),
+    ("-reranker-drift", "DecryptCaptures", "s3"), ("-resnet50-drift", "DecryptCaptures", "s3"),
+    ("-reranker-capture-sink", "EncryptCaptures", "s3"), ("-alertmanager", "EncryptForTheTopic", "sns")])
+def test_roles_use_the_stack_key_only_through_the_service_that_calls_kms(policy, sid, service):
+    statement = statements_by_sid(stack_plan("prod"), policy)[sid]
+    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": f"{service}.us-east-1.amazonaws.com"}}
