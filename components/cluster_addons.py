@@ -19,7 +19,7 @@ Controllers run on the system node group, never on GPU nodes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -29,6 +29,9 @@ from .eks_cluster import irsa_trust_policy
 from .names import PROMETHEUS_URL
 from .node_group import GROUP_LABEL
 from .policy_document import Statement, render, via_service
+
+STORAGE_CLASS = "mlserve-encrypted-gp3"
+"""The StorageClass every claim of the stack names (Prometheus's volume)."""
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 GPU_NODES = {"nvidia.com/gpu.present": "true"}
@@ -82,6 +85,9 @@ class ClusterAddonsArgs:
     alert_topic_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     alert_rules: tuple[dict, ...] = ()  # Prometheus alerting rules (KServeService.slo_alert_rules per deployment)
+    tags: dict[str, str] = field(default_factory=dict)
+    """On every AWS resource the add-ons create (the controller's load balancers, the volumes): the stack's tags, so
+    its budget and cost allocation see them."""
 
 
 def load_balancer_controller_policy(region: str, account_id: pulumi.Input[str], cluster_name: pulumi.Input[str],
@@ -180,9 +186,20 @@ class ClusterAddons(pulumi.ComponentResource):
             Statement(sid="EncryptForTheTopic", actions=["kms:GenerateDataKey*", "kms:Decrypt"],
                       resources=[args.kms_key_arn], conditions=via_service("sns", args.kms_key_arn))),
             opts=pulumi.ResourceOptions(parent=self))
+        # EKS marks no StorageClass default since Kubernetes 1.30: a claim that names none stays Pending. Volumes
+        # come from the EBS CSI driver, encrypted with the stack key and tagged as the stack (the driver's
+        # `tagSpecification_<n>` parameters, docs/tagging.md at the pinned add-on's release).
+        storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-encrypted-gp3", metadata={"name": STORAGE_CLASS}, provisioner="ebs.csi.aws.com",
+            volume_binding_mode="WaitForFirstConsumer", allow_volume_expansion=True, reclaim_policy="Delete",
+            parameters={"type": "gp3", "encrypted": "true", "kmsKeyId": args.kms_key_arn,
+                        **{f"tagSpecification_{i}": f"{k}={v}" for i, (k, v) in enumerate(sorted(args.tags.items()),
+                                                                                          start=1)}},
+            opts=pulumi.ResourceOptions(parent=self))
         prometheus = release("prometheus", "prometheus", charts.prometheus, "monitoring", {
             "prometheus-pushgateway": {"enabled": False}, "prometheus-node-exporter": {"enabled": False},
-            "server": {"retention": "15d", "nodeSelector": system, "persistentVolume": {"size": "50Gi"}},
+            "server": {"retention": "15d", "nodeSelector": system,
+                       "persistentVolume": {"size": "50Gi", "storageClass": STORAGE_CLASS}},
             "serverFiles": {"alerting_rules.yml": {"groups": [
                 {"name": "mlserve-slo", "rules": list(args.alert_rules)},
                 {"name": "mlserve-gpu-health", "rules": list(GPU_HEALTH_RULES)}]}},
@@ -196,7 +213,8 @@ class ClusterAddons(pulumi.ComponentResource):
                     "receivers": [{"name": "stack-topic", "sns_configs": [{
                         "topic_arn": args.alert_topic_arn, "sigv4": {"region": args.region},
                         "subject": "mlserve: {{ .CommonLabels.alertname }}", "send_resolved": True}]}]}}},
-                             "https://prometheus-community.github.io/helm-charts", depends_on=[alertmanager_policy])
+                             "https://prometheus-community.github.io/helm-charts",
+                             depends_on=[alertmanager_policy, storage_class])
         cert_manager = release("cert-manager", "cert-manager", charts.cert_manager, "cert-manager", {
             "crds": {"enabled": True}, "nodeSelector": system, "webhook": {"nodeSelector": system},
             "cainjector": {"nodeSelector": system}}, "https://charts.jetstack.io")
@@ -223,6 +241,8 @@ class ClusterAddons(pulumi.ComponentResource):
                     "clusterName": args.cluster_name, "region": args.region, "vpcId": args.vpc_id,
                     # No WAF or Shield on these internal ALBs (the API's WAF is at the gateway): no rights for them.
                     "enableShield": False, "enableWaf": False, "enableWafv2": False,
+                    # The ALBs, target groups and security groups it makes carry the stack's tags (chart 3.5.0).
+                    "defaultTags": dict(args.tags),
                     "nodeSelector": system, "serviceAccount": {"create": True, "name": LB_CONTROLLER_SA, "annotations": {
                         "eks.amazonaws.com/role-arn": lb_role.arn}}},
                 "https://aws.github.io/eks-charts", depends_on=[lb_policy])

@@ -11,7 +11,7 @@ that follows load comes from Karpenter's pools instead (components/karpenter.py)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -38,6 +38,9 @@ class NodeGroupArgs:
     kms_key_arn: pulumi.Input[str]
     gpu: bool
     partition: str = "aws"
+    tags: dict[str, str] = field(default_factory=dict)
+    """On the instances, volumes and network interfaces EKS launches: a managed node group's own tags stay on the
+    group, so without these the budget never sees the nodes."""
 
 
 class NodeGroup(pulumi.ComponentResource):
@@ -68,6 +71,8 @@ class NodeGroup(pulumi.ComponentResource):
                 device_name=device, ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
                     volume_size=args.disk_size_gib, volume_type="gp3", encrypted="true",
                     kms_key_id=args.kms_key_arn, delete_on_termination="true"))],
+            tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=dict(args.tags))
+                                for kind in ("instance", "volume", "network-interface")] if args.tags else None,
             opts=child)
 
         labels = {GROUP_LABEL: args.group_name}

@@ -166,7 +166,7 @@ def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> Kubernetes
         cluster_name=cluster.cluster_name, group_name=g.name, subnet_ids=p.network.private_subnet_ids,
         instance_types=tuple(g.instance_types), ami_type=g.ami_type, capacity_type=g.capacity_type,
         min_size=g.min_size, max_size=g.max_size, desired_size=g.desired_size, disk_size_gib=g.disk_size_gib,
-        kms_key_arn=p.encryption.key_arn, gpu=g.gpu), opts=opts) for g in c.node_groups]
+        kms_key_arn=p.encryption.key_arn, gpu=g.gpu, tags=stack_tags(cfg, p.stack)), opts=opts) for g in c.node_groups]
     kserve = [d for d in cfg.deployments if isinstance(d, KServeConfig)]
     # Components holding AWS and Kubernetes resources get both providers; each child picks its package's.
     addons = ClusterAddons(resource_name(p.stack), ClusterAddonsArgs(
@@ -174,7 +174,7 @@ def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> Kubernetes
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
         system_node_group=next(g.name for g in c.node_groups if not g.gpu),
         charts=ChartPins(**c.charts.model_dump(exclude={"karpenter", "grafana"})), alert_topic_arn=p.topic_arn,
-        kms_key_arn=p.encryption.key_arn,
+        kms_key_arn=p.encryption.key_arn, tags=stack_tags(cfg, p.stack),
         alert_rules=tuple(rule for d in kserve for rule in slo_alert_rules(
             d.name, resource_name(p.stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent))),
         opts=pulumi.ResourceOptions(providers=[required(opts.provider), cluster.provider], depends_on=groups))

@@ -1,0 +1,64 @@
+"""Whatever AWS creates on the stack's behalf carries the stack tag, so the budget (a cost filter on that tag) and
+cost allocation see it. The provider's default tags reach only what Pulumi creates itself; instances a node group
+or Karpenter launches, load balancers the controller makes and volumes the CSI driver provisions are tagged only if
+the resource that makes them passes the tags on."""
+
+import pytest
+
+from components.names import STACK_TAG
+from tests.harness import stack_plan
+
+SPAWNERS = {
+    "aws:ec2/launchTemplate:LaunchTemplate": "instances, volumes and interfaces a node group launches",
+    "aws:eks/nodeGroup:NodeGroup": "instances (through its launch template)",
+    "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass": "instances and volumes Karpenter launches",
+    "kubernetes:networking.k8s.io/v1:Ingress": "the ALB, target groups and security groups of the controller",
+    "kubernetes:storage.k8s.io/v1:StorageClass": "EBS volumes the CSI driver provisions",
+    "kubernetes:core/v1:PersistentVolumeClaim": "an EBS volume",
+    "kubernetes:helm.sh/v3:Release": "whatever the chart's controllers create (load balancers, volumes)",
+}
+"""Every kind in the plans through which AWS creates billable resources, each judged above; the guard below refuses
+the kinds that would launch more (an instance, an Auto Scaling group, a LoadBalancer Service) unjudged."""
+
+
+def tag_pairs(tags) -> dict:
+    if isinstance(tags, list):  # [{key, value}] or ["k=v"]
+        return {t["key"]: t["value"] for t in tags} if tags and isinstance(tags[0], dict) else \
+            dict(t.split("=", 1) for t in tags)
+    return dict(tags or {})
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_everything_aws_launches_for_the_stack_carries_its_tag(stack):
+    plan = stack_plan(stack)
+    templates = {r.urn: r for r in plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
+    for template in templates.values():
+        specs = {s["resourceType"]: s["tags"] for s in template.inputs.get("tagSpecifications", [])}
+        assert {"instance", "volume", "network-interface"} <= set(specs), template.name
+        assert all(tags.get(STACK_TAG) == stack for tags in specs.values()), template.name
+    for group in plan.of_type("aws:eks/nodeGroup:NodeGroup"):  # managed node groups keep their own tags to themselves
+        assert group.property_dependencies.get("launchTemplate", [None])[0] in templates, group.name
+    for node_class in plan.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"):
+        assert tag_pairs(node_class.inputs["spec"]["tags"]).get(STACK_TAG) == stack
+    releases = {r.inputs["name"]: r.inputs for r in plan.of_type("kubernetes:helm.sh/v3:Release")}
+    if plan.of_type("kubernetes:networking.k8s.io/v1:Ingress"):
+        values = releases["aws-load-balancer-controller"]["values"]
+        assert values["defaultTags"].get(STACK_TAG) == stack
+    classes = {c.inputs["metadata"]["name"]: c.inputs for c in plan.of_type("kubernetes:storage.k8s.io/v1:StorageClass")}
+    for storage_class in classes.values():
+        tags = dict(v.split("=", 1) for k, v in storage_class["parameters"].items() if k.startswith("tagSpecification"))
+        assert tags.get(STACK_TAG) == stack
+        assert storage_class["parameters"]["encrypted"] == "true"
+    if "prometheus" in releases:  # its server's claim must name a class (EKS marks none default since 1.30)
+        assert releases["prometheus"]["values"]["server"]["persistentVolume"]["storageClass"] in classes
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_other_kind_of_the_plans_launches_billable_resources_unjudged(stack):
+    plan = stack_plan(stack)
+    kinds = {r.type for r in plan.resources if r.custom}
+    services = [r for r in plan.of_type("kubernetes:core/v1:Service")
+                if (r.inputs.get("spec") or {}).get("type") == "LoadBalancer"]
+    assert services == []  # a LoadBalancer Service would make an untagged NLB through the controller's other path
+    assert not kinds & {"aws:autoscaling/group:Group", "aws:ec2/instance:Instance", "aws:ec2/spotFleetRequest:"
+                        "SpotFleetRequest", "aws:ec2/fleet:Fleet"}
