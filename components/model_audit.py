@@ -76,7 +76,10 @@ class ModelAudit(pulumi.ComponentResource):
                 filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                 expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.retention_days),
                 noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                    noncurrent_days=1))],
+                    noncurrent_days=1),
+                # CloudTrail writes whole objects, but parts of an interrupted upload are billed until aborted.
+                abort_incomplete_multipart_upload=aws.s3.
+                BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(days_after_initiation=7))],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
         if args.object_lock:
             aws.s3.BucketObjectLockConfiguration(

@@ -43,3 +43,14 @@ def test_image_repository_is_immutable_scanned_and_kms_encrypted(stack, plan):
 
 def test_prod_bucket_cannot_be_destroyed_with_models_inside(stack, plan):
     assert model_store(plan, "aws:s3/bucket:Bucket").inputs["forceDestroy"] is (stack == "dev")
+
+
+def test_every_bucket_aborts_incomplete_multipart_uploads(stack, plan):
+    # Parts of an interrupted upload are stored and billed, invisibly, until a lifecycle rule aborts them.
+    buckets = {b.urn: b.inputs["bucket"] for b in plan.of_type("aws:s3/bucket:Bucket")}
+    lifecycles = {c.property_dependencies["bucket"][0]: c.inputs["rules"]
+                  for c in plan.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")}
+    assert set(lifecycles) == set(buckets)
+    for urn, rules in lifecycles.items():
+        assert any(r["status"] == "Enabled" and r.get("abortIncompleteMultipartUpload", {}).get(
+            "daysAfterInitiation") for r in rules), buckets[urn]
