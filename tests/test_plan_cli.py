@@ -1,6 +1,7 @@
 """The offline plan: the main job on the embedded default."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -63,3 +64,15 @@ def test_a_govcloud_stack_is_refused_with_a_clear_config_error(tmp_path):
         assert run.returncode == 1, run.stdout
         assert "region" in run.stderr and repr(partition) in run.stderr and region in run.stderr
         assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_the_same_program_writes_the_same_plan_byte_for_byte(tmp_path):
+    # The mock engine registers resources in an order that varies between processes (string hashing among other
+    # things): two runs under different hash seeds must still write identical JSON.
+    written = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"dev-{seed}.json"
+        subprocess.run([sys.executable, "-m", "infra.plan", "--stack", "dev", "--json", str(out), "--quiet"],
+                       cwd=ROOT, check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        written.append(out.read_bytes())
+    assert written[0] == written[1]

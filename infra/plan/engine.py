@@ -315,7 +315,9 @@ def run(program: Callable[[], dict[str, Any]], *, stack: str, region: str, accou
         return pulumi.Output.from_input(asyncio.ensure_future(resolve(program())))
 
     body()
-    return Plan(stack=stack, resources=monitor.records, outputs=outputs)
+    # The mock engine registers resources as their inputs resolve, in an order that varies from run to run; by URN
+    # the same program writes the same plan, byte for byte (review diffs and CI caches depend on it).
+    return Plan(stack=stack, resources=sorted(monitor.records, key=lambda r: r.urn), outputs=outputs)
 
 
 def dumps(plan: Plan) -> str:
