@@ -2,6 +2,7 @@
 
 import ipaddress
 import json
+from collections.abc import Mapping
 
 from ..framework import as_list, of_type, resource_rule, stack_rule
 
@@ -11,6 +12,35 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 HOST_FIELDS = ("hostNetwork", "hostPID", "hostIPC")
+
+
+# Every kind that declares pods, and where its pod spec is. A KServe InferenceService runs one pod per component
+# (predictor, transformer, explainer); a ServingRuntime is the container template its predictor pods inherit.
+WORKLOAD_KINDS = {
+    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
+    "kubernetes:core/v1:ReplicationController": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    "kubernetes:core/v1:Pod": ("spec",),
+}
+RUN_TO_COMPLETION = {"kubernetes:batch/v1:Job", "kubernetes:batch/v1:CronJob"}
+CLUSTER_SERVING_RUNTIME = "kubernetes:serving.kserve.io/v1alpha1:ClusterServingRuntime"
+RUNTIMES = (SERVING_RUNTIME, CLUSTER_SERVING_RUNTIME)
+POD_KINDS = (*WORKLOAD_KINDS, INFERENCE_SERVICE, *RUNTIMES)
+KSERVE_COMPONENTS = ("predictor", "transformer", "explainer")
+# The container a component runs: `model`, or one of the framework shorthands KServe still accepts.
+MODEL_KEYS = ("model", "triton", "tensorflow", "pytorch", "sklearn", "xgboost", "onnx", "pmml", "lightgbm", "paddle",
+              "huggingface", "art")
+SECCOMP_TYPES = ("RuntimeDefault", "Localhost")
+
+
+def _dig(props, path):
+    for key in path:
+        props = (props or {}).get(key)
+    return props
 
 
 def _container_weaknesses(where: str, context) -> list[str]:
@@ -29,37 +59,92 @@ def _container_weaknesses(where: str, context) -> list[str]:
     return found
 
 
-@resource_rule("serving-pods-restricted", types=[INFERENCE_SERVICE, SERVING_RUNTIME],
-               description="Serving pods meet Pod Security `restricted`, carry no API token and restart when hung.",
-               fix="In the predictor: securityContext {runAsNonRoot: true, seccompProfile: RuntimeDefault}, "
+def _pod_weaknesses(pod_name: str, pod, containers, *, pod_context=True, token=True, liveness=()):
+    """Pod Security `restricted` (and our additions) for one pod: `containers` are (where, container) pairs, init
+    containers included; `liveness` the pairs that must carry a livenessProbe. runAsNonRoot and the seccomp profile
+    hold where the pod sets them and no container overrides them, or where each container sets them (what the
+    admission controller accepts); a template without a pod securityContext (`pod_context=False`: a ServingRuntime)
+    must carry them on each container."""
+    pod = pod or {}
+    context = (pod.get("securityContext") or {}) if pod_context else {}
+    contexts = [(where, c.get("securityContext") or {}) for where, c in containers]
+    rootable = [w for w, own in contexts if own.get("runAsNonRoot", context.get("runAsNonRoot")) is not True]
+    if rootable:
+        yield f"{pod_name} may run as root (securityContext.runAsNonRoot is not true for {', '.join(rootable)})"
+    unconfined = [w for w, own in contexts
+                  if (own.get("seccompProfile") or context.get("seccompProfile") or {}).get("type") not in SECCOMP_TYPES]
+    if unconfined:
+        yield f"{pod_name} has no RuntimeDefault seccomp profile for {', '.join(unconfined)}"
+    uid0 = [w for w, own in contexts if own.get("runAsUser", context.get("runAsUser")) == 0]
+    if uid0:
+        yield f"{pod_name} runs as uid 0 in {', '.join(uid0)}"
+    if token and pod.get("automountServiceAccountToken") is not False:
+        yield f"{pod_name} mounts a Kubernetes API token it never uses (IRSA brings its own AWS token)"
+    for field in HOST_FIELDS:
+        if pod.get(field):
+            yield f"{pod_name} shares the node's namespace ({field})"
+    for volume in as_list(pod.get("volumes")):
+        if "hostPath" in volume:
+            yield f"volume {volume.get('name')} of {pod_name} mounts a path of the node (hostPath)"
+    for where, own in contexts:
+        for weakness in _container_weaknesses(where, own):
+            yield f"{weakness} ({pod_name})"
+    for where, container in liveness:
+        if not container.get("livenessProbe"):
+            yield f"{where} of {pod_name} has no livenessProbe: a hung server leaves rotation but is never restarted"
+
+
+def _containers(pod, *, main="container", init="init container"):
+    return ([(f"{main} {c.get('name')}", c) for c in as_list((pod or {}).get("containers"))],
+            [(f"{init} {c.get('name')}", c) for c in as_list((pod or {}).get("initContainers"))])
+
+
+@resource_rule("serving-pods-restricted", types=list(POD_KINDS),
+               description="Every pod mlserve declares (InferenceService components, ServingRuntimes, Deployments, "
+                           "StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, Pods) meets Pod Security "
+                           "`restricted`, carries no API token and restarts when hung.",
+               fix="In the pod: securityContext {runAsNonRoot: true, seccompProfile: RuntimeDefault}, "
                    "automountServiceAccountToken: false, no host namespaces or hostPath volumes; in each container: "
                    "allowPrivilegeEscalation: false, capabilities.drop [ALL], readOnlyRootFilesystem: true "
-                   "(emptyDir for /tmp), and a livenessProbe (components/kserve_service.py does all of it).")
+                   "(emptyDir for /tmp), and a livenessProbe (long-running pods); a ServingRuntime's containers carry "
+                   "runAsNonRoot and the seccomp profile themselves (components/kserve_service.py and "
+                   "components/capture_sink.py do all of it).")
 def serving_pods_restricted(props, config):
+    """Judges each kind that declares pods, by its `kind` (pulumi-kubernetes always sends it). Pods that only Helm
+    releases declare are the charts' own (policies/README.md). A Job's or CronJob's pods run to completion: no
+    livenessProbe. A ServingRuntime is judged for what every predictor pod inherits from it: it has no pod
+    securityContext, and its container's values win over the pod's when KServe merges it into a predictor."""
+    kind = props.get("kind")
     spec = props.get("spec") or {}
-    if "containers" in spec:  # ServingRuntime: the container template every predictor pod inherits
-        for container in as_list(spec.get("containers")):
-            yield from _container_weaknesses(f"runtime container {container.get('name')}",
-                                             container.get("securityContext"))
+    name = (props.get("metadata") or {}).get("name")
+    if kind in ("ServingRuntime", "ClusterServingRuntime"):  # no pod securityContext of its own
+        for pod_name, pod in ((f"runtime {name}", spec), (f"the workers of runtime {name}", spec.get("workerSpec"))):
+            if pod is None:
+                continue
+            main, init = _containers(pod, main="runtime container" if pod is spec else "worker container")
+            yield from _pod_weaknesses(pod_name, pod, main + init, pod_context=False, token=False)
         return
-    predictor = spec.get("predictor") or {}
-    pod = predictor.get("securityContext") or {}
-    if pod.get("runAsNonRoot") is not True:
-        yield "the predictor pod may run as root (securityContext.runAsNonRoot is not true)"
-    if (pod.get("seccompProfile") or {}).get("type") not in ("RuntimeDefault", "Localhost"):
-        yield "the predictor pod has no RuntimeDefault seccomp profile"
-    if predictor.get("automountServiceAccountToken") is not False:
-        yield "the predictor pod mounts a Kubernetes API token it never uses (IRSA brings its own AWS token)"
-    for field in HOST_FIELDS:
-        if predictor.get(field):
-            yield f"the predictor pod shares the node's namespace ({field})"
-    for volume in as_list(predictor.get("volumes")):
-        if "hostPath" in volume:
-            yield f"volume {volume.get('name')} mounts a path of the node (hostPath)"
-    model = predictor.get("model") or {}
-    yield from _container_weaknesses("the model container", model.get("securityContext"))
-    if not model.get("livenessProbe"):
-        yield "the model container has no livenessProbe: a hung server leaves rotation but is never restarted"
+    if kind == "InferenceService":
+        for component in KSERVE_COMPONENTS:
+            pod = spec.get(component)
+            if pod is None:
+                continue
+            main = [(f"the {'model' if key == 'model' else key} container", pod[key]) for key in MODEL_KEYS
+                    if isinstance(pod.get(key), Mapping)]
+            extra, init = _containers(pod)
+            pod_name = f"the {component} pod"
+            yield from _pod_weaknesses(pod_name, pod, main + extra + init, liveness=main + extra)
+            worker = pod.get("workerSpec")
+            if worker is not None:  # multi-node serving: the worker pods, declared beside the head's
+                main, init = _containers(worker, main="worker container")
+                yield from _pod_weaknesses(f"the {component}'s worker pods", worker, main + init, liveness=main)
+        return
+    type_token = next((t for t in WORKLOAD_KINDS if t.rsplit(":", 1)[1] == kind), None)
+    if type_token is not None:
+        pod = _dig(props, WORKLOAD_KINDS[type_token])
+        main, init = _containers(pod)
+        yield from _pod_weaknesses(f"{kind} {name}", pod, main + init,
+                                   liveness=[] if type_token in RUN_TO_COMPLETION else main)
 
 
 @resource_rule("serving-namespace-restricted", types=[NAMESPACE],

@@ -28,3 +28,26 @@ def resources(plan: dict, type_token: str) -> list[dict]:
 @pytest.fixture(params=["dev", "prod"])
 def stack(request):
     return request.param
+
+
+@pytest.fixture(scope="module")
+def prod_plan():
+    return plan_json("prod")
+
+
+@pytest.fixture
+def plan(prod_plan):
+    """A copy of the recorded prod plan to edit (planned once per module)."""
+    return copy.deepcopy(prod_plan)
+
+
+def refused(plan: dict, rule: str, stack: str | None = None) -> list[tuple]:
+    """(resource name, message without the fix, level) of each violation of `rule`."""
+    return [(v.urn.rsplit("::", 1)[1], v.message.split("\nFix: ")[0], v.level)
+            for v in violations(plan, stack=stack, rule=rule)]
+
+
+def as_dev(plan: dict) -> dict:
+    """The same plan judged as dev's (with dev's policy config)."""
+    plan["stack"] = "dev"
+    return plan
