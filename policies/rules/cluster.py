@@ -1,9 +1,10 @@
 """EKS and Kubernetes: a private, encrypted, logged control plane; hardened nodes; GPU capacity that stays warm."""
 
+import re
+
 from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
 
 LOG_TYPES = {"api", "audit", "authenticator", "controllerManager", "scheduler"}
-INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
 NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 
 
@@ -64,21 +65,46 @@ def node_imdsv2_encrypted_disk(props, config):
             yield f"volume {mapping.get('deviceName')} is not encrypted"
 
 
-@resource_rule("prod-gpu-capacity-warm", types=["aws:eks/nodeGroup:NodeGroup", INFERENCE_SERVICE],
-               description="In prod, GPU node groups and KServe predictors never scale to zero.",
-               fix="Set cluster.node_groups[].min_size and deployments[].autoscaling.min to at least 1 in prod: a "
-                   "cold GPU node takes minutes and the requests meanwhile fail.")
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+# EC2 families with GPUs (g4dn, g5, g5g, g6, g6e, gr6, p3, p4d, p5, ...): the family is the type's first part.
+GPU_FAMILY = re.compile(r"^(g|gr|p)\d")
+
+
+def is_gpu_node_group(props) -> bool:
+    """A managed node group of GPU nodes: an NVIDIA AMI, or a GPU instance family (whatever the AMI says)."""
+    return "NVIDIA" in str(props.get("amiType") or "") or any(
+        GPU_FAMILY.match(str(t).removeprefix("ml.")) for t in as_list(props.get("instanceTypes")))
+
+
+@resource_rule("prod-gpu-capacity-warm", types=["aws:eks/nodeGroup:NodeGroup", NODE_POOL],
+               description="In prod, node capacity never scales to zero: every managed node group keeps a node and a "
+                           "static Karpenter pool keeps nodes.",
+               fix="Set cluster.node_groups[].min_size to at least 1 in prod (GPU groups: a cold GPU node takes "
+                   "minutes and the requests meanwhile fail; the system group runs the controllers and DNS); a static "
+                   "Karpenter pool needs replicas of at least 1.")
 def prod_gpu_capacity_warm(props, config):
+    """Judges every kind that holds nodes in prod:
+
+    - an EKS managed node group (GPU or not) keeps `scalingConfig.minSize` of at least 1;
+    - a Karpenter NodePool has no minimum: it launches nodes for pending pods and consolidates them away, so what
+      keeps its GPU nodes warm is the serving pods' own floor (InferenceService minReplicas and the KEDA
+      ScaledObject's minReplicaCount, judged by prod-endpoint-capacity). Only a static pool (`spec.replicas`, alpha
+      in Karpenter 1.14) holds a fixed count, and it never scales up: it needs at least 1.
+    """
     if not is_prod(config):
         return
-    if "NVIDIA" in str(props.get("amiType") or "") and ((props.get("scalingConfig") or {}).get("minSize") or 0) < 1:
-        yield "the GPU node group may scale to zero"
-    predictor = (props.get("spec") or {}).get("predictor") or {}
-    if props.get("kind") == "InferenceService" and (predictor.get("minReplicas") or 0) < 1:
-        yield f"InferenceService {(props.get('metadata') or {}).get('name')} may scale to zero replicas"
+    spec = props.get("spec")
+    if spec is not None:  # a Karpenter NodePool
+        replicas = spec.get("replicas")
+        if replicas is not None and replicas < 1:
+            yield f"static NodePool {(props.get('metadata') or {}).get('name')} keeps {replicas} nodes (replicas) " \
+                  "and never scales up"
+        return
+    if ((props.get("scalingConfig") or {}).get("minSize") or 0) < 1:
+        what = "the GPU node group" if is_gpu_node_group(props) else "node group"
+        yield f"{what} {props.get('nodeGroupName')} may scale to zero"
 
 
-NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
 
 

@@ -79,8 +79,8 @@ PROPERTY_BREAKS = {
         enabledClusterLogTypes=["api"]),
     "node-imdsv2-encrypted-disk": lambda p: resources(p, "aws:ec2/launchTemplate:LaunchTemplate")[0]["inputs"][
         "metadataOptions"].update(httpTokens="optional"),
-    "prod-gpu-capacity-warm": lambda p: [r["inputs"]["spec"]["predictor"].update(minReplicas=0) for r in resources(
-        p, "kubernetes:serving.kserve.io/v1beta1:InferenceService")],
+    "prod-gpu-capacity-warm": lambda p: resources(p, "aws:eks/nodeGroup:NodeGroup")[0]["inputs"][
+        "scalingConfig"].update(minSize=0),
     "gpu-node-pool-guarded": lambda p: resources(p, "kubernetes:karpenter.sh/v1:NodePool")[0]["inputs"]["spec"][
         "disruption"].update(budgets=[{"nodes": "10%"}]),
     "karpenter-interruption-queue": lambda p: [r["inputs"].update(eventPattern="{}") for r in resources(
