@@ -8,6 +8,7 @@ COLD_START_TAG = "mlserve:tolerates-cold-start"
 INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 TRACK_LABEL = "mlserve.io/track"
+SUBNET = "aws:ec2/subnet:Subnet"
 
 
 @stack_rule("prod-endpoint-capacity",
@@ -105,14 +106,33 @@ def _floor_of(metadata, floor):
     return min(1, floor) if (metadata.get("labels") or {}).get(TRACK_LABEL) == "canary" else floor
 
 
-@stack_rule("prod-endpoints-span-zones", description="Prod SageMaker models are placed in subnets of 2+ zones.",
-            fix="Give the model's vpc_config private subnets in at least two availability zones.")
+@stack_rule("prod-endpoints-span-zones",
+            description="Prod serving capacity is placed in subnets of 2+ zones: SageMaker models, managed node "
+                        "groups and the subnets Karpenter's EC2NodeClass selects.",
+            fix="Give the model's vpc_config, the node group's subnet_ids and the EC2NodeClass's subnetSelectorTerms "
+                "private subnets in at least two availability zones.")
 def prod_endpoints_span_zones(resources, config):
     if not is_prod(config):
         return
+    # Subnet ids are unknown at preview; the subnets an input came from (its dependencies) are known.
     for model in of_type(resources, "aws:sagemaker/model:Model"):
-        # Subnet ids are unknown at preview; the subnets the vpcConfig came from are known.
-        subnets = of_type(model.property_dependencies.get("vpcConfig", []), "aws:ec2/subnet:Subnet")
+        subnets = of_type(model.property_dependencies.get("vpcConfig", []), SUBNET)
         zones = {s.props.get("availabilityZone") for s in subnets}
         if len(zones) < 2:
             yield f"model {model.name} is placed in {len(zones)} zone(s)", model.urn
+    for group in of_type(resources, "aws:eks/nodeGroup:NodeGroup"):
+        zones = {s.props.get("availabilityZone") for s in of_type(group.property_dependencies.get("subnetIds", []),
+                                                                    SUBNET)}
+        if len(zones) < 2:
+            yield f"node group {group.props.get('nodeGroupName')} places its nodes in {len(zones)} zone(s)", group.urn
+    declared = of_type(resources, SUBNET)
+    for node_class in of_type(resources, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"):
+        terms = as_list((node_class.props.get("spec") or {}).get("subnetSelectorTerms"))
+        if any(not term.get("tags") for term in terms):
+            continue  # selected by id: not resolvable from the plan
+        zones = {s.props.get("availabilityZone") for s in declared for term in terms
+                 if all((s.props.get("tags") or {}).get(k) == v or (v == "*" and k in (s.props.get("tags") or {}))
+                        for k, v in term["tags"].items())}
+        if len(zones) < 2:
+            yield f"EC2NodeClass {node_class.name}'s subnetSelectorTerms select subnets in {len(zones)} zone(s)", \
+                node_class.urn

@@ -6,6 +6,8 @@ from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
 
 LOG_TYPES = {"api", "audit", "authenticator", "controllerManager", "scheduler"}
 NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
+EBS_PROVISIONERS = ("ebs.csi.aws.com", "kubernetes.io/aws-ebs")
 
 
 @resource_rule("eks-private-endpoint", types=["aws:eks/cluster:Cluster"],
@@ -42,12 +44,26 @@ def eks_control_plane_logs(props, config):
         yield f"control-plane logs off for {sorted(missing)}"
 
 
-@resource_rule("node-imdsv2-encrypted-disk", types=["aws:ec2/launchTemplate:LaunchTemplate", NODE_CLASS],
-               description="Nodes require IMDSv2 with a hop limit of 1 and encrypt their volumes.",
+@resource_rule("node-imdsv2-encrypted-disk", types=["aws:ec2/launchTemplate:LaunchTemplate", NODE_CLASS,
+                                                    "aws:eks/nodeGroup:NodeGroup", STORAGE_CLASS],
+               description="Nodes require IMDSv2 with a hop limit of 1 and encrypt their volumes (launch templates, "
+                           "Karpenter's EC2NodeClass, managed node groups through their launch template); EBS volumes "
+                           "a StorageClass provisions are encrypted too.",
                fix="Set metadata_options.http_tokens='required', http_put_response_hop_limit=1 and "
                    "ebs.encrypted='true' with the stack key (EC2NodeClass: spec.metadataOptions and "
-                   "spec.blockDeviceMappings).")
+                   "spec.blockDeviceMappings); give each managed node group such a launch template; give an EBS "
+                   "StorageClass parameters encrypted: 'true' and kmsKeyId.")
 def node_imdsv2_encrypted_disk(props, config):
+    if props.get("kind") == "StorageClass":
+        if props.get("provisioner") in EBS_PROVISIONERS and str(
+                (props.get("parameters") or {}).get("encrypted")).lower() != "true":
+            yield f"the EBS volumes StorageClass {(props.get('metadata') or {}).get('name')} provisions are not encrypted"
+        return
+    if "scalingConfig" in props or "nodeRoleArn" in props:  # a managed node group
+        if not props.get("launchTemplate"):
+            yield "the node group has no launch template: its nodes get EKS's default metadata options and root " \
+                  "volume, not IMDSv2 with hop limit 1 and a volume encrypted with the stack key"
+        return
     spec = props.get("spec")
     if spec is not None:  # Karpenter's EC2NodeClass
         props = {"metadataOptions": spec.get("metadataOptions"), "blockDeviceMappings": [
@@ -115,12 +131,17 @@ def _drains_at_most_one_node(disruption) -> bool:
                for budget in as_list(disruption.get("budgets")))
 
 
-@resource_rule("gpu-node-pool-guarded", types=[NODE_POOL],
-               description="Karpenter GPU pools are tainted and limited; in prod they buy on-demand capacity and "
-                           "drain one node at a time.",
+@resource_rule("gpu-node-pool-guarded", types=[NODE_POOL, "aws:eks/nodeGroup:NodeGroup"],
+               description="GPU capacity (Karpenter pools, GPU managed node groups) is tainted and limited; in prod "
+                           "it buys on-demand capacity and drains one node at a time.",
                fix="Give the NodePool the nvidia.com/gpu=true:NoSchedule taint and a limits['nvidia.com/gpu']; in "
-                   "prod allow on-demand (cluster.gpu_pools[].capacity_types) and keep max_disrupted_nodes at 1.")
+                   "prod allow on-demand (cluster.gpu_pools[].capacity_types) and keep max_disrupted_nodes at 1. A GPU "
+                   "node group: the nvidia.com/gpu NO_SCHEDULE taint, capacity_type ON_DEMAND in prod and "
+                   "update_config.max_unavailable 1 (components/node_group.py).")
 def gpu_node_pool_guarded(props, config):
+    if "spec" not in props:  # a managed node group: its maxSize is its limit
+        yield from _gpu_node_group_guarded(props, config)
+        return
     spec = props.get("spec") or {}
     template = (spec.get("template") or {}).get("spec") or {}
     if not any(t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NoSchedule"
@@ -136,6 +157,23 @@ def gpu_node_pool_guarded(props, config):
         yield "the pool cannot launch on-demand capacity in prod: spot GPUs are often unavailable and reclaimed"
     if not _drains_at_most_one_node(spec.get("disruption") or {}):
         yield "no disruption budget caps drains at one node: consolidation or expiry may drain several GPU nodes at once"
+
+
+def _gpu_node_group_guarded(props, config):
+    if not is_gpu_node_group(props):
+        return
+    if not any(t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NO_SCHEDULE"
+               for t in as_list(props.get("taints"))):
+        yield "the group's nodes have no nvidia.com/gpu:NoSchedule taint: any pod could land on a GPU node and hold it"
+    if not is_prod(config):
+        return
+    if props.get("capacityType") == "SPOT":
+        yield "the group cannot launch on-demand capacity in prod: spot GPUs are often unavailable and reclaimed"
+    update = props.get("updateConfig") or {}  # EKS drains one node at a time unless told otherwise
+    percent, count = update.get("maxUnavailablePercentage"), update.get("maxUnavailable") or 1
+    if percent or count > 1:
+        yield f"updates drain {f'{percent}% of the' if percent else int(count)} nodes at once: several GPU nodes " \
+              "may leave together"
 
 
 @stack_rule("karpenter-interruption-queue",

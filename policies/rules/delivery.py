@@ -5,6 +5,8 @@ from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 COMPONENT = "aws-native:sagemaker:InferenceComponent"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+COMPOSITE_ALARM = "aws:cloudwatch/compositeAlarm:CompositeAlarm"
+INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
 
 
 @stack_rule("progressive-rollout-with-rollback",
@@ -123,7 +125,8 @@ def _kserve_slo_alerts(resources):
             yield f"InferenceService {name}'s alerts reach no SNS topic (no Alertmanager sns_configs)", service.urn
 
 
-@resource_rule("alarms-notify", types=[ALARM], description="Every alarm notifies someone (or drives a scaling policy).",
+@resource_rule("alarms-notify", types=[ALARM, COMPOSITE_ALARM],
+               description="Every alarm, composite alarms included, notifies someone (or drives a scaling policy).",
                fix="Set actions_enabled=True and alarm_actions=[<the stack's alert topic ARN>].")
 def alarms_notify(props, config):
     if props.get("actionsEnabled") is False:
@@ -136,9 +139,21 @@ def alarms_notify(props, config):
         yield "no SNS topic in alarmActions"
 
 
-@resource_rule("prod-data-capture", types=["aws:sagemaker/endpointConfiguration:EndpointConfiguration"],
-               description="Prod endpoints capture a sample of requests (drift monitoring and incident review).",
+@resource_rule("prod-data-capture", types=["aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+                                           INFERENCE_SERVICE],
+               description="Prod endpoints capture a sample of requests (drift monitoring and incident review): "
+                           "SageMaker's data capture, KServe's request logger to the capture sink.",
                fix="Set deployments[].data_capture.enabled: true (and a sample_percent) in Pulumi.prod.yaml.")
 def prod_data_capture(props, config):
-    if is_prod(config) and not (props.get("dataCaptureConfig") or {}).get("enableCapture"):
+    """A KServe canary track (label mlserve.io/track=canary) serves the candidate beside the stable track, which
+    captures; the canary is not required to."""
+    if not is_prod(config):
+        return
+    if props.get("kind") == "InferenceService":
+        metadata = props.get("metadata") or {}
+        if (metadata.get("labels") or {}).get("mlserve.io/track") != "canary" and not (
+                ((props.get("spec") or {}).get("predictor") or {}).get("logger") or {}).get("url"):
+            yield f"InferenceService {metadata.get('name')} logs no requests to the capture sink (predictor.logger)"
+        return
+    if not (props.get("dataCaptureConfig") or {}).get("enableCapture"):
         yield "data capture is off"

@@ -18,6 +18,7 @@ def sagemaker_model_in_vpc(props, config):
 
 
 @resource_rule("no-world-ingress", types=["aws:ec2/securityGroup:SecurityGroup",
+                                          "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
                                           "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
                                           "aws:ec2/securityGroupRule:SecurityGroupRule"],
                description="No security group admits traffic from the whole internet.",

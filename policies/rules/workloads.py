@@ -94,6 +94,26 @@ def _pod_weaknesses(pod_name: str, pod, containers, *, pod_context=True, token=T
             yield f"{where} of {pod_name} has no livenessProbe: a hung server leaves rotation but is never restarted"
 
 
+def declared_containers(kind, props):
+    """Every container a Kubernetes object of mlserve declares (init containers, KServe components and workers, a
+    runtime's template included), for rules about containers rather than pods."""
+    spec = props.get("spec") or {}
+    if kind in ("ServingRuntime", "ClusterServingRuntime"):
+        pods = [spec, spec.get("workerSpec")]
+    elif kind == "InferenceService":
+        pods = [p for component in KSERVE_COMPONENTS for p in (spec.get(component), (spec.get(component) or {}).get(
+            "workerSpec"))]
+        for component in KSERVE_COMPONENTS:
+            pod = spec.get(component) or {}
+            yield from (pod[key] for key in MODEL_KEYS if isinstance(pod.get(key), Mapping))
+    else:
+        type_token = next((t for t in WORKLOAD_KINDS if t.rsplit(":", 1)[1] == kind), None)
+        pods = [_dig(props, WORKLOAD_KINDS[type_token])] if type_token else []
+    for pod in pods:
+        for field in ("initContainers", "containers"):
+            yield from as_list((pod or {}).get(field))
+
+
 def _containers(pod, *, main="container", init="init container"):
     return ([(f"{main} {c.get('name')}", c) for c in as_list((pod or {}).get("containers"))],
             [(f"{init} {c.get('name')}", c) for c in as_list((pod or {}).get("initContainers"))])
@@ -158,7 +178,8 @@ def serving_namespace_restricted(props, config):
 
 
 @stack_rule("serving-namespace-default-deny",
-            description="Every namespace with an InferenceService denies all traffic in and out unless allowed.",
+            description="Every namespace with an InferenceService or another workload mlserve declares (the capture "
+                        "sink's Deployment, ...) denies all traffic in and out unless allowed.",
             fix="Declare a NetworkPolicy with podSelector {} and policyTypes [Ingress, Egress] and no rules in the "
                 "namespace, then allow only what serving needs.")
 def serving_namespace_default_deny(resources, config):
@@ -170,6 +191,11 @@ def serving_namespace_default_deny(resources, config):
         namespace = (isvc.props.get("metadata") or {}).get("namespace")
         if namespace not in denying:
             yield f"namespace {namespace} of {isvc.name} has no default-deny NetworkPolicy", isvc.urn
+    for workload in of_type(resources, *WORKLOAD_KINDS):
+        metadata = workload.props.get("metadata") or {}
+        if metadata.get("namespace") not in denying:
+            yield f"namespace {metadata.get('namespace')} of {workload.props.get('kind')} {metadata.get('name')} " \
+                  "has no default-deny NetworkPolicy", workload.urn
 
 
 def _networks(values) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
