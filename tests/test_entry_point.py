@@ -64,7 +64,7 @@ def entry_point_plan(stack: str, config: dict[str, str], secret_keys: list[str] 
                 pulumi.export = export
             return exported
 
-        return run(program, stack=stack, region=config["mlserve:region"])
+        return run(program, stack=stack, region=config["mlserve:region"], account_id=config.get("mlserve:account_id"))
     finally:
         pulumi.runtime.set_all_config({}, [])
 
