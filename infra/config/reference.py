@@ -1,9 +1,10 @@
-"""The README's configuration reference, generated from the pydantic models (one place says what a key means).
+"""The configuration reference (docs/configuration.md), generated from the pydantic models (one place says what a
+key means).
 
     python -m infra.config.reference            # print it
-    python -m infra.config.reference --write    # replace the README's section between its markers
+    python -m infra.config.reference --write    # replace docs/configuration.md's section between its markers
 
-A test fails when the README's section and this rendering differ, so the reference cannot drift from the models.
+A test fails when the doc's section and this rendering differ, so the reference cannot drift from the models.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic_core import PydanticUndefined
 
 from .models import StackConfig
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 CONSTRAINTS = {"ge": ">= {}", "gt": "> {}", "le": "<= {}", "lt": "< {}", "min_length": "at least {} long",
                "max_length": "at most {} long", "pattern": "matches `{}`"}
@@ -89,7 +90,7 @@ def render() -> str:
             continue
         seen.add(model)
         title = "mlserve: (the stack file's namespace)" if model is StackConfig else model.__name__
-        lines = [f"#### {model.__name__}", ""] if model is not StackConfig else [f"#### {title}", ""]
+        lines = [f"### {title}", ""]
         doc = (model.__doc__ or "").strip().splitlines()
         if doc and model.__module__.endswith("models"):
             lines += [doc[0], ""]
@@ -103,23 +104,23 @@ def render() -> str:
     return "\n\n".join(sections) + "\n"
 
 
-def readme_section(text: str) -> str:
+def doc_section(text: str) -> str:
     start, end = text.index(START) + len(START), text.index(END)
     return text[start:end].strip("\n") + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.config.reference", description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="replace the README's section")
+    parser.add_argument("--write", action="store_true", help=f"replace the reference in {DOC.name}")
     args = parser.parse_args(argv)
     reference = render()
     if not args.write:
         sys.stdout.write(reference)
         return 0
-    text = README.read_text()
+    text = DOC.read_text()
     start, end = text.index(START) + len(START), text.index(END)
-    README.write_text(text[:start] + "\n" + reference + text[end:])
-    print(f"wrote the configuration reference into {README.name}")
+    DOC.write_text(text[:start] + "\n" + reference + text[end:])
+    print(f"wrote the configuration reference into {DOC}")
     return 0
 
 
