@@ -92,14 +92,14 @@ def test_missing_or_wrong_files_are_refused_without_a_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_readme_shows_this_checkouts_figures_and_the_tables_date(stack):
+def test_the_cost_doc_shows_this_checkouts_figures_and_the_tables_date(stack):
     from infra.cost import declared_from_plan, estimate, load_table
     from infra.cost.report import usd
 
     result = estimate(declared_from_plan(stack_plan(stack).as_json()), load_table("us-east-1"))
-    readme = (ROOT / "README.md").read_text()
-    block = readme[readme.index(f"{stack}: monthly cost in us-east-1"):]
+    doc = (ROOT / "docs" / "cost.md").read_text()
+    block = doc[doc.index(f"{stack}: monthly cost in us-east-1"):]
     total = next(line for line in block.splitlines() if "stack total (priced lines)" in line)
     assert [usd(result.total(s)) for s in ("min", "configured", "max")] == re.findall(r"\$[\d,]+\.\d\d", total), \
-        "regenerate the README's cost output: COLUMNS=118 python -m infra.cost --stack " + stack
-    assert f"retrieved **{result.table.retrieved}**" in readme
+        "regenerate docs/cost.md's output: COLUMNS=118 python -m infra.cost --stack " + stack
+    assert f"retrieved **{result.table.retrieved}**" in doc
