@@ -109,7 +109,7 @@ def start_front(spec, mode: str, host: str, ports: Ports, inner: Ports, max_body
 
     def request_stop() -> None:
         if thread.is_alive():
-            loop.call_soon_threadsafe(setattr, front, "stopping", True)
+            loop.call_soon_threadsafe(front.stop_accepting)
 
     def join() -> None:
         if thread.is_alive():
