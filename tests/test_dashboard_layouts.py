@@ -1,4 +1,4 @@
-"""The README's pictures of the dashboards' layouts are drawn from what the stacks declare, and kept current."""
+"""The pictures of the dashboards' layouts (docs/monitoring.md) are drawn from what the stacks declare, and kept current."""
 
 from infra.plan.layout import OUT, pictures
 from tests.harness import stack_plan
