@@ -26,8 +26,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .eks_cluster import irsa_trust_policy
-from .names import PROMETHEUS_URL
-from .node_group import GROUP_LABEL
+from .names import GROUP_LABEL, PROMETHEUS_URL
 from .policy_document import Statement, render, via_service
 
 STORAGE_CLASS = "mlserve-encrypted-gp3"

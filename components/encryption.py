@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from .names import API_DESTINATION_KEY_TAG
 from .policy_document import Statement, render
-from .retraining_trigger import API_DESTINATION_KEY_TAG
 
 # Services that encrypt with the key on their own behalf (not through an IAM role's grant),
 # so the key policy must name them. Roles of the stack get kms:* permissions from their own IAM policies.

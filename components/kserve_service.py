@@ -35,8 +35,12 @@ from .capture_sink import SINK_LABELS, SINK_PORT
 from .cluster_addons import GPU_TOLERATION
 from .eks_cluster import irsa_trust_policy
 from .names import (
+    DEPLOYMENT_LABEL,
+    GROUP_LABEL,
+    ISVC_LABEL,
     KSERVE_ERROR_RATE,
     P99_LATENCY,
+    TRACK_LABEL,
     alb_split_annotation,
     alb_split_service,
     canary_service,
@@ -44,7 +48,6 @@ from .names import (
     kserve_alert_name,
     load_balancer_name,
 )
-from .node_group import GROUP_LABEL
 from .policy_document import Statement, render, via_service
 
 RUNTIME = "mlserve-triton"
@@ -61,7 +64,6 @@ RESTRICTED_CONTAINER = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilege
                         "seccompProfile": {"type": "RuntimeDefault"}}
 RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                   "seccompProfile": {"type": "RuntimeDefault"}}
-ISVC_LABEL = "serving.kserve.io/inferenceservice"
 STARTUP_ALLOWANCE_SECONDS = 1800  # a TensorRT engine build on first start of a new architecture
 
 
@@ -186,7 +188,7 @@ class KServeService(pulumi.ComponentResource):
         super().__init__("mlserve:serving:KServeService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         ns = args.namespace
-        labels = {"app.kubernetes.io/part-of": "mlserve", "mlserve.io/deployment": args.name}
+        labels = {"app.kubernetes.io/part-of": "mlserve", DEPLOYMENT_LABEL: args.name}
 
         if args.alb_security_group_id is None:
             raise ValueError(f"{args.name}: the ALB needs the PrivateLink's security group (KServeDeployment sets it)")
@@ -315,7 +317,7 @@ class KServeService(pulumi.ComponentResource):
     def _inference_service(self, name, args: KServeServiceArgs, track, isvc, model: ModelRef, low, high, labels,
                            opts):
         ns = args.namespace
-        pod_labels = {**labels, "mlserve.io/track": track}
+        pod_labels = {**labels, TRACK_LABEL: track}
         probe = {"httpGet": {"path": "/v2/health/ready", "port": PORTS["http"]}, "periodSeconds": 10}
         predictor = {
             "serviceAccountName": args.name, "minReplicas": low, "maxReplicas": high,

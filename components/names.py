@@ -27,6 +27,36 @@ def resource_name(stack: str, *parts: str) -> str:
     return "-".join([PROJECT, stack, *parts])
 
 
+def deployment_name(stack: str, deployment: str) -> str:
+    """What a deployment's own resources are named after (`mlserve-prod-resnet50`): its SageMaker endpoint or
+    inference component, its API, its alarms, its KServe namespace, its model package group."""
+    return resource_name(stack, deployment)
+
+
+def endpoint_name(stack: str, endpoint_group: str) -> str:
+    """The SageMaker endpoint a deployment is served from: its own, or the one its `endpoint` group shares."""
+    return resource_name(stack, endpoint_group)
+
+
+def deployment_of(stack: str, name: str) -> str | None:
+    """The deployment a `deployment_name` belongs to, or None for a name of the stack's shared resources."""
+    prefix = resource_name(stack) + "-"
+    return name.removeprefix(prefix) if name.startswith(prefix) else None
+
+
+# ---- labels and tags several layers read ------------------------------------------------------------------------
+GROUP_LABEL = "mlserve.io/node-group"
+"""On every node (managed group or Karpenter pool): what serving pods select their GPUs by."""
+DEPLOYMENT_LABEL = "mlserve.io/deployment"
+"""On every Kubernetes object of a KServe deployment: the cost estimate and the pack group by it."""
+TRACK_LABEL = "mlserve.io/track"
+"""`stable` or `canary`, on a KServe deployment's InferenceServices and their scalers."""
+ISVC_LABEL = "serving.kserve.io/inferenceservice"
+"""KServe's own label on an InferenceService's pods (its name)."""
+API_DESTINATION_KEY_TAG = "EventBridgeApiDestinations"
+"""EventBridge uses a customer-managed key for a connection's secret only when the key carries this tag (true)."""
+
+
 # ---- SageMaker -------------------------------------------------------------------------------------------------
 PRIMARY_VARIANT = "primary"
 """The production variant every SageMaker deployment serves its main model from."""

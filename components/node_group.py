@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from .names import GROUP_LABEL
 from .policy_document import assume_role_policy
 
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly", "AmazonEKS_CNI_Policy")
 GPU_TAINT = aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")
-GROUP_LABEL = "mlserve.io/node-group"
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,6 @@ import pulumi_aws as aws
 
 from .policy_document import Statement, assume_role_policy, render
 
-API_DESTINATION_KEY_TAG = "EventBridgeApiDestinations"
-"""EventBridge uses a customer-managed key for a connection's secret only when the key carries this tag (true)."""
-
 
 @dataclass(frozen=True)
 class PipelineTarget:

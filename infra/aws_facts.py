@@ -1,20 +1,45 @@
-"""Facts about AWS that are not in botocore's models: GPUs per SageMaker instance type.
+"""Facts about AWS instance types that botocore's models do not carry: the GPUs of each GPU type mlserve allows.
 
-GPU metrics (GPUUtilization, GPUMemoryUtilization) add up over an instance's GPUs, so thresholds scale with this.
+One home for every layer: config rules (a component's accelerators fit its instance), the program (GPU metrics add
+up over an instance's GPUs, so alarm and scaling thresholds scale with them), preflight, the cost estimate and the
+policy pack read it here. A SageMaker type (`ml.g5.xlarge`) is the EC2 type of the same name behind `ml.`.
+`tests/test_aws_facts.py` checks every figure against the AWS Price List's GPU attribute as the price table carries
+it (`infra/cost/prices/`).
 """
 
-_GPUS_BY_SIZE = {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4, "24xlarge": 4,
-                 "48xlarge": 8}
-_EIGHT_GPU = {"ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge", "ml.p5e.48xlarge", "ml.p5en.48xlarge"}
+from __future__ import annotations
+
+GPUS: dict[str, int] = {
+    **{f"g5.{size}": gpus for size, gpus in (("xlarge", 1), ("2xlarge", 1), ("4xlarge", 1), ("8xlarge", 1),
+                                              ("16xlarge", 1), ("12xlarge", 4), ("24xlarge", 4), ("48xlarge", 8))},
+    **{f"g6.{size}": gpus for size, gpus in (("xlarge", 1), ("2xlarge", 1), ("4xlarge", 1), ("8xlarge", 1),
+                                              ("16xlarge", 1), ("12xlarge", 4), ("24xlarge", 4), ("48xlarge", 8))},
+    **{f"g6e.{size}": gpus for size, gpus in (("xlarge", 1), ("2xlarge", 1), ("4xlarge", 1), ("8xlarge", 1),
+                                               ("16xlarge", 1), ("12xlarge", 4), ("24xlarge", 4), ("48xlarge", 8))},
+    "p4d.24xlarge": 8, "p4de.24xlarge": 8,
+    "p5.4xlarge": 1, "p5.48xlarge": 8, "p5e.48xlarge": 8, "p5en.48xlarge": 8,
+}
+"""NVIDIA GPUs per instance, by EC2 instance type."""
+
+GPU_FAMILIES: tuple[str, ...] = tuple(sorted({t.split(".")[0] for t in GPUS}))
+"""The GPU families mlserve serves on (g5, g6, g6e, p4d, p4de, p5, p5e, p5en)."""
+
+
+def ec2_type(instance_type: str) -> str:
+    """`ml.g5.xlarge` -> `g5.xlarge`: SageMaker hosts on the EC2 type of the same name."""
+    return instance_type.removeprefix("ml.")
+
+
+def gpus(instance_type: str) -> int:
+    """GPUs on one instance (EC2 or SageMaker type); 0 for a type without GPUs or one not in the table."""
+    return GPUS.get(ec2_type(instance_type), 0)
+
+
+def is_gpu_family(instance_type: str) -> bool:
+    """Whether the type belongs to a GPU family mlserve allows, whatever its size."""
+    return ec2_type(instance_type).split(".")[0] in GPU_FAMILIES
 
 
 def sagemaker_gpus(instance_type: str) -> int:
-    """GPUs on one instance; 0 for CPU instance types."""
-    if instance_type in _EIGHT_GPU:
-        return 8
-    if instance_type == "ml.p5.4xlarge":
-        return 1
-    family, _, size = instance_type.removeprefix("ml.").partition(".")
-    if family in ("g5", "g6", "g6e"):
-        return _GPUS_BY_SIZE.get(size, 1)
-    return 0
+    """GPUs on one SageMaker instance (`ml.` type)."""
+    return gpus(instance_type)

@@ -25,18 +25,20 @@ from components.endpoint_autoscaling import EndpointAutoscalingArgs
 from components.inference_api import ApiTierSpec, InferenceApiArgs
 from components.inference_component import InferenceComponentArgs
 from components.kserve_deployment import KServeDeploymentArgs
-from components.kserve_service import ISVC_LABEL, KServeServiceArgs, ModelRef
+from components.kserve_service import KServeServiceArgs, ModelRef
 from components.model_store import ModelStore
 from components.names import (
     COLD_START_TAG,
+    GROUP_LABEL,
+    ISVC_LABEL,
     PRIMARY_VARIANT,
     STACK_TAG,
     captured_files_prefix,
+    deployment_name,
+    endpoint_name,
     image_repository_name,
-    resource_name,
 )
 from components.network import Network
-from components.node_group import GROUP_LABEL
 from components.retraining_trigger import HttpsTarget, PipelineTarget, StateMachineTarget
 from components.sagemaker_deployment import SageMakerDeployment, SageMakerDeploymentArgs
 from components.sagemaker_endpoint import (
@@ -98,7 +100,7 @@ def kserve_args(p: Platform, d: KServeConfig, k8s_platform: KubernetesPlatform,
                 logging_ready: list[pulumi.Resource]) -> KServeDeploymentArgs:
     cfg, c, cluster = p.cfg, p.cfg.cluster, k8s_platform.eks
     assert c is not None
-    name = resource_name(p.stack, d.name)
+    name = deployment_name(p.stack, d.name)
     canary = d.rollout if isinstance(d.rollout, Canary) else None
     candidate = canary.candidate if canary else None
     image_uri = pulumi.Output.concat(p.store.repository_urls[image_repository_name(p.stack, d.image.repository)],
@@ -138,10 +140,10 @@ def host_args(p: Platform, group: str, members: list[SageMakerConfig]) -> SageMa
     capture = first.data_capture if len(members) == 1 and first.data_capture.enabled else None
     repositories = sorted({image_repository_name(p.stack, d.image.repository) for d in members})
     return SageMakerEndpointArgs(
-        endpoint_name=resource_name(p.stack, group), image_uri=None,
+        endpoint_name=endpoint_name(p.stack, group), image_uri=None,
         repository_arns=[p.store.repository_arns[r] for r in repositories], bucket_name=cfg.model_store.bucket,
         model_prefixes=sorted({d.model.prefix for d in members}),
-        component_names=[resource_name(p.stack, d.name) for d in members],
+        component_names=[deployment_name(p.stack, d.name) for d in members],
         variants=[Variant(name=PRIMARY_VARIANT, instance_type=first.compute.instance_type,
                           instance_count=first.compute.instance_count, model=None)],
         kms_key_arn=p.encryption.key_arn, account_id=p.account_id, region=cfg.region, vpc_id=p.network.vpc_id,
@@ -155,7 +157,7 @@ def host_args(p: Platform, group: str, members: list[SageMakerConfig]) -> SageMa
 
 def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.Resource],
                    hosts: dict[str, SageMakerEndpoint]) -> SageMakerDeploymentArgs:
-    cfg, name = p.cfg, resource_name(p.stack, d.name)
+    cfg, name = p.cfg, deployment_name(p.stack, d.name)
     gpus = sagemaker_gpus(d.compute.instance_type)
 
     def variant(variant_name: str, model: ModelArtifact, count: int, weight: float) -> Variant:
@@ -170,12 +172,12 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
         if isinstance(rollout, Shadow) else None
     models = [d.model, *(v.model for v in d.ab_variants), *([rollout.candidate] if isinstance(rollout, Shadow) else [])]
     hosted = d.hosting == "inference_components"
-    endpoint_name = resource_name(p.stack, d.endpoint_group)
+    endpoint = endpoint_name(p.stack, d.endpoint_group)
     repository = image_repository_name(p.stack, d.image.repository)
     image_uri = pulumi.Output.concat(p.store.repository_urls[repository], d.image.reference)
     return SageMakerDeploymentArgs(
         alarms=EndpointAlarmsArgs(
-            endpoint_name=endpoint_name, variant_name=PRIMARY_VARIANT, topic_arn=p.topic_arn,
+            endpoint_name=endpoint, variant_name=PRIMARY_VARIANT, topic_arn=p.topic_arn,
             p99_latency_ms=d.slo.p99_latency_ms, error_rate_percent=d.slo.error_rate_percent,
             client_error_rate_percent=d.slo.client_error_rate_percent, gpus_per_instance=gpus,
             inference_component_name=name if hosted else None),
@@ -203,7 +205,7 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
             scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds),
         gateway=replace(gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
                         async_route=d.mode == "async"),
-        drift=drift_args(p, d, endpoint_name))
+        drift=drift_args(p, d, endpoint))
 
 
 def drift_args(p: Platform, d: SageMakerConfig | KServeConfig, capturing: str) -> DriftMonitorArgs | None:

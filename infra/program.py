@@ -30,16 +30,19 @@ from components.kserve_service import in_flight_query, slo_alert_rules
 from components.model_audit import ModelAudit, ModelAuditArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.names import (
+    GROUP_LABEL,
     KARPENTER_DISCOVERY_TAG,
     PRIMARY_VARIANT,
     PROMETHEUS_NAMESPACE,
     PROMETHEUS_URL,
     STACK_TAG,
+    deployment_name,
+    endpoint_name,
     image_repository_name,
     resource_name,
 )
 from components.network import Network, NetworkArgs
-from components.node_group import GROUP_LABEL, NodeGroup, NodeGroupArgs
+from components.node_group import NodeGroup, NodeGroupArgs
 from components.sagemaker_deployment import SageMakerDeployment
 from components.sagemaker_endpoint import SageMakerEndpoint
 from infra.config import StackConfig
@@ -115,13 +118,13 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     hosts = component_hosts(platform, sagemaker_opts)
     endpoints, api_urls, panels = {}, {}, []
     for d in cfg.deployments:
-        name = resource_name(stack, d.name)
+        name = deployment_name(stack, d.name)
         if isinstance(d, SageMakerConfig):
             deployment = SageMakerDeployment(name, sagemaker_args(platform, d, logging_ready, hosts),
                                              opts=sagemaker_opts)
             endpoints[d.name] = sagemaker_outputs(cfg, deployment)
             panels.append(DeploymentPanel(
-                name=d.name, endpoint_name=resource_name(stack, d.endpoint_group), variant_name=PRIMARY_VARIANT,
+                name=d.name, endpoint_name=endpoint_name(stack, d.endpoint_group), variant_name=PRIMARY_VARIANT,
                 inference_component_name=name if d.hosting == "inference_components" else None, api_name=name,
                 drift=d.drift.enabled, prediction_drift=d.drift.prediction_psi_alarm_threshold is not None))
         else:  # KServe: the gateway on the dashboard; model latency, GPUs and replicas in Prometheus (DCGM, Triton)
@@ -176,14 +179,14 @@ def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> Kubernetes
         charts=ChartPins(**c.charts.model_dump(exclude={"karpenter", "grafana"})), alert_topic_arn=p.topic_arn,
         kms_key_arn=p.encryption.key_arn, tags=stack_tags(cfg, p.stack),
         alert_rules=tuple(rule for d in kserve for rule in slo_alert_rules(
-            d.name, resource_name(p.stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent))),
+            d.name, deployment_name(p.stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent))),
         opts=pulumi.ResourceOptions(providers=[required(opts.provider), cluster.provider], depends_on=groups))
     system = next(g for g in c.node_groups if not g.gpu)
     Grafana(resource_name(p.stack), GrafanaArgs(
         chart_version=c.charts.grafana, namespace=PROMETHEUS_NAMESPACE, prometheus_url=PROMETHEUS_URL,
         node_selector={GROUP_LABEL: system.name}, after=list(addons.ready), dashboards={
-            d.name: serving_dashboard(d.name, resource_name(p.stack, d.name),
-                                      in_flight_query(resource_name(p.stack, d.name), d.name),
+            d.name: serving_dashboard(d.name, deployment_name(p.stack, d.name),
+                                      in_flight_query(deployment_name(p.stack, d.name), d.name),
                                       required(d.autoscaling.target_concurrency)) for d in kserve}),
             opts=pulumi.ResourceOptions(provider=cluster.provider))
     if not c.gpu_pools:
@@ -208,5 +211,5 @@ def component_hosts(p: Platform, opts: pulumi.ResourceOptions) -> dict[str, Sage
     for d in p.cfg.deployments:
         if isinstance(d, SageMakerConfig) and d.hosting == "inference_components":
             groups.setdefault(d.endpoint_group, []).append(d)
-    return {group: SageMakerEndpoint(resource_name(p.stack, group), host_args(p, group, members), opts=opts)
+    return {group: SageMakerEndpoint(endpoint_name(p.stack, group), host_args(p, group, members), opts=opts)
             for group, members in groups.items()}

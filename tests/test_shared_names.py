@@ -68,9 +68,3 @@ def test_the_keda_trigger_and_ops_reach_the_same_prometheus():
     host = re.match(r"http://([^.]+)\.([^.]+)\.svc\.cluster\.local:(\d+)$", address)
     assert host and (host[2], f"{host[1]}:{host[3]}") == (namespace, service)
 
-
-def test_the_pack_reads_the_cold_start_tag_the_program_writes():
-    from components.names import COLD_START_TAG
-    from policies.rules.availability import COLD_START_TAG as PACK_COPY
-
-    assert PACK_COPY == COLD_START_TAG

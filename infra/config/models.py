@@ -12,13 +12,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..aws_facts import GPU_FAMILIES
+
 # DNS-1035 label: valid as a Kubernetes object name and inside SageMaker/IAM names (which allow more).
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 # A deployment name becomes part of `mlserve-<stack>-<name>-<role>` physical names; SageMaker caps those at 63.
 MAX_DEPLOYMENT_NAME = 32
 
-GPU_SAGEMAKER_FAMILIES = ("ml.g5.", "ml.g6.", "ml.g6e.", "ml.p4d.", "ml.p5.")
-GPU_EC2_FAMILIES = ("g5.", "g6.", "g6e.", "p4d.", "p5.")
+GPU_EC2_FAMILIES = tuple(f"{family}." for family in GPU_FAMILIES)
+GPU_SAGEMAKER_FAMILIES = tuple(f"ml.{family}" for family in GPU_EC2_FAMILIES)
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=MAX_DEPLOYMENT_NAME)]
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from components.names import DEPLOYMENT_LABEL, GROUP_LABEL, TRACK_LABEL, deployment_of
+
 from .table import Price, PriceTable
 
 SCENARIOS = ("min", "configured", "max")
@@ -176,8 +178,6 @@ NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
-NODE_GROUP_LABEL = "mlserve.io/node-group"
-DEPLOYMENT_LABEL = "mlserve.io/deployment"
 
 
 def _list(value: Any) -> list[Any]:
@@ -221,7 +221,7 @@ class _Context:
             if owner is None:
                 break
             if owner.type.startswith("mlserve:serving:") and owner.type.endswith("Deployment"):
-                return owner.name.removeprefix(f"mlserve-{_stack_of(owner.urn)}-")
+                return deployment_of(_stack_of(owner.urn), owner.name) or owner.name
             parent = owner.parent
         return SHARED
 
@@ -311,7 +311,7 @@ def _karpenter(ctx: _Context) -> None:
     pools = {}
     for pool in ctx.of_type(NODE_POOL):
         labels = _map(_map(_map(_map(pool.props.get("spec")).get("template")).get("metadata")).get("labels"))
-        pools[str(labels.get(NODE_GROUP_LABEL) or _map(pool.props.get("metadata")).get("name"))] = pool
+        pools[str(labels.get(GROUP_LABEL) or _map(pool.props.get("metadata")).get("name"))] = pool
     scalers = {}
     for scaled in ctx.of_type(SCALED_OBJECT):
         meta, spec = _map(scaled.props.get("metadata")), _map(scaled.props.get("spec"))
@@ -325,7 +325,7 @@ def _karpenter(ctx: _Context) -> None:
         resources = _map(_map(predictor.get("model")).get("resources"))
         gpus = int(_num(_map(resources.get("limits")).get("nvidia.com/gpu")
                         or _map(resources.get("requests")).get("nvidia.com/gpu")))
-        pool_name = str(_map(predictor.get("nodeSelector")).get(NODE_GROUP_LABEL, ""))
+        pool_name = str(_map(predictor.get("nodeSelector")).get(GROUP_LABEL, ""))
         if gpus == 0 or pool_name not in pools:
             continue  # on the system nodes, or on a managed node group priced above
         pool = pools[pool_name]
@@ -340,7 +340,7 @@ def _karpenter(ctx: _Context) -> None:
         capacity = _requirement(pool, "karpenter.sh/capacity-type")
         spot = bool(capacity) and "on-demand" not in capacity
 
-        track = _map(meta.get("labels")).get("mlserve.io/track", name)
+        track = _map(meta.get("labels")).get(TRACK_LABEL, name)
         per_pool[pool_name].append(len(ctx.lines))
         ctx.add(service, f"GPU nodes {instance_type}{' (spot)' if spot else ''}: {name} ({track}), "
                          f"pool {pool_name}", f"ec2:{instance_type}", Counts(*(_nodes(r, gpus, per_node) for r in (low, low, high))),

@@ -18,7 +18,12 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from components.names import DRIFT_METRIC_NAMESPACE, captured_files_prefix, resource_name
+from components.names import (
+    DRIFT_METRIC_NAMESPACE,
+    captured_files_prefix,
+    deployment_name,
+    endpoint_name,
+)
 from infra.config.errors import ConfigError
 from infra.config.loader import load_file, load_stack
 from infra.config.models import KServeDeployment, SageMakerDeployment, StackConfig
@@ -187,11 +192,11 @@ def run_command(args) -> int:
         return 0
 
     deployment = deployment_of(cfg, args.deployment)
-    endpoint = resource_name(args.stack, deployment.name)
+    endpoint = deployment_name(args.stack, deployment.name)
     component = None
     if isinstance(deployment, SageMakerDeployment) and deployment.hosting == "inference_components":
         # The component carries the deployment's name (and its alarms); the endpoint may be shared.
-        component, endpoint = endpoint, resource_name(args.stack, deployment.endpoint_group)
+        component, endpoint = endpoint, endpoint_name(args.stack, deployment.endpoint_group)
     if args.command == "drift":
         if not deployment.drift.enabled or not deployment.drift.baseline_uri:
             raise OpsError(f"drift monitoring is off for {deployment.name}: set drift.enabled and drift.baseline_uri")

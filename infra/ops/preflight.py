@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from components.names import image_repository_name, resource_name
+from components.names import deployment_name, endpoint_name, image_repository_name
 from infra.aws_facts import sagemaker_gpus
 from infra.config.models import (
     Canary,
@@ -130,7 +130,7 @@ def check_endpoint_quotas(cfg: StackConfig, stack: str, clients: Clients) -> lis
                 for n in needs.values()]
     # This stack's own endpoints (a shared inference-component endpoint carries its group's name) are replaced,
     # not added to, by the update.
-    ours = {resource_name(stack, d.endpoint_group if isinstance(d, SageMakerDeployment) else d.name)
+    ours = {endpoint_name(stack, d.endpoint_group) if isinstance(d, SageMakerDeployment) else deployment_name(stack, d.name)
             for d in cfg.deployments}
     used = instances_in_use(clients, ours)
     checks = []

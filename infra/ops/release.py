@@ -21,7 +21,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from components.names import image_repository_name, resource_name
+from components.names import deployment_name, image_repository_name
 from infra.config.models import SageMakerDeployment, StackConfig
 
 from .clients import Clients
@@ -124,7 +124,7 @@ def release_model(cfg: StackConfig, stack: str, deployment: str, model_dir: Path
         clients.s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": sha256},
                               ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
                               ContentType="application/gzip")
-    group = resource_name(stack, deployment)
+    group = deployment_name(stack, deployment)
     _ensure_group(clients, group, deployment)
     existing = _released(clients, group, uri)
     if existing:

@@ -1,13 +1,12 @@
 """Prod survives the loss of an instance or a zone."""
 
+from components.names import COLD_START_TAG, TRACK_LABEL
+
 from ..framework import as_list, is_prod, of_type, stack_rule
 
 COMPONENT = "aws-native:sagemaker:InferenceComponent"
-# Copy of components.names.COLD_START_TAG (the pack ships on its own; tests/test_shared_names.py pins the two).
-COLD_START_TAG = "mlserve:tolerates-cold-start"
 INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
-TRACK_LABEL = "mlserve.io/track"
 SUBNET = "aws:ec2/subnet:Subnet"
 
 

@@ -1,5 +1,7 @@
 """Changes roll out gradually with automatic rollback, every deployment is watched, prod keeps its evidence."""
 
+from components.names import TRACK_LABEL
+
 from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
 
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
@@ -103,7 +105,7 @@ def endpoint_latency_and_error_alarms(resources, config):
 def _kserve_slo_alerts(resources):
     """KServe deployments alert through Prometheus: latency and error rules, and an Alertmanager SNS receiver."""
     services = [r for r in of_type(resources, "kubernetes:serving.kserve.io/v1beta1:InferenceService")
-                if ((r.props.get("metadata") or {}).get("labels") or {}).get("mlserve.io/track") != "canary"]
+                if ((r.props.get("metadata") or {}).get("labels") or {}).get(TRACK_LABEL) != "canary"]
     if not services:
         return
     rules, sns = [], False
@@ -151,7 +153,7 @@ def prod_data_capture(props, config):
         return
     if props.get("kind") == "InferenceService":
         metadata = props.get("metadata") or {}
-        if (metadata.get("labels") or {}).get("mlserve.io/track") != "canary" and not (
+        if (metadata.get("labels") or {}).get(TRACK_LABEL) != "canary" and not (
                 ((props.get("spec") or {}).get("predictor") or {}).get("logger") or {}).get("url"):
             yield f"InferenceService {metadata.get('name')} logs no requests to the capture sink (predictor.logger)"
         return

@@ -5,6 +5,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 
+from infra.aws_facts import gpus
 from infra.cost import Declared, PriceTableError, estimate, load_table, region_of
 
 from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
@@ -12,15 +13,6 @@ from .workloads import POD_KINDS, declared_containers
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
-GPUS_BY_SIZE = {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1, "12xlarge": 4, "24xlarge": 4,
-                "48xlarge": 8}
-
-
-def gpus_per_instance(instance_type: str) -> int:
-    family, _, size = instance_type.removeprefix("ml.").partition(".")
-    if family in ("p4d", "p4de", "p5", "p5e", "p5en"):
-        return 1 if size == "4xlarge" else 8
-    return GPUS_BY_SIZE.get(size, 1) if family in ("g5", "g6", "g6e") else 0
 
 
 @resource_rule("instance-type-allowlist", types=["aws:sagemaker/endpointConfiguration:EndpointConfiguration",
@@ -66,17 +58,17 @@ def gpu_budget(resources, config):
             count = variant.get("initialInstanceCount") or 0
             if variant.get("variantName") == "primary":
                 count = max(count, max_by_endpoint.get(str(endpoint), 0))
-            drivers.append((count * gpus_per_instance(variant.get("instanceType") or ""),
+            drivers.append((count * gpus(variant.get("instanceType") or ""),
                             f"{endpoint}/{variant.get('variantName')}", config_resource.urn))
     for group in of_type(resources, "aws:eks/nodeGroup:NodeGroup"):
         scaling = group.props.get("scalingConfig") or {}
         drivers.append(((scaling.get("maxSize") or 0) * max(
-            (gpus_per_instance(t) for t in as_list(group.props.get("instanceTypes"))), default=0),
+            (gpus(t) for t in as_list(group.props.get("instanceTypes"))), default=0),
             f"node group {group.name}", group.urn))
-    total = sum(gpus for gpus, _, _ in drivers)
+    total = sum(n for n, _, _ in drivers)
     if total > config["max_gpus"]:
         drivers.sort(key=lambda d: -d[0])
-        named = ", ".join(f"{what} {int(gpus)}" for gpus, what, _ in drivers if gpus)
+        named = ", ".join(f"{what} {int(n)}" for n, what, _ in drivers if n)
         yield f"the stack can scale to {int(total)} GPUs ({named}); the budget is {config['max_gpus']}", drivers[0][2]
 
 

@@ -4,6 +4,8 @@ import ipaddress
 import json
 from collections.abc import Mapping
 
+from components.names import DEPLOYMENT_LABEL
+
 from ..framework import as_list, of_type, resource_rule, stack_rule
 
 INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
@@ -172,7 +174,7 @@ def serving_pods_restricted(props, config):
                fix="Label the namespace pod-security.kubernetes.io/enforce=restricted.")
 def serving_namespace_restricted(props, config):
     labels = (props.get("metadata") or {}).get("labels") or {}
-    if labels.get("mlserve.io/deployment") and labels.get("pod-security.kubernetes.io/enforce") != "restricted":
+    if labels.get(DEPLOYMENT_LABEL) and labels.get("pod-security.kubernetes.io/enforce") != "restricted":
         yield f"namespace {props['metadata'].get('name')} does not enforce Pod Security restricted " \
               f"(enforce={labels.get('pod-security.kubernetes.io/enforce')})"
 
