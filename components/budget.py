@@ -3,7 +3,7 @@ forecasted spend.
 
 The filter is the stack's cost-allocation tag, which the AWS provider's default tags put on every resource. AWS
 Budgets only sees a tag once it is activated as a cost-allocation tag in the billing console (or by the payer
-account of an AWS Organization): until then the budget tracks nothing, which the README's cost section says.
+account of an AWS Organization): until then the budget tracks nothing, which docs/cost.md says.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Resources (Helm v3 releases, chart versions from config, no hand-copied chart YA
 Why Standard mode (named RawDeployment before v0.20): KEDA (autoscaling on a serving signal) works only in it, GPU
 pods stay plain Deployments that the platform team already knows how to operate, and no Knative/Istio is needed. Its
 cost is that KServe does not weigh traffic between revisions behind an Ingress; the split is therefore done by the
-ALB (see KServeService and the README for why v0.20's `spec.canary` does not replace it).
+ALB (see KServeService and docs/kserve.md for why v0.20's `spec.canary` does not replace it).
 Controllers run on the system node group, never on GPU nodes.
 """
 

@@ -1,6 +1,6 @@
 """Names AWS makes unique per account and region (or per partition) are claimed once across the stacks.
 
-Supported layouts (README, "Accounts"): one account per environment, each stack pinned by `account_id`; and more
+Supported layouts (docs/accounts.md): one account per environment, each stack pinned by `account_id`; and more
 stacks in one account, where every account-unique name carries the stack and one stack manages the account's API
 Gateway settings. Planning dev, prod and a third stack in dev's account side by side proves both."""
 

@@ -129,7 +129,7 @@ CHART_VERSION = r"^v?\d+\.\d+\.\d+$"
 
 
 class HelmChartVersions(Strict):
-    """Pinned chart versions of the cluster add-ons (Helm releases); the README's versions table has their dates."""
+    """Pinned chart versions of the cluster add-ons (Helm releases); docs/versions.md has their dates."""
     nvidia_device_plugin: str = Field(pattern=CHART_VERSION,
                                       description="NVIDIA device plugin chart (latest: 0.20.0, 2026-08-19)")
     dcgm_exporter: str = Field(pattern=CHART_VERSION,

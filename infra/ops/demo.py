@@ -152,7 +152,7 @@ def main() -> int:
         out.print(f"moto stopped; demo took {time.monotonic() - started:.1f} s")
         for reason, count in sorted(gaps.gaps.items()):
             out.print(f"moto could not answer {count} request(s): {reason}")
-    out.print("[green]demo complete[/]: release, preflight and rollout ran against moto. For real AWS, see the README.")
+    out.print("[green]demo complete[/]: release, preflight and rollout ran against moto. For real AWS, see the README's first deployment.")
     return 0
 
 

@@ -321,7 +321,7 @@ def check_images(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
         seen.add((repository, image.reference))
         subject = f"{repository}{image.reference}"
         image_id = {"imageDigest": image.digest} if image.digest else {"imageTag": image.tag}
-        push_fix = "build and push it (README: the serving image), then pin its digest"
+        push_fix = "build and push it (docs/serving-image.md), then pin its digest"
         try:
             clients.ecr.describe_images(repositoryName=repository, imageIds=[image_id])
         except ClientError as error:
