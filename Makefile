@@ -38,9 +38,12 @@ $(SSTAMP): serving_image/requirements.txt serving_image/constraints.txt
 
 serving-setup: $(SSTAMP)
 
-## The main job on the embedded default: the offline plan of the dev stack (no AWS account, no Pulumi CLI).
+## The main job on the embedded default: the offline plan of the dev stack (no AWS account, no Pulumi CLI), then
+## what it costs a month (the same plan, priced: python -m infra.cost --plan).
 plan: $(STAMP)
-	$(PY) -m infra.plan --stack dev
+	@mkdir -p build
+	$(PY) -m infra.plan --stack dev --json build/dev.plan.json
+	$(PY) -m infra.cost --plan build/dev.plan.json --summary
 
 ## The operator's flow against moto on 127.0.0.1: release the sample model, preflight, rollout; stops what it starts.
 demo: $(STAMP)

@@ -83,7 +83,7 @@ class ClusterAddonsArgs:
     charts: ChartPins
     alert_topic_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
-    alert_rules: tuple[dict, ...] = ()  # Prometheus alerting rules (KServeService.slo_alert_rules per deployment)
+    alert_rules: tuple[dict, ...] = ()  # Prometheus alerting rules (prometheus_queries.slo_alert_rules per deployment)
     tags: dict[str, str] = field(default_factory=dict)
     """On every AWS resource the add-ons create (the controller's load balancers, the volumes): the stack's tags, so
     its budget and cost allocation see them."""

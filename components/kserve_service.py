@@ -38,17 +38,15 @@ from .names import (
     DEPLOYMENT_LABEL,
     GROUP_LABEL,
     ISVC_LABEL,
-    KSERVE_ERROR_RATE,
-    P99_LATENCY,
     TRACK_LABEL,
     alb_split_annotation,
     alb_split_service,
     canary_service,
     engine_store_prefix,
-    kserve_alert_name,
     load_balancer_name,
 )
 from .policy_document import Statement, render, via_service
+from .prometheus_queries import in_flight_query
 
 RUNTIME = "mlserve-triton"
 PORTS = {"http": 8080, "grpc": 9000, "metrics": 8002}
@@ -105,35 +103,6 @@ class KServeServiceArgs:
     deletion_protection: bool = False
     capture_url: str | None = None
     """KServe's logger posts every request and response here (the CaptureSink); None: capture off."""
-
-
-def slo_alert_rules(name: str, namespace: str, p99_latency_ms: float, error_rate_percent: float) -> list[dict]:
-    """Prometheus alerting rules for one deployment's SLOs (what EndpointAlarms are for SageMaker), over both tracks.
-
-    Latency reads Triton's p99 summary (`summary_latencies=true` in KServe mode); errors are failures over all
-    requests. Alertmanager sends them to the stack's SNS topic."""
-    where = f'namespace="{namespace}"'
-    labels = {"deployment": name, "namespace": namespace, "severity": "page"}
-    # REJECTED: shed by the model's queue policy (overload, answered 429 by the front), not a server fault.
-    failures = f'sum(rate(nv_inference_request_failure{{{where},reason!="REJECTED"}}[5m]))'
-    successes = f"sum(rate(nv_inference_request_success{{{where}}}[5m]))"
-    return [
-        {"alert": kserve_alert_name(name, P99_LATENCY),
-         "expr": f'max(nv_inference_request_summary_us{{{where},quantile="0.99"}}) / 1000 > {p99_latency_ms:g}',
-         "for": "5m", "labels": labels,
-         "annotations": {"summary": f"p99 latency of {name} above {p99_latency_ms:g} ms"}},
-        {"alert": kserve_alert_name(name, KSERVE_ERROR_RATE),
-         "expr": f"100 * {failures} / clamp_min({failures} + {successes}, 1e-9) > {error_rate_percent:g}",
-         "for": "5m", "labels": labels,
-         "annotations": {"summary": f"errors of {name} above {error_rate_percent:g}% of requests"}},
-    ]
-
-
-def in_flight_query(namespace: str, isvc: str) -> str:
-    """Requests in flight over an InferenceService's pods (Little's law: busy seconds per second): what KEDA scales on
-    and the Grafana dashboard shows."""
-    return (f'sum(rate(nv_inference_request_duration_us{{namespace="{namespace}",pod=~"{isvc}-predictor-.*"}}[1m]))'
-            " / 1000000")
 
 
 def alb_name(args: KServeServiceArgs) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pulumi
@@ -215,7 +214,7 @@ def drift_args(p: Platform, d: SageMakerConfig | KServeConfig, capturing: str) -
         return None
     return DriftMonitorArgs(
         deployment=d.name, bucket_name=p.cfg.model_store.bucket, capture_prefix=captured_files_prefix(capturing),
-        baseline_key=(d.drift.baseline_uri or "").split("/", 3)[3], code_path=str(Path(drift.__file__).parent),
+        baseline_key=(d.drift.baseline_uri or "").split("/", 3)[3], code_path=str(drift.BUNDLE),
         kms_key_arn=p.encryption.key_arn, topic_arn=p.topic_arn, account_id=p.account_id,
         schedule_minutes=d.drift.schedule_minutes, psi_alarm_threshold=d.drift.psi_alarm_threshold,
         prediction_psi_alarm_threshold=d.drift.prediction_psi_alarm_threshold,

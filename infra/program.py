@@ -26,7 +26,6 @@ from components.grafana import Grafana, GrafanaArgs
 from components.grafana_dashboard import serving_dashboard
 from components.karpenter import GpuPool, Karpenter, KarpenterArgs
 from components.kserve_deployment import KServeDeployment
-from components.kserve_service import in_flight_query, slo_alert_rules
 from components.model_audit import ModelAudit, ModelAuditArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.names import (
@@ -43,6 +42,7 @@ from components.names import (
 )
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
+from components.prometheus_queries import in_flight_query, slo_alert_rules
 from components.sagemaker_deployment import SageMakerDeployment
 from components.sagemaker_endpoint import SageMakerEndpoint
 from infra.config import StackConfig

@@ -39,8 +39,10 @@ def test_preview_mode_keeps_computed_values_unknown(tmp_path):
 
 
 def test_make_plan_command_prints_the_dev_tree_and_counts():
-    result = subprocess.run([sys.executable, "-m", "infra.plan", "--stack", "dev"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    # `make plan` as the README gives it (the virtualenv taken as set up: -o skips its stamp).
+    result = subprocess.run(["make", "-o", ".venv/.installed", "plan", f"PY={sys.executable}"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120,
+                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert "mlserve-dev (pulumi:pulumi:Stack)" in result.stdout
     assert "mlserve:network:Network mlserve-dev" in result.stdout

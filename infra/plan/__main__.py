@@ -41,18 +41,6 @@ def counts_table(plan: Plan) -> Table:
     return table
 
 
-def cost_line(plan: Plan, region: str) -> str:
-    """One line of `python -m infra.cost`: what the plan costs a month at min, configured and max capacity."""
-    from infra.cost import PriceTableError, declared_from_plan, estimate, load_table
-    from infra.cost.report import summary
-
-    try:
-        table = load_table(region)
-    except PriceTableError as error:
-        return f"Monthly cost: not estimated ({error})"
-    return summary(estimate(declared_from_plan(plan.as_json()), table, stack=plan.stack))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.plan", description=(__doc__ or "").splitlines()[0])
     source = parser.add_mutually_exclusive_group()
@@ -75,8 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         console.print(build_tree(plan))
     console.print(counts_table(plan))
-    if not args.preview:  # at preview, counts AWS computes are unknown: price the full plan instead
-        console.print(cost_line(plan, cfg.region), soft_wrap=True)
     if args.json:
         try:
             args.json.write_text(json.dumps(plan.as_json(), indent=2) + "\n")
