@@ -7,7 +7,6 @@ ALB for API Gateway's VPC link, the API itself, and the drift job when enabled.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ import pulumi
 from .capture_sink import CaptureSink, CaptureSinkArgs
 from .drift_monitor import DriftMonitor, DriftMonitorArgs
 from .inference_api import InferenceApi, InferenceApiArgs, PrivateHttpBackend
-from .kserve_service import KServeService, KServeServiceArgs, target_ports
+from .kserve_service import KServeModelSpec, KServeService, KServeServiceArgs, target_ports
 from .private_link import PrivateLink, PrivateLinkArgs
 
 # The children existed at the stack's root before this component did: the alias keeps their URNs (no replacement).
@@ -25,7 +24,7 @@ WAS_AT_ROOT = [pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
 
 @dataclass(frozen=True)
 class KServeDeploymentArgs:
-    service: KServeServiceArgs
+    service: KServeModelSpec
     """The model on the cluster: runtime, InferenceService(s), KEDA scaling, ALB Ingress with the canary split."""
     vpc_id: pulumi.Input[str]
     load_balancer_subnet_ids: Sequence[pulumi.Input[str]]
@@ -41,7 +40,7 @@ class KServeDeploymentArgs:
     after: Sequence[pulumi.Resource] = ()
     """What the service needs running first: the cluster add-ons whose CRDs and webhooks it uses."""
     capture: CaptureSinkArgs | None = None
-    """Request capture: the sink KServe's logger posts to (then `service.capture_url` is set from it)."""
+    """Request capture: the sink KServe's logger posts the production track's traffic to; None: off."""
     drift: DriftMonitorArgs | None = None
     """The scheduled drift job over the captures, as for SageMaker; None: off."""
 
@@ -60,10 +59,10 @@ class KServeDeployment(pulumi.ComponentResource):
         link = PrivateLink(name, PrivateLinkArgs(
             name=args.service.namespace, vpc_id=args.vpc_id, subnet_ids=args.load_balancer_subnet_ids,
             backend_cidrs=args.backend_cidrs, port=443 if args.service.certificate_arn else 80,
-            target_ports=target_ports(dataclasses.replace(args.service, capture_url=capture_url)),
+            target_ports=target_ports(args.service, capture=args.capture is not None),
             deletion_protection=args.deletion_protection), opts=child)
-        service = KServeService(name, dataclasses.replace(
-            args.service, alb_security_group_id=link.alb_security_group_id,
+        service = KServeService(name, KServeServiceArgs(
+            spec=args.service, alb_security_group_id=link.alb_security_group_id,
             alb_subnet_ids=args.load_balancer_subnet_ids, deletion_protection=args.deletion_protection,
             capture_url=capture_url),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.after))))

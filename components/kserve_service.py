@@ -73,7 +73,8 @@ class ModelRef:
 
 
 @dataclass(frozen=True)
-class KServeServiceArgs:
+class KServeModelSpec:
+    """What is served and how (the config's side); KServeServiceArgs adds where the traffic comes from."""
     name: str
     namespace: str
     image_uri: pulumi.Input[str]
@@ -97,21 +98,26 @@ class KServeServiceArgs:
     prometheus_url: str
     spread_across_zones: bool
     certificate_arn: str | None = None
-    alb_security_group_id: pulumi.Input[str] | None = None
-    """The PrivateLink's ALB group (only its NLB may connect); KServeDeployment sets it, none means no ALB."""
-    alb_subnet_ids: Sequence[pulumi.Input[str]] = ()
-    deletion_protection: bool = False
-    capture_url: str | None = None
-    """KServe's logger posts every request and response here (the CaptureSink); None: capture off."""
 
 
-def alb_name(args: KServeServiceArgs) -> str:
-    return load_balancer_name(args.namespace, "alb")
+@dataclass(frozen=True)
+class KServeServiceArgs:
+    spec: KServeModelSpec
+    alb_security_group_id: pulumi.Input[str]
+    """The PrivateLink's ALB group: only its NLB may connect."""
+    alb_subnet_ids: Sequence[pulumi.Input[str]]
+    deletion_protection: bool
+    capture_url: pulumi.Input[str] | None
+    """Where KServe's logger posts the production track's requests and responses (the CaptureSink); None: off."""
 
 
-def logged(args: KServeServiceArgs, track: str) -> bool:
+def alb_name(spec: KServeModelSpec) -> str:
+    return load_balancer_name(spec.namespace, "alb")
+
+
+def logged(capture: bool, track: str) -> bool:
     """Capture covers the production track only: its traffic is what the baseline and the drift alarms are about."""
-    return args.capture_url is not None and track == "stable"
+    return capture and track == "stable"
 
 
 def target_port(capture: bool) -> int:
@@ -119,17 +125,17 @@ def target_port(capture: bool) -> int:
     return AGENT_PORT if capture else SERVING_PORT
 
 
-def served_tracks(args: KServeServiceArgs) -> list[str]:
+def served_tracks(spec: KServeModelSpec) -> list[str]:
     """`stable` always; `canary` while a candidate gets a share of traffic."""
-    return ["stable", *(["canary"] if args.candidate and args.canary_percent > 0 else [])]
+    return ["stable", *(["canary"] if spec.candidate and spec.canary_percent > 0 else [])]
 
 
-def target_ports(args: KServeServiceArgs) -> list[int]:
+def target_ports(spec: KServeModelSpec, capture: bool) -> list[int]:
     """Every port the load balancer reaches the serving pods on, over the tracks served."""
-    return sorted({target_port(logged(args, track)) for track in served_tracks(args)})
+    return sorted({target_port(logged(capture, track)) for track in served_tracks(spec)})
 
 
-def serving_role_policy(args: KServeServiceArgs) -> pulumi.Output[str]:
+def serving_role_policy(args: KServeModelSpec) -> pulumi.Output[str]:
     models = [m for m in (args.model, args.candidate) if m]
     return render(
         Statement(sid="ReadThisModel", actions=["s3:GetObject"],
@@ -156,11 +162,9 @@ class KServeService(pulumi.ComponentResource):
     def __init__(self, name: str, args: KServeServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlserve:serving:KServeService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        ns = args.namespace
-        labels = {"app.kubernetes.io/part-of": "mlserve", DEPLOYMENT_LABEL: args.name}
+        ns = args.spec.namespace
+        labels = {"app.kubernetes.io/part-of": "mlserve", DEPLOYMENT_LABEL: args.spec.name}
 
-        if args.alb_security_group_id is None:
-            raise ValueError(f"{args.name}: the ALB needs the PrivateLink's security group (KServeDeployment sets it)")
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": ns, "labels": {
             **labels, "pod-security.kubernetes.io/enforce": "restricted",
             "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"}},
@@ -168,13 +172,13 @@ class KServeService(pulumi.ComponentResource):
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 
         role = aws.iam.Role(f"{name}-serving-role", assume_role_policy=irsa_trust_policy(
-            args.oidc_provider_arn, args.oidc_issuer, ns, args.name), opts=child)
-        aws.iam.RolePolicy(f"{name}-serving-role", role=role.id, policy=serving_role_policy(args), opts=child)
+            args.spec.oidc_provider_arn, args.spec.oidc_issuer, ns, args.spec.name), opts=child)
+        aws.iam.RolePolicy(f"{name}-serving-role", role=role.id, policy=serving_role_policy(args.spec), opts=child)
         # No Kubernetes API token in the pods: nothing there calls the API; IRSA projects its own AWS token.
         k8s.core.v1.ServiceAccount(f"{name}-service-account", automount_service_account_token=False, metadata={
-            "name": args.name, "namespace": ns, "labels": labels, "annotations": {
-                "eks.amazonaws.com/role-arn": role.arn, "serving.kserve.io/s3-region": args.region,
-                "serving.kserve.io/s3-endpoint": f"s3.{args.region}.amazonaws.com",
+            "name": args.spec.name, "namespace": ns, "labels": labels, "annotations": {
+                "eks.amazonaws.com/role-arn": role.arn, "serving.kserve.io/s3-region": args.spec.region,
+                "serving.kserve.io/s3-endpoint": f"s3.{args.spec.region}.amazonaws.com",
                 "serving.kserve.io/s3-usehttps": "1"}}, opts=in_ns)
 
         k8s.apiextensions.CustomResource(
@@ -186,23 +190,23 @@ class KServeService(pulumi.ComponentResource):
                 "annotations": {"prometheus.kserve.io/port": str(PORTS["metrics"]),
                                 "prometheus.kserve.io/path": "/metrics"},
                 "containers": [{
-                    "name": "kserve-container", "image": args.image_uri,
+                    "name": "kserve-container", "image": args.spec.image_uri,
                     "args": ["serve", "--mode", "kserve", "--model-dir", "/mnt/models"],
                     "ports": [{"containerPort": PORTS["http"], "name": "h1", "protocol": "TCP"}],
                     "securityContext": RESTRICTED_CONTAINER,
                     "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]},
             opts=in_ns)
 
-        tracks = [("stable", args.name, args.model, args.min_replicas, args.max_replicas)]
-        if "canary" in served_tracks(args) and args.candidate:
-            tracks.append(("canary", canary_service(args.name), args.candidate, 1, args.max_replicas))
+        tracks = [("stable", args.spec.name, args.spec.model, args.spec.min_replicas, args.spec.max_replicas)]
+        if "canary" in served_tracks(args.spec) and args.spec.candidate:
+            tracks.append(("canary", canary_service(args.spec.name), args.spec.candidate, 1, args.spec.max_replicas))
         for track, isvc, model, low, high in tracks:
             self._inference_service(name, args, track, isvc, model, low, high, labels, in_ns)
 
         self._network_policies(name, args, labels, {isvc: track for track, isvc, *_ in tracks}, in_ns)
 
         ingress = k8s.networking.v1.Ingress(f"{name}-ingress", metadata={
-            "name": args.name, "namespace": ns, "labels": labels,
+            "name": args.spec.name, "namespace": ns, "labels": labels,
             "annotations": {**self._alb_annotations(args, tracks),
                             # Our group (only the VPC link's NLB gets in); the controller adds the rule on the
                             # nodes' group that lets the ALB reach the pods.
@@ -212,29 +216,29 @@ class KServeService(pulumi.ComponentResource):
                                 ",".join)}}, spec={
             "ingress_class_name": "alb",
             "rules": [{"http": {"paths": [{"path": "/", "path_type": "Prefix", "backend": {"service": (
-                {"name": alb_split_service(args.name), "port": {"name": "use-annotation"}} if len(tracks) > 1 else
-                {"name": f"{args.name}-predictor", "port": {"number": 80}})}}]}}]}, opts=in_ns)
+                {"name": alb_split_service(args.spec.name), "port": {"name": "use-annotation"}} if len(tracks) > 1 else
+                {"name": f"{args.spec.name}-predictor", "port": {"number": 80}})}}]}}]}, opts=in_ns)
 
-        scheme = "https" if args.certificate_arn else "http"
+        scheme = "https" if args.spec.certificate_arn else "http"
         self.url = ingress.status.apply(
             lambda s: f"{scheme}://{s.load_balancer.ingress[0].hostname}"
             if s and s.load_balancer and s.load_balancer.ingress else "")
         # The controller names the ALB after the annotation; it exists once the Ingress has an address.
         self.alb_arn = ingress.status.apply(lambda _: aws.lb.get_load_balancer_output(
-            name=alb_name(args), opts=pulumi.InvokeOptions(parent=self)).arn)
-        self.alb_port = 443 if args.certificate_arn else 80
+            name=alb_name(args.spec), opts=pulumi.InvokeOptions(parent=self)).arn)
+        self.alb_port = 443 if args.spec.certificate_arn else 80
         self.role_arn = role.arn
         self.register_outputs({"url": self.url, "role_arn": role.arn, "alb_arn": self.alb_arn})
 
     @staticmethod
     def _network_policies(name, args: KServeServiceArgs, labels, services: dict[str, str], opts) -> None:
         """Default deny, in and out, for every pod of the namespace; then only what serving needs."""
-        ns = args.namespace
+        ns = args.spec.namespace
         k8s.networking.v1.NetworkPolicy(f"{name}-default-deny", metadata={
             "name": "default-deny", "namespace": ns, "labels": labels}, spec={
             "pod_selector": {}, "policy_types": ["Ingress", "Egress"]}, opts=opts)
         k8s.networking.v1.NetworkPolicy(f"{name}-network-policy", metadata={
-            "name": f"{args.name}-serving", "namespace": ns, "labels": labels}, spec={
+            "name": f"{args.spec.name}-serving", "namespace": ns, "labels": labels}, spec={
             "pod_selector": {"match_expressions": [{"key": ISVC_LABEL, "operator": "In", "values": list(services)}]},
             "policy_types": ["Ingress", "Egress"],
             "ingress": [
@@ -247,20 +251,20 @@ class KServeService(pulumi.ComponentResource):
                 # The model download (S3, through the gateway endpoint's public prefixes) and STS for IRSA.
                 {"ports": [{"port": 443, "protocol": "TCP"}]},
                 *([{"to": [{"pod_selector": {"match_labels": SINK_LABELS}}],
-                    "ports": [{"port": SINK_PORT, "protocol": "TCP"}]}] if args.capture_url else [])]}, opts=opts)
+                    "ports": [{"port": SINK_PORT, "protocol": "TCP"}]}] if args.capture_url is not None else [])]}, opts=opts)
         # The ALB targets pod IPs from its ENIs, which live only in the load-balancer subnets, on the one port the
         # track's predictor Service targets: a logged track only through KServe's agent, so no request skips capture.
         for isvc, track in services.items():
             k8s.networking.v1.NetworkPolicy(f"{name}-{track}-from-load-balancer", metadata={
                 "name": f"{isvc}-from-load-balancer", "namespace": ns, "labels": labels}, spec={
                 "pod_selector": {"match_labels": {ISVC_LABEL: isvc}}, "policy_types": ["Ingress"],
-                "ingress": [{"from_": [{"ip_block": {"cidr": cidr}} for cidr in args.load_balancer_cidrs],
-                             "ports": [{"port": target_port(logged(args, track)), "protocol": "TCP"}]}]}, opts=opts)
+                "ingress": [{"from_": [{"ip_block": {"cidr": cidr}} for cidr in args.spec.load_balancer_cidrs],
+                             "ports": [{"port": target_port(logged(args.capture_url is not None, track)), "protocol": "TCP"}]}]}, opts=opts)
 
     @staticmethod
     def _alb_annotations(args: KServeServiceArgs, tracks) -> dict[str, str]:
         annotations = {
-            "alb.ingress.kubernetes.io/load-balancer-name": alb_name(args),
+            "alb.ingress.kubernetes.io/load-balancer-name": alb_name(args.spec),
             "alb.ingress.kubernetes.io/scheme": "internal",
             "alb.ingress.kubernetes.io/target-type": "ip",
             "alb.ingress.kubernetes.io/healthcheck-path": "/v2/health/ready",
@@ -268,16 +272,16 @@ class KServeService(pulumi.ComponentResource):
                 "routing.http.drop_invalid_header_fields.enabled=true",
                 f"deletion_protection.enabled={str(args.deletion_protection).lower()}"]),
         }
-        if args.certificate_arn:
+        if args.spec.certificate_arn:
             annotations.update({
                 "alb.ingress.kubernetes.io/listen-ports": json.dumps([{"HTTPS": 443}]),
-                "alb.ingress.kubernetes.io/certificate-arn": args.certificate_arn,
+                "alb.ingress.kubernetes.io/certificate-arn": args.spec.certificate_arn,
                 "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06"})
         else:
             annotations["alb.ingress.kubernetes.io/listen-ports"] = json.dumps([{"HTTP": 80}])
         if len(tracks) > 1:
-            weights = {"stable": 100 - args.canary_percent, "canary": args.canary_percent}
-            annotations[alb_split_annotation(args.name)] = json.dumps({
+            weights = {"stable": 100 - args.spec.canary_percent, "canary": args.spec.canary_percent}
+            annotations[alb_split_annotation(args.spec.name)] = json.dumps({
                 "type": "forward", "forwardConfig": {"targetGroups": [
                     {"serviceName": f"{isvc}-predictor", "servicePort": "80", "weight": weights[track]}
                     for track, isvc, *_ in tracks]}})
@@ -285,25 +289,25 @@ class KServeService(pulumi.ComponentResource):
 
     def _inference_service(self, name, args: KServeServiceArgs, track, isvc, model: ModelRef, low, high, labels,
                            opts):
-        ns = args.namespace
+        ns = args.spec.namespace
         pod_labels = {**labels, TRACK_LABEL: track}
         probe = {"httpGet": {"path": "/v2/health/ready", "port": PORTS["http"]}, "periodSeconds": 10}
         predictor = {
-            "serviceAccountName": args.name, "minReplicas": low, "maxReplicas": high,
-            "tolerations": [GPU_TOLERATION], "nodeSelector": {GROUP_LABEL: args.node_group},
+            "serviceAccountName": args.spec.name, "minReplicas": low, "maxReplicas": high,
+            "tolerations": [GPU_TOLERATION], "nodeSelector": {GROUP_LABEL: args.spec.node_group},
             "securityContext": RESTRICTED_POD, "automountServiceAccountToken": False,
-            **({"logger": {"mode": "all", "url": args.capture_url}} if logged(args, track) else {}),
+            **({"logger": {"mode": "all", "url": args.capture_url}} if logged(args.capture_url is not None, track) else {}),
             "volumes": [{"name": "engine-cache", "emptyDir": {"sizeLimit": "20Gi"}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
             "model": {
                 "modelFormat": {"name": "triton"}, "runtime": RUNTIME, "protocolVersion": "v2",
                 "storageUri": model.uri,
                 "resources": {
-                    "requests": {"cpu": args.cpu, "memory": args.memory, "nvidia.com/gpu": str(args.gpus)},
-                    "limits": {"cpu": args.cpu, "memory": args.memory, "nvidia.com/gpu": str(args.gpus)}},
+                    "requests": {"cpu": args.spec.cpu, "memory": args.spec.memory, "nvidia.com/gpu": str(args.spec.gpus)},
+                    "limits": {"cpu": args.spec.cpu, "memory": args.spec.memory, "nvidia.com/gpu": str(args.spec.gpus)}},
                 "env": [{"name": "MLSERVE_ENGINE_CACHE", "value": "/var/cache/mlserve/engines"},
                         {"name": "MLSERVE_ENGINE_STORE",
-                         "value": f"s3://{args.model.bucket}/{engine_store_prefix(args.namespace)}"}],
+                         "value": f"s3://{args.spec.model.bucket}/{engine_store_prefix(args.spec.namespace)}"}],
                 "volumeMounts": [{"name": "engine-cache", "mountPath": "/var/cache/mlserve/engines"},
                                  {"name": "tmp", "mountPath": "/tmp"}],
                 "securityContext": RESTRICTED_CONTAINER,
@@ -315,7 +319,7 @@ class KServeService(pulumi.ComponentResource):
                 "startupProbe": {**probe, "failureThreshold": STARTUP_ALLOWANCE_SECONDS // 10},
             },
         }
-        if args.spread_across_zones:
+        if args.spec.spread_across_zones:
             predictor["topologySpreadConstraints"] = [{
                 "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
                 "labelSelector": {"matchLabels": {ISVC_LABEL: isvc}}}]
@@ -335,17 +339,17 @@ class KServeService(pulumi.ComponentResource):
             spec={
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{isvc}-predictor"},
                 "minReplicaCount": low, "maxReplicaCount": high, "pollingInterval": 15,
-                "cooldownPeriod": args.scale_in_cooldown_seconds,
+                "cooldownPeriod": args.spec.scale_in_cooldown_seconds,
                 # Metrics unreadable: hold capacity at max rather than shrink a GPU fleet blind.
                 "fallback": {"failureThreshold": 4, "replicas": high},
                 "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
                     "scaleUp": {"stabilizationWindowSeconds": 0,
                                 "policies": [{"type": "Percent", "value": 100, "periodSeconds": 60}]},
-                    "scaleDown": {"stabilizationWindowSeconds": args.scale_in_cooldown_seconds,
+                    "scaleDown": {"stabilizationWindowSeconds": args.spec.scale_in_cooldown_seconds,
                                   "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]}}}},
                 "triggers": [{"type": "prometheus", "metricType": "AverageValue", "metadata": {
-                    "serverAddress": args.prometheus_url, "query": in_flight,
-                    "threshold": str(args.target_concurrency)}}]},
+                    "serverAddress": args.spec.prometheus_url, "query": in_flight,
+                    "threshold": str(args.spec.target_concurrency)}}]},
             opts=depends)
         k8s.policy.v1.PodDisruptionBudget(f"{name}-{track}-pdb", metadata={
             "name": isvc, "namespace": ns, "labels": pod_labels}, spec={

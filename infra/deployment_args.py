@@ -24,7 +24,7 @@ from components.endpoint_autoscaling import EndpointAutoscalingArgs
 from components.inference_api import ApiTierSpec, InferenceApiArgs
 from components.inference_component import InferenceComponentArgs
 from components.kserve_deployment import KServeDeploymentArgs
-from components.kserve_service import KServeServiceArgs, ModelRef
+from components.kserve_service import KServeModelSpec, ModelRef
 from components.model_store import ModelStore
 from components.names import (
     COLD_START_TAG,
@@ -105,7 +105,7 @@ def kserve_args(p: Platform, d: KServeConfig, k8s_platform: KubernetesPlatform,
     image_uri = pulumi.Output.concat(p.store.repository_urls[image_repository_name(p.stack, d.image.repository)],
                                      d.image.reference)
     return KServeDeploymentArgs(
-        service=KServeServiceArgs(
+        service=KServeModelSpec(
             name=d.name, namespace=name,
             image_uri=image_uri, model=ModelRef(d.model.uri, d.model.bucket, d.model.prefix),
             candidate=ModelRef(candidate.uri, candidate.bucket, candidate.prefix) if candidate else None,
