@@ -83,12 +83,6 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         service_principals=(LOGS, CLOUDWATCH_ALARMS, EVENTS) + ((BUDGETS,) if cfg.budget else ()),
         api_destination_secrets=any(isinstance(d.drift.on_alarm, HttpsRetraining) for d in cfg.deployments)),
         opts=with_provider)
-    network = Network(resource_name(stack), NetworkArgs(
-        cidr=cfg.network.cidr, availability_zones=zones, nat_gateway_per_az=cfg.is_prod, region=cfg.region,
-        account_id=account_id,
-        kms_key_arn=encryption.key_arn, flow_log_retention_days=cfg.network.flow_log_retention_days,
-        private_subnet_tags={KARPENTER_DISCOVERY_TAG: resource_name(stack)} if cfg.cluster and cfg.cluster.gpu_pools
-        else {}), opts=with_provider)
     store = ModelStore(resource_name(stack), ModelStoreArgs(
         bucket_name=cfg.model_store.bucket, kms_key_arn=encryption.key_arn,
         image_repositories=tuple(sorted({image_repository_name(stack, d.image.repository) for d in cfg.deployments})),
@@ -108,6 +102,17 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         model_bucket_arn=store.bucket_arn, kms_key_arn=encryption.key_arn, account_id=account_id, region=cfg.region,
         alert_topic_arn=alerting.topic_arn, retention_days=cfg.logs.retention_days, object_lock=cfg.is_prod,
         force_destroy=not cfg.is_prod), opts=with_provider)
+    if cfg.phase == "stores":
+        # A new stack's first up: the stores the image is pushed to and the model released into, and what watches
+        # them; nothing that serves (docs/first-deployment.md). `mlserve:phase: all` declares the rest.
+        return {"region": cfg.region, "alert_topic_arn": alerting.topic_arn, "kms_key_arn": encryption.key_arn,
+                "model_bucket": store.bucket_name, "image_repositories": store.repository_urls}
+    network = Network(resource_name(stack), NetworkArgs(
+        cidr=cfg.network.cidr, availability_zones=zones, nat_gateway_per_az=cfg.is_prod, region=cfg.region,
+        account_id=account_id,
+        kms_key_arn=encryption.key_arn, flow_log_retention_days=cfg.network.flow_log_retention_days,
+        private_subnet_tags={KARPENTER_DISCOVERY_TAG: resource_name(stack)} if cfg.cluster and cfg.cluster.gpu_pools
+        else {}), opts=with_provider)
     # Every deployment's API logs its stages: the account's CloudWatch role must exist before any stage does (one
     # stack per account and region manages it; the others rely on it).
     logging_ready: list[pulumi.Resource] = [ApiGatewayAccount(resource_name(stack), opts=with_provider)] \

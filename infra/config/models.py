@@ -577,6 +577,13 @@ class StackConfig(Strict):
                              description="The stack's own logs and audit trail")
     budget: BudgetConfig | None = Field(
         default=None, description="A monthly budget with alerts; prod's policy pack requires one")
+    phase: Literal["stores", "all"] = Field(
+        default="all",
+        description="What `pulumi up` declares. stores: a new stack's first up, only what holds the image and the "
+                    "model (the stack key, the model bucket and its audit trail, the ECR repositories, the alert topic "
+                    "and budget they report to), so that the image can be pushed and the model released before "
+                    "anything serves them; all: everything. Switch to all when `python -m infra.ops preflight` says "
+                    "the stack is ready; never back on a stack that serves (that up would delete everything else)")
 
     @property
     def is_prod(self) -> bool:
