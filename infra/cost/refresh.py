@@ -104,13 +104,17 @@ def on_demand_rate(product: dict[str, Any]) -> tuple[Decimal, str] | None:
 
 
 def _convert(rate: Decimal, unit: str, per: str) -> Decimal | None:
+    """The rate in the table's unit, or None when the product's unit is not the one the item is priced in (a
+    GB-month rate for a per-GB item, an hourly rate for a monthly one): such a figure is never written."""
     if per == "hour":
         return rate if unit in HOUR_UNITS else None
     if per == "million":
         return rate * 1_000_000 if unit.lower().startswith("request") else (rate if "million" in unit.lower() else None)
     if per == "gb":
-        return rate if "GB" in unit else None
-    return None if unit in HOUR_UNITS else rate
+        return rate if unit == "GB" else None
+    if per in ("gb-month", "gb_month"):
+        return rate if unit in ("GB-Mo", "GB-month") else None
+    return None if unit in HOUR_UNITS or "GB" in unit else rate
 
 
 @dataclass
@@ -151,7 +155,9 @@ def look_up(client: Any, items: list[Item], region: str) -> Outcome:
 
 
 def rebuilt(previous: PriceTable | None, outcome: Outcome, region: str, today: date) -> PriceTable:
-    """Found figures replace old ones; the rest keep their previous figure and source; sources no price uses go."""
+    """Found figures replace old ones; the rest keep their previous figure and source; sources no price uses go.
+    The table is dated today only when every figure in it was read today: a kept figure keeps the table's older
+    date (the date the output prints as "list prices of"), while the API source records today's reading."""
     prices = dict(previous.prices) if previous else {}
     for key, price in outcome.found.items():
         known_gpus = prices[key].gpus if key in prices else None
@@ -163,7 +169,9 @@ def rebuilt(previous: PriceTable | None, outcome: Outcome, region: str, today: d
               f"OnDemand terms, lowest paid tier)", url=API_DOC, method="python -m infra.cost refresh",
         publication_date=outcome.publication)
     used = {p.source for p in prices.values()}
-    return PriceTable(region=region, currency="USD", retrieved=today,
+    kept = [key for key, price in prices.items() if key not in outcome.found]
+    retrieved = previous.retrieved if previous and kept else today
+    return PriceTable(region=region, currency="USD", retrieved=retrieved,
                       note=previous.note if previous else "", sources={k: v for k, v in sources.items() if k in used},
                       prices=prices)
 
@@ -193,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         outcome = look_up(client, items_for(types), args.region)
     except (BotoCoreError, ClientError) as error:
         print(f"the Price List API did not answer: {error}", file=sys.stderr)
+        return 1
+    if not outcome.found:
+        print(f"the Price List API answered no price for {args.region}: nothing written", file=sys.stderr)
+        for key, why in sorted(outcome.missed.items()):
+            print(f"  not read: {key} ({why})", file=sys.stderr)
         return 1
     table = rebuilt(previous, outcome, args.region, date.today())
     try:

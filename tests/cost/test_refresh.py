@@ -130,9 +130,25 @@ def test_a_rebuilt_table_replaces_what_was_read_keeps_the_rest_and_records_the_p
     assert table.prices["kms:key"] == previous.prices["kms:key"]  # not read: the sourced figure stays
     assert "eks-blog" not in table.sources  # a source no figure uses any more is dropped
     assert table.sources["price-list-api"].publication_date == "2026-11-30T12:00:00Z"
+    # Figures kept from the old table were not read today: the table keeps its older date.
+    assert table.retrieved == previous.retrieved
 
 
-def test_refresh_writes_a_table_the_estimator_loads(tmp_path, monkeypatch, capsys):
+def test_a_table_read_whole_is_dated_the_day_it_was_read():
+    previous = load_table("us-east-1")
+    everything = refresh.Outcome(found={k: p.model_copy(update={"source": refresh.SOURCE_ID})
+                                        for k, p in previous.prices.items()}, missed={}, publication=None)
+    assert refresh.rebuilt(previous, everything, "us-east-1", date(2026, 12, 7)).retrieved == date(2026, 12, 7)
+
+
+@pytest.mark.parametrize("unit,per,read", [("GB", "gb", True), ("GB-Mo", "gb", False), ("GB-Mo", "gb-month", True),
+                                          ("GB", "gb-month", False), ("Hrs", "month", False), ("Hrs", "hour", True),
+                                          ("GB-Mo", "month", False)])
+def test_a_rate_is_written_only_in_the_unit_its_item_is_priced_in(unit, per, read):
+    assert (refresh._convert(Decimal("0.5"), unit, per) is not None) is read
+
+
+def test_a_refresh_that_reads_nothing_writes_nothing_and_fails(tmp_path, monkeypatch, capsys):
     pricing = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="test",
                            aws_secret_access_key="test")
     stub = Stubber(pricing)
@@ -142,8 +158,9 @@ def test_refresh_writes_a_table_the_estimator_loads(tmp_path, monkeypatch, capsy
     monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: pricing)
     out = tmp_path / "us-east-1.json"
     with stub:
-        assert refresh.main(["--region", "us-east-1", "--output", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "0 prices read" in printed and "not read: sagemaker-hosting:ml.g5.2xlarge (no product matched)" in printed
-    assert load_table(path=out) == load_table("us-east-1").model_copy(update={"retrieved": date.today()})
+        assert refresh.main(["--region", "us-east-1", "--output", str(out)]) == 1
+    printed = capsys.readouterr().err
+    assert "answered no price for us-east-1: nothing written" in printed
+    assert "not read: eks:cluster (no product matched)" in printed
+    assert not out.exists()  # nothing read: no table re-dated today with only old figures in it
 
