@@ -5,6 +5,8 @@
   rollout        status|promote|rollback --stack S --deployment D ...
   drift run      --stack S --deployment D [--window-minutes N]
   profile        --stack S --deployment D --url URL [--header K:V] [--sigv4] [--concurrency N ...] [--report F]
+  bootstrap      [--stack S ...] [--region R] [--backend s3|pulumi-cloud] [--state-bucket B] [--key-alias A]
+                 the Pulumi state bucket and secrets key of an account (idempotent); prints the login lines
 
 Every command takes --endpoint-url (a local AWS API such as moto on 127.0.0.1) and --config-file (a stack file
 elsewhere). Exit codes: 0 done, 1 a check or a rollout failed, 2 bad input (config, arguments, missing files).
@@ -76,6 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     run = drift_actions.add_parser("run", help="compare recent captures with the baseline and publish the metrics")
     _common(run, deployment=True)
     run.add_argument("--window-minutes", type=int, default=60)
+
+    boot = commands.add_parser("bootstrap", help="prepare an account: the Pulumi state bucket and secrets key")
+    boot.add_argument("--stack", action="append", default=[], metavar="S",
+                      help="a stack to print `pulumi stack init` for; its file's region is the default and its "
+                           "account_id must be the caller's (repeatable)")
+    boot.add_argument("--region", help="where the bucket and key live (default: the first --stack's region)")
+    boot.add_argument("--backend", choices=["s3", "pulumi-cloud"], default="s3",
+                      help="s3: a bucket and a KMS key in this account; pulumi-cloud: nothing to create, print the "
+                           "login line")
+    boot.add_argument("--state-bucket", help="default mlserve-pulumi-state-<account>-<region> (names are global)")
+    boot.add_argument("--key-alias", default="mlserve-pulumi-secrets", help="the secrets key's alias, without alias/")
+    boot.add_argument("--noncurrent-days", type=int, default=90, help="days an overwritten checkpoint is kept")
+    boot.add_argument("--print-policy", action="store_true",
+                      help="print the IAM policies bootstrap needs and pulumi needs to use the backend; change "
+                           "nothing")
+    boot.add_argument("--endpoint-url", help="AWS API endpoint, e.g. http://127.0.0.1:5000 for moto")
 
     profile = commands.add_parser("profile", help="measure capacity at the p99 SLO and print the config lines")
     _common(profile, deployment=True)
@@ -156,7 +174,51 @@ def deployment_of(cfg: StackConfig, name: str):
     return found
 
 
+def run_bootstrap(args, out) -> int:
+    import json
+
+    from .bootstrap import bootstrap, bootstrap_policy, caller_account, check_names, default_bucket, state_user_policy
+
+    configs = {stack: load_stack(stack) for stack in args.stack}
+    region = args.region or next((c.region for c in configs.values()), None)
+    if region is None:
+        raise OpsError("give --region, or --stack S to use its region")
+    check_names(args.state_bucket, args.key_alias, args.noncurrent_days)
+    stacks = args.stack or ["<stack>"]
+    if args.backend == "pulumi-cloud":
+        out.print("Pulumi Cloud keeps the state and encrypts the secrets: nothing to create in AWS. Run:", markup=False)
+        out.print("  pulumi login", markup=False)
+        for stack in stacks:
+            out.print(f"  pulumi stack init {stack}", markup=False, soft_wrap=True)
+        return 0
+    clients = Clients(region, args.endpoint_url)
+    account = caller_account(clients)
+    for stack, cfg in configs.items():
+        if cfg.account_id and cfg.account_id != account:
+            raise OpsError(f"stack {stack} pins account {cfg.account_id} but these credentials are account {account}: "
+                           "bootstrap each account with its own credentials")
+    bucket = args.state_bucket or default_bucket(account, region)
+    if args.print_policy:
+        out.print("# what `bootstrap` needs:", markup=False)
+        out.print(json.dumps(bootstrap_policy(account, region, bucket, args.key_alias), indent=2), markup=False)
+        out.print("# what `pulumi` needs to use the backend and the secrets provider:", markup=False)
+        out.print(json.dumps(state_user_policy(account, region, bucket, args.key_alias), indent=2), markup=False)
+        return 0
+    run = bootstrap(clients, account, bucket, args.key_alias, args.noncurrent_days)
+    for step in run.steps:
+        out.print(f"{step.action:>9}  {step.subject}: {step.detail}", markup=False, soft_wrap=True)
+    out.print(f"bootstrap: {run.changes} change(s) in account {account} ({region})" if run.changes else
+              f"bootstrap: nothing changed: account {account} ({region}) was already bootstrapped", markup=False)
+    out.print("then:", markup=False)
+    out.print(f"  {run.login_line()}", markup=False, soft_wrap=True)
+    for stack in stacks:
+        out.print(f"  {run.stack_init_line(stack)}", markup=False, soft_wrap=True)
+    return 0
+
+
 def run_command(args) -> int:
+    if args.command == "bootstrap":
+        return run_bootstrap(args, console())
     cfg = load(args)
     clients = Clients(cfg.region, args.endpoint_url)
     out = console()
@@ -269,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OpsError as error:
         print(f"{args.command}: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     except NoCredentialsError:
         print(f"{args.command}: no AWS credentials (set AWS_PROFILE or run `aws sso login`)", file=sys.stderr)
         return 2

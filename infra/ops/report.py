@@ -15,6 +15,8 @@ _STYLE = {"pass": "green", "fail": "bold red", "unverified": "yellow"}
 class OpsError(Exception):
     """A user mistake or a state the command cannot act on: printed as one line, exit code 2, no traceback."""
 
+    exit_code = 2
+
 
 @dataclass(frozen=True)
 class Check:
