@@ -81,3 +81,18 @@ def front_constant(name: str) -> str:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return ast.literal_eval(node.value)
     raise KeyError(f"serving_image/front.py has no module-level {name}")
+
+
+def small_cluster(min_size: int = 1, **overrides) -> dict[str, Any]:
+    """A cluster block for a dev stack under test: a managed GPU group and a system group, with prod's own pinned
+    Kubernetes version, add-on builds and chart versions (one set of pins, the checked-in one)."""
+    prod = raw_config("prod")["mlserve:cluster"]
+    return {
+        "kubernetes_version": prod["kubernetes_version"], "admin_role_arns": list(prod["admin_role_arns"]),
+        "addons": dict(prod["addons"]), "charts": dict(prod["charts"]),
+        "node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"], "min_size": min_size, "max_size": 4,
+                         "desired_size": max(min_size, 1)},
+                        {"name": "system", "gpu": False, "ami_type": "AL2023_x86_64_STANDARD",
+                         "instance_types": ["m6i.xlarge"], "min_size": 2, "max_size": 3, "desired_size": 2}],
+        **overrides,
+    }

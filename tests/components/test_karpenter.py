@@ -12,7 +12,6 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from components.karpenter import INTERRUPTION_EVENTS
 from components.names import KARPENTER_DISCOVERY_TAG, KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT
 from tests import aws_replay as replay
 from tests.harness import stack_plan
@@ -169,9 +168,11 @@ def test_the_interruption_rules_are_upstreams_and_target_the_encrypted_queue():
     patterns = [json.loads(r.inputs["eventPattern"]) for r in plan.of_type("aws:cloudwatch/eventRule:EventRule")
                 if r.name.startswith("mlserve-prod-karpenter-")]
     assert sorted(map(json.dumps, patterns)) == sorted(json.dumps(p) for p in upstream_rules().values())
+    # Each of upstream's rules sends its events to the queue, once.
+    rules = {r.urn for r in plan.of_type("aws:cloudwatch/eventRule:EventRule") if r.name.startswith("mlserve-prod-karpenter-")}
     targets = [t for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget") if "karpenter" in t.name]
-    assert len(targets) == len(INTERRUPTION_EVENTS) and all(t.property_dependencies["arn"] == [queue.urn]
-                                                            for t in targets)
+    assert sorted(t.property_dependencies["rule"][0] for t in targets) == sorted(rules)
+    assert len(rules) == len(upstream_rules()) and all(t.property_dependencies["arn"] == [queue.urn] for t in targets)
     queue_policy = json.loads(plan.one("aws:sqs/queuePolicy:QueuePolicy").inputs["policy"])["Statement"]
     send, deny = queue_policy
     assert send["Principal"] == {"Service": "events.amazonaws.com"} and send["Action"] == ["sqs:SendMessage"]

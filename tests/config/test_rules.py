@@ -5,7 +5,7 @@ import copy
 import pytest
 
 from infra.config import ConfigError
-from tests.harness import config_of, edited, raw_config
+from tests.harness import config_of, edited, raw_config, small_cluster
 
 
 def deployment(raw, index=0):
@@ -33,23 +33,7 @@ def pool(raw, index=0):
     return raw["mlserve:cluster"]["gpu_pools"][index]
 
 
-def cluster(min_size=1, **overrides):
-    return {
-        "kubernetes_version": "1.31",
-        "admin_role_arns": ["arn:aws:iam::123456789012:role/platform-admin"],
-        "addons": {"vpc_cni": "v1.19.2-eksbuild.1", "coredns": "v1.11.4-eksbuild.2",
-                   "kube_proxy": "v1.31.3-eksbuild.2", "eks_pod_identity_agent": "v1.3.4-eksbuild.1",
-                   "aws_ebs_csi_driver": "v1.38.1-eksbuild.2", "eks_node_monitoring_agent": "v1.7.0-eksbuild.1"},
-        "charts": {"nvidia_device_plugin": "0.17.0", "dcgm_exporter": "4.0.4", "cert_manager": "v1.16.2",
-                   "kserve": "v0.14.1", "keda": "2.16.1", "aws_load_balancer_controller": "1.13.2",
-                   "prometheus": "27.20.0", "karpenter": "1.14.1",
-                   "grafana": "12.11.1"},
-        "node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"], "min_size": min_size, "max_size": 4,
-                         "desired_size": max(min_size, 1)},
-                        {"name": "system", "gpu": False, "ami_type": "AL2023_x86_64_STANDARD",
-                         "instance_types": ["m6i.xlarge"], "min_size": 2, "max_size": 3, "desired_size": 2}],
-        **overrides,
-    }
+cluster = small_cluster
 
 
 def errors_of(raw, stack):
@@ -149,8 +133,8 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
      "mlserve:cluster.public_access_cidrs[0]", "never the whole internet"),
     ("dev", lambda r: r.update({"mlserve:cluster": cluster(min_size=0)}),
      "mlserve:cluster.node_groups[0].min_size", "allow_scale_to_zero"),
-    ("dev", lambda r: r.update({"mlserve:cluster": cluster(kubernetes_version="1.36")}),
-     "mlserve:cluster.addons.kube_proxy", "a v1.36.x build"),
+    ("dev", lambda r: r.update({"mlserve:cluster": cluster(kubernetes_version="1.35")}),
+     "mlserve:cluster.addons.kube_proxy", "a v1.35.x build"),
     ("prod", lambda r: r.update({"mlserve:cluster": cluster(min_size=0)}),
      "mlserve:cluster.node_groups[0].min_size", "at least 1 in prod"),
     ("dev", lambda r: (r.update({"mlserve:cluster": cluster()}),

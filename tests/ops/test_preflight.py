@@ -9,6 +9,7 @@ from infra.ops.__main__ import main
 from infra.ops.preflight import endpoint_needs, preflight
 from infra.ops.release import release_model
 from tests.harness import raw_config as load_raw
+from tests.harness import small_cluster
 from tests.ops.conftest import SAMPLE_MODEL, ab_endpoint, config_from, dev_raw, platform, stub_sagemaker_quotas
 
 
@@ -113,19 +114,7 @@ def test_critical_scan_finding_fails(aws):
 
 def test_gpu_node_groups_are_checked_against_ec2_vcpu_quotas_and_offerings(aws):
     raw = dev_raw()
-    raw["mlserve:cluster"] = {
-        "kubernetes_version": "1.31", "admin_role_arns": ["arn:aws:iam::123456789012:role/platform-admin"],
-        "addons": {"vpc_cni": "v1.19.2-eksbuild.1", "coredns": "v1.11.4-eksbuild.2",
-                   "kube_proxy": "v1.31.3-eksbuild.2", "eks_pod_identity_agent": "v1.3.4-eksbuild.1",
-                   "aws_ebs_csi_driver": "v1.38.1-eksbuild.2", "eks_node_monitoring_agent": "v1.7.0-eksbuild.1"},
-        "charts": {"nvidia_device_plugin": "0.17.0", "dcgm_exporter": "4.1.1", "cert_manager": "v1.16.2",
-                   "kserve": "v0.14.1", "keda": "2.16.1", "aws_load_balancer_controller": "1.13.2",
-                   "prometheus": "27.20.0", "karpenter": "1.14.1",
-                   "grafana": "12.11.1"},
-        "node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"], "min_size": 1, "max_size": 4,
-                         "desired_size": 1},
-                        {"name": "system", "gpu": False, "ami_type": "AL2023_x86_64_STANDARD",
-                         "instance_types": ["m6i.xlarge"], "min_size": 2, "max_size": 3, "desired_size": 2}]}
+    raw["mlserve:cluster"] = small_cluster()
     cfg = config_from(raw)
     client = boto3.client("service-quotas", region_name="us-east-1")
     stubber = Stubber(client)
