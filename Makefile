@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serving-setup scan-setup plan demo test test-infra test-serving lint policy serve-local bench-serving loadtest clean
+.PHONY: setup serving-setup scan-setup plan demo test test-infra test-serving lint policy serve-local bench-serving bench-plan loadtest clean
 
 # The serving image's Python world is separate: pulumi-policy needs protobuf 5, onnx and tritonclient need protobuf 6.
 SVENV  ?= .venv-serving
@@ -80,6 +80,10 @@ serve-local: $(SSTAMP)
 ## Throughput and latency at concurrency 1/8/32 against FastAPI + ONNX Runtime, side by side; bounded in time and count.
 bench-serving: $(SSTAMP)
 	$(SPY) -m bench.serving
+
+## Seconds per deployment of the offline plan as a stack grows (1, 10 and 100 SageMaker deployments, one run).
+bench-plan: $(STAMP)
+	$(PY) -m bench.plan --sizes 1,10,100
 
 ## A bounded headless locust run with a day's traffic shape: make loadtest URL=http://127.0.0.1:8080 [SECONDS=60]
 ## (MLSERVE_PATH=sagemaker, MLSERVE_BINARY=1, MLSERVE_API_KEY, MLSERVE_MODEL, MLSERVE_PEAK_USERS: bench/locustfile.py)

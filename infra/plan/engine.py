@@ -7,10 +7,11 @@ inputs with the engine's camelCase property names (secrets stay wrapped; unknown
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,12 +262,30 @@ class PlanMocks(Mocks):
         return resource_id, outputs
 
 
+def conceal(value: Any, stand_ins: Collection[str]) -> Any:
+    """Inputs built from an encrypted config value, as `pulumi preview` without the secrets provider sees them: a
+    secret of unknown value (the engine's secret wrapper around the unknown marker). A text that contains a stand-in
+    is concealed whole, as an Output built from a secret is a secret."""
+    if not stand_ins:
+        return value
+    if rpc.is_rpc_secret(value):
+        return rpc.wrap_rpc_secret(conceal(rpc.unwrap_rpc_secret(value), stand_ins))
+    if isinstance(value, str):
+        return rpc.wrap_rpc_secret(Unknown()) if any(s in value for s in stand_ins) else value
+    if isinstance(value, dict):
+        return {k: conceal(v, stand_ins) for k, v in value.items()}
+    if isinstance(value, list):
+        return [conceal(v, stand_ins) for v in value]
+    return value
+
+
 class RecordingMonitor(MockMonitor):
     """The mock monitor, recording each registration with its parent and engine-accurate URN."""
 
-    def __init__(self, mocks: Mocks):
+    def __init__(self, mocks: Mocks, stand_ins: Collection[str] = ()):
         super().__init__(mocks)
         self.records: list[Resource] = []
+        self.stand_ins = tuple(stand_ins)
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # The engine qualifies a child's type with its parent's full type chain, and leaves the stack out of it.
@@ -285,6 +304,7 @@ class RecordingMonitor(MockMonitor):
                 inputs["metadata"] = {**(inputs.get("metadata") or {}), "name": autoname[1]}
             elif autoname:
                 inputs.setdefault(autoname[0], autoname[1])
+            inputs = conceal(inputs, self.stand_ins)
             self.records.append(Resource(urn=response.urn, type=request.type, name=request.name, parent=parent,
                                          custom=bool(request.custom), inputs=inputs, id=response.id,
                                          provider=request.provider if request.custom else "",
@@ -295,12 +315,30 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
+@contextlib.contextmanager
+def _no_source_positions() -> Iterator[None]:
+    """The SDK walks the Python stack at every registration to tell the engine where a resource was declared (for
+    its diagnostics); the plan records no source positions, and the walk is an eighth of a plan's time
+    (`python -m bench.plan`). Skipped while the mock engine runs, restored after."""
+    from pulumi.runtime import resource as sdk_resource
+    from pulumi.runtime.proto import source_pb2
+
+    original = sdk_resource._get_stack_trace
+    sdk_resource._get_stack_trace = source_pb2.StackTrace  # an empty trace, as when no user frame is found
+    try:
+        yield
+    finally:
+        sdk_resource._get_stack_trace = original
+
+
 def run(program: Callable[[], dict[str, Any]], *, stack: str, region: str, account_id: str | None = None,
-        preview: bool = False) -> Plan:
+        preview: bool = False, stand_ins: Collection[str] = ()) -> Plan:
     """Call `program` under the mock engine and return what it declared and its resolved outputs. The caller is in
-    the stack's own account when the config names one (the provider would refuse any other)."""
+    the stack's own account when the config names one (the provider would refuse any other). `stand_ins`: the texts
+    validation put where the stack file holds encrypted values; what is built from them is recorded as secret and
+    unknown, and an output built from one is "[secret]"."""
     mocks = PlanMocks(region, account_id=account_id or ACCOUNT_ID, preview=preview)
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks, stand_ins)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     outputs: dict[str, Any] = {}
 
@@ -308,13 +346,15 @@ def run(program: Callable[[], dict[str, Any]], *, stack: str, region: str, accou
         for key, value in declared.items():
             output = pulumi.Output.from_input(value)
             resolved = await output.future(with_unknowns=True)
-            outputs[key] = "[secret]" if await output.is_secret() else resolved
+            concealed = json.dumps(to_json(resolved)) != json.dumps(to_json(conceal(resolved, stand_ins)))
+            outputs[key] = "[secret]" if concealed or await output.is_secret() else resolved
 
     @pulumi.runtime.test
     def body():
         return pulumi.Output.from_input(asyncio.ensure_future(resolve(program())))
 
-    body()
+    with _no_source_positions():
+        body()
     # The mock engine registers resources as their inputs resolve, in an order that varies from run to run; by URN
     # the same program writes the same plan, byte for byte (review diffs and CI caches depend on it).
     return Plan(stack=stack, resources=sorted(monitor.records, key=lambda r: r.urn), outputs=outputs)
