@@ -228,15 +228,16 @@ def run_command(args) -> int:
         from .preflight import preflight
 
         checks = preflight(cfg, args.stack, clients)
-        print_checks(checks, f"preflight: stack {args.stack} ({cfg.region})", out)
+        print_checks(checks, f"preflight: stack {args.stack} ({cfg.region}), mlserve:phase {cfg.phase}", out)
         failed = [c for c in checks if c.status == "fail"]
         unverified = [c for c in checks if c.status == "unverified"]
+        todo = [c for c in checks if c.status == "todo"]
         if unverified and args.allow_unverified:
             out.print(f"[yellow]{len(unverified)} check(s) could not be made and were allowed by "
                       f"--allow-unverified[/]")
         bad = len(failed) + (0 if args.allow_unverified else len(unverified))
-        out.print(f"preflight: {len(checks) - len(failed) - len(unverified)} passed, {len(failed)} failed, "
-                  f"{len(unverified)} unverified")
+        out.print(f"preflight: {len(checks) - len(failed) - len(unverified) - len(todo)} passed, {len(failed)} failed, "
+                  f"{len(unverified)} unverified" + (f", {len(todo)} to do before mlserve:phase all" if todo else ""))
         return 1 if bad else 0
 
     if args.command == "release-model":

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from botocore.exceptions import ClientError
 
@@ -329,7 +329,7 @@ def check_images(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
             detail = {"RepositoryNotFoundException": "the ECR repository does not exist yet",
                       "ImageNotFoundException": "no such image in the repository"}.get(code, f"cannot read it: {code}")
             fix = (push_fix if code == "ImageNotFoundException" else
-                   "create it first: pulumi up --target <the ModelStore repository URN>, then push"
+                   (STORES_CREATE if cfg.phase == "stores" else STORES_FIRST) + ", then push"
                    if code == "RepositoryNotFoundException" else "grant ecr:DescribeImages")
             checks.append(Check("image", subject, "fail", detail, fix))
             continue
@@ -352,10 +352,104 @@ def check_images(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
     return checks
 
 
-def preflight(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
+def serving_checks(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
+    """What the stack's serving part (`mlserve:phase: all`) needs before its `pulumi up`."""
     kserve = [d for d in cfg.deployments if isinstance(d, KServeDeployment)]
     checks = check_endpoint_quotas(cfg, stack, clients) + check_node_group_quotas(cfg, clients) + \
         check_node_class_ami(cfg, clients) + check_addon_versions(cfg, clients)
     if kserve and not cfg.cluster:  # the config rules refuse this already; kept so a bypass cannot pass silently
         checks.append(Check("cluster", stack, "fail", "kserve deployments without a cluster", "add mlserve:cluster"))
     return checks + check_artifacts(cfg, stack, clients) + check_images(cfg, stack, clients)
+
+
+STORES_CREATE = "this phase-one `pulumi up` creates it"
+STORES_FIRST = "a new stack's first up is phase one: `pulumi config set mlserve:phase stores`, `pulumi up`"
+
+
+@dataclass(frozen=True)
+class Stores:
+    """What of the stack's stores exists in the account, and whether anything of its serving part does."""
+    bucket: str
+    bucket_state: str  # "exists", "free", "taken", or "unknown: <code>"
+    repositories: tuple[str, ...]
+    missing_repositories: tuple[str, ...]
+    serving: tuple[str, ...]  # the stack's REST APIs that exist (every deployment has one, declared in phase all)
+
+    @property
+    def created(self) -> bool:
+        return self.bucket_state == "exists" and not self.missing_repositories
+
+
+def stores_of(cfg: StackConfig, stack: str, clients: Clients) -> Stores:
+    bucket = cfg.model_store.bucket
+    try:
+        clients.s3.head_bucket(Bucket=bucket)
+        state = "exists"
+    except ClientError as error:
+        code = str(error.response["Error"].get("Code"))
+        state = {"404": "free", "NoSuchBucket": "free", "NotFound": "free", "403": "taken"}.get(code, f"unknown: {code}")
+    repositories = tuple(sorted({image_repository_name(stack, d.image.repository) for d in cfg.deployments}))
+    missing = []
+    for repository in repositories:
+        try:
+            clients.ecr.describe_repositories(repositoryNames=[repository])
+        except ClientError as error:
+            if error.response["Error"].get("Code") != "RepositoryNotFoundException":
+                raise
+            missing.append(repository)
+    apis = {deployment_name(stack, d.name) for d in cfg.deployments}
+    serving = sorted(api["name"] for page in clients.apigateway.get_paginator("get_rest_apis").paginate()
+                     for api in page.get("items", []) if api.get("name") in apis)
+    return Stores(bucket, state, repositories, tuple(missing), tuple(serving))
+
+
+def _todo(check: Check) -> str:
+    return f"{check.area} {check.subject}: {check.detail}"
+
+
+def phase_checks(cfg: StackConfig, stack: str, stores: Stores, serving: list[Check]) -> list[Check]:
+    """Which phase the stack is in, whether its next `pulumi up` can run, and what the next phase still needs."""
+    subject = f"mlserve:phase {cfg.phase}"
+    what = f"the stack key, bucket {stores.bucket}, repositories {', '.join(stores.repositories)}"
+    checks = []
+    if stores.bucket_state == "taken":
+        checks.append(Check("bucket", stores.bucket, "fail", "the name is taken: another account owns it (bucket names "
+                            "are global), or this one may not read it", "choose another mlserve:model_store.bucket "
+                            "(and the model URIs in it)"))
+    elif stores.bucket_state.startswith("unknown"):
+        checks.append(Check("bucket", stores.bucket, "unverified", f"S3 did not say whether it exists "
+                            f"({stores.bucket_state})", "grant s3:ListBucket on it"))
+    if cfg.phase == "stores":
+        if stores.serving:
+            checks.append(Check("phase", subject, "fail", f"the stack already serves ({', '.join(stores.serving)}): a "
+                                "phase-stores up would delete everything but the stores",
+                                f"pulumi config set --stack {stack} mlserve:phase all"))
+        elif stores.created:
+            checks.append(Check("phase", subject, "pass", f"phase one is applied: {what} exist"))
+        else:
+            checks.append(Check("phase", subject, "pass", f"phase one: this `pulumi up` creates {what}; then push the "
+                                "image and release the model"))
+        missing = [c for c in serving if c.status != "pass"]
+        switch = (f"pulumi config set --stack {stack} mlserve:phase all, preflight again, then pulumi up "
+                  f"--stack {stack}")
+        if stores.created and not missing:
+            checks.append(Check("next phase", "mlserve:phase all", "pass", "ready: the image is pushed, the model "
+                                "released, the quotas suffice", switch))
+        else:
+            checks.append(Check("next phase", "mlserve:phase all", "todo", "before it: " + (
+                "; ".join(_todo(c) for c in missing) if missing else "apply phase one"),
+                "the rows marked TODO; then " + switch))
+        # What phase all needs is not needed by this up: listed, never failing it.
+        return checks + [c if c.status == "pass" else replace(c, status="todo") for c in serving]
+    if stores.bucket_state == "free" or (stores.missing_repositories and not stores.serving):
+        checks.append(Check("phase", subject, "fail", f"the stores do not exist yet ({what}): this up would declare "
+                            "endpoints whose image and model are not there, and fail", STORES_FIRST +
+                            ", push the image, release the model, then `pulumi config set mlserve:phase all`"))
+    else:
+        checks.append(Check("phase", subject, "pass", "the stores exist: this `pulumi up` declares everything"))
+    return checks + serving
+
+
+def preflight(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
+    """The phase and what its `pulumi up` needs; in phase stores, also what phase all will need (as TODO)."""
+    return phase_checks(cfg, stack, stores_of(cfg, stack, clients), serving_checks(cfg, stack, clients))

@@ -12,7 +12,7 @@ def test_demo_runs_start_to_finish_and_stops_moto():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert out.count("already released (no new version)") == 1
-    assert "preflight: 2 passed, 0 failed, 1 unverified" in out
+    assert "preflight: 3 passed, 0 failed, 1 unverified" in out
     assert "promoted: candidate takes 100% of mlserve-dev-resnet50" in out
     assert "rolled back: all traffic on primary" in out
     assert "guard alarm in ALARM: mlserve-dev-resnet50-5xx-rate: rolling back at once" in out

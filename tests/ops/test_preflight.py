@@ -31,7 +31,7 @@ def test_everything_in_place_passes(aws):
     released_platform(aws)
     stub_sagemaker_quotas(aws, {"ml.g5.xlarge": 4, "ml.g5.2xlarge": 8})
     checks = preflight(load_stack("dev"), "dev", aws)
-    assert {c.area for c in checks} == {"quota", "artifact", "image scan"}
+    assert {c.area for c in checks} == {"phase", "quota", "artifact", "image scan"}
     assert all(c.status == "pass" for c in checks), checks
 
 
@@ -146,7 +146,7 @@ def test_cli_exits_1_on_failure_and_unverified_unless_allowed(aws, capsys, monke
     monkeypatch.setattr(cli, "Clients", clients_without_quota_permission)
     assert main(["preflight", "--stack", "dev"]) == 1
     out = capsys.readouterr().out
-    assert "UNVERIFIED" in out and "preflight: 2 passed, 0 failed, 1 unverified" in out
+    assert "UNVERIFIED" in out and "preflight: 3 passed, 0 failed, 1 unverified" in out
     assert main(["preflight", "--stack", "dev", "--allow-unverified"]) == 0
     assert "allowed by --allow-unverified" in capsys.readouterr().out
 
