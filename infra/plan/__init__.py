@@ -5,10 +5,11 @@ from .engine import Plan, Resource, run
 
 def plan_stack(cfg, stack: str, preview: bool = False) -> Plan:
     """Run the real program for a validated config."""
+    from infra.config.loader import encrypted_of
     from infra.program import declare
 
     return run(lambda: declare(cfg, stack), stack=stack, region=cfg.region, account_id=cfg.account_id,
-               preview=preview)
+               preview=preview, stand_ins=[secret.stand_in for secret in encrypted_of(cfg)])
 
 
 __all__ = ["Plan", "Resource", "plan_stack", "run"]
