@@ -2,8 +2,11 @@
 
 Evaluates every rule as the CLI's analyzer does: properties deserialized by the policy SDK and wrapped so that reading
 a value unknown at preview raises (the analyzer then reports that rule as advisory for the resource), per-rule
-enforcement levels and settings from `policies/config/<stack>.json` (what `--policy-pack-config` passes), resource
+enforcement levels and settings from the stack's policy config (what `--policy-pack-config` passes), resource
 rules on every resource, stack rules on all of them. Exits 1 on any mandatory violation.
+
+The policy config is `policies/config/<stack>.json` where the stack has its own, else the file of its level,
+`policies/config/<mlserve:environment>.json` (dev.json or prod.json); the first line says which was used.
 """
 
 from __future__ import annotations
@@ -35,6 +38,47 @@ from rich.markup import escape
 from .pack import PACK_NAME, all_rules
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
+PROJECT_ROOT = CONFIG_DIR.parents[1]
+
+
+class NoPolicyConfig(Exception):
+    """No config file judges this stack: one line that says what to add."""
+
+
+def environment_of(stack: str, root: Path = PROJECT_ROOT) -> str | None:
+    """`mlserve:environment` as `Pulumi.<stack>.yaml` states it, read without validating the rest of the file."""
+    from infra.config import ConfigError
+    from infra.config.loader import namespace_values, read_stack_file, stack_file
+
+    path = stack_file(stack, root)
+    if not path.is_file():
+        return None
+    try:
+        value = namespace_values(read_stack_file(path)).get("environment")
+    except ConfigError:  # a broken file is reported when it is validated; here it only names no level
+        return None
+    return value if isinstance(value, str) else None
+
+
+def policy_config_for(stack: str, environment: str | None = None, config_dir: Path = CONFIG_DIR) -> tuple[Path, str]:
+    """The config file that judges `stack`, and why: its own `<stack>.json`, else its level's `<environment>.json`
+    (`environment` as validated, or read from the stack file)."""
+    own = config_dir / f"{stack}.json"
+    if own.is_file():
+        return own, f"{_shown(own)} (the stack's own)"
+    environment = environment or environment_of(stack)
+    if environment is None:
+        raise NoPolicyConfig(f"no {_shown(own)} and no Pulumi.{stack}.yaml naming its mlserve:environment: add one "
+                             "of them, or pass --policy-config")
+    level = config_dir / f"{environment}.json"
+    if not level.is_file():
+        raise NoPolicyConfig(f"no {_shown(own)} and no {_shown(level)} for its mlserve:environment {environment!r}")
+    return level, (f"{_shown(level)} ({stack} has no {own.name} of its own: judged by its mlserve:environment, "
+                   f"{environment})")
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
 
 
 @dataclass(frozen=True)
@@ -153,13 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m policies.check", description=(__doc__ or "").splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--stack", help="plan this stack offline (Pulumi.<stack>.yaml) and check it")
+    source.add_argument("--config-file", type=Path, help="any stack file (the stack is named after it)")
     source.add_argument("--plan", type=Path, help="a plan written by `python -m infra.plan --json`")
     parser.add_argument("--policy-config", type=Path,
-                        help="per-rule levels and settings (default: policies/config/<stack>.json)")
+                        help="per-rule levels and settings (default: policies/config/<stack>.json, else the file of "
+                             "the stack's mlserve:environment)")
     parser.add_argument("--preview", action="store_true", help="with --stack: values AWS computes stay unknown")
     args = parser.parse_args(argv)
     console = Console(width=160)
 
+    environment = None
     if args.plan:
         try:
             plan = json.loads(args.plan.read_text())
@@ -170,19 +217,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.plan} is not a plan written by `python -m infra.plan --json`", file=sys.stderr)
             return 2
     else:
-        from infra.config import ConfigError, load_stack
+        from infra.config import ConfigError, load_named
         from infra.plan import plan_stack
 
         try:
-            plan = plan_stack(load_stack(args.stack), args.stack, preview=args.preview).as_json()
+            name, cfg = load_named(args.stack, args.config_file)
         except ConfigError as error:
             print(error.render(), file=sys.stderr)
             return 1
+        plan, environment = plan_stack(cfg, name, preview=args.preview).as_json(), cfg.environment
     stack = plan.get("stack", "?")
-    config_path = args.policy_config or CONFIG_DIR / f"{stack}.json"
-    if args.policy_config and not args.policy_config.is_file():
-        print(f"policy config {args.policy_config} not found", file=sys.stderr)
-        return 2
+    if args.policy_config:
+        if not args.policy_config.is_file():
+            print(f"policy config {args.policy_config} not found", file=sys.stderr)
+            return 2
+        config_path, why = args.policy_config, f"{args.policy_config} (given)"
+    else:
+        try:
+            config_path, why = policy_config_for(stack, environment)
+        except NoPolicyConfig as error:
+            print(f"{stack}: {error}", file=sys.stderr)
+            return 2
+    console.print(f"policy config: {why}", soft_wrap=True, highlight=False, markup=False)
     violations = evaluate(plan, load_policy_config(config_path))
     render(violations, stack, console)
     return 1 if any(v.level == EnforcementLevel.MANDATORY for v in violations) else 0
