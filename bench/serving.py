@@ -1,14 +1,24 @@
 """`make bench-serving`: the local Triton against the usual naive baseline, side by side, in one run.
 
 Both serve the sample model on 127.0.0.1 and get the same v2 JSON request (one image) from the same load generator:
-  - mlserve: Triton (the bundled CPU tritonserver, python backend wrapping ONNX Runtime, dynamic batching);
+  - mlserve: the front and Triton behind it (the bundled CPU tritonserver, python backend wrapping ONNX Runtime,
+    dynamic batching), as served;
   - baseline: FastAPI + uvicorn calling ONNX Runtime once per request (no batching).
 For each concurrency (1, 8, 32) it runs a bounded time and request count, then prints throughput, p50/p95/p99 and the
 throughput ratio, plus each server's time from process start to ready. A second table prices the front (the layer
-that turns client mistakes into 4xx): the same requests to Triton's own port behind it and through it, latency at
-concurrency 1 and throughput at 32. Everything it starts, it stops.
+that turns client mistakes into 4xx): the same requests to Triton's own port behind it and through it, at
+concurrency 1 and 32. Everything it starts, it stops.
 
-    python -m bench.serving [--seconds 5] [--concurrency 1 8 32] [--max-requests 20000] [--no-large]
+Repeats: the whole set of measurements runs `--repeats` times, each pair of a ratio measured back to back within a
+repeat (which of the two goes first alternates), so a ratio is paired; each ratio is printed as the median over the
+repeats and its spread [min-max]. The goals (issue 33) are judged on those medians and printed last. The machine is
+shared by the load generator, Triton and the front (and whatever else runs there): the load average is printed too.
+
+Percentiles are nearest-rank (`percentile`): the p-th percentile of n sorted values is the ceil(p/100 * n)-th
+smallest, a latency that was observed (numpy's method="inverted_cdf"; the p50 of [1, 2, 3, 4] is 2).
+
+    python -m bench.serving [--seconds 3] [--repeats 5] [--concurrency 1 8 32] [--max-requests 20000] [--no-large]
+                            [--check]
 
 A third table sends a 1x3x224x224 FP32 image as v2 JSON and as binary tensors to the same server (through the front).
 """
@@ -18,6 +28,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -29,6 +41,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from serving_image import local_server
@@ -57,6 +70,37 @@ BASELINE_APP = textwrap.dedent('''
 ''')
 
 
+# The goals of issue 33, judged on the medians over the repeats.
+GOAL_FRONT_THROUGHPUT = 0.95  # through the front / Triton's own port, req/s at concurrency 32, at least
+GOAL_FRONT_P50_MS = 0.3  # through the front - Triton's own port, p50 at concurrency 1, at most
+GOAL_BASELINE = 2.0  # mlserve / FastAPI + ONNX Runtime, req/s at concurrency 32, at least
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank: the ceil(p/100 * n)-th smallest of n values (the smallest for p = 0); nan when empty."""
+    if not values:
+        return float("nan")
+    if not 0 <= p <= 100:
+        raise ValueError(f"percentile {p} is outside [0, 100]")
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A figure over the repeats: its median and its range."""
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread:
+        return cls(statistics.median(values), min(values), max(values))
+
+    def show(self, digits: int = 2, suffix: str = "") -> str:
+        return f"{self.median:.{digits}f}{suffix} [{self.low:.{digits}f}-{self.high:.{digits}f}]"
+
+
 @dataclass
 class Result:
     concurrency: int
@@ -70,10 +114,7 @@ class Result:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def percentile(self, p: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+        return percentile(self.latencies_ms, p)
 
 
 def load(port: int, body: bytes, concurrency: int, seconds: float, max_requests: int,
@@ -136,72 +177,137 @@ def start_baseline() -> tuple[subprocess.Popen, int, float]:
     raise RuntimeError("the baseline did not start")
 
 
+def paired(first: tuple[int, dict], second: tuple[int, dict], body: bytes, concurrency: int, seconds: float,
+           max_requests: int, swap: bool) -> tuple[Result, Result]:
+    """Two servers (port, headers) under the same load back to back; `swap` runs the second first."""
+    order = [second, first] if swap else [first, second]
+    results = [load(port, body, concurrency, seconds, max_requests, headers or None) for port, headers in order]
+    return (results[1], results[0]) if swap else (results[0], results[1])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="per concurrency and server (bounded)")
+    parser = argparse.ArgumentParser(prog="python -m bench.serving", description=(__doc__ or "").partition("\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement (bounded)")
+    parser.add_argument("--repeats", type=int, default=5, help="each ratio is measured this many times (median, "
+                                                                 "spread)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--max-requests", type=int, default=20_000, help="per concurrency and server (bounded)")
+    parser.add_argument("--max-requests", type=int, default=20_000, help="per measurement (bounded)")
     parser.add_argument("--no-large", dest="large", action="store_false",
                         help="skip the 224x224 JSON-versus-binary table")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a goal is not met")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.seconds > 120 or any(c < 1 or c > 256 for c in args.concurrency):
         parser.error("--seconds must be in (0, 120] and each --concurrency in [1, 256]")
-    console = Console(width=140)
+    if not 1 <= args.repeats <= 50:
+        parser.error("--repeats must be in [1, 50]")
+    console = Console(width=150)
     x = sample_input(0)
     body = json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
                                    "data": x.flatten().tolist()}]}).encode()
+    load_before = os.getloadavg()
 
     inner_port = local_server.free_port()
     triton = local_server.start(extra_env={"MLSERVE_TRITON_HTTP_PORT": str(inner_port)})
     baseline = None
+    # (concurrency) -> per repeat: (mlserve, baseline); (concurrency) -> per repeat: (direct, through the front)
+    rows: dict[int, list[tuple[Result, Result]]] = {c: [] for c in args.concurrency}
+    front_rows: dict[int, list[tuple[Result, Result]]] = {1: [], 32: []}
     try:
         triton_ready = local_server.wait_ready(triton)
         baseline, baseline_port, baseline_ready = start_baseline()
-        rows = []
-        for concurrency in args.concurrency:
-            load(triton.http, body, concurrency, 0.5, 200)  # warm connections and caches alike
-            load(baseline_port, body, concurrency, 0.5, 200)
-            rows.append((load(triton.http, body, concurrency, args.seconds, args.max_requests),
-                         load(baseline_port, body, concurrency, args.seconds, args.max_requests)))
-        front_rows = []
-        for concurrency in (1, 32):
-            load(inner_port, body, concurrency, 0.5, 200)
-            front_rows.append((load(inner_port, body, concurrency, args.seconds, args.max_requests),
-                               load(triton.http, body, concurrency, args.seconds, args.max_requests)))
+        mlserve, naive, direct = (triton.http, {}), (baseline_port, {}), (inner_port, {})
+        for port in (triton.http, baseline_port, inner_port):  # warm connections and caches alike
+            for concurrency in sorted({*args.concurrency, *front_rows}):
+                load(port, body, concurrency, 0.5, 200)
+        for repeat in range(args.repeats):
+            for concurrency in args.concurrency:
+                rows[concurrency].append(paired(mlserve, naive, body, concurrency, args.seconds, args.max_requests,
+                                                swap=repeat % 2 == 1))
+            for concurrency in front_rows:
+                front_rows[concurrency].append(paired(direct, mlserve, body, concurrency, args.seconds,
+                                                      args.max_requests, swap=repeat % 2 == 1))
     finally:
         local_server.stop(triton)
         if baseline is not None:
             baseline.terminate()
             baseline.wait(timeout=30)
+    load_after = os.getloadavg()
 
-    table = Table(title="Sample model (ResNet-style, 1x3x32x32 FP32), v2 JSON over HTTP on 127.0.0.1")
-    for column in ("concurrency", "server", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "req/s ratio"):
-        table.add_column(column, justify="right" if column not in ("server",) else "left")
-    for mlserve, naive in rows:
-        ratio = mlserve.throughput / naive.throughput if naive.throughput else float("nan")
-        for name, result, shown_ratio in (("mlserve (Triton)", mlserve, f"{ratio:.2f}x"),
-                                          ("FastAPI + ORT", naive, "1.00x")):
-            table.add_row(str(result.concurrency), name, f"{result.throughput:.0f}", f"{result.percentile(50):.1f}",
-                          f"{result.percentile(95):.1f}", f"{result.percentile(99):.1f}", str(result.errors),
-                          shown_ratio)
-    console.print(table)
+    console.print(baseline_table(rows, args.repeats))
     console.print(f"time from process start to ready: mlserve (Triton) {triton_ready:.2f} s, "
                   f"FastAPI + ORT {baseline_ready:.2f} s")
-    console.print(f"median latency at concurrency 1: mlserve {statistics.median(rows[0][0].latencies_ms):.1f} ms, "
-                  f"baseline {statistics.median(rows[0][1].latencies_ms):.1f} ms")
-    front = Table(title="The front's cost: Triton's own port vs through the front (same requests)")
-    for column in ("concurrency", "path", "req/s", "p50 ms", "p99 ms", "errors", "req/s ratio"):
-        front.add_column(column, justify="left" if column == "path" else "right")
-    for direct, fronted in front_rows:
-        ratio = fronted.throughput / direct.throughput if direct.throughput else float("nan")
-        for name, result, shown in (("Triton directly", direct, "1.00x"), ("through the front", fronted,
-                                                                           f"{ratio:.2f}x")):
-            front.add_row(str(result.concurrency), name, f"{result.throughput:.0f}", f"{result.percentile(50):.2f}",
-                          f"{result.percentile(99):.2f}", str(result.errors), shown)
-    console.print(front)
+    console.print(front_table(front_rows, args.repeats))
+    goals = goals_table(rows, front_rows)
+    console.print(goals)
+    console.print(f"{args.repeats} repeats of {args.seconds:g} s per measurement; load average (1 min) "
+                  f"{load_before[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} CPUs; "
+                  f"percentiles nearest-rank")
     if args.large:
         console.print(large_input_table(args))
-    return 0
+    return 1 if args.check and not all(met for *_, met in goal_figures(rows, front_rows)) else 0
+
+
+def _median_of(results: list[Result], figure) -> float:
+    return statistics.median(figure(result) for result in results)
+
+
+def baseline_table(rows: dict[int, list[tuple[Result, Result]]], repeats: int) -> Table:
+    table = Table(title=escape(f"Sample model (ResNet-style, 1x3x32x32 FP32), v2 JSON over HTTP on 127.0.0.1: "
+                               f"medians of {repeats} repeats [min-max]"))
+    for column in ("concurrency", "server", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "req/s ratio"):
+        table.add_column(column, justify="left" if column == "server" else "right")
+    for concurrency, pairs in rows.items():
+        ratio = Spread.of([m.throughput / n.throughput if n.throughput else float("nan") for m, n in pairs])
+        for index, name in ((0, "mlserve (front + Triton)"), (1, "FastAPI + ORT")):
+            results = [pair[index] for pair in pairs]
+            table.add_row(str(concurrency), name, Spread.of([r.throughput for r in results]).show(0),
+                          *(f"{_median_of(results, lambda r, p=p: r.percentile(p)):.2f}" for p in (50, 95, 99)),
+                          str(sum(r.errors for r in results)), ratio.show(2, "x") if index == 0 else "1.00x")
+    return table
+
+
+def front_table(front_rows: dict[int, list[tuple[Result, Result]]], repeats: int) -> Table:
+    table = Table(title=escape(f"The front's cost: Triton's own port vs through the front (same requests), "
+                               f"medians of {repeats} repeats [min-max]"))
+    for column in ("concurrency", "path", "req/s", "p50 ms", "p99 ms", "errors", "req/s ratio", "p50 added ms"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+    for concurrency, pairs in front_rows.items():
+        ratio = Spread.of([f.throughput / d.throughput if d.throughput else float("nan") for d, f in pairs])
+        added = Spread.of([f.percentile(50) - d.percentile(50) for d, f in pairs])
+        for index, name in ((0, "Triton directly"), (1, "through the front")):
+            results = [pair[index] for pair in pairs]
+            table.add_row(str(concurrency), name, Spread.of([r.throughput for r in results]).show(0),
+                          f"{_median_of(results, lambda r: r.percentile(50)):.2f}",
+                          f"{_median_of(results, lambda r: r.percentile(99)):.2f}", str(sum(r.errors for r in results)),
+                          ratio.show(2, "x") if index else "1.00x", added.show(2) if index else "")
+    return table
+
+
+def goal_figures(rows, front_rows) -> list[tuple[str, str, Spread, bool]]:
+    """(goal, target, measured over the repeats, met by the median) for each goal whose measurements ran."""
+    figures = []
+    if 32 in front_rows and front_rows[32]:
+        ratio = Spread.of([f.throughput / d.throughput for d, f in front_rows[32]])
+        figures.append(("through the front / Triton's own port, req/s at concurrency 32",
+                        f">= {GOAL_FRONT_THROUGHPUT:.2f}x", ratio, ratio.median >= GOAL_FRONT_THROUGHPUT))
+    if 1 in front_rows and front_rows[1]:
+        added = Spread.of([f.percentile(50) - d.percentile(50) for d, f in front_rows[1]])
+        figures.append(("p50 added by the front at concurrency 1 (ms)", f"<= {GOAL_FRONT_P50_MS:.2f}", added,
+                        added.median <= GOAL_FRONT_P50_MS))
+    if 32 in rows and rows[32]:
+        ratio = Spread.of([m.throughput / n.throughput for m, n in rows[32]])
+        figures.append(("mlserve / FastAPI + ONNX Runtime, req/s at concurrency 32", f">= {GOAL_BASELINE:.1f}x",
+                        ratio, ratio.median >= GOAL_BASELINE))
+    return figures
+
+
+def goals_table(rows, front_rows) -> Table:
+    table = Table(title="Goals (issue 33), judged on the median over the repeats")
+    for column in ("goal", "target", "median [min-max]", "met"):
+        table.add_column(escape(column), justify="left" if column == "goal" else "right")
+    for goal, target, measured, met in goal_figures(rows, front_rows):
+        table.add_row(goal, target, measured.show(2), "yes" if met else "NO")
+    return table
 
 
 def large_input_table(args) -> Table:

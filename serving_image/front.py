@@ -134,7 +134,8 @@ class Front:
 
     async def _kserve(self, request: Request) -> Response:
         if request.method == "POST" and request.path.startswith("/v2/models/") and request.path.endswith("/infer"):
-            parts = unquote(request.path).split("/")  # '', v2, models, NAME, [versions, V,] infer
+            path = unquote(request.path) if "%" in request.path else request.path
+            parts = path.split("/")  # '', v2, models, NAME, [versions, V,] infer
             if len(parts) == 5 and parts[3]:
                 return await self._infer(request, parts[3], None, self.model_path)
             if len(parts) == 7 and parts[3] and parts[4] == "versions" and parts[5]:

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import cast
 
 import httptools
 
@@ -110,8 +111,8 @@ class _ServerConnection(asyncio.Protocol):
         self.headers_too_large = False
 
     # asyncio.Protocol
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's TCPTransport is not a subclass, but is one
         self.server.connections.add(self)
 
     def connection_lost(self, exc) -> None:
@@ -272,9 +273,8 @@ class _ServerConnection(asyncio.Protocol):
                 if self.paused and len(self.queue) <= 16:
                     self.paused = False
                     transport.resume_reading()
-            if self.closing and self.transport is not None:
-                if not self.discarding:
-                    self.transport.close()
+            if self.closing and self.transport is not None and not self.discarding:
+                self.transport.close()
         finally:
             self.busy = False
 
@@ -353,8 +353,8 @@ class _ClientConnection(asyncio.Protocol):
         self.reusable = False
         self.idle_since = 0.0
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's TCPTransport is not a subclass, but is one
 
     def connection_lost(self, exc) -> None:
         self.transport = None
@@ -451,7 +451,7 @@ class Upstream:
             _, connection = await asyncio.wait_for(
                 loop.create_connection(lambda: _ClientConnection(self.keep), self.host, self.port),
                 self.connect_timeout)
-        except (OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError) as error:
             raise UpstreamError(f"cannot connect to {self.host}:{self.port}: {error}") from None
         return connection
 
