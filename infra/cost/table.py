@@ -1,7 +1,9 @@
 """The checked-in price tables: one JSON file per region under `prices/`, every figure naming its source.
 
 A figure without a source cannot enter a table (the model refuses it), and a price the table lacks stays missing:
-the estimator reports it as unpriced instead of counting it as zero.
+the estimator reports it as unpriced instead of counting it as zero. Each source says what kind it is: AWS's own
+price data and AWS-authored pages stand alone; a figure read from AWS-authored sample code or from a third party
+enters only beside an independent second source that states the same figure (`Price.also`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,25 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
+
+SourceKind = Literal["aws-price-data", "aws-page", "aws-sample", "third-party"]
+NEEDS_CORROBORATION: frozenset[str] = frozenset({"aws-sample", "third-party"})
+"""Kinds of source whose figure needs an independent second source that states the same figure."""
+
+
+def origin(url: str) -> str:
+    """Who publishes a URL, for telling independent sources apart: a GitHub owner, else the host."""
+    parsed = urlparse(url)
+    host = parsed.netloc.lower().removeprefix("www.")
+    if host in ("github.com", "raw.githubusercontent.com"):
+        owner = parsed.path.strip("/").split("/")[0].lower()
+        return f"github.com/{owner}"
+    return host
 
 
 class Source(BaseModel):
@@ -24,15 +41,30 @@ class Source(BaseModel):
     quote: str | None = Field(default=None, description="The sentence a page-sourced figure comes from")
     method: str | None = Field(default=None, description="How a data-sourced figure was extracted")
     publication_date: str | None = Field(default=None, description="The Price List's own publication date")
+    kind: SourceKind | None = Field(default=None, description=(
+        "aws-price-data: AWS's own price data (Price List offer files or API, the data files the pricing pages render), "
+        "possibly as captured by someone else; aws-page: an AWS-authored page (pricing page, blog, docs, whitepaper), "
+        "quoted; aws-sample: AWS-authored code or docs in a repository (samples, tests, agent skills) stating a price "
+        "it took from AWS, not a price publication; third-party: anyone else. A figure whose source is aws-sample or "
+        "third-party needs an independent second source that states it too (Price.also)"))
+    source_date: str | None = Field(default=None, description=(
+        "The source's own date: a page's publication or update date, a commit's date, a data file's publication "
+        "date; 'undated: <why>' when it has none"))
+    retrieved: date | None = Field(default=None, description="When its figures were read for this table")
 
 
 class Price(BaseModel):
     model_config = ConfigDict(extra="forbid")
     usd: Decimal = Field(ge=0, description="On-demand list price in USD for one `per`")
-    per: Literal["hour", "month", "million", "gb"] = Field(
-        description="Unit: an hour, a month, a million requests, or a GB")
+    per: Literal["hour", "month", "million", "gb", "gb-month"] = Field(
+        description="Unit: an hour, a month, a million requests, a GB (transferred or processed), or a GB held a month")
     source: str = Field(description="Key into the table's sources")
     gpus: int | None = Field(default=None, ge=0, description="GPUs per instance (instance prices only)")
+    gpus_source: str | None = Field(default=None, description="Key into the sources for `gpus`, when not `source`")
+    also: list[str] | None = Field(default=None, description="Further sources (keys) that state the same figure")
+    item: str | None = Field(default=None, description=(
+        "Where in the source the figure is: its row or label, a Price List rate code, a file line"))
+    note: str | None = Field(default=None, description="What the figure covers and leaves out (tiers, free allowances)")
 
 
 class PriceTable(BaseModel):
@@ -46,9 +78,18 @@ class PriceTable(BaseModel):
 
     @model_validator(mode="after")
     def _every_price_has_a_source(self) -> PriceTable:
-        missing = sorted(f"{key} -> {p.source}" for key, p in self.prices.items() if p.source not in self.sources)
+        missing = sorted(f"{key} -> {name}" for key, p in self.prices.items()
+                         for name in [p.source, *(p.also or []), *([p.gpus_source] if p.gpus_source else [])]
+                         if name not in self.sources)
         if missing:
             raise ValueError(f"prices name sources the table does not define: {', '.join(missing)}")
+        alone = sorted(key for key, p in self.prices.items()
+                       if self.sources[p.source].kind in NEEDS_CORROBORATION and not any(
+                           other != p.source and origin(self.sources[other].url) != origin(self.sources[p.source].url)
+                           for other in p.also or []))
+        if alone:
+            raise ValueError(f"figures from {'/'.join(sorted(NEEDS_CORROBORATION))} sources need an independent "
+                             f"second source that states them (also): {', '.join(alone)}")
         return self
 
     def price(self, key: str) -> Price | None:
