@@ -5,6 +5,8 @@
   rollout        status|promote|rollback --stack S --deployment D ...
   drift run      --stack S --deployment D [--window-minutes N]
   profile        --stack S --deployment D --url URL [--header K:V] [--sigv4] [--concurrency N ...] [--report F]
+  verify         --stack S [--deployment D ...] [--header K:V] [--url D=URL] [--spec F] [--skip-http]
+                 after pulumi up: inference through each gateway, alarms, scaling, drift schedule, KServe targets
   bootstrap      [--stack S ...] [--region R] [--backend s3|pulumi-cloud] [--state-bucket B] [--key-alias A]
                  the Pulumi state bucket and secrets key of an account (idempotent); prints the login lines
 
@@ -79,6 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run, deployment=True)
     run.add_argument("--window-minutes", type=int, default=60)
 
+    check = commands.add_parser("verify", help="the smoke test after pulumi up: each deployment answers and is "
+                                "watched")
+    _common(check)
+    check.add_argument("--deployment", action="append", default=[], metavar="D",
+                       help="verify only this deployment (repeatable; default: all)")
+    check.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
+                       help="sent with every request, e.g. 'Authorization: Bearer <token>' for jwt (repeatable)")
+    check.add_argument("--url", action="append", default=[], metavar="DEPLOYMENT=URL",
+                       help="call this base URL (the stage URL's equivalent) instead of the one the gateway names, "
+                            "e.g. through a tunnel")
+    check.add_argument("--spec", type=Path, help="the model's spec.json (default: read from the released tarball)")
+    check.add_argument("--skip-http", action="store_true",
+                       help="check only the AWS and Kubernetes side (the gateway is not reachable from here)")
+    check.add_argument("--kube-context", help="KServe: the kubeconfig context (default: the current one)")
+
     boot = commands.add_parser("bootstrap", help="prepare an account: the Pulumi state bucket and secrets key")
     boot.add_argument("--stack", action="append", default=[], metavar="S",
                       help="a stack to print `pulumi stack init` for; its file's region is the default and its "
@@ -114,6 +131,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_headers(items: list[str]) -> dict[str, str]:
+    headers = {}
+    for item in items:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise OpsError(f"--header must be NAME:VALUE, got {item!r}")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def run_verify(args, cfg: StackConfig, clients: Clients, out) -> int:
+    from .verify import KubernetesObjects, verify
+
+    urls = {}
+    for item in args.url:
+        name, sep, url = item.partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            raise OpsError(f"--url must be DEPLOYMENT=http(s)://..., got {item!r}")
+        urls[name] = url
+    results = verify(cfg, args.stack, clients, args.deployment, headers=parse_headers(args.header), urls=urls,
+                     spec=args.spec, http=not args.skip_http, kube=lambda: KubernetesObjects(args.kube_context))
+    failed = []
+    for name, checks in results.items():
+        print_checks(checks, f"verify: stack {args.stack}, deployment {name}", out)
+        failed += [f"{name}: {c.area} {c.subject}" for c in checks if c.status != "pass"]
+    total = sum(len(c) for c in results.values())
+    if args.skip_http:
+        out.print("gateway checks skipped (--skip-http): no inference was sent", markup=False)
+    if failed:
+        out.print(f"verify: {total - len(failed)} passed, {len(failed)} failed: {'; '.join(failed)}", markup=False,
+                  soft_wrap=True)
+        return 1
+    out.print(f"verify: all {total} checks passed", markup=False)
+    return 0
+
+
 def run_profile(args, cfg: StackConfig, out) -> int:
     import asyncio
     import json
@@ -126,12 +179,7 @@ def run_profile(args, cfg: StackConfig, out) -> int:
             or args.max_requests < 1 or args.batch < 1:
         raise OpsError(f"--seconds must be in (0, {MAX_STEP_SECONDS}], each --concurrency in [1, 512], "
                        "--max-requests and --batch at least 1")
-    headers = {}
-    for item in args.header:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise OpsError(f"--header must be NAME:VALUE, got {item!r}")
-        headers[name.strip()] = value.strip()
+    headers = parse_headers(args.header)
     deployment = deployment_of(cfg, args.deployment)
     index = cfg.deployments.index(deployment)
     p99_ms = args.p99_ms or deployment.slo.p99_latency_ms
@@ -224,6 +272,8 @@ def run_command(args) -> int:
     out = console()
     if args.command == "profile":
         return run_profile(args, cfg, out)
+    if args.command == "verify":
+        return run_verify(args, cfg, clients, out)
     if args.command == "preflight":
         from .preflight import preflight
 

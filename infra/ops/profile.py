@@ -118,12 +118,16 @@ def metadata_from_spec(path: Path) -> dict[str, Any]:
     """The v2 model metadata a server would answer, from the released model's spec.json (for a gateway, which
     exposes only the infer route)."""
     try:
-        spec = json.loads(path.read_text())
-        batched = spec.get("max_batch_size", 32) > 0
-        return {tensors: [{"name": t["name"], "datatype": t["datatype"], "shape": [-1] * batched + t["dims"]}
-                          for t in spec[tensors]] for tensors in ("inputs", "outputs")}
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        return spec_metadata(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path}: not a model spec.json ({error})") from None
+
+
+def spec_metadata(spec: dict[str, Any]) -> dict[str, Any]:
+    """spec.json (what release-model packages) as v2 model metadata; KeyError/TypeError when it is not one."""
+    batched = spec.get("max_batch_size", 32) > 0
+    return {tensors: [{"name": t["name"], "datatype": t["datatype"], "shape": [-1] * batched + t["dims"]}
+                      for t in spec[tensors]] for tensors in ("inputs", "outputs")}
 
 
 async def metadata_of(session: aiohttp.ClientSession, target: Target) -> dict[str, Any]:

@@ -18,6 +18,7 @@ class KubeState:
         self.firing: list[str] = []  # alert names firing for the deployment
         self.patches: list[tuple[str, dict]] = []  # (content type, body)
         self.queries: list[str] = []
+        self.objects: dict[str, dict] = {}  # any other object, by its API path (a KEDA ScaledObject for verify)
 
 
 def serve(state: KubeState):
@@ -41,6 +42,8 @@ def serve(state: KubeState):
             url = url._replace(path=unquote(url.path))  # the API server decodes %3A in `name:port` as Go does
             if url.path == ingress_path:
                 return self.reply(state.ingress)
+            if url.path in state.objects:
+                return self.reply(state.objects[url.path])
             if url.path == f"/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices":
                 return self.reply({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceServiceList",
                                    "items": state.inference_services})
