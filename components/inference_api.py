@@ -107,6 +107,8 @@ class InferenceApiArgs:
     """What must exist before a stage may log: the account's CloudWatch role (ApiGatewayAccount)."""
     async_route: bool = False
     """SageMaker async endpoints: `POST .../infer-async` calls InvokeEndpointAsync with the caller's S3 input."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """On the REST API, beside the provider's: what it is expected to carry (names.USAGE_TAG)."""
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,8 @@ class InferenceApi(pulumi.ComponentResource):
                                      endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(
                                          types="REGIONAL"),
                                      disable_execute_api_endpoint=bool(args.domain_name),
-                                     binary_media_types=list(BINARY_MEDIA_TYPES), opts=child)
+                                     binary_media_types=list(BINARY_MEDIA_TYPES), tags=dict(args.tags) or None,
+                                     opts=child)
         parent_id = api.root_resource_id
         model_resource_id = parent_id
         for part in ("v2", "models", args.model_name, "infer"):

@@ -44,6 +44,27 @@ def deployment_of(stack: str, name: str) -> str | None:
     return name.removeprefix(prefix) if name.startswith(prefix) else None
 
 
+USAGE_TAG = "mlserve:usage"
+"""On a deployment's API: the traffic it is expected to carry (`requests_per_second=10 request_kb=16 response_kb=4`),
+which the cost estimate and the pack's budget rule price from the plan."""
+
+
+def usage_tag(requests_per_second: float, request_kb: float, response_kb: float) -> str:
+    return f"requests_per_second={requests_per_second:g} request_kb={request_kb:g} response_kb={response_kb:g}"
+
+
+def parse_usage_tag(value: str) -> dict[str, float]:
+    """The figures of a `usage_tag` value; a malformed one gives what it can (the estimate falls back per figure)."""
+    found = {}
+    for part in str(value).split():
+        key, _, number = part.partition("=")
+        try:
+            found[key] = float(number)
+        except ValueError:
+            continue
+    return found
+
+
 # ---- labels and tags several layers read ------------------------------------------------------------------------
 GROUP_LABEL = "mlserve.io/node-group"
 """On every node (managed group or Karpenter pool): what serving pods select their GPUs by."""

@@ -7,7 +7,7 @@ config (and what the stack shares, `Platform`) and returns the typed args its co
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pulumi
@@ -32,10 +32,12 @@ from components.names import (
     ISVC_LABEL,
     PRIMARY_VARIANT,
     STACK_TAG,
+    USAGE_TAG,
     captured_files_prefix,
     deployment_name,
     endpoint_name,
     image_repository_name,
+    usage_tag,
 )
 from components.network import Network
 from components.retraining_trigger import HttpsTarget, PipelineTarget, StateMachineTarget
@@ -119,7 +121,7 @@ def kserve_args(p: Platform, d: KServeConfig, k8s_platform: KubernetesPlatform,
             spread_across_zones=cfg.is_prod, certificate_arn=c.ingress_certificate_arn),
         vpc_id=p.network.vpc_id, load_balancer_subnet_ids=p.network.load_balancer_subnet_ids,
         backend_cidrs=p.network.private_cidrs, deletion_protection=cfg.is_prod, after=k8s_platform.ready,
-        gateway=gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
+        gateway=gateway_args(cfg, d, name, p.encryption, logging_ready),
         base_url=f"https://{d.name}.{c.ingress_domain}" if c.ingress_domain else None,
         capture=CaptureSinkArgs(
             namespace=name, image_uri=image_uri, bucket=cfg.model_store.bucket, prefix=captured_files_prefix(name),
@@ -202,8 +204,7 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
             backlog_per_instance=d.async_inference.backlog_per_instance if d.mode == "async" else None,
             gpus_per_instance=gpus, scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds,
             scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds),
-        gateway=replace(gateway_args(cfg, name, d.model.triton_model_name, p.encryption, logging_ready),
-                        async_route=d.mode == "async"),
+        gateway=gateway_args(cfg, d, name, p.encryption, logging_ready),
         drift=drift_args(p, d, endpoint))
 
 
@@ -272,11 +273,15 @@ def sagemaker_outputs(cfg: StackConfig, deployment: SageMakerDeployment) -> dict
     }
 
 
-def gateway_args(cfg: StackConfig, api_name: str, model_name: str, encryption: Encryption,
+def gateway_args(cfg: StackConfig, d: SageMakerConfig | KServeConfig, api_name: str, encryption: Encryption,
                  logging_ready: list[pulumi.Resource]) -> InferenceApiArgs:
-    """The same front door for every backend: auth, tiers, schema, logs, WAF in prod, custom domain."""
+    """The same front door for every backend: auth, tiers, schema, logs, WAF in prod, custom domain; the async
+    route for an async SageMaker endpoint; the traffic it is expected to carry, as a tag the estimate reads."""
     return InferenceApiArgs(
-        api_name=api_name, region=cfg.region, model_name=model_name,
+        model_name=d.model.triton_model_name,
+        async_route=isinstance(d, SageMakerConfig) and d.mode == "async",
+        tags={USAGE_TAG: usage_tag(d.usage.requests_per_second, d.usage.request_kb, d.usage.response_kb)},
+        api_name=api_name, region=cfg.region,
         authorization=cfg.gateway.authorization, cognito_user_pool_arn=cfg.gateway.cognito_user_pool_arn,
         tiers=[ApiTierSpec(t.name, t.rate_per_second, t.burst, t.quota_per_day) for t in cfg.gateway.tiers],
         kms_key_arn=encryption.key_arn, max_body_bytes=cfg.gateway.max_body_bytes,

@@ -385,6 +385,16 @@ class Slo(Strict):
     client_error_rate_percent: float = Field(default=5, gt=0, le=100, description="4xx share that pages someone")
 
 
+class Usage(Strict):
+    """What the deployment is expected to carry: the estimate prices traffic from it (requests, WAF, data out, load
+    balancer capacity, captured data). It is carried on the deployment's API as a tag, so the policy pack's budget
+    rule, which sees only the plan, prices the same traffic."""
+    requests_per_second: float = Field(default=1, ge=0, le=100_000,
+                                       description="Average requests per second over a month")
+    request_kb: float = Field(default=16, ge=0, le=10 * 1024, description="Average request body, KB")
+    response_kb: float = Field(default=4, ge=0, le=10 * 1024, description="Average response body, KB")
+
+
 class DeploymentBase(Strict):
     name: Name = Field(description="Deployment name: part of every resource name and the API path")
     model: ModelArtifact = Field(description="The released model artifact")
@@ -393,6 +403,8 @@ class DeploymentBase(Strict):
     rollout: Rollout = Field(description="How a new model version goes live")
     data_capture: DataCapture = Field(description="Request/response capture")
     slo: Slo = Field(description="Latency and error objectives the alarms watch")
+    usage: Usage = Field(default_factory=lambda: Usage(),
+                         description="Expected traffic, for the cost estimate (defaults printed beside it)")
     drift: DriftMonitoring = Field(
         default=DriftMonitoring(enabled=False),
         description="Scheduled input drift monitoring")

@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from components.names import DEPLOYMENT_LABEL, GROUP_LABEL, TRACK_LABEL, deployment_of
+from components.names import DEPLOYMENT_LABEL, GROUP_LABEL, TRACK_LABEL, USAGE_TAG, deployment_of, parse_usage_tag
+from infra import aws_facts
 
 from .table import Price, PriceTable
 
@@ -33,6 +34,8 @@ class Declared:
     name: str
     props: Mapping[str, Any]
     parent: str | None = None
+    inputs_from: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """The URNs each input was taken from (the plan's propertyDependencies), where known."""
 
 
 @dataclass(frozen=True)
@@ -77,20 +80,35 @@ class Line:
     price: Price | None
     spot: bool = False
     note: str = ""
+    max_key: str | None = None
+    """At max a different unit can apply (a Karpenter pool's dearest type per GPU, where min takes its cheapest)."""
+    max_price: Price | None = None
 
-    def unit_usd(self, assumptions: Assumptions) -> Decimal | None:
-        if self.price is None:
+    @property
+    def gpu_bearing(self) -> bool:
+        """Whether the line pays for GPUs (a GPU instance type at any bound): the lines a budget cannot do without."""
+        return any(aws_facts.gpus(key.split(":", 1)[-1]) > 0 for key in (self.key, self.max_key or self.key))
+
+    def price_for(self, scenario: str) -> Price | None:
+        return self.max_price if scenario == "max" and self.max_key else self.price
+
+    def key_for(self, scenario: str) -> str:
+        return self.max_key if scenario == "max" and self.max_key else self.key
+
+    def unit_usd(self, assumptions: Assumptions, scenario: str = "configured") -> Decimal | None:
+        price = self.price_for(scenario)
+        if price is None:
             return None
-        return self.price.usd * (1 - assumptions.spot_discount) if self.spot else self.price.usd
+        return price.usd * (1 - assumptions.spot_discount) if self.spot else price.usd
 
     def monthly(self, scenario: str, assumptions: Assumptions) -> Decimal | None:
         """Exact USD for the scenario; None when unpriced and the quantity is not zero (zero costs zero)."""
         quantity = self.quantity.get(scenario)
-        unit = self.unit_usd(assumptions)
-        if unit is None:
+        unit = self.unit_usd(assumptions, scenario)
+        price = self.price_for(scenario)
+        if unit is None or price is None:
             return Decimal(0) if quantity == 0 else None
-        assert self.price is not None
-        per_month = assumptions.hours_per_month if self.price.per == "hour" else Decimal(1)
+        per_month = assumptions.hours_per_month if price.per == "hour" else Decimal(1)
         return quantity * unit * per_month
 
 
@@ -175,6 +193,8 @@ ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 INFERENCE_COMPONENT = "aws-native:sagemaker:InferenceComponent"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
@@ -285,10 +305,22 @@ def _node_groups(ctx: _Context) -> None:
         scaling = _map(group.props.get("scalingConfig"))
         instance_type, _ = ctx.dearest("ec2:", _list(group.props.get("instanceTypes")))
         spot = group.props.get("capacityType") == "SPOT"
+        nodes = Counts(_num(scaling.get("minSize")), _num(scaling.get("desiredSize")), _num(scaling.get("maxSize")))
         ctx.add(group, f"node group {group.props.get('nodeGroupName')}: {instance_type}"
-                       f"{' (spot)' if spot else ''}", f"ec2:{instance_type}",
-                Counts(_num(scaling.get("minSize")), _num(scaling.get("desiredSize")), _num(scaling.get("maxSize"))),
-                spot=spot, group=SHARED)
+                       f"{' (spot)' if spot else ''}", f"ec2:{instance_type}", nodes, spot=spot, group=SHARED)
+        _volumes(ctx, group, f"node group {group.props.get('nodeGroupName')}", _launch_template_gb(ctx, group), nodes)
+
+
+def _launch_template_gb(ctx: _Context, group: Declared) -> Decimal | None:
+    """GB of EBS per node of a managed node group: its launch template's volumes, or its own disk size."""
+    if group.props.get("diskSize"):
+        return _num(group.props.get("diskSize"))
+    used = set(group.inputs_from.get("launchTemplate", ()))
+    templates = [t for t in ctx.of_type(LAUNCH_TEMPLATE) if t.urn in used] if used else ctx.of_type(LAUNCH_TEMPLATE)
+    if len(templates) != 1:  # without the dependency, only a single template in the plan is unambiguous
+        return None
+    sizes = [_map(_map(m).get("ebs")).get("volumeSize") for m in _list(templates[0].props.get("blockDeviceMappings"))]
+    return sum((_num(x) for x in sizes if x is not None), Decimal(0))
 
 
 def _requirement(pool: Declared, key: str) -> list[str]:
@@ -301,13 +333,40 @@ def _requirement(pool: Declared, key: str) -> list[str]:
 
 
 def _nodes(replicas: Decimal, gpus: int, per_node: int) -> Decimal:
-    """Nodes for the replicas' GPUs packed per_node to a node (one node per replica when the type is unpriced)."""
-    return Decimal(math.ceil(replicas * gpus / per_node)) if per_node else replicas
+    """Nodes for the replicas when each node holds `per_node` GPUs and each replica `gpus` of them (whole replicas
+    only: a 4-GPU node holds one 3-GPU replica)."""
+    return Decimal(math.ceil(replicas / (per_node // gpus)))
+
+
+@dataclass(frozen=True)
+class _PoolChoice:
+    """The types a replica of `gpus` GPUs can run on in a pool, priced: min takes the cheapest node that fits it,
+    max the dearest per GPU (the most a GPU of that pool can cost)."""
+    cheapest: str
+    cheapest_price: Price | None
+    dearest: str
+    dearest_price: Price | None
+
+
+def _pool_choice(ctx: _Context, types: Sequence[str], gpus: int) -> _PoolChoice | None:
+    fits = [t for t in types if aws_facts.gpus(t) >= gpus]
+    if not fits:
+        return None
+    priced = {t: ctx.table.price(f"ec2:{t}") for t in fits}
+    missing = [t for t, p in priced.items() if p is None]
+    if missing:  # a type the table lacks could be the cheapest or the dearest: both bounds stay unpriced
+        return _PoolChoice(missing[0], None, missing[0], None)
+    known = {t: p for t, p in priced.items() if p is not None}
+    cheapest = min(known, key=lambda t: (known[t].usd, t))
+    dearest = max(known, key=lambda t: (known[t].usd / aws_facts.gpus(t), t))
+    return _PoolChoice(cheapest, known[cheapest], dearest, known[dearest])
 
 
 def _karpenter(ctx: _Context) -> None:
-    """GPU nodes Karpenter launches for KServe replicas: replicas x GPUs each, packed onto the pool's dearest type,
-    and capped by the pool's GPU limit."""
+    """GPU nodes Karpenter launches for KServe replicas. A pool that allows several types is a range: at min and
+    configured the replicas run on the cheapest type that fits one, at max on the dearest per GPU, and the pool's
+    GPU limit caps the GPUs it may hold (shared by the deployments on it, in plan order). A pool mixing GPU counts
+    is handled per type: a node holds as many whole replicas as its GPUs allow."""
     pools = {}
     for pool in ctx.of_type(NODE_POOL):
         labels = _map(_map(_map(_map(pool.props.get("spec")).get("template")).get("metadata")).get("labels"))
@@ -318,7 +377,7 @@ def _karpenter(ctx: _Context) -> None:
         target = _map(spec.get("scaleTargetRef")).get("name")
         scalers[(meta.get("namespace"), target)] = (_num(spec.get("minReplicaCount"), 0),
                                                     _num(spec.get("maxReplicaCount"), 100))
-    per_pool: dict[str, list[int]] = defaultdict(list)
+    room: dict[str, Decimal | None] = {}
     for service in ctx.of_type(INFERENCE_SERVICE):
         meta = _map(service.props.get("metadata"))
         predictor = _map(_map(service.props.get("spec")).get("predictor"))
@@ -335,34 +394,101 @@ def _karpenter(ctx: _Context) -> None:
         else:
             low = _num(predictor.get("minReplicas"), 1)
             high = max(low, _num(predictor.get("maxReplicas"), 0))
-        instance_type, price = ctx.dearest("ec2:", _requirement(pool, "node.kubernetes.io/instance-type"))
-        per_node = (price.gpus or 0) if price else 0
         capacity = _requirement(pool, "karpenter.sh/capacity-type")
         spot = bool(capacity) and "on-demand" not in capacity
-
         track = _map(meta.get("labels")).get(TRACK_LABEL, name)
-        per_pool[pool_name].append(len(ctx.lines))
-        ctx.add(service, f"GPU nodes {instance_type}{' (spot)' if spot else ''}: {name} ({track}), "
-                         f"pool {pool_name}", f"ec2:{instance_type}", Counts(*(_nodes(r, gpus, per_node) for r in (low, low, high))),
-                spot=spot, note="Karpenter launches these for the replicas; configured = the autoscaler's floor")
-    for pool_name, indexes in per_pool.items():
-        limit = _map(_map(pools[pool_name].props.get("spec")).get("limits")).get("nvidia.com/gpu")
-        price = ctx.lines[indexes[0]].price
-        if limit is None or price is None or not price.gpus:
+        label = f"{name} ({track}), pool {pool_name}{' (spot)' if spot else ''}"
+        choice = _pool_choice(ctx, _requirement(pool, "node.kubernetes.io/instance-type"), gpus)
+        if choice is None:
+            ctx.add(service, f"GPU nodes for {label}: no type of the pool fits {gpus} GPUs", "ec2:?",
+                    Counts.same(high), spot=spot, note="the pool cannot place these replicas")
             continue
-        room = Decimal(int(_num(limit)) // price.gpus)
-        for index in indexes:
-            line = ctx.lines[index]
-            capped = min(line.quantity.max, room)
-            room -= capped
-            if capped < line.quantity.max:
-                ctx.lines[index] = replace(line, quantity=replace(line.quantity, max=capped),
-                                           note=f"{line.note}; max capped by the pool's GPU limit ({limit})")
+        if pool_name not in room:
+            limit = _map(_map(pool.props.get("spec")).get("limits")).get("nvidia.com/gpu")
+            room[pool_name] = None if limit is None else _num(limit)
+        small, large = aws_facts.gpus(choice.cheapest), aws_facts.gpus(choice.dearest)
+        most = _nodes(high, gpus, large)
+        note = "Karpenter launches these for the replicas; min and configured on the cheapest type that fits, max " \
+               "on the dearest per GPU"
+        left = room[pool_name]
+        if left is not None:
+            capped = min(most, Decimal(int(left) // large))
+            room[pool_name] = left - capped * large
+            if capped < most:
+                note += f"; max capped by the pool's GPU limit ({_map(_map(pool.props.get('spec')).get('limits')).get('nvidia.com/gpu')})"
+            most = capped
+        nodes_low = _nodes(low, gpus, small)
+        types = choice.cheapest if choice.cheapest == choice.dearest else f"{choice.cheapest} .. {choice.dearest}"
+        ctx.lines.append(Line(ctx.group_of(service), f"GPU nodes {types}: {label}", f"ec2:{choice.cheapest}",
+                              Counts(nodes_low, nodes_low, most), choice.cheapest_price, spot, note,
+                              max_key=f"ec2:{choice.dearest}", max_price=choice.dearest_price))
+        _volumes(ctx, service, f"root volumes of {label}", _node_class_volume_gb(ctx, pool),
+                 Counts(nodes_low, nodes_low, most))
+
+
+def _node_class_volume_gb(ctx: _Context, pool: Declared) -> Decimal | None:
+    """The root volume the pool's EC2NodeClass gives each node, in GB (Karpenter's `volumeSize`, e.g. `200Gi`)."""
+    ref = _map(_map(_map(_map(pool.props.get("spec")).get("template")).get("spec")).get("nodeClassRef"))
+    for node_class in ctx.of_type(NODE_CLASS):
+        if _map(node_class.props.get("metadata")).get("name") == ref.get("name"):
+            sizes = [_gib(_map(m.get("ebs")).get("volumeSize"))
+                     for m in map(_map, _list(_map(node_class.props.get("spec")).get("blockDeviceMappings")))]
+            return sum((x for x in sizes if x is not None), Decimal(0))
+    return None
+
+
+def _gib(quantity: Any) -> Decimal | None:
+    """A Kubernetes quantity in GiB (`200Gi`, `1Ti`, or a bare number of GiB), or None when unreadable."""
+    text = str(quantity or "")
+    for suffix, factor in (("Ti", 1024), ("Gi", 1), ("G", 1)):
+        if text.endswith(suffix) and text[: -len(suffix)].isdigit():
+            return Decimal(int(text[: -len(suffix)]) * factor)
+    return Decimal(text) if text.isdigit() else None
+
+
+def _volumes(ctx: _Context, owner: Declared, item: str, gb_per_node: Decimal | None, nodes: Counts) -> None:
+    """The gp3 EBS volumes of the nodes (billed per GB-month whatever the instance does)."""
+    if gb_per_node is None:
+        ctx.add(owner, f"EBS gp3: {item} (size unknown)", "ebs:gp3", nodes, note="volume size not in the plan")
+        return
+    ctx.add(owner, f"EBS gp3: {item} ({gb_per_node} GB each)", "ebs:gp3",
+            Counts(*(nodes.get(s) * gb_per_node for s in SCENARIOS)), note="GB-months of the nodes' volumes")
+
+
+@dataclass(frozen=True)
+class _Traffic:
+    """One deployment's expected traffic (its API's usage tag, else the assumptions' requests per second)."""
+    requests_per_second: Decimal
+    request_kb: Decimal
+    response_kb: Decimal
+    stated: bool
+
+    def million_requests(self, hours: Decimal) -> Decimal:
+        return self.requests_per_second * 3600 * hours / Decimal(1_000_000)
+
+    def gb_per_hour(self, kb: Decimal) -> Decimal:
+        return self.requests_per_second * 3600 * kb / Decimal(1024 * 1024)
+
+    def describe(self) -> str:
+        return (f"{self.requests_per_second.normalize():f}/s, {self.request_kb.normalize():f} KB in, "
+                f"{self.response_kb.normalize():f} KB out"
+                + ("" if self.stated else " (assumed)"))
+
+
+def _traffic(ctx: _Context) -> dict[str, _Traffic]:
+    by_group = {}
+    for api in ctx.of_type("aws:apigateway/restApi:RestApi"):
+        stated = parse_usage_tag(_map(api.props.get("tags")).get(USAGE_TAG, ""))
+        by_group[ctx.group_of(api)] = _Traffic(
+            _num(stated.get("requests_per_second", ctx.assumptions.requests_per_second)),
+            _num(stated.get("request_kb", 16)), _num(stated.get("response_kb", 4)), bool(stated))
+    return by_group
 
 
 def _fixed(ctx: _Context) -> None:
     a = ctx.assumptions
-    million_requests = a.requests_per_second * 3600 * a.hours_per_month / Decimal(1_000_000)
+    traffic = _traffic(ctx)
+    default = _Traffic(a.requests_per_second, Decimal(16), Decimal(4), False)
     for cluster in ctx.of_type("aws:eks/cluster:Cluster"):
         ctx.add(cluster, f"EKS control plane {cluster.props.get('name')}", "eks:cluster", Counts.same(1),
                 group=SHARED)
@@ -380,8 +506,8 @@ def _fixed(ctx: _Context) -> None:
                 Counts.same(zones), group=SHARED, note="gateway endpoints (S3) are free")
     for balancer in ctx.of_type("aws:lb/loadBalancer:LoadBalancer"):
         kind = "application" if balancer.props.get("loadBalancerType", "application") == "application" else "network"
-        ctx.add(balancer, f"{kind} load balancer {balancer.props.get('name')}", f"elb:{kind}", Counts.same(1),
-                note="hourly only; capacity units not estimated")
+        ctx.add(balancer, f"{kind} load balancer {balancer.props.get('name')}", f"elb:{kind}", Counts.same(1))
+        _capacity_units(ctx, balancer, kind, traffic.get(ctx.group_of(balancer), default))
     albs: dict[str, Declared] = {}
     for ingress in ctx.of_type(INGRESS):
         meta, spec = _map(ingress.props.get("metadata")), _map(ingress.props.get("spec"))
@@ -392,29 +518,72 @@ def _fixed(ctx: _Context) -> None:
             albs.setdefault(str(shared_name), ingress)
     for alb_name, ingress in albs.items():
         ctx.add(ingress, f"application load balancer for ingress {alb_name}", "elb:application", Counts.same(1),
-                note="created by the AWS Load Balancer Controller; capacity units not estimated")
+                note="created by the AWS Load Balancer Controller")
+        _capacity_units(ctx, ingress, "application", traffic.get(ctx.group_of(ingress), default))
     for acl in ctx.of_type("aws:wafv2/webAcl:WebAcl"):
+        t = traffic.get(ctx.group_of(acl), default)
         ctx.add(acl, "WAF web ACL", "waf:web-acl", Counts.same(1))
         ctx.add(acl, f"WAF rules ({len(_list(acl.props.get('rules')))})", "waf:rule",
                 Counts.same(len(_list(acl.props.get("rules")))))
-        ctx.add(acl, f"WAF requests (millions at {a.requests_per_second}/s)", "waf:requests",
-                Counts.same(million_requests))
+        ctx.add(acl, f"WAF requests (millions at {t.describe()})", "waf:requests",
+                Counts.same(t.million_requests(a.hours_per_month)))
     for api in ctx.of_type("aws:apigateway/restApi:RestApi"):
-        ctx.add(api, f"API Gateway REST requests (millions at {a.requests_per_second}/s)",
-                "apigateway:rest-requests", Counts.same(million_requests))
-    for type_token, item, key in (("aws:cloudwatch/metricAlarm:MetricAlarm", "CloudWatch alarms", "cloudwatch:alarm"),
-                                  ("aws:cloudwatch/compositeAlarm:CompositeAlarm", "CloudWatch composite alarms",
+        t = traffic.get(ctx.group_of(api), default)
+        ctx.add(api, f"API Gateway REST requests (millions at {t.describe()})", "apigateway:rest-requests",
+                Counts.same(t.million_requests(a.hours_per_month)))
+        ctx.add(api, "data transfer out to clients (GB of responses)", "data-transfer:out",
+                Counts.same((t.gb_per_hour(t.response_kb) * a.hours_per_month).quantize(CENTS)),
+                note="the first tier's rate; the free allowance not deducted")
+    # CloudWatch bills an alarm per metric it watches (a metric-math alarm: each metric it reads, not the
+    # expression), at a higher rate below a 60 s period; a composite alarm per alarm.
+    metrics: Counter[tuple[str, str]] = Counter()
+    for alarm in ctx.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        for watched, period in _alarm_metrics(alarm.props):
+            resolution = "cloudwatch:alarm-high-resolution" if period and period < 60 else "cloudwatch:alarm"
+            metrics[(ctx.group_of(alarm), resolution)] += watched
+    for (group, key), count in sorted(metrics.items()):
+        item = "CloudWatch high-resolution alarm metrics" if key.endswith("resolution") else "CloudWatch alarm metrics"
+        ctx.add(None, item, key, Counts.same(count), group=group)
+    for type_token, item, key in (("aws:cloudwatch/compositeAlarm:CompositeAlarm", "CloudWatch composite alarms",
                                    "cloudwatch:composite-alarm"),
                                   ("aws:cloudwatch/dashboard:Dashboard", "CloudWatch dashboards",
                                    "cloudwatch:dashboard")):
         by_group = Counter(ctx.group_of(r) for r in ctx.of_type(type_token))
         for group, count in sorted(by_group.items()):
             ctx.add(None, item, key, Counts.same(count), group=group)
-    logs = Counter(ctx.group_of(r) for r in ctx.of_type("aws:cloudwatch/logGroup:LogGroup"))
-    for group, count in sorted(logs.items()):
+    logs: dict[str, list[Declared]] = defaultdict(list)
+    for log_group in ctx.of_type("aws:cloudwatch/logGroup:LogGroup"):
+        logs[ctx.group_of(log_group)].append(log_group)
+    for group, found in sorted(logs.items()):
+        count = len(found)
         ctx.add(None, f"log ingestion ({count} group{'s' if count > 1 else ''} x {a.log_gb_per_group} GB)",
-                "logs:ingest",
-                Counts.same(count * a.log_gb_per_group), group=group, note="storage after ingestion not estimated")
+                "logs:ingest", Counts.same(count * a.log_gb_per_group), group=group)
+        # What is kept once retention is reached: a month's ingest per month retained (never-expiring groups are
+        # counted at one year: the estimate is steady state, not forever).
+        months = sum((min(_num(g.props.get("retentionInDays"), 365), Decimal(365)) / 30 for g in found), Decimal(0))
+        ctx.add(None, f"log storage ({count} group{'s' if count > 1 else ''} at their retention)", "logs:storage",
+                Counts.same((months * a.log_gb_per_group).quantize(CENTS)), group=group,
+                note="GB-months held at steady state")
+
+
+def _capacity_units(ctx: _Context, balancer: Declared, kind: str, t: _Traffic) -> None:
+    """Load balancer capacity units an hour, from the traffic: the largest dimension bills (ALB: 25 new connections
+    a second or 1 GB processed an hour per LCU; NLB: 800 new TCP flows a second or 1 GB an hour per NLCU), each
+    request assumed a new connection."""
+    per_second = Decimal(25) if kind == "application" else Decimal(800)
+    processed = t.gb_per_hour(t.request_kb + t.response_kb)
+    units = max(t.requests_per_second / per_second, processed).quantize(Decimal("0.0001"))
+    ctx.add(balancer, f"{'LCU' if kind == 'application' else 'NLCU'}s of {kind} load balancer ({t.describe()})",
+            f"elb:{kind}-capacity-unit", Counts.same(units), note="capacity units an hour, from the traffic")
+
+
+def _alarm_metrics(props: Mapping[str, Any]) -> list[tuple[int, Decimal | None]]:
+    """(metrics watched, period) of one alarm: one for a single-metric alarm, each `metric` query of a math one."""
+    queries = [_map(q) for q in _list(props.get("metricQueries"))]
+    if not queries:
+        return [(1, _num(props.get("period")) if props.get("period") is not None else None)]
+    return [(1, _num(_map(q.get("metric")).get("period")) if _map(q.get("metric")).get("period") is not None
+             else None) for q in queries if q.get("metric")]
 
 
 HANDLED = frozenset({SAGEMAKER_CONFIG, NODE_GROUP, "aws:eks/cluster:Cluster", "aws:ec2/natGateway:NatGateway",
@@ -444,8 +613,8 @@ def estimate(resources: Iterable[Declared], table: PriceTable, assumptions: Assu
 
 def declared_from_plan(plan: Mapping[str, Any]) -> list[Declared]:
     """The resources of a plan JSON (`python -m infra.plan --json`, the shape the policy pack receives)."""
-    return [Declared(r["type"], r["urn"], r.get("name", ""), r.get("inputs") or {}, r.get("parent") or None)
-            for r in plan.get("resources", [])]
+    return [Declared(r["type"], r["urn"], r.get("name", ""), r.get("inputs") or {}, r.get("parent") or None,
+                     r.get("propertyDependencies") or {}) for r in plan.get("resources", [])]
 
 
 def region_of(resources: Iterable[Declared]) -> str | None:

@@ -32,17 +32,29 @@ def _monthly(line: Line, estimate: Estimate) -> dict[str, Decimal | None]:
 def as_table(estimate: Estimate) -> Table:
     table = Table(title=f"{estimate.stack}: monthly cost in {estimate.region} (USD, on-demand list prices of "
                         f"{estimate.table.retrieved})")
-    for column in ("deployment", "item", "min", "configured", "max"):
+    for column in ("deployment", "item", "min", "configured", "max", "note"):
         table.add_column(column, justify="right" if column in SCENARIOS else "left")
     for group in estimate.groups():
         for line in (x for x in estimate.lines if x.group == group):
             monthly = _monthly(line, estimate)
-            table.add_row(group, line.item, *(usd(monthly[s]) for s in SCENARIOS))
+            unpriced = sorted({line.key_for(s) for s in SCENARIOS if monthly[s] is None})
+            note = "; ".join(filter(None, [line.note, f"no price for {', '.join(unpriced)}" if unpriced else ""]))
+            table.add_row(group, line.item, *(usd(monthly[s]) for s in SCENARIOS), note)
         table.add_row("", f"[bold]{group} (priced)[/]", *(f"[bold]{usd(estimate.total(s, group))}[/]"
-                                                          for s in SCENARIOS), end_section=True)
+                                                          for s in SCENARIOS), "", end_section=True)
     table.add_row("", "[bold]stack total (priced lines)[/]", *(f"[bold]{usd(estimate.total(s))}[/]"
-                                                                for s in SCENARIOS))
+                                                                for s in SCENARIOS), coverage(estimate))
     return table
+
+
+def coverage(estimate: Estimate) -> str:
+    """How much of the estimate is priced: lines, and the GPU lines among the unpriced (the ones that matter)."""
+    unpriced = estimate.unpriced()
+    if not unpriced:
+        return f"all {len(estimate.lines)} lines priced"
+    gpu = sum(line.gpu_bearing for line in unpriced)
+    return (f"{len(unpriced)} of {len(estimate.lines)} lines unpriced"
+            + (f", {gpu} of them GPU lines: the totals miss the largest costs" if gpu else ""))
 
 
 def notes(estimate: Estimate) -> list[str]:
@@ -61,18 +73,18 @@ def notes(estimate: Estimate) -> list[str]:
         out.append("Unknown to the estimator (unpriced, not zero): "
                    + ", ".join(f"{t} x{n}" for t, n in sorted(estimate.unknown.items())) + ".")
     a = estimate.assumptions
-    out.append(f"Assumed: {a.hours_per_month} hours a month, {a.requests_per_second} requests/s per deployment API, "
-               f"{a.log_gb_per_group} GB a month into each log group, spot at {a.spot_discount * 100:.0f}% below "
-               f"on-demand. Change them with --hours-per-month, --requests-per-second, --log-gb-per-group, "
-               f"--spot-discount.")
+    out.append(f"Assumed: {a.hours_per_month} hours a month, {a.log_gb_per_group} GB a month into each log group, "
+               f"spot at {a.spot_discount * 100:.0f}% below on-demand (--hours-per-month, --log-gb-per-group, "
+               f"--spot-discount). Traffic is each deployment's `usage` in the stack file, shown on its request "
+               f"lines; a plan without it is priced at {a.requests_per_second} requests/s, 16 KB in and 4 KB out "
+               f"(--requests-per-second).")
     sources = ", ".join(source.url for source in estimate.table.sources.values())
     out.append(f"Prices: {estimate.region} table retrieved {estimate.table.retrieved}; sources: {sources}")
     return out
 
 
 def summary(estimate: Estimate) -> str:
-    unpriced = len(estimate.unpriced())
-    left_out = f"; {unpriced} lines unpriced" if unpriced else ""
+    left_out = "" if not estimate.unpriced() else f"; {coverage(estimate)}"
     return (f"Monthly cost (priced lines, {estimate.region} list prices of {estimate.table.retrieved}): "
             f"min {usd(estimate.total('min'))} · configured {usd(estimate.total('configured'))} · "
             f"max {usd(estimate.total('max'))}{left_out} — details: python -m infra.cost --stack {estimate.stack}")

@@ -189,7 +189,8 @@ BUDGET = "aws:budgets/budget:Budget"
                 "budget owner's approval; `python -m infra.cost --stack <stack>` shows every line.")
 def monthly_budget(resources, config):
     """The same estimator as `python -m infra.cost`, over what the plan declares, priced from the checked-in table of
-    the stack's region. Lines the table does not price are left out of the total, and the message says so."""
+    the stack's region. A GPU line the table does not price is a violation of its own (the bill's largest lines
+    cannot be left out of a bound); other unpriced lines are left out of the total, and the message says so."""
     budgets = of_type(resources, BUDGET)
     if not budgets:
         if is_prod(config):
@@ -205,6 +206,13 @@ def monthly_budget(resources, config):
         yield f"cannot estimate the stack's cost: {error}", budgets[0].urn
         return
     result = estimate(declared, table)
+    blind = [line for line in result.unpriced("max") if line.gpu_bearing]
+    if blind:
+        keys = sorted({line.key_for("max") for line in blind} | {line.key_for("min") for line in blind})
+        yield (f"the estimate cannot bound the bill: {len(blind)} GPU line(s) are unpriced ({', '.join(keys)}: "
+               f"{'; '.join(line.item for line in blind)}); add their prices to the {region} table "
+               f"(`python -m infra.cost refresh --region {region}`) before this stack is judged against its "
+               f"${limit:,.2f} budget"), budgets[0].urn
     maximum = result.total("max")
     if maximum > limit:
         drivers = ", ".join(f"{group} ${cost:,.2f}" for group, cost in result.drivers("max") if cost)

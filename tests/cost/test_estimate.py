@@ -30,18 +30,30 @@ def reranker_stack():
 
 def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent(reranker_stack):
     result = reranker_stack
-    # min and configured, 730 hours:
-    #   system nodes     2 x m6i.xlarge  2 x 0.192 x 730 =   280.32
-    #   GPU nodes        2 x g5.2xlarge  2 x 1.212 x 730 = 1,769.52   (the pool's dearest type; autoscaler floor 2)
-    #   EKS control plane                    0.10 x 730 =    73.00
-    #   KMS key                                             1.00
-    #   API requests     1/s x 2,628,000 s = 2.628 M x 3.50 = 9.198
-    #                                                      2,133.038 -> 2,133.04
-    # max: system 4 x 0.192 x 730 = 560.64; GPU 4 x 1.212 x 730 = 3,539.04; + 73.00 + 1.00 + 9.198 = 4,182.878
-    assert result.total("min") == Decimal("2133.04")
-    assert result.total("configured") == Decimal("2133.04")
-    assert result.total("max") == Decimal("4182.88")
-    assert result.total("max", "reranker") == Decimal("3548.24")  # GPU nodes 3,539.04 + API 9.198 -> 3,548.238
+    # min and configured, 730 hours, us-east-1 table (unit prices written out; each sum by hand):
+    #   system nodes      2 x m6i.xlarge 0.192/h             280.32    their gp3 2 x 50 GB x 0.08      8.00
+    #   GPU nodes         2 x g6.2xlarge 0.9776/h          1,427.296   (the pool's cheapest type for 1 GPU)
+    #                       their gp3 2 x 200 GB x 0.08       32.00
+    #   EKS control plane 0.10/h                              73.00    KMS key                          1.00
+    #   NAT gateways      3 x 0.045/h                         98.55    public IPv4 3 x 0.005/h         10.95
+    #   interface endpoints 7 x 3 zones x 0.01/h             153.30    CloudWatch dashboard             3.00
+    #   NLB and ALB       2 x 0.0225/h                        32.85
+    #   their capacity units: 1 req/s x 20 KB = 0.0687 GB/h (more than 1/25 or 1/800 of a connection a second):
+    #                     0.0687 x (0.006 + 0.008) x 730       0.702114
+    #   WAF               5.00 + 3 rules x 1.00 + 2.628 M x 0.60                               9.5768
+    #   API requests      2.628 M x 3.50                       9.198   data out 10.03 GB x 0.09        0.9027
+    #   alarm metrics     1 x 0.10                             0.10
+    #   logs              5 groups x 1 GB x 0.50 ingest        2.50    stored 60.83 GB-months x 0.03   1.8249
+    #                                                      = 2,145.070514 -> 2,145.07
+    # max: system 4 nodes 560.64 + 16.00; GPU 4 x g5.2xlarge (the pool's dearest per GPU) 4 x 1.212 x 730
+    #      = 3,539.04 + 64.00; the rest as at min                = 4,577.134514 -> 4,577.13
+    assert result.total("min") == Decimal("2145.07")
+    assert result.total("configured") == Decimal("2145.07")
+    assert result.total("max") == Decimal("4577.13")
+    # the reranker's own lines at max: GPU nodes 3,539.04 + volumes 64.00 + NLB/ALB 32.85 + capacity 0.702114
+    #   + WAF 9.5768 + API 9.198 + data out 0.9027 + alarm 0.10 + logs 1.50 + 1.095 = 3,658.964614
+    assert result.total("max", "reranker") == Decimal("3658.96")
+    assert not result.unpriced()
 
 
 def test_raising_autoscaling_max_raises_the_maximum_by_the_instance_price_times_the_difference(reranker_stack):
@@ -51,7 +63,8 @@ def test_raising_autoscaling_max_raises_the_maximum_by_the_instance_price_times_
         reranker_only(raw)
         raw["mlserve:deployments"][0]["autoscaling"]["max"] = 7
     raised = priced(edited("prod", three_more))
-    assert raised.total("max") - base.total("max") == Decimal("2654.28")  # 3 x 1.212 x 730
+    # 3 more GPU nodes at max: 3 x 1.212 x 730 = 2,654.28, and their volumes 3 x 200 GB x 0.08 = 48.00
+    assert raised.total("max") - base.total("max") == Decimal("2702.28")
     assert raised.total("min") == base.total("min")
 
 
@@ -61,8 +74,10 @@ def test_spot_capacity_is_priced_at_the_assumed_discount():
         raw["mlserve:environment"] = "dev"
         raw["mlserve:cluster"]["gpu_pools"][0]["capacity_types"] = ["spot"]
     result = priced(edited("prod", spot), spot_discount=Decimal("0.6"))
-    (gpu,) = [line for line in result.lines if line.key == "ec2:g5.2xlarge"]
-    assert gpu.spot and gpu.monthly("min", result.assumptions) == Decimal("707.808")  # 2 x 1.212 x 0.4 x 730
+    (gpu,) = [line for line in result.lines if line.item.startswith("GPU nodes")]
+    # min on the cheapest type: 2 x 0.9776 x 0.4 x 730; max on the dearest per GPU: 4 x 1.212 x 0.4 x 730
+    assert gpu.spot and gpu.monthly("min", result.assumptions) == Decimal("570.9184")
+    assert gpu.monthly("max", result.assumptions) == Decimal("1415.616")
 
 
 def test_an_idle_dev_stack_costs_no_gpu_hours_even_where_the_instance_is_unpriced():
@@ -89,11 +104,14 @@ def test_unpriced_lines_are_listed_and_left_out_of_the_totals():
     result = estimate(declared_from_plan(stack_plan("prod").as_json()), TABLE)
     unpriced = {line.key: line for line in result.unpriced()}
     assert unpriced["sagemaker-hosting:ml.g5.2xlarge"].quantity.max == 12  # prod's autoscaling.max
-    assert unpriced["nat-gateway"].quantity.min == 3
     assert all(line.monthly("max", result.assumptions) is None for line in unpriced.values())
-    assert result.total("max") == sum((m for line in result.lines
-                                       if (m := line.monthly("max", result.assumptions)) is not None),
-                                      Decimal(0)).quantize(Decimal("0.01"))
+    # Left out, not counted as zero: pricing the line at $1/h adds exactly its instance-hours to the totals.
+    table = TABLE.model_copy(deep=True)
+    table.prices["sagemaker-hosting:ml.g5.2xlarge"] = table.prices["eks:cluster"].model_copy(
+        update={"usd": Decimal("1.00")})
+    priced_too = estimate(declared_from_plan(stack_plan("prod").as_json()), table)
+    assert priced_too.total("min") - result.total("min") == Decimal("2920.00")  # 4 instances x 730 h
+    assert priced_too.total("max") - result.total("max") == Decimal("8760.00")  # 12 instances x 730 h
 
 
 def test_a_resource_type_the_estimator_does_not_know_is_reported_not_zero():
@@ -127,7 +145,7 @@ def test_replicas_pack_onto_multi_gpu_nodes_and_the_pool_limit_caps_the_maximum(
     # g5.12xlarge has 4 GPUs: 5 one-GPU replicas need 2 nodes, 3 two-GPU replicas need 2 nodes (6 GPUs).
     # The pool's 12-GPU limit allows 3 nodes in all: the first service keeps 2, the second is cut to 1.
     result = estimate([_pool(12), _service("a", 1, 1, 5), _service("b", 2, 1, 3)], TABLE)
-    a, b = result.lines
+    a, b = [line for line in result.lines if line.item.startswith("GPU nodes")]
     assert (a.quantity.min, a.quantity.max) == (1, 2)
     assert (b.quantity.min, b.quantity.max) == (1, 1) and "capped by the pool's GPU limit" in b.note
 
@@ -140,8 +158,8 @@ def test_a_price_without_a_source_cannot_enter_a_table():
 
 
 def test_a_region_without_a_table_says_how_to_get_one():
-    with pytest.raises(PriceTableError, match="no price table for eu-west-1.*refresh --region eu-west-1"):
-        load_table("eu-west-1")
+    with pytest.raises(PriceTableError, match="no price table for ap-south-1.*refresh --region ap-south-1"):
+        load_table("ap-south-1")
 
 
 def test_every_checked_in_figure_names_a_checkable_source():
