@@ -11,7 +11,7 @@ from pulumi_policy import EnforcementLevel
 from infra.config import ConfigError
 from tests import aws_replay as replay
 from tests.harness import config_of, edited, plan_config, policy_json, raw_config, stack_account, stack_plan
-from tests.policies.conftest import plan_json, resources, violations
+from tests.policies.conftest import plan_json, plan_json_for, resources, violations
 
 ACCOUNT = "123456789012"  # moto's
 
@@ -82,14 +82,21 @@ def test_a_budget_aws_would_refuse_is_refused_in_the_stack_file(budget, message)
     assert message in error.value.render() and "budget" in error.value.render()
 
 
+def estimated(plan: dict):
+    """What `python -m infra.cost --plan` says of the same plan: the rule must say the same."""
+    from infra.cost import declared_from_plan, estimate, load_table
+    return estimate(declared_from_plan(plan), load_table("us-east-1"))
+
+
 def test_prod_over_its_budget_is_refused_naming_the_deployments_that_drive_it():
     plan = plan_json("prod")
     resources(plan, "aws:budgets/budget:Budget")[0]["inputs"]["limitAmount"] = "5000.00"
     (found,) = violations(plan, "prod", "monthly-budget")
+    result = estimated(plan)
     assert found.level == EnforcementLevel.MANDATORY
-    assert "$7,731.12 a month, over its $5,000.00 budget" in found.message
-    assert "(by deployment: reranker $7,087.28, shared $634.64, resnet50 $9.20)" in found.message
-    assert "sagemaker-hosting:ml.g5.2xlarge" in found.message  # what the total leaves out is said
+    assert f"${result.total('max'):,.2f} a month, over its $5,000.00 budget" in found.message
+    drivers = ", ".join(f"{group} ${cost:,.2f}" for group, cost in result.drivers("max"))
+    assert f"(by deployment: {drivers})" in found.message and drivers.startswith("resnet50")
     assert found.urn == resources(plan, "aws:budgets/budget:Budget")[0]["urn"]
 
 
@@ -97,7 +104,26 @@ def test_dev_over_its_budget_is_only_advisory():
     plan = plan_json("dev")
     resources(plan, "aws:budgets/budget:Budget")[0]["inputs"]["limitAmount"] = "5.00"
     (found,) = violations(plan, "dev", "monthly-budget")
-    assert found.level == EnforcementLevel.ADVISORY and "$10.20 a month" in found.message
+    assert found.level == EnforcementLevel.ADVISORY
+    assert f"${estimated(plan).total('max'):,.2f} a month" in found.message
+
+
+def test_gpus_the_table_cannot_price_cannot_hide_under_a_budget():
+    # The review's case: dev edited to ml.p5.48xlarge x 20 under a $50 budget once passed, because the rule compared
+    # only what the table prices. A GPU line without a price is a violation of its own, naming the line.
+    def edit(raw):
+        d = raw["mlserve:deployments"][0]
+        d["compute"]["instance_type"] = "ml.p5.48xlarge"
+        d["component"]["accelerators"] = 8
+        d["autoscaling"]["max"] = 20
+        raw["mlserve:budget"]["monthly_usd"] = 50
+    plan = plan_json_for(edited("dev", edit), "dev")
+    found = violations(plan, "dev", "monthly-budget")
+    (blind,) = [v for v in found if "cannot bound the bill" in v.message]
+    assert blind.level == EnforcementLevel.ADVISORY  # dev; the same plan judged as prod is mandatory
+    assert "sagemaker-hosting:ml.p5.48xlarge" in blind.message
+    prod = [v for v in violations(plan, "prod", "monthly-budget") if "cannot bound the bill" in v.message]
+    assert prod and prod[0].level == EnforcementLevel.MANDATORY
 
 
 def test_prod_must_declare_a_budget_dev_need_not():

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from infra.cost import declared_from_plan, estimate, load_table
 from infra.cost.__main__ import main
-from tests.harness import stack_plan
+from infra.cost.report import as_json
+from tests.harness import edited, plan_config, stack_plan
+
+TABLE = load_table("us-east-1")
+
+
+def stack_estimate(stack: str):
+    return estimate(declared_from_plan(stack_plan(stack).as_json()), TABLE)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,24 +33,48 @@ def test_json_carries_the_figures_the_table_prints(prod_plan, capsys):
     assert main(["--plan", str(prod_plan), "--json", "-"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["stack"] == "prod" and figures["region"] == "us-east-1"
-    assert figures["complete"] == {"min": False, "configured": False, "max": False}
-    assert "sagemaker-hosting:ml.g5.2xlarge" in figures["unpriced"]
+    assert figures["complete"] == {"min": True, "configured": True, "max": True}  # every line of prod is priced
+    assert figures["unpriced"] == []
     per_line = sum(float(line["monthly"]["max"] or 0) for line in figures["lines"])
     assert abs(per_line - float(figures["totals"]["max"])) < 0.05  # each line rounded to the cent
     assert main(["--plan", str(prod_plan)]) == 0
     printed = capsys.readouterr().out
     assert f"${float(figures['totals']['max']):,.2f}" in printed
-    assert "Unpriced (" in printed and "Billed by use, not estimated" in printed and "Assumed: 730" in printed
+    assert "Unpriced (" not in printed and "all " in printed and "lines priced" in printed
+    assert "Billed by use, not estimated" in printed and "Assumed: 730" in printed
 
 
-def test_assumptions_change_the_figures(prod_plan, tmp_path, capsys):
+def api_lines(figures: dict) -> dict[str, str]:
+    return {line["group"]: line["monthly"]["min"] for line in figures["lines"]
+            if line["key"] == "apigateway:rest-requests"}
+
+
+def test_a_deployments_usage_drives_its_traffic_lines(tmp_path):
+    # 10 more requests/s on resnet50 (its `usage` in the stack file): 26.28 M more requests x $3.50 per million.
+    def busier(raw):
+        next(d for d in raw["mlserve:deployments"] if d["name"] == "resnet50")["usage"] = {"requests_per_second": 11}
+    base = json.loads(json.dumps(as_json(stack_estimate("prod"))))
+    more = json.loads(json.dumps(as_json(estimate(declared_from_plan(plan_config(edited("prod", busier),
+                                                                                     "prod").as_json()), TABLE))))
+    assert float(api_lines(more)["resnet50"]) - float(api_lines(base)["resnet50"]) == pytest.approx(91.98)
+    assert api_lines(more)["reranker"] == api_lines(base)["reranker"]
+
+
+def test_a_plan_without_usage_is_priced_at_the_assumed_rate(prod_plan, tmp_path, capsys):
+    plan = json.loads(prod_plan.read_text())
+    for resource in plan["resources"]:  # a plan written before deployments carried their usage
+        if resource["type"] == "aws:apigateway/restApi:RestApi":
+            resource["inputs"].pop("tags", None)
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(plan))
     low, high = tmp_path / "low.json", tmp_path / "high.json"
-    assert main(["--plan", str(prod_plan), "--json", str(low), "--summary"]) == 0
-    assert main(["--plan", str(prod_plan), "--json", str(high), "--summary", "--requests-per-second", "11"]) == 0
+    assert main(["--plan", str(bare), "--json", str(low), "--summary"]) == 0
+    assert main(["--plan", str(bare), "--json", str(high), "--summary", "--requests-per-second", "11"]) == 0
     assert "Monthly cost (priced lines" in capsys.readouterr().out
     base, more = json.loads(low.read_text()), json.loads(high.read_text())
-    # 10 more requests/s on each of prod's two APIs: 2 x 26.28 M requests x $3.50 per million
-    assert round(float(more["totals"]["min"]) - float(base["totals"]["min"]), 2) == 183.96
+    # 10 more requests/s on each of prod's two APIs: 26.28 M requests x $3.50 per million each
+    assert {g: round(float(more_v) - float(api_lines(base)[g]), 2) for g, more_v in api_lines(more).items()} == \
+        {"resnet50": 91.98, "reranker": 91.98}
 
 
 def test_diff_shows_base_head_and_the_change_per_deployment(prod_plan, tmp_path, capsys):
@@ -54,11 +86,12 @@ def test_diff_shows_base_head_and_the_change_per_deployment(prod_plan, tmp_path,
     markdown = capsys.readouterr().out
     assert markdown.startswith("### Monthly cost: `prod`")
     total = next(line for line in markdown.splitlines() if line.startswith("| **total (priced)**"))
-    # prod's priced lines per hour: min 2 m6i.xlarge 0.384 + 3 g5.2xlarge 3.636 + EKS 0.10 = 4.12; max 0.768 + 9.696
-    # + 0.10 = 10.564. Plus the KMS key (1.00) and two APIs at 1 request/s x $3.50 per million requests:
-    #   730 h: min 4.12 x 730 + 1 + 2 x 2.628 x 3.5 = 3,026.996; max 10.564 x 730 + 1 + 18.396 = 7,731.116
-    #   744 h: min 4.12 x 744 + 1 + 2 x 2.6784 x 3.5 = 3,085.029; max 10.564 x 744 + 1 + 18.749 = 7,879.365
-    assert total == "| **total (priced)** | 3,027.00 | 3,085.03 | +58.03 | 7,731.12 | 7,879.36 | +148.24 |"
+    b, h = json.loads(base.read_text())["totals"], json.loads(head.read_text())["totals"]
+    cells = [c.strip() for c in total.strip("|").split("|")][1:]
+    assert cells == [f"{float(b['min']):,.2f}", f"{float(h['min']):,.2f}",
+                     f"+{float(h['min']) - float(b['min']):,.2f}", f"{float(b['max']):,.2f}",
+                     f"{float(h['max']):,.2f}", f"+{float(h['max']) - float(b['max']):,.2f}"]
+    assert float(h["max"]) > float(b["max"])  # 14 more hours of every hourly line
     assert "Assumptions differ" in markdown
 
 

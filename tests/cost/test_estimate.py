@@ -81,13 +81,19 @@ def test_spot_capacity_is_priced_at_the_assumed_discount():
 
 
 def test_an_idle_dev_stack_costs_no_gpu_hours_even_where_the_instance_is_unpriced():
-    result = estimate(declared_from_plan(stack_plan("dev").as_json()), TABLE)
+    table = TABLE.model_copy(deep=True)
+    del table.prices["sagemaker-hosting:ml.g5.xlarge"]
+    result = estimate(declared_from_plan(stack_plan("dev").as_json()), table)
     (gpu,) = [line for line in result.lines if line.key.startswith("sagemaker-hosting:")]
     assert gpu.group == "resnet50"  # the host endpoint belongs to the component on it
     assert (gpu.quantity.min, gpu.quantity.configured, gpu.quantity.max) == (0, 1, 2)
     assert gpu.monthly("min", result.assumptions) == 0
     assert gpu.monthly("max", result.assumptions) is None
     assert gpu in result.unpriced("max") and gpu not in result.unpriced("min")
+    # priced (the checked-in table): 2 instances x 1.4084 x 730 at max
+    (priced_gpu,) = [line for line in estimate(declared_from_plan(stack_plan("dev").as_json()), TABLE).lines
+                     if line.key.startswith("sagemaker-hosting:")]
+    assert priced_gpu.monthly("max", result.assumptions) == Decimal("2056.264")
 
 
 def test_a_priced_sagemaker_instance_scales_from_zero_with_managed_instance_scaling(tmp_path):
@@ -101,12 +107,14 @@ def test_a_priced_sagemaker_instance_scales_from_zero_with_managed_instance_scal
 
 
 def test_unpriced_lines_are_listed_and_left_out_of_the_totals():
-    result = estimate(declared_from_plan(stack_plan("prod").as_json()), TABLE)
+    without = TABLE.model_copy(deep=True)
+    del without.prices["sagemaker-hosting:ml.g5.2xlarge"]
+    result = estimate(declared_from_plan(stack_plan("prod").as_json()), without)
     unpriced = {line.key: line for line in result.unpriced()}
     assert unpriced["sagemaker-hosting:ml.g5.2xlarge"].quantity.max == 12  # prod's autoscaling.max
     assert all(line.monthly("max", result.assumptions) is None for line in unpriced.values())
     # Left out, not counted as zero: pricing the line at $1/h adds exactly its instance-hours to the totals.
-    table = TABLE.model_copy(deep=True)
+    table = without.model_copy(deep=True)
     table.prices["sagemaker-hosting:ml.g5.2xlarge"] = table.prices["eks:cluster"].model_copy(
         update={"usd": Decimal("1.00")})
     priced_too = estimate(declared_from_plan(stack_plan("prod").as_json()), table)
