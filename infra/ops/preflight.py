@@ -374,6 +374,7 @@ class Stores:
     repositories: tuple[str, ...]
     missing_repositories: tuple[str, ...]
     serving: tuple[str, ...]  # the stack's REST APIs that exist (every deployment has one, declared in phase all)
+    unread: tuple[str, ...] = ()  # what AWS would not say, and why
 
     @property
     def created(self) -> bool:
@@ -389,18 +390,25 @@ def stores_of(cfg: StackConfig, stack: str, clients: Clients) -> Stores:
         code = str(error.response["Error"].get("Code"))
         state = {"404": "free", "NoSuchBucket": "free", "NotFound": "free", "403": "taken"}.get(code, f"unknown: {code}")
     repositories = tuple(sorted({image_repository_name(stack, d.image.repository) for d in cfg.deployments}))
-    missing = []
+    missing, unread = [], []
     for repository in repositories:
         try:
             clients.ecr.describe_repositories(repositoryNames=[repository])
         except ClientError as error:
-            if error.response["Error"].get("Code") != "RepositoryNotFoundException":
-                raise
+            code = error.response["Error"].get("Code")
+            if code != "RepositoryNotFoundException":
+                unread.append(f"ECR repository {repository} ({code}; grant ecr:DescribeRepositories)")
+                continue
             missing.append(repository)
     apis = {deployment_name(stack, d.name) for d in cfg.deployments}
-    serving = sorted(api["name"] for page in clients.apigateway.get_paginator("get_rest_apis").paginate()
-                     for api in page.get("items", []) if api.get("name") in apis)
-    return Stores(bucket, state, repositories, tuple(missing), tuple(serving))
+    try:
+        serving = sorted(api["name"] for page in clients.apigateway.get_paginator("get_rest_apis").paginate()
+                         for api in page.get("items", []) if api.get("name") in apis)
+    except ClientError as error:
+        serving = []
+        unread.append(f"the stack's REST APIs ({error.response['Error'].get('Code')}; grant apigateway:GET on "
+                      "/restapis)")
+    return Stores(bucket, state, repositories, tuple(missing), tuple(serving), tuple(unread))
 
 
 def _todo(check: Check) -> str:
@@ -419,6 +427,7 @@ def phase_checks(cfg: StackConfig, stack: str, stores: Stores, serving: list[Che
     elif stores.bucket_state.startswith("unknown"):
         checks.append(Check("bucket", stores.bucket, "unverified", f"S3 did not say whether it exists "
                             f"({stores.bucket_state})", "grant s3:ListBucket on it"))
+    checks += [Check("phase", "what exists", "unverified", f"could not read {what_}", "") for what_ in stores.unread]
     if cfg.phase == "stores":
         if stores.serving:
             checks.append(Check("phase", subject, "fail", f"the stack already serves ({', '.join(stores.serving)}): a "

@@ -122,3 +122,16 @@ def test_the_cli_says_the_phase_and_exits_0_when_phase_one_can_go(aws, tmp_path,
     out = capsys.readouterr().out
     assert "mlserve:phase stores" in out and "TODO" in out
     assert "preflight: 2 passed, 0 failed, 0 unverified, 3 to do before mlserve:phase all" in out
+
+
+def test_what_aws_will_not_show_is_unverified_not_a_traceback(aws):
+    client = boto3.client("apigateway", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error("get_rest_apis", "AccessDeniedException", "not authorized", 403)
+    stubber.activate()
+    aws.inject("apigateway", client)
+    stub_sagemaker_quotas(aws, {"ml.g5.xlarge": 4})
+    checks = preflight(dev("stores"), "dev", aws)
+    [unread] = [c for c in checks if c.status == "unverified"]
+    assert unread.detail == "could not read the stack's REST APIs (AccessDeniedException; grant apigateway:GET on " \
+                            "/restapis)"
