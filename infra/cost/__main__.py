@@ -20,7 +20,8 @@ from rich.console import Console
 
 from infra.config import ConfigError, available_stacks, load_named
 
-from .estimate import Assumptions, Declared, declared_from_plan, estimate, region_of
+from .estimate import declared_from_plan, estimate, region_of
+from .model import Assumptions, Declared
 from .report import as_json, as_table, diff_markdown, notes, summary
 from .table import PriceTableError, load_table
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from .estimate import CENTS, SCENARIOS, Estimate, Line
+from .model import CENTS, SCENARIOS, Estimate, Line
 
 USAGE_NAMES = {
     "aws:lambda/function:Function": "Lambda functions (invocations)",

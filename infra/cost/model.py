@@ -1,0 +1,135 @@
+"""What an estimate is made of: the declared resources it reads, the assumptions it prices traffic and time with,
+the cost lines at three capacities, and the estimate that totals them. The pricers that turn a plan into lines are
+in `estimate.py`; the report prints these."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from infra import aws_facts
+
+from .table import Price, PriceTable
+
+SCENARIOS = ("min", "configured", "max")
+CENTS = Decimal("0.01")
+SHARED = "shared"
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One declared resource: its type token, URN, name, inputs and parent URN."""
+    type: str
+    urn: str
+    name: str
+    props: Mapping[str, Any]
+    parent: str | None = None
+    inputs_from: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """The URNs each input was taken from (the plan's propertyDependencies), where known."""
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    hours_per_month: Decimal = Decimal(730)
+    requests_per_second: Decimal = Decimal(1)
+    """Average requests per second each deployment's API receives (API Gateway and WAF request charges)."""
+    log_gb_per_group: Decimal = Decimal(1)
+    """GB ingested per month into each log group (flow logs, API access logs, control plane, jobs)."""
+    spot_discount: Decimal = Decimal("0.5")
+    """Fraction below the on-demand price that spot capacity is assumed to cost."""
+
+    def describe(self) -> dict[str, str]:
+        return {"hours_per_month": str(self.hours_per_month), "requests_per_second": str(self.requests_per_second),
+                "log_gb_per_group": str(self.log_gb_per_group), "spot_discount": str(self.spot_discount)}
+
+
+@dataclass(frozen=True)
+class Counts:
+    min: Decimal
+    configured: Decimal
+    max: Decimal
+
+    @classmethod
+    def same(cls, value: Decimal | int | float) -> Counts:
+        v = Decimal(str(value))
+        return cls(v, v, v)
+
+    def get(self, scenario: str) -> Decimal:
+        return getattr(self, scenario)
+
+
+@dataclass(frozen=True)
+class Line:
+    group: str
+    """The deployment the cost belongs to, or "shared"."""
+    item: str
+    key: str
+    """Price table key; unpriced when the table lacks it."""
+    quantity: Counts
+    """Units per scenario: instances or nodes (per hour), keys or ACLs (per month), millions of requests, GB."""
+    price: Price | None
+    spot: bool = False
+    note: str = ""
+    max_key: str | None = None
+    """At max a different unit can apply (a Karpenter pool's dearest type per GPU, where min takes its cheapest)."""
+    max_price: Price | None = None
+
+    @property
+    def gpu_bearing(self) -> bool:
+        """Whether the line pays for GPUs (a GPU instance type at any bound): the lines a budget cannot do without."""
+        return any(aws_facts.gpus(key.split(":", 1)[-1]) > 0 for key in (self.key, self.max_key or self.key))
+
+    def price_for(self, scenario: str) -> Price | None:
+        return self.max_price if scenario == "max" and self.max_key else self.price
+
+    def key_for(self, scenario: str) -> str:
+        return self.max_key if scenario == "max" and self.max_key else self.key
+
+    def unit_usd(self, assumptions: Assumptions, scenario: str = "configured") -> Decimal | None:
+        price = self.price_for(scenario)
+        if price is None:
+            return None
+        return price.usd * (1 - assumptions.spot_discount) if self.spot else price.usd
+
+    def monthly(self, scenario: str, assumptions: Assumptions) -> Decimal | None:
+        """Exact USD for the scenario; None when unpriced and the quantity is not zero (zero costs zero)."""
+        quantity = self.quantity.get(scenario)
+        unit = self.unit_usd(assumptions, scenario)
+        price = self.price_for(scenario)
+        if unit is None or price is None:
+            return Decimal(0) if quantity == 0 else None
+        per_month = assumptions.hours_per_month if price.per == "hour" else Decimal(1)
+        return quantity * unit * per_month
+
+
+@dataclass
+class Estimate:
+    stack: str
+    region: str
+    table: PriceTable
+    assumptions: Assumptions
+    lines: list[Line]
+    usage_based: Counter[str] = field(default_factory=Counter)
+    unknown: Counter[str] = field(default_factory=Counter)
+
+    def total(self, scenario: str, group: str | None = None) -> Decimal:
+        """Priced lines only, rounded to the cent; `unpriced(scenario)` says what is left out."""
+        exact = sum((m for line in self.lines if group is None or line.group == group
+                     if (m := line.monthly(scenario, self.assumptions)) is not None), Decimal(0))
+        return exact.quantize(CENTS, rounding=ROUND_HALF_UP)
+
+    def unpriced(self, scenario: str | None = None) -> list[Line]:
+        scenarios = SCENARIOS if scenario is None else (scenario,)
+        return [line for line in self.lines
+                if any(line.monthly(s, self.assumptions) is None for s in scenarios)]
+
+    def groups(self) -> list[str]:
+        named = sorted({line.group for line in self.lines} - {SHARED})
+        return named + ([SHARED] if any(line.group == SHARED for line in self.lines) else [])
+
+    def drivers(self, scenario: str = "max") -> list[tuple[str, Decimal]]:
+        """Deployments (and shared) by their priced cost in the scenario, dearest first."""
+        return sorted(((g, self.total(scenario, g)) for g in self.groups()), key=lambda item: -item[1])
