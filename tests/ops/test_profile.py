@@ -74,3 +74,11 @@ def test_the_inputs_can_come_from_the_models_spec_where_the_server_has_no_metada
     assert main(["profile", "--stack", "dev", "--deployment", "resnet50", "--url", f"http://{server.url}",
                  "--spec", str(tmp_path / "missing.json"), "--seconds", "0.5"]) == 2
     assert "not a model spec.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("latencies,p,expected", [([1, 2, 3, 4], 50, 2), ([1, 2, 3, 4], 99, 4), ([4, 1, 3, 2], 25, 1),
+                                                  ([10.0] * 99 + [500.0], 99, 10.0), ([10.0] * 99 + [500.0], 100, 500)])
+def test_percentiles_are_nearest_rank_as_the_serving_bench_reports_them(latencies, p, expected):
+    # One definition across the tools: the p-th percentile of n latencies is the ceil(p/100 * n)-th smallest (a
+    # latency that was observed); the bench (bench/serving.py) reports the same.
+    assert Step(concurrency=1, latencies_ms=latencies).percentile(p) == expected
