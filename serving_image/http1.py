@@ -18,7 +18,10 @@ idle connections, wait for the requests in flight). The client keeps idle connec
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
+import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
@@ -35,7 +38,8 @@ REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 class Request:
     """One whole request. `headers`: lower-case names; a repeated header keeps its last value."""
-    __slots__ = ("method", "target", "path", "query", "headers", "body", "too_large", "keep_alive", "http10")
+    __slots__ = ("method", "target", "path", "query", "headers", "body", "too_large", "keep_alive", "http10",
+                 "unparsable")
 
     def __init__(self) -> None:
         self.method = ""
@@ -47,6 +51,7 @@ class Request:
         self.too_large = False
         self.keep_alive = True
         self.http10 = False
+        self.unparsable: Response | None = None  # not HTTP: answered with this, never handed to the handler
 
 
 class Response:
@@ -125,20 +130,19 @@ class _ServerConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(400, b"upgrades are not supported")
+            self._fail(400, "upgrades are not supported")
         except httptools.HttpParserError as error:
             if self.headers_too_large:
-                self._fail(431, b"the request's headers are larger than %d bytes" % MAX_HEADER_BYTES)
+                self._fail(431, f"the request's headers are larger than {MAX_HEADER_BYTES} bytes")
                 return
-            self._fail(400, f"not a valid HTTP request: {error}".encode())
+            self._fail(400, f"not a valid HTTP request: {error}")
 
-    def _fail(self, status: int, message: bytes) -> None:
+    def _fail(self, status: int, message: str) -> None:
         """An unparsable request: answered at once (after what is queued), then the connection closes."""
         request = Request()
         request.keep_alive = False
-        request.method = "ERROR"
-        request.body = b'{"error":"%s"}' % message.replace(b'"', b"'")
-        request.headers = {"status": str(status)}
+        request.unparsable = Response(status, json.dumps({"error": message}).encode(),
+                                      [("Content-Type", "application/json")])
         self._enqueue(request)
         self.closing = True
         if self.transport is not None:
@@ -243,15 +247,15 @@ class _ServerConnection(asyncio.Protocol):
         try:
             while self.queue:
                 request = self.queue.popleft()
-                if request.method == "ERROR":
-                    response = Response(int(request.headers["status"]), request.body,
-                                        [("Content-Type", "application/json")])
+                if request.unparsable is not None:
+                    response = request.unparsable
                 else:
                     server.in_flight += 1
                     try:
                         response = await server.handler(request)
                     except Exception as error:  # noqa: BLE001 - a bug in a handler: said, never a dropped connection
                         server.errors += 1
+                        traceback.print_exc(file=sys.stderr)
                         response = Response(500, b'{"error":"the front failed: %s"}' %
                                             type(error).__name__.encode(), [("Content-Type", "application/json")])
                     finally:

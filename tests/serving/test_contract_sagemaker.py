@@ -127,8 +127,20 @@ def test_what_the_gateway_sends_for_binary_tensors_is_understood(sagemaker):
     np.testing.assert_allclose(np.frombuffer(reply[size:], np.float32), expected, atol=1e-5)
 
 
+def test_other_paths_and_methods_are_4xx_with_a_message(sagemaker):
+    """SageMaker's contract is /ping and /invocations: anything else is the client's 404 or 405, said in JSON."""
+    port, _, _ = sagemaker
+    for path, body, status in (("/v2/health/ready", None, 404), ("/invocations", None, 405),
+                               ("/ping", b"{}", 405)):
+        got, content_type, payload = call(port, path, body)
+        assert got == status and content_type == "application/json", (path, got, payload[:200])
+        assert path in json.loads(payload)["error"]
+    assert call(port, "/invocations", json_body(sample_input(1)))[0] == 200
+
+
 def test_sigterm_ends_the_container_cleanly(sagemaker):
     port, process, _ = sagemaker
     assert call(port, "/ping")[0] == 200
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=40) == 0
+
