@@ -16,8 +16,9 @@ Per deployment:
 - KServe: the ALB the Ingress names and the PrivateLink NLB's target group have every target healthy (elbv2
   DescribeTargetHealth); each KEDA ScaledObject is Ready (through the Kubernetes API, `KUBECONFIG`).
 
-Exit 0 when every check passes, 1 naming each that failed. Names the provider generates (`<name>-<7 hex>`) are
-matched by their prefix, as the plan cannot know the suffix AWS got.
+Exit 0 when no check fails, 1 naming each that failed. An async SageMaker deployment's inferences are not sent (its
+answers come through S3): they show as UNVERIFIED, its gateway's refusals are still checked. Names the provider
+generates (`<name>-<7 hex>`) are matched by their prefix, as the plan cannot know the suffix AWS got.
 """
 
 from __future__ import annotations
@@ -412,14 +413,21 @@ def _outputs_of(status: int, headers: dict[str, str], body: bytes, binary: bool)
     return outputs
 
 
-def check_gateway(gateway: Gateway, metadata: dict[str, Any]) -> list[Check]:
+ASYNC_NOT_SENT = ("an async endpoint answers through infer-async (input and result in S3): verify sends no "
+                  "inference to it")
+
+
+def check_gateway(gateway: Gateway, metadata: dict[str, Any], asynchronous: bool = False) -> list[Check]:
     from .profile import Target, request_body, signer
 
     sign = signer(Target(gateway.base_url, gateway.model, sigv4_region=gateway.sigv4_region))
     expected = _expected_outputs(metadata)
     checks = []
+    if asynchronous:
+        checks += [Check("gateway", label, "unverified", ASYNC_NOT_SENT, "docs/sagemaker.md: the async route")
+                   for label in ("JSON inference", "binary inference")]
     try:
-        for label, binary in (("JSON inference", False), ("binary inference", True)):
+        for label, binary in () if asynchronous else (("JSON inference", False), ("binary inference", True)):
             body, content = request_body(metadata, 1, binary)
             status, headers, answer = _post(gateway.infer_url, body, {**gateway.headers, **sign(body, content)})
             if status != 200:
@@ -482,7 +490,8 @@ class Verify:
             if isinstance(gateway, Check):
                 checks.append(gateway)
             else:
-                checks += check_gateway(gateway, model_metadata(self.clients, d, self.spec))
+                checks += check_gateway(gateway, model_metadata(self.clients, d, self.spec),
+                                        asynchronous=isinstance(d, SageMakerDeployment) and d.mode == "async")
         checks += check_endpoints(self.clients, resources) + check_alarms(self.clients, resources) + \
             check_scaling(self.clients, resources) + check_schedules(self.clients, resources)
         if isinstance(d, KServeDeployment):

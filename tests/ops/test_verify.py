@@ -438,3 +438,15 @@ def test_an_unhealthy_pod_target_and_a_scaler_that_is_not_ready_fail(aws, kube):
 def test_kserve_without_its_load_balancer_says_the_controller_has_not_made_it(aws, kube):
     failed = {(c.area, c.subject): c.detail for c in kserve_checks(aws) if c.status == "fail"}
     assert failed[("targets", f"ALB {ALB_NAME}")].startswith("no such load balancer")
+
+
+def test_an_async_deployment_gets_no_inference_but_its_refusals_are_checked(gateway):
+    from infra.ops.profile import metadata_from_spec
+    from infra.ops.verify import Gateway, check_gateway
+
+    checks = check_gateway(Gateway(gateway.stage_url, "resnet50", {"x-api-key": KEY}),
+                           metadata_from_spec(SAMPLE_MODEL / "spec.json"), asynchronous=True)
+    assert [(c.subject, c.status) for c in checks] == [
+        ("JSON inference", "unverified"), ("binary inference", "unverified"),
+        ("malformed request", "pass"), ("no credentials", "pass")]
+    assert len(gateway.requests) == 2  # only the two refusals were sent
