@@ -231,3 +231,32 @@ def test_the_printed_policy_allows_every_call_bootstrap_makes(account, calls, ca
     assert cli.main(["bootstrap", "--stack", "dev", "--print-policy"]) == 0
     printed = capsys.readouterr().out
     assert json.loads(printed.split("# what `bootstrap` needs:\n")[1].split("# what")[0]) == policy
+
+
+@pytest.mark.parametrize("which", ["bootstrap", "state user"])
+def test_the_policies_name_real_actions_on_the_resources_they_take(which):
+    """Every action exists in the Service Authorization Reference and is granted on resources of the types it takes
+    (a bucket ARN for bucket actions, objects for object actions, keys and the alias for KMS), `*` only for an
+    action that takes no resource; the tag conditions are keys those actions support."""
+    import iam_actions
+
+    from infra.ops.bootstrap import state_user_policy
+
+    make = bootstrap_policy if which == "bootstrap" else state_user_policy
+    policy = make(ACCOUNT, REGION, BUCKET, "mlserve-pulumi-secrets")
+    kinds = {f"arn:aws:s3:::{BUCKET}": "bucket", f"arn:aws:s3:::{BUCKET}/*": "object",
+             f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*": "key",
+             f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/mlserve-pulumi-secrets": "alias", "*": "*"}
+    for statement in policy["Statement"]:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in statement["Action"]:
+            service, name = action.split(":")
+            entry = iam_actions.actions[service][name]
+            for resource in resources:
+                kind = kinds[resource]
+                assert (kind == "*") == (entry["resources"] == []), (action, resource)
+                assert kind == "*" or kind in entry["resources"], (action, resource)
+            for condition in statement.get("Condition", {}).values():
+                for key in condition:
+                    if key.startswith("aws:RequestTag/"):
+                        assert "aws:RequestTag/${TagKey}" in entry["condition_keys"], (action, key)
