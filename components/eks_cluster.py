@@ -34,7 +34,7 @@ class EksClusterArgs:
     region: str
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]  # private subnets
     kms_key_arn: pulumi.Input[str]
-    admin_role_arns: tuple[str, ...]
+    admin_role_arns: tuple[pulumi.Input[str], ...]
     addon_versions: dict[str, str]  # EKS add-on name -> version
     public_access_cidrs: tuple[str, ...] = ()
     log_retention_days: int = 90
@@ -69,6 +69,8 @@ class EksCluster(pulumi.ComponentResource):
     oidc_issuer: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
+    security_group_id: pulumi.Output[str]
+    """The cluster security group EKS creates: what admits a client inside the VPC to the private API."""
 
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlserve:compute:EksCluster", name, None, opts)
@@ -149,5 +151,6 @@ class EksCluster(pulumi.ComponentResource):
         self.cluster_name = cluster.name
         self.oidc_provider_arn = oidc.arn
         self.oidc_issuer = issuer
+        self.security_group_id = cluster.vpc_config.cluster_security_group_id
         self.register_outputs({"cluster_name": cluster.name, "oidc_provider_arn": oidc.arn,
                                "kubeconfig": self.kubeconfig})

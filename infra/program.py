@@ -9,6 +9,7 @@ and drift; `declare` builds the shared platform and loops over the deployments.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -18,12 +19,20 @@ import pulumi_aws_native as aws_native
 from components.alerting import BUDGETS_PUBLISHER, DEFAULT_PUBLISHERS, Alerting, AlertingArgs
 from components.api_gateway_account import ApiGatewayAccount
 from components.budget import StackBudget, StackBudgetArgs
+from components.ci_access import CI_PATH, CiAccess, CiAccessArgs, CodeBuildTarget, ci_role_name
 from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs
 from components.dashboard import Dashboard, DashboardArgs, DeploymentPanel
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.encryption import BUDGETS, CLOUDWATCH_ALARMS, EVENTS, LOGS, Encryption, EncryptionArgs
 from components.grafana import Grafana, GrafanaArgs
 from components.grafana_dashboard import serving_dashboard
+from components.in_vpc_deployer import (
+    InVpcDeployer,
+    InVpcDeployerArgs,
+    deploy_log_group_name,
+    deploy_project_name,
+    deploy_source_bucket,
+)
 from components.karpenter import GpuPool, Karpenter, KarpenterArgs
 from components.kserve_deployment import KServeDeployment
 from components.model_audit import ModelAudit, ModelAuditArgs
@@ -102,23 +111,32 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         model_bucket_arn=store.bucket_arn, kms_key_arn=encryption.key_arn, account_id=account_id, region=cfg.region,
         alert_topic_arn=alerting.topic_arn, retention_days=cfg.logs.retention_days, object_lock=cfg.is_prod,
         force_destroy=not cfg.is_prod), opts=with_provider)
-    if cfg.phase == "stores":
-        # A new stack's first up: the stores the image is pushed to and the model released into, and what watches
-        # them; nothing that serves (docs/first-deployment.md). `mlserve:phase: all` declares the rest.
-        return {"region": cfg.region, "alert_topic_arn": alerting.topic_arn, "kms_key_arn": encryption.key_arn,
-                "model_bucket": store.bucket_name, "image_repositories": store.repository_urls}
+    # With `mlserve:ci`, CI deploys from the second up on: its roles, and an in-VPC runner with the VPC it runs in,
+    # come with the first (docs/ci-deploy.md).
+    in_vpc_ci = cfg.ci is not None and cfg.ci.runner == "codebuild"
     network = Network(resource_name(stack), NetworkArgs(
         cidr=cfg.network.cidr, availability_zones=zones, nat_gateway_per_az=cfg.is_prod, region=cfg.region,
         account_id=account_id,
         kms_key_arn=encryption.key_arn, flow_log_retention_days=cfg.network.flow_log_retention_days,
         private_subnet_tags={KARPENTER_DISCOVERY_TAG: resource_name(stack)} if cfg.cluster and cfg.cluster.gpu_pools
-        else {}), opts=with_provider)
+        else {}), opts=with_provider) if cfg.phase == "all" or in_vpc_ci else None
+    ci = deploy_path(cfg, stack, account_id, encryption.key_arn, alerting.topic_arn, network, with_provider) \
+        if cfg.ci else None
+    if cfg.phase == "stores":
+        # A new stack's first up: the stores the image is pushed to and the model released into, and what watches
+        # them; nothing that serves (docs/first-deployment.md). `mlserve:phase: all` declares the rest.
+        return {"region": cfg.region, "alert_topic_arn": alerting.topic_arn, "kms_key_arn": encryption.key_arn,
+                "model_bucket": store.bucket_name, "image_repositories": store.repository_urls}
+    assert network is not None
     # Every deployment's API logs its stages: the account's CloudWatch role must exist before any stage does (one
     # stack per account and region manages it; the others rely on it).
     logging_ready: list[pulumi.Resource] = [ApiGatewayAccount(resource_name(stack), opts=with_provider)] \
         if cfg.gateway.account_settings == "manage" else []
     platform = Platform(cfg, stack, account_id, encryption, network, store, alerting.topic_arn, invoke)
-    cluster = kubernetes_platform(platform, with_provider) if cfg.cluster else None
+    cluster = kubernetes_platform(platform, with_provider, (ci.access.deploy_role_arn,) if ci else ()) \
+        if cfg.cluster else None
+    if ci and ci.runner and cluster:
+        ci.runner.admit_to_cluster_api(cluster.eks.security_group_id)
 
     hosts = component_hosts(platform, sagemaker_opts)
     endpoints, api_urls, panels = {}, {}, []
@@ -157,14 +175,16 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     }
 
 
-def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> KubernetesPlatform:
-    """The EKS cluster, its node groups, Karpenter's GPU pools and the add-ons every KServe deployment needs."""
+def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions,
+                        deployers: tuple[pulumi.Input[str], ...] = ()) -> KubernetesPlatform:
+    """The EKS cluster, its node groups, Karpenter's GPU pools and the add-ons every KServe deployment needs;
+    `deployers`: roles that administer the cluster beside the config's admins (CI's deploy role)."""
     cfg, c = p.cfg, p.cfg.cluster
     assert c is not None
     cluster = EksCluster(resource_name(p.stack), EksClusterArgs(
         cluster_name=resource_name(p.stack), kubernetes_version=c.kubernetes_version, region=cfg.region,
         subnet_ids=p.network.private_subnet_ids, kms_key_arn=p.encryption.key_arn,
-        admin_role_arns=tuple(c.admin_role_arns),
+        admin_role_arns=(*c.admin_role_arns, *deployers),
         addon_versions={"vpc-cni": c.addons.vpc_cni, "coredns": c.addons.coredns, "kube-proxy": c.addons.kube_proxy,
                         "eks-pod-identity-agent": c.addons.eks_pod_identity_agent,
                         "aws-ebs-csi-driver": c.addons.aws_ebs_csi_driver,
@@ -207,6 +227,47 @@ def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions) -> Kubernetes
             expire_after=g.expire_after, max_disrupted_nodes=g.max_disrupted_nodes) for g in c.gpu_pools)),
         opts=pulumi.ResourceOptions(providers=[required(opts.provider), cluster.provider], depends_on=groups))
     return KubernetesPlatform(cluster, addons, [*addons.ready, karpenter])
+
+
+@dataclass(frozen=True)
+class DeployPath:
+    access: CiAccess
+    runner: InVpcDeployer | None
+
+
+def deploy_path(cfg: StackConfig, stack: str, account_id: pulumi.Input[str], key_arn: pulumi.Input[str],
+                topic_arn: pulumi.Input[str], network: Network | None, opts: pulumi.ResourceOptions) -> DeployPath:
+    """How GitHub Actions deploys the stack (`mlserve:ci`): roles trusted by exactly one job, and with runner
+    codebuild the build in the private subnets that runs `pulumi up`, its source bucket audited as the model
+    store is: who uploaded what was deployed (docs/ci-deploy.md)."""
+    ci = required(cfg.ci)
+    runner = None
+    if ci.runner == "codebuild":
+        net = required(network)
+        source = deploy_source_bucket(stack, required(cfg.account_id))
+        runner = InVpcDeployer(resource_name(stack, "ci"), InVpcDeployerArgs(
+            stack=stack, project_name=deploy_project_name(stack), account_id=account_id, region=cfg.region,
+            source_bucket_name=source,
+            vpc_id=net.vpc_id, subnet_ids=net.private_subnet_ids, kms_key_arn=key_arn,
+            log_group_name=deploy_log_group_name(stack), log_retention_days=cfg.logs.retention_days,
+            deploy_role_arn=pulumi.Output.concat("arn:aws:iam::", account_id, f":role{CI_PATH}",
+                                                 ci_role_name(stack, "deploy")),
+            backend_url=ci.backend_url, pulumi_version=ci.pulumi_version,
+            access_token_secret_arn=ci.access_token_secret_arn, force_destroy=not cfg.is_prod), opts=opts)
+        ModelAudit(resource_name(stack, "ci"), ModelAuditArgs(
+            trail_name=resource_name(stack, "ci-source"), model_bucket_name=source,
+            model_bucket_arn=runner.source_bucket_arn, kms_key_arn=key_arn, account_id=account_id, region=cfg.region,
+            alert_topic_arn=topic_arn, retention_days=cfg.logs.retention_days, object_lock=cfg.is_prod,
+            force_destroy=not cfg.is_prod), opts=opts)
+    backend = ci.backend_url.removeprefix("s3://").split("/")[0].split("?")[0] \
+        if ci.backend_url.startswith("s3://") else None
+    access = CiAccess(resource_name(stack, "ci"), CiAccessArgs(
+        stack=stack, account_id=account_id, region=cfg.region, repository=ci.repository, environment=ci.environment,
+        manage_oidc_provider=ci.github_oidc_provider == "manage", kms_key_arn=key_arn,
+        secrets_key_alias=ci.secrets_key_alias, state_bucket=backend,
+        codebuild=CodeBuildTarget(runner.role_arn, runner.project_arn, runner.source_bucket_arn, runner.log_group_arn)
+        if runner else None), opts=opts)
+    return DeployPath(access, runner)
 
 
 def component_hosts(p: Platform, opts: pulumi.ResourceOptions) -> dict[str, SageMakerEndpoint]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..aws_facts import GPU_FAMILIES
 
@@ -569,6 +569,49 @@ class BudgetConfig(Strict):
         return self
 
 
+class CiConfig(Strict):
+    """How GitHub Actions deploys the stack: roles with an exact trust, a build in the VPC for a private cluster API.
+
+    docs/ci-deploy.md says where each piece lives and why."""
+    repository: str = Field(
+        pattern=r"^[A-Za-z0-9-]+/[A-Za-z0-9_.-]+$",
+        description="The GitHub repository (owner/name) whose workflow deploys the stack: the only subjects the "
+                    "roles trust are built from it")
+    environment: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,255}$",
+        description="The GitHub environment the deploy job runs in (give prod's required reviewers): the deploy "
+                    "role trusts exactly the token subject repo:<repository>:environment:<environment>")
+    runner: Literal["github", "codebuild"] = Field(
+        description="Where `pulumi up` runs. github: in the workflow's job (the stack's APIs are public); codebuild: "
+                    "in a CodeBuild project in the stack's private subnets, started by the job (a private cluster "
+                    "API, which GitHub's runners cannot reach)")
+    backend_url: str = Field(
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s?]*)?(\?[^\s]*)?|https://[^\s]+)$",
+        description="Where the state lives, as `pulumi login` takes it (`python -m infra.ops bootstrap` prints it)")
+    access_token_secret_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$",
+        description="runner codebuild with a Pulumi Cloud backend (https://): the Secrets Manager secret holding "
+                    "PULUMI_ACCESS_TOKEN, which the build reads (the workflow's jobs use the repository secret)")
+    secrets_key_alias: str = Field(
+        default="mlserve-pulumi-secrets", pattern=r"^[A-Za-z0-9/_-]{1,250}$",
+        description="The alias (without alias/) of the KMS key of the stack's secrets provider, "
+                    "awskms://alias/<alias> (bootstrap's default): pull-request previews may decrypt with it")
+    github_oidc_provider: Literal["manage", "existing"] = Field(
+        default="manage",
+        description="GitHub's OIDC provider (token.actions.githubusercontent.com), one per account: manage creates "
+                    "it; existing uses the one another stack of the same account manages (only one may)")
+    pulumi_version: str = Field(
+        default="3.272.0", pattern=r"^\d+\.\d+\.\d+$",
+        description="The Pulumi CLI the workflow and the build install (the SDK pinned in constraints.txt)")
+
+    @model_validator(mode="after")
+    def _token_for_a_cloud_backend(self) -> CiConfig:
+        if self.runner == "codebuild" and self.backend_url.startswith("https://") and not self.access_token_secret_arn:
+            raise ValueError("a Pulumi Cloud backend (https://) needs access_token_secret_arn: the build reads "
+                             "PULUMI_ACCESS_TOKEN from it")
+        return self
+
+
 class StackConfig(Strict):
     environment: Literal["dev", "prod"] = Field(
         description="Which rule set applies: prod is stricter (capacity, rollouts, deletion protection, the pack)")
@@ -596,6 +639,17 @@ class StackConfig(Strict):
                     "and budget they report to), so that the image can be pushed and the model released before "
                     "anything serves them; all: everything. Switch to all when `python -m infra.ops preflight` says "
                     "the stack is ready; never back on a stack that serves (that up would delete everything else)")
+    ci: CiConfig | None = Field(
+        default=None,
+        description="How GitHub Actions deploys the stack (with account_id: the workflow assumes the stack's roles "
+                    "by their ARNs); unset: tested and checked offline in CI, deployed by hand")
+
+    @field_validator("ci")
+    @classmethod
+    def _ci_names_the_account(cls, ci: CiConfig | None, info: ValidationInfo) -> CiConfig | None:
+        if ci is not None and "account_id" in info.data and info.data["account_id"] is None:
+            raise ValueError("set mlserve:account_id too: the workflow assumes the stack's roles by their ARNs")
+        return ci
 
     @property
     def is_prod(self) -> bool:

@@ -212,8 +212,9 @@ class PlanMocks(Mocks):
             physical = outputs.get("bucket") or args.name
             arn, resource_id = f"arn:aws:s3:::{physical}", physical
             outputs["bucket"] = physical
-        elif service == "iam":
-            arn = f"arn:aws:iam::{self.account_id}:{kind}/{physical}"
+        elif service == "iam":  # a role's or policy's path is part of its ARN (`role/mlserve-ci/<name>`)
+            path = outputs.get("path") if isinstance(outputs.get("path"), str) else "/"
+            arn = f"arn:aws:iam::{self.account_id}:{kind}{path}{physical}"
         elif args.typ == "aws:kms/key:Key":
             resource_id = f"mrk-{_digest(args.name)[:32]}"
             outputs["keyId"] = resource_id
@@ -251,7 +252,9 @@ class PlanMocks(Mocks):
             oidc = f"https://oidc.eks.{self.region}.amazonaws.com/id/5C3D0F0E1A2B3C4D5E6F7A8B9C0D1E2F"
             outputs.update(endpoint=f"https://5C3D0F0E1A2B.gr7.{self.region}.eks.amazonaws.com",
                            certificateAuthority={"data": "TU9DSy1DQS1EQVRB"},
-                           identities=[{"oidcs": [{"issuer": oidc}]}])
+                           identities=[{"oidcs": [{"issuer": oidc}]}],
+                           vpcConfig={**(outputs.get("vpcConfig") or {}),  # the security group EKS creates
+                                      "clusterSecurityGroupId": f"sg-{_digest(args.name + '/cluster')[:17]}"})
         if args.typ == "aws:lb/loadBalancer:LoadBalancer":
             internal = "internal-" if outputs.get("internal") else ""
             outputs.setdefault("dnsName", f"{internal}{physical}-{_digest(args.name)[:10]}.elb.{self.region}.amazonaws.com")

@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     availability,
     cluster,
     delivery,
+    delivery_path,
     edge,
     encryption,
     evidence,

@@ -224,9 +224,14 @@ def test_actions_granted_on_any_resource_are_only_those_aws_cannot_scope(stack):
 
 # -- the model store as evidence --
 
+def model_store_audit(plan, type_token: str) -> list:
+    """The model store's audit resources (the CI source bucket's own audit, `mlserve-<stack>-ci-*`, aside)."""
+    return [r for r in plan.of_type(type_token) if "-ci-" not in r.name]
+
+
 def test_every_model_object_call_is_recorded_by_an_encrypted_validated_trail():
     plan = stack_plan("prod")
-    (trail,) = plan.of_type("aws:cloudtrail/trail:Trail")
+    (trail,) = model_store_audit(plan, "aws:cloudtrail/trail:Trail")
     inputs = trail.inputs
     assert inputs["enableLogFileValidation"] is True and inputs["kmsKeyId"] == plan.outputs["kms_key_arn"]
     selectors = {s["name"]: {f["field"]: f for f in s["fieldSelectors"]} for s in inputs["advancedEventSelectors"]}
@@ -234,12 +239,13 @@ def test_every_model_object_call_is_recorded_by_an_encrypted_validated_trail():
     assert objects["resources.type"]["equals"] == ["AWS::S3::Object"]
     assert objects["resources.ARN"]["startsWiths"] == [f"arn:aws:s3:::{plan.outputs['model_bucket']}/"]
     assert "readOnly" not in objects  # reads too: who downloaded a model is evidence
-    (bucket,) = [b for b in plan.of_type("aws:s3/bucket:Bucket") if b.name.endswith("-audit")]
+    (bucket,) = [b for b in model_store_audit(plan, "aws:s3/bucket:Bucket") if b.name.endswith("-audit")]
     assert bucket.inputs["bucket"] == f"{plan.outputs['model_bucket']}-audit"
     assert bucket.inputs["objectLockEnabled"] is True
-    (lock,) = plan.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    (lock,) = model_store_audit(plan, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
     assert lock.inputs["rule"]["defaultRetention"] == {"mode": "GOVERNANCE", "days": 365}
-    (policy,) = [policy_json(p) for p in plan.of_type("aws:s3/bucketPolicy:BucketPolicy") if p.name.endswith("-audit")]
+    (policy,) = [policy_json(p) for p in model_store_audit(plan, "aws:s3/bucketPolicy:BucketPolicy")
+                 if p.name.endswith("-audit")]
     writers = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
     assert all(s["Condition"] == {"StringEquals": {"aws:SourceArn": "arn:aws:cloudtrail:us-east-1:123456789012:trail/"
                                                                     "mlserve-prod-model-store"}} for s in writers)
@@ -268,9 +274,10 @@ def cloudtrail_event(bucket: str, status: str) -> dict:
 def test_suspending_versioning_on_the_model_bucket_alerts():
     plan = stack_plan("prod")
     bucket = plan.outputs["model_bucket"]
-    (rule,) = [r for r in plan.of_type("aws:cloudwatch/eventRule:EventRule") if r.name.endswith("-settings-changed")]
+    (rule,) = [r for r in model_store_audit(plan, "aws:cloudwatch/eventRule:EventRule")
+               if r.name.endswith("-settings-changed")]
     assert json.loads(rule.inputs["eventPattern"]) == settings_change_pattern(bucket)
-    (target,) = [t for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    (target,) = [t for t in model_store_audit(plan, "aws:cloudwatch/eventTarget:EventTarget")
                  if t.name.endswith("-settings-changed")]
     assert target.inputs["arn"] == plan.outputs["alert_topic_arn"]
     # moto routes events by the rule's pattern (it has no TestEventPattern): a queue stands in for the topic.

@@ -108,6 +108,10 @@ PROPERTY_BREAKS = {
         p, "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")[0]),
     "lb-deletion-protection": lambda p: resources(p, "aws:lb/loadBalancer:LoadBalancer")[0]["inputs"].update(
         enableDeletionProtection=False),
+    "ci-build-hardened": lambda p: resources(p, "aws:codebuild/project:Project")[0]["inputs"][
+        "environment"].update(privilegedMode=True),
+    "private-cluster-deployed-in-vpc": lambda p: p["resources"].remove(
+        resources(p, "aws:codebuild/project:Project")[0]),
     # Mutations of the recorded plan for what the stack file usually drives (the config cases below).
     "progressive-rollout-with-rollback": lambda p: resources(p, "aws:sagemaker/endpoint:Endpoint")[0][
         "inputs"].pop("deploymentConfig"),
