@@ -14,7 +14,10 @@ from tests.harness import config_of, plan_config, raw_config, stack_plan
 
 STORE_COMPONENTS = {"mlserve:security:Encryption", "mlserve:storage:ModelStore", "mlserve:observability:Alerting",
                     "mlserve:storage:ModelAudit", "mlserve:cost:StackBudget"}
-SERVING_TYPES = ("aws:sagemaker", "aws-native:sagemaker", "aws:apigateway", "aws:ec2", "aws:eks", "aws:lambda",
+# With mlserve:ci, the deploy path comes with phase one so that CI runs the second up; an in-VPC runner brings the VPC.
+CI_COMPONENTS = {"github": {"mlserve:ci:CiAccess"},
+                 "codebuild": {"mlserve:ci:CiAccess", "mlserve:ci:InVpcDeployer", "mlserve:network:Network"}}
+SERVING_TYPES = ("aws:sagemaker", "aws-native:sagemaker", "aws:apigateway", "aws:eks", "aws:lambda",
                  "aws:appautoscaling", "aws:lb", "kubernetes:")
 
 
@@ -43,9 +46,13 @@ def top_component(plan, resource) -> str:
 
 
 def test_phase_one_declares_only_the_stores_and_what_watches_them(stack, stores_plan):
+    cfg = config_of(raw_config(stack), stack)
     tops = {top_component(stores_plan, r) for r in stores_plan.resources if not r.type.startswith("pulumi:providers:")}
-    assert tops == STORE_COMPONENTS  # dev and prod both have a budget
+    ci = CI_COMPONENTS[cfg.ci.runner] if cfg.ci else set()
+    assert tops == STORE_COMPONENTS | ci  # dev and prod both have a budget
     assert not [r.type for r in stores_plan.resources if r.type.startswith(SERVING_TYPES)]
+    networked = {top_component(stores_plan, r) for r in stores_plan.resources if r.type.startswith("aws:ec2")}
+    assert networked <= {"mlserve:network:Network", "mlserve:ci:InVpcDeployer"}
     kinds = {r.type for r in stores_plan.resources}
     assert {"aws:kms/key:Key", "aws:kms/alias:Alias", "aws:s3/bucket:Bucket", "aws:ecr/repository:Repository",
             "aws:cloudtrail/trail:Trail", "aws:sns/topic:Topic"} <= kinds
