@@ -101,3 +101,10 @@ def test_a_well_formed_request_passes_both_and_the_precheck_never_reads_the_valu
     binary, headers = binary_body(__import__("numpy").zeros((2, 3, 32, 32), "float32"))
     length = int(headers["Inference-Header-Content-Length"])
     assert refusal(GATE.precheck, binary, length) is None and refusal(GATE.check, binary, length) is None
+
+
+def test_the_front_and_the_gate_name_the_same_binary_content_type():
+    """front.py keeps its own literal (tests/components read it from the source); the Gate parses with gate.py's."""
+    from serving_image import front, gate
+
+    assert front.SAGEMAKER_BINARY == gate.SAGEMAKER_BINARY and front.HEADER_LENGTH == gate.HEADER_LENGTH
