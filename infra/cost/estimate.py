@@ -64,6 +64,7 @@ USAGE_BASED_TYPES = frozenset({
     "aws:cloudtrail/trail:Trail", "aws:ecr/repository:Repository",
     "aws:cloudwatch/eventConnection:EventConnection", "aws:cloudwatch/eventApiDestination:EventApiDestination",
     "aws:budgets/budget:Budget", "aws:costexplorer/costAllocationTag:CostAllocationTag",
+    "aws:codebuild/project:Project",
 })
 
 SAGEMAKER_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"

@@ -18,6 +18,7 @@ USAGE_NAMES = {
     "aws:cloudtrail/trail:Trail": "CloudTrail trails (data events)",
     "aws:ecr/repository:Repository": "ECR repositories (storage)",
     "aws:budgets/budget:Budget": "AWS Budgets budgets",
+    "aws:codebuild/project:Project": "CodeBuild projects (build minutes)",
 }
 
 

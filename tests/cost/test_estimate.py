@@ -43,13 +43,14 @@ def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent(reranker_st
     #   WAF               5.00 + 3 rules x 1.00 + 2.628 M x 0.60                               9.5768
     #   API requests      2.628 M x 3.50                       9.198   data out 10.03 GB x 0.09        0.9027
     #   alarm metrics     1 x 0.10                             0.10
-    #   logs              5 groups x 1 GB x 0.50 ingest        2.50    stored 60.83 GB-months x 0.03   1.8249
-    #                                                      = 2,145.070514 -> 2,145.07
+    #   logs              6 groups (the reranker's 3; flow logs, EKS, prod's CI build) x 1 GB x 0.50 ingest   3.00
+    #                     stored at 365 days: 2 x 3 x 12.1667 = 73.00 GB-months x 0.03                          2.19
+    #                                                      = 2,145.935614 -> 2,145.94
     # max: system 4 nodes 560.64 + 16.00; GPU 4 x g5.2xlarge (the pool's dearest per GPU) 4 x 1.212 x 730
-    #      = 3,539.04 + 64.00; the rest as at min                = 4,577.134514 -> 4,577.13
-    assert result.total("min") == Decimal("2145.07")
-    assert result.total("configured") == Decimal("2145.07")
-    assert result.total("max") == Decimal("4577.13")
+    #      = 3,539.04 + 64.00; the rest as at min                = 4,577.999614 -> 4,578.00
+    assert result.total("min") == Decimal("2145.94")
+    assert result.total("configured") == Decimal("2145.94")
+    assert result.total("max") == Decimal("4578.00")
     # the reranker's own lines at max: GPU nodes 3,539.04 + volumes 64.00 + NLB/ALB 32.85 + capacity 0.702114
     #   + WAF 9.5768 + API 9.198 + data out 0.9027 + alarm 0.10 + logs 1.50 + 1.095 = 3,658.964614
     assert result.total("max", "reranker") == Decimal("3658.96")
