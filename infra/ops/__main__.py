@@ -217,7 +217,9 @@ def run_profile(args, cfg: StackConfig, out) -> int:
 
 
 def load(args) -> StackConfig:
-    return load_file(args.config_file) if args.config_file else load_stack(args.stack)
+    """The operator's tools act on real values: encrypted ones are read through the stack's secrets provider (the
+    Pulumi CLI), or left unknown with a line saying which command shows them."""
+    return load_file(args.config_file, decrypt=True) if args.config_file else load_stack(args.stack, decrypt=True)
 
 
 def deployment_of(cfg: StackConfig, name: str):

@@ -162,3 +162,16 @@ def test_warnings_name_the_stack_they_were_read_for():
     cfg = load_stack("prod")
     (line,) = warnings_of(cfg, "Pulumi.prod.yaml", "prod")
     assert line.startswith("Pulumi.prod.yaml: mlserve:alerting.emails[0] is encrypted")
+
+
+def test_the_operator_tools_load_stacks_with_decryption(tmp_path, monkeypatch):
+    from infra.ops.__main__ import build_parser, load
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_pulumi(bin_dir, "echo oncall@example.com")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    raw = edited("dev", lambda r: secret_at(r, "mlserve:alerting", "emails", 0))
+    path = write(tmp_path, raw)
+    args = build_parser().parse_args(["preflight", "--stack", "dev", "--config-file", str(path)])
+    assert load(args).alerting.emails == ["oncall@example.com"]
