@@ -13,9 +13,11 @@ from tests.harness import config_of, plan_config, raw_config, stack_plan
 
 
 def sandbox_config() -> dict:
-    """A feature stack in dev's account: its own bucket (global names), relying on dev's account settings."""
+    """A feature stack in dev's account: its own bucket (global names), relying on dev's account settings and on
+    the GitHub OIDC provider dev manages."""
     raw = json.loads(json.dumps(raw_config("dev")).replace("mlserve-dev-models", "mlserve-sandbox-models"))
     raw["mlserve:gateway"]["account_settings"] = "existing"
+    raw["mlserve:ci"]["github_oidc_provider"] = "existing"
     return raw
 
 
@@ -56,3 +58,15 @@ def test_a_second_stack_managing_the_account_settings_in_the_same_account_collid
     found = {(c.kind, c.stacks) for c in collisions([dev, StackPlan("sandbox", dev.account_id, dev.region, dev.plan)])}
     assert ("API Gateway's CloudWatch role setting (one per account and region)", ("dev", "sandbox")) in found
     assert collisions([dev, sandbox]) == []
+
+
+def test_a_second_stack_managing_github_s_oidc_provider_in_the_same_account_collides(stacks):
+    dev, _, sandbox = stacks
+    managing = raw_config("dev")
+    managing["mlserve:ci"]["github_oidc_provider"] = "manage"
+    twin = json.loads(json.dumps(managing).replace("mlserve-dev-models", "mlserve-twin-models"))
+    twin["mlserve:gateway"]["account_settings"] = "existing"
+    found = collisions([dev, StackPlan("twin", dev.account_id, dev.region, plan_config(twin, "twin"))])
+    assert [(c.kind, c.name, c.stacks) for c in found] == [
+        ("aws:iam/openIdConnectProvider:OpenIdConnectProvider", "https://token.actions.githubusercontent.com",
+         ("dev", "twin"))]

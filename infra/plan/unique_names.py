@@ -25,8 +25,9 @@ GLOBAL = {"aws:s3/bucket:Bucket": "bucket"}
 """S3 bucket names are unique across all accounts in the partition."""
 
 IAM_TYPES = ("aws:iam/role:Role", "aws:iam/policy:Policy", "aws:iam/instanceProfile:InstanceProfile",
-             "aws:iam/user:User", "aws:iam/group:Group")
-"""IAM is global to the account: a role's name is taken in every region at once."""
+             "aws:iam/user:User", "aws:iam/group:Group", "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+"""IAM is global to the account: a role's name is taken in every region at once, an OIDC provider's URL too (GitHub's,
+`token.actions.githubusercontent.com`, is one per account: `mlserve:ci.github_oidc_provider: existing` elsewhere)."""
 
 SINGLETONS = {
     "aws:apigateway/account:Account": "API Gateway's CloudWatch role setting (one per account and region)",
@@ -35,6 +36,7 @@ SINGLETONS = {
 NAME_PROPERTY = {
     "aws:cloudwatch/compositeAlarm:CompositeAlarm": "alarmName",
     "aws-native:sagemaker:InferenceComponent": "inferenceComponentName",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": "url",
 }
 """Types whose name is not the input the provider auto-names (or that have none)."""
 
