@@ -352,9 +352,11 @@ def decrypted(raw: dict[str, Any], stack: str, cwd: Path) -> tuple[dict[str, Any
     cli = shutil.which("pulumi")
     unreadable: list[str] = []
     for key, value in list(raw.items()):
+        namespace, _, name = key.rpartition(":")
+        if namespace not in ("", NAMESPACE):
+            continue  # other providers' keys: not read by the tools
         for loc, _ in secure_leaves(value):
-            namespace, _, name = key.rpartition(":")
-            path = key_path((name, *loc)) if namespace in ("", NAMESPACE) else key + key_path(loc)[len(NAMESPACE) + 1:]
+            path = key_path((name, *loc))
             command = f"pulumi config get --path '{path}' --stack {stack}"
             if cli is None:
                 unreadable.append(f"cannot decrypt {path}: no Pulumi CLI on PATH; where it and the stack's secrets "
