@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from components.ci_access import GITHUB_ISSUER
-from infra.config.loader import available_stacks
+from infra.config.loader import available_stacks, load_stack
 from tests.harness import stack_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +137,9 @@ def trust_subject(stack: str, role_arn: str) -> str:
 
 @pytest.mark.parametrize("row", STACKS.rows(), ids=lambda r: r["stack"])
 def test_each_job_assumes_a_role_its_stack_declares_for_exactly_that_job(row):
-    repository = "acme/mlserve"
+    ci = load_stack(row["stack"]).ci
+    assert ci is not None
+    repository = ci.repository
     assert trust_subject(row["stack"], row["role"]) == f"repo:{repository}:environment:{row['github_environment']}"
     if "preview_role" in row:
         assert trust_subject(row["stack"], row["preview_role"]) == f"repo:{repository}:pull_request"
