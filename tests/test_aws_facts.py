@@ -26,6 +26,6 @@ def test_sagemaker_and_ec2_names_of_one_machine_have_its_gpus(instance_type, gpu
 
 
 def test_the_policy_pack_and_the_program_count_gpus_with_the_same_table():
-    from policies.rules import hygiene
+    from policies.rules import cost
 
-    assert hygiene.gpus is aws_facts.gpus
+    assert cost.gpus is aws_facts.gpus

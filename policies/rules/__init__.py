@@ -1,15 +1,16 @@
 """Importing this package registers every rule in `policies.framework.REGISTRY`."""
 
 from . import (  # noqa: F401
+    audit,
     availability,
     cluster,
+    cost,
     delivery,
     delivery_path,
-    edge,
     encryption,
-    evidence,
-    hygiene,
+    gateway,
     identity,
     network,
+    provenance,
     workloads,
 )

@@ -21,7 +21,7 @@ def test_the_budget_filters_on_the_stack_tag_and_alerts_the_stack_topic(stack):
     budget = plan.one("aws:budgets/budget:Budget").inputs
     topic = plan.one("aws:sns/topic:Topic").inputs["name"]
     assert budget["costFilters"] == [{"name": "TagKeyValue", "values": [f"user:mlserve:stack${stack}"]}]
-    assert budget["limitAmount"] == {"dev": "1500.00", "prod": "25000.00"}[stack]
+    assert budget["limitAmount"] == {"dev": "2500.00", "prod": "25000.00"}[stack]
     alerts = {(n["notificationType"], n["threshold"]) for n in budget["notifications"]}
     assert alerts == {"dev": {("ACTUAL", 80), ("ACTUAL", 100), ("FORECASTED", 100)},
                       "prod": {("ACTUAL", 50), ("ACTUAL", 80), ("ACTUAL", 100), ("FORECASTED", 100)}}[stack]

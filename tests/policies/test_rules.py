@@ -120,8 +120,9 @@ PROPERTY_BREAKS = {
     "instance-type-allowlist": lambda p: resources(
         p, "aws:sagemaker/endpointConfiguration:EndpointConfiguration")[0]["inputs"]["productionVariants"][0].update(
         instanceType="ml.c5.xlarge"),
-    "gpu-budget": lambda p: [t["inputs"].update(maxCapacity=40) for t in resources(
+    "gpu-budget": lambda p: ([t["inputs"].update(maxCapacity=40) for t in resources(
         p, "aws:appautoscaling/target:Target") if t["inputs"]["serviceNamespace"] == "sagemaker"],
+        resources(p, "aws:budgets/budget:Budget")[0]["inputs"].update(limitAmount="100000.00")),
     "monthly-budget": lambda p: resources(p, "aws:budgets/budget:Budget")[0]["inputs"].update(limitAmount="1000.00"),
 }
 INFERENCE_SERVICE = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
@@ -132,7 +133,8 @@ CONFIG_BREAKS = {
     "prod-data-capture": lambda r: (deployment(r)["data_capture"].update(enabled=False),
                                     deployment(r)["drift"].update(enabled=False)),
     "instance-type-allowlist": lambda r: deployment(r)["compute"].update(instance_type="ml.p4d.24xlarge"),
-    "gpu-budget": lambda r: deployment(r)["autoscaling"].update(max=40),
+    # 40 instances of one GPU: over the GPU budget; the money budget raised so only the GPU rule speaks
+    "gpu-budget": lambda r: (deployment(r)["autoscaling"].update(max=40), r["mlserve:budget"].update(monthly_usd=100_000)),
     "monthly-budget": lambda r: r["mlserve:budget"].update(monthly_usd=1000),
 }
 
