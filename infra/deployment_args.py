@@ -1,23 +1,20 @@
 """How a deployment's stack config becomes its component's args: pure mapping, nothing declared here.
 
 `infra/program.py` declares the platform and calls these once per deployment; each builder reads one deployment's
-config (and what the stack shares, `Platform`) and returns the typed args its component takes.
+config (and what the stack shares, `StackBase`) and returns the typed args its component takes.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 import drift
 from components.capture_sink import CaptureSinkArgs
-from components.cluster_addons import ClusterAddons
 from components.drift_monitor import DriftMonitorArgs
-from components.eks_cluster import EksCluster
 from components.encryption import Encryption
 from components.endpoint_alarms import EndpointAlarmsArgs
 from components.endpoint_autoscaling import EndpointAutoscalingArgs
@@ -25,13 +22,11 @@ from components.inference_api import ApiTierSpec, InferenceApiArgs
 from components.inference_component import InferenceComponentArgs
 from components.kserve_deployment import KServeDeploymentArgs
 from components.kserve_service import KServeModelSpec, ModelRef
-from components.model_store import ModelStore
 from components.names import (
     COLD_START_TAG,
     GROUP_LABEL,
     ISVC_LABEL,
     PRIMARY_VARIANT,
-    STACK_TAG,
     USAGE_TAG,
     captured_files_prefix,
     deployment_name,
@@ -39,7 +34,6 @@ from components.names import (
     image_repository_name,
     usage_tag,
 )
-from components.network import Network
 from components.retraining_trigger import HttpsTarget, PipelineTarget, StateMachineTarget
 from components.sagemaker_deployment import SageMakerDeployment, SageMakerDeploymentArgs
 from components.sagemaker_endpoint import (
@@ -68,36 +62,10 @@ from infra.config.models import (
 )
 from infra.config.models import KServeDeployment as KServeConfig
 from infra.config.models import SageMakerDeployment as SageMakerConfig
+from infra.platform import KubernetesPlatform, StackBase, stack_tags, validated
 
 
-@dataclass(frozen=True)
-class Platform:
-    """What every deployment of a stack shares: its config, account, key, network, model store and alert topic."""
-    cfg: StackConfig
-    stack: str
-    account_id: pulumi.Input[str]
-    encryption: Encryption
-    network: Network
-    store: ModelStore
-    topic_arn: pulumi.Output[str]
-    invoke: pulumi.InvokeOptions
-    """Data-source calls through the stack's provider (its region)."""
-
-
-def stack_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
-    """On every AWS resource (provider default tags) and every node Karpenter launches (which those do not reach)."""
-    return {**cfg.tags, STACK_TAG: stack, "managed-by": "pulumi"}
-
-
-@dataclass(frozen=True)
-class KubernetesPlatform:
-    """The cluster, its add-ons, and what serving objects wait for (add-ons, and the GPU pools when declared)."""
-    eks: EksCluster
-    addons: ClusterAddons
-    ready: list[pulumi.Resource]
-
-
-def kserve_args(p: Platform, d: KServeConfig, k8s_platform: KubernetesPlatform,
+def kserve_args(p: StackBase, d: KServeConfig, k8s_platform: KubernetesPlatform,
                 logging_ready: list[pulumi.Resource]) -> KServeDeploymentArgs:
     cfg, c, cluster = p.cfg, p.cfg.cluster, k8s_platform.eks
     assert c is not None
@@ -113,7 +81,7 @@ def kserve_args(p: Platform, d: KServeConfig, k8s_platform: KubernetesPlatform,
             candidate=ModelRef(candidate.uri, candidate.bucket, candidate.prefix) if candidate else None,
             canary_percent=canary.percent if canary else 0, gpus=d.compute.gpus, cpu=d.compute.cpu,
             memory=d.compute.memory, node_group=d.compute.node_group, min_replicas=d.autoscaling.min,
-            max_replicas=d.autoscaling.max, target_concurrency=required(d.autoscaling.target_concurrency),
+            max_replicas=d.autoscaling.max, target_concurrency=validated(d.autoscaling.target_concurrency),
             scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds, region=cfg.region,
             kms_key_arn=p.encryption.key_arn, oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer, load_balancer_cidrs=p.network.load_balancer_cidrs,
@@ -136,7 +104,7 @@ def served(model: ModelArtifact) -> ServedModel:
     return ServedModel(model_data_url=model.uri, triton_model_name=model.triton_model_name, model_sha256=model.sha256)
 
 
-def host_args(p: Platform, group: str, members: list[SageMakerConfig]) -> SageMakerEndpointArgs:
+def host_args(p: StackBase, group: str, members: list[SageMakerConfig]) -> SageMakerEndpointArgs:
     cfg, first = p.cfg, members[0]
     capture = first.data_capture if len(members) == 1 and first.data_capture.enabled else None
     repositories = sorted({image_repository_name(p.stack, d.image.repository) for d in members})
@@ -156,7 +124,7 @@ def host_args(p: Platform, group: str, members: list[SageMakerConfig]) -> SageMa
         managed_instances=managed_instances(members))
 
 
-def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.Resource],
+def sagemaker_args(p: StackBase, d: SageMakerConfig, logging_ready: list[pulumi.Resource],
                    hosts: dict[str, SageMakerEndpoint]) -> SageMakerDeploymentArgs:
     cfg, name = p.cfg, deployment_name(p.stack, d.name)
     gpus = sagemaker_gpus(d.compute.instance_type)
@@ -208,7 +176,7 @@ def sagemaker_args(p: Platform, d: SageMakerConfig, logging_ready: list[pulumi.R
         drift=drift_args(p, d, endpoint))
 
 
-def drift_args(p: Platform, d: SageMakerConfig | KServeConfig, capturing: str) -> DriftMonitorArgs | None:
+def drift_args(p: StackBase, d: SageMakerConfig | KServeConfig, capturing: str) -> DriftMonitorArgs | None:
     """The drift job over the captures of `capturing` (a SageMaker endpoint, or a KServe deployment's namespace,
     whose capture sink writes the same layout)."""
     if not d.drift.enabled:
@@ -246,7 +214,7 @@ def managed_instances(members: list[SageMakerConfig]) -> ManagedInstances:
                             max_instances=max(1, sum(instances(d, d.autoscaling.max) for d in members)))
 
 
-def component_args(p: Platform, d: SageMakerConfig, name: str, host: SageMakerEndpoint,
+def component_args(p: StackBase, d: SageMakerConfig, name: str, host: SageMakerEndpoint,
                    image_uri: pulumi.Input[str]) -> InferenceComponentArgs:
     rolling = d.rollout if isinstance(d.rollout, Rolling) else None
     return InferenceComponentArgs(
@@ -288,19 +256,6 @@ def gateway_args(cfg: StackConfig, d: SageMakerConfig | KServeConfig, api_name: 
         log_retention_days=cfg.gateway.access_log_retention_days, enable_waf=cfg.is_prod,
         waf_rate_limit_per_ip=cfg.gateway.waf_rate_limit_per_ip, domain_name=cfg.gateway.domain_name,
         certificate_arn=cfg.gateway.certificate_arn, logging_ready=tuple(logging_ready))
-
-
-T = TypeVar("T")
-
-# Config keys whose values the program hands to resources only as secrets (Alerting keeps subscription endpoints
-# encrypted in state): storing them with `pulumi config set --secret` protects them end to end.
-
-
-def required(value: T | None) -> T:
-    """A value the config rules already require here (infra/config/rules.py); None would be a bug, not a default."""
-    if value is None:
-        raise ValueError("a value validated as required is missing")
-    return value
 
 
 def traffic_shift(rollout) -> TrafficShift:

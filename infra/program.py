@@ -1,7 +1,8 @@
 """The platform in one screen: validated stack config in, components out.
 
-Only here and in `infra/deployment_args.py` (each deployment's config to its component's args) does configuration
-become component args. Nothing is declared at import time: `declare` is called by `infra/__main__.py` under the
+Only here and in the args layer (`infra/deployment_args.py`: each deployment's config to its component's args;
+`infra/cluster_args.py`: the cluster block's; `infra/platform.py`: what they share) does configuration become
+component args. Nothing is declared at import time: `declare` is called by `infra/__main__.py` under the
 Pulumi CLI and by the offline plan and tests under the mock engine.
 Each deployment is one component (SageMakerDeployment or KServeDeployment) that owns its alarms, scaling, gateway
 and drift; `declare` builds the shared platform and loops over the deployments.
@@ -20,12 +21,11 @@ from components.alerting import BUDGETS_PUBLISHER, DEFAULT_PUBLISHERS, Alerting,
 from components.api_gateway_account import ApiGatewayAccount
 from components.budget import StackBudget, StackBudgetArgs
 from components.ci_access import CI_PATH, CiAccess, CiAccessArgs, CodeBuildTarget, ci_role_name
-from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs
+from components.cluster_addons import ClusterAddons
 from components.dashboard import Dashboard, DashboardArgs, DeploymentPanel
-from components.eks_cluster import EksCluster, EksClusterArgs
+from components.eks_cluster import EksCluster
 from components.encryption import BUDGETS, CLOUDWATCH_ALARMS, EVENTS, LOGS, Encryption, EncryptionArgs
-from components.grafana import Grafana, GrafanaArgs
-from components.grafana_dashboard import serving_dashboard
+from components.grafana import Grafana
 from components.in_vpc_deployer import (
     InVpcDeployer,
     InVpcDeployerArgs,
@@ -33,16 +33,13 @@ from components.in_vpc_deployer import (
     deploy_project_name,
     deploy_source_bucket,
 )
-from components.karpenter import GpuPool, Karpenter, KarpenterArgs
+from components.karpenter import Karpenter
 from components.kserve_deployment import KServeDeployment
 from components.model_audit import ModelAudit, ModelAuditArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.names import (
-    GROUP_LABEL,
     KARPENTER_DISCOVERY_TAG,
     PRIMARY_VARIANT,
-    PROMETHEUS_NAMESPACE,
-    PROMETHEUS_URL,
     STACK_TAG,
     deployment_name,
     endpoint_name,
@@ -50,24 +47,22 @@ from components.names import (
     resource_name,
 )
 from components.network import Network, NetworkArgs
-from components.node_group import NodeGroup, NodeGroupArgs
-from components.prometheus_queries import in_flight_query, slo_alert_rules
+from components.node_group import NodeGroup
 from components.sagemaker_deployment import SageMakerDeployment
 from components.sagemaker_endpoint import SageMakerEndpoint
+from infra.cluster_args import (
+    addons_args,
+    cluster_of,
+    eks_cluster_args,
+    grafana_args,
+    karpenter_args,
+    node_group_args,
+)
 from infra.config import StackConfig
 from infra.config.models import HttpsRetraining
-from infra.config.models import KServeDeployment as KServeConfig
 from infra.config.models import SageMakerDeployment as SageMakerConfig
-from infra.deployment_args import (
-    KubernetesPlatform,
-    Platform,
-    host_args,
-    kserve_args,
-    required,
-    sagemaker_args,
-    sagemaker_outputs,
-    stack_tags,
-)
+from infra.deployment_args import host_args, kserve_args, sagemaker_args, sagemaker_outputs
+from infra.platform import KubernetesPlatform, StackBase, stack_tags, validated
 
 SECRET_SAFE_KEYS = frozenset({"mlserve:alerting"})
 
@@ -132,18 +127,18 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     # stack per account and region manages it; the others rely on it).
     logging_ready: list[pulumi.Resource] = [ApiGatewayAccount(resource_name(stack), opts=with_provider)] \
         if cfg.gateway.account_settings == "manage" else []
-    platform = Platform(cfg, stack, account_id, encryption, network, store, alerting.topic_arn, invoke)
-    cluster = kubernetes_platform(platform, with_provider, (ci.access.deploy_role_arn,) if ci else ()) \
+    base = StackBase(cfg, stack, account_id, encryption, network, store, alerting.topic_arn, invoke)
+    cluster = kubernetes_platform(base, with_provider, (ci.access.deploy_role_arn,) if ci else ()) \
         if cfg.cluster else None
     if ci and ci.runner and cluster:
         ci.runner.admit_to_cluster_api(cluster.eks.security_group_id)
 
-    hosts = component_hosts(platform, sagemaker_opts)
+    hosts = component_hosts(base, sagemaker_opts)
     endpoints, api_urls, panels = {}, {}, []
     for d in cfg.deployments:
         name = deployment_name(stack, d.name)
         if isinstance(d, SageMakerConfig):
-            deployment = SageMakerDeployment(name, sagemaker_args(platform, d, logging_ready, hosts),
+            deployment = SageMakerDeployment(name, sagemaker_args(base, d, logging_ready, hosts),
                                              opts=sagemaker_opts)
             endpoints[d.name] = sagemaker_outputs(cfg, deployment)
             panels.append(DeploymentPanel(
@@ -153,7 +148,7 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         else:  # KServe: the gateway on the dashboard; model latency, GPUs and replicas in Prometheus (DCGM, Triton)
             assert cluster is not None, "config validation requires a cluster for KServe deployments"
             both = pulumi.ResourceOptions(providers=[provider, cluster.eks.provider])
-            api_urls[d.name] = KServeDeployment(name, kserve_args(platform, d, cluster, logging_ready),
+            api_urls[d.name] = KServeDeployment(name, kserve_args(base, d, cluster, logging_ready),
                                                 opts=both).api_url
             panels.append(DeploymentPanel(name=d.name, api_name=name, drift=d.drift.enabled,
                                           prediction_drift=d.drift.prediction_psi_alarm_threshold is not None))
@@ -175,57 +170,20 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     }
 
 
-def kubernetes_platform(p: Platform, opts: pulumi.ResourceOptions,
+def kubernetes_platform(p: StackBase, opts: pulumi.ResourceOptions,
                         deployers: tuple[pulumi.Input[str], ...] = ()) -> KubernetesPlatform:
-    """The EKS cluster, its node groups, Karpenter's GPU pools and the add-ons every KServe deployment needs;
-    `deployers`: roles that administer the cluster beside the config's admins (CI's deploy role)."""
-    cfg, c = p.cfg, p.cfg.cluster
-    assert c is not None
-    cluster = EksCluster(resource_name(p.stack), EksClusterArgs(
-        cluster_name=resource_name(p.stack), kubernetes_version=c.kubernetes_version, region=cfg.region,
-        subnet_ids=p.network.private_subnet_ids, kms_key_arn=p.encryption.key_arn,
-        admin_role_arns=(*c.admin_role_arns, *deployers),
-        addon_versions={"vpc-cni": c.addons.vpc_cni, "coredns": c.addons.coredns, "kube-proxy": c.addons.kube_proxy,
-                        "eks-pod-identity-agent": c.addons.eks_pod_identity_agent,
-                        "aws-ebs-csi-driver": c.addons.aws_ebs_csi_driver,
-                        "eks-node-monitoring-agent": c.addons.eks_node_monitoring_agent},
-        public_access_cidrs=tuple(c.public_access_cidrs), log_retention_days=c.log_retention_days), opts=opts)
-    groups = [NodeGroup(resource_name(p.stack, g.name), NodeGroupArgs(
-        cluster_name=cluster.cluster_name, group_name=g.name, subnet_ids=p.network.private_subnet_ids,
-        instance_types=tuple(g.instance_types), ami_type=g.ami_type, capacity_type=g.capacity_type,
-        min_size=g.min_size, max_size=g.max_size, desired_size=g.desired_size, disk_size_gib=g.disk_size_gib,
-        kms_key_arn=p.encryption.key_arn, gpu=g.gpu, tags=stack_tags(cfg, p.stack)), opts=opts) for g in c.node_groups]
-    kserve = [d for d in cfg.deployments if isinstance(d, KServeConfig)]
+    """The EKS cluster, its node groups, the add-ons every KServe deployment needs, Grafana and Karpenter's GPU
+    pools; `deployers`: roles that administer the cluster beside the config's admins (CI's deploy role)."""
+    cluster = EksCluster(resource_name(p.stack), eks_cluster_args(p, deployers), opts=opts)
+    groups = [NodeGroup(resource_name(p.stack, g.name), node_group_args(p, g, cluster), opts=opts)
+              for g in cluster_of(p).node_groups]
     # Components holding AWS and Kubernetes resources get both providers; each child picks its package's.
-    addons = ClusterAddons(resource_name(p.stack), ClusterAddonsArgs(
-        cluster_name=cluster.cluster_name, region=cfg.region, account_id=p.account_id, vpc_id=p.network.vpc_id,
-        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
-        system_node_group=next(g.name for g in c.node_groups if not g.gpu),
-        charts=ChartPins(**c.charts.model_dump(exclude={"karpenter", "grafana"})), alert_topic_arn=p.topic_arn,
-        kms_key_arn=p.encryption.key_arn, tags=stack_tags(cfg, p.stack),
-        alert_rules=tuple(rule for d in kserve for rule in slo_alert_rules(
-            d.name, deployment_name(p.stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent))),
-        opts=pulumi.ResourceOptions(providers=[required(opts.provider), cluster.provider], depends_on=groups))
-    system = next(g for g in c.node_groups if not g.gpu)
-    Grafana(resource_name(p.stack), GrafanaArgs(
-        chart_version=c.charts.grafana, namespace=PROMETHEUS_NAMESPACE, prometheus_url=PROMETHEUS_URL,
-        node_selector={GROUP_LABEL: system.name}, after=list(addons.ready), dashboards={
-            d.name: serving_dashboard(d.name, deployment_name(p.stack, d.name),
-                                      in_flight_query(deployment_name(p.stack, d.name), d.name),
-                                      required(d.autoscaling.target_concurrency)) for d in kserve}),
-            opts=pulumi.ResourceOptions(provider=cluster.provider))
-    if not c.gpu_pools:
+    both = pulumi.ResourceOptions(providers=[validated(opts.provider), cluster.provider], depends_on=groups)
+    addons = ClusterAddons(resource_name(p.stack), addons_args(p, cluster), opts=both)
+    Grafana(resource_name(p.stack), grafana_args(p, addons), opts=pulumi.ResourceOptions(provider=cluster.provider))
+    if not cluster_of(p).gpu_pools:
         return KubernetesPlatform(cluster, addons, list(addons.ready))
-    node_class = required(c.node_class)
-    karpenter = Karpenter(resource_name(p.stack, "karpenter"), KarpenterArgs(
-        cluster_name=resource_name(p.stack), cluster=cluster.cluster_name, region=cfg.region, account_id=p.account_id,
-        chart_version=c.charts.karpenter, kms_key_arn=p.encryption.key_arn, ami_alias=node_class.ami_alias,
-        disk_size_gib=node_class.disk_size_gib, system_node_group=system.name, node_tags=stack_tags(cfg, p.stack),
-        controller_replicas=min(2, system.min_size), pools=tuple(GpuPool(
-            name=g.name, instance_types=tuple(g.instance_types), capacity_types=tuple(g.capacity_types),
-            gpu_limit=g.gpu_limit, cpu_limit=g.cpu_limit, consolidate_after=g.consolidate_after,
-            expire_after=g.expire_after, max_disrupted_nodes=g.max_disrupted_nodes) for g in c.gpu_pools)),
-        opts=pulumi.ResourceOptions(providers=[required(opts.provider), cluster.provider], depends_on=groups))
+    karpenter = Karpenter(resource_name(p.stack, "karpenter"), karpenter_args(p, cluster), opts=both)
     return KubernetesPlatform(cluster, addons, [*addons.ready, karpenter])
 
 
@@ -240,11 +198,11 @@ def deploy_path(cfg: StackConfig, stack: str, account_id: pulumi.Input[str], key
     """How GitHub Actions deploys the stack (`mlserve:ci`): roles trusted by exactly one job, and with runner
     codebuild the build in the private subnets that runs `pulumi up`, its source bucket audited as the model
     store is: who uploaded what was deployed (docs/ci-deploy.md)."""
-    ci = required(cfg.ci)
+    ci = validated(cfg.ci)
     runner = None
     if ci.runner == "codebuild":
-        net = required(network)
-        source = deploy_source_bucket(stack, required(cfg.account_id))
+        net = validated(network)
+        source = deploy_source_bucket(stack, validated(cfg.account_id))
         runner = InVpcDeployer(resource_name(stack, "ci"), InVpcDeployerArgs(
             stack=stack, project_name=deploy_project_name(stack), account_id=account_id, region=cfg.region,
             source_bucket_name=source,
@@ -270,7 +228,7 @@ def deploy_path(cfg: StackConfig, stack: str, account_id: pulumi.Input[str], key
     return DeployPath(access, runner)
 
 
-def component_hosts(p: Platform, opts: pulumi.ResourceOptions) -> dict[str, SageMakerEndpoint]:
+def component_hosts(p: StackBase, opts: pulumi.ResourceOptions) -> dict[str, SageMakerEndpoint]:
     """The endpoints inference components run on, by endpoint group: deployments naming the same `endpoint` share
     one, and its instances (rules.shared_endpoints_agree checks they agree on what an endpoint sets once)."""
     groups: dict[str, list[SageMakerConfig]] = {}

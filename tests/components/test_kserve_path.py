@@ -52,10 +52,14 @@ def test_prod_cluster_is_private_encrypted_and_logs_everything():
 
 def test_admin_role_gets_cluster_admin_through_an_access_entry():
     plan = stack_plan("prod")
-    entry = one(plan, "aws:eks/accessEntry:AccessEntry", "-admin-").inputs
-    association = one(plan, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation").inputs
-    assert entry["principalArn"] == association["principalArn"] == "arn:aws:iam::123456789012:role/platform-admin"
-    assert association["policyArn"].endswith("AmazonEKSClusterAdminPolicy")
+    admin = "arn:aws:iam::123456789012:role/platform-admin"
+    entries = {e.inputs["principalArn"]: e for e in plan.of_type("aws:eks/accessEntry:AccessEntry")}
+    associations = {a.inputs["principalArn"]: a.inputs for a in
+                    plan.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")}
+    assert admin in entries and associations[admin]["policyArn"].endswith("AmazonEKSClusterAdminPolicy")
+    # Cluster admin: the config's admins and CI's deploy role (prod deploys from its build in the VPC), no one else
+    # (Karpenter's node role has a node entry, no policy).
+    assert {arn.rsplit("/", 1)[-1] for arn in associations} == {"platform-admin", "mlserve-prod-deploy"}
 
 
 def test_addons_are_pinned_from_config():
