@@ -20,7 +20,7 @@ from pulumi.runtime import rpc
 from infra.config import ConfigError, from_engine, load_stack
 from infra.config.loader import encrypted_of, secure_leaves
 from infra.plan import plan_stack, run
-from infra.plan.engine import UNKNOWN_MARKER
+from infra.plan.model import UNKNOWN_MARKER
 from tests.harness import stack_plan
 from tests.test_plan_cli import ROOT
 

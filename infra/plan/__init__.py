@@ -1,6 +1,7 @@
 """The offline plan: what a stack declares, computed under Pulumi's mock engine with no cloud account."""
 
-from .engine import Plan, Resource, run
+from .engine import run
+from .model import Plan, Resource
 
 
 def plan_stack(cfg, stack: str, preview: bool = False) -> Plan:

@@ -1,8 +1,5 @@
-"""Run the program under Pulumi's mock engine and record what it declares, as the engine would see it.
-
-The recording is what `pulumi preview` would hand a policy pack: engine URNs, the parent of each resource and its
-inputs with the engine's camelCase property names (secrets stay wrapped; unknowns stay unknown).
-"""
+"""Run the program under Pulumi's mock engine and record what it declares, as the engine would see it: the plan
+(`model.py`). Invokes are answered as AWS would answer them for the stack's account and region."""
 
 from __future__ import annotations
 
@@ -12,7 +9,6 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -21,12 +17,10 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
+from .model import PROJECT, Plan, Resource, to_json
 from .sdk_schema import autoname_metadata, autoname_property
 
-PROJECT = "mlserve"
 ACCOUNT_ID = "123456789012"
-# The engine's marker for a value not known until apply; the policy SDK reads it back as unknown.
-UNKNOWN_MARKER = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 # Latest EKS-optimized AMI release the SSM parameter would return (for node group release_version).
 EKS_AMI_RELEASE = "1.31.7-20250620"
 
@@ -43,74 +37,6 @@ EC2_ID_PREFIXES = {
 
 class UnansweredInvoke(RuntimeError):
     pass
-
-
-@dataclass
-class Resource:
-    urn: str
-    type: str
-    name: str
-    parent: str | None
-    custom: bool
-    inputs: dict[str, Any]
-    id: str = ""  # what the mock engine answered; not part of the plan JSON
-    property_dependencies: dict[str, list[str]] = field(default_factory=dict)  # input -> URNs it came from
-    provider: str = ""  # the provider reference `<urn>::<id>` of a custom resource; "" for the default provider
-    dependencies: list[str] = field(default_factory=list)  # URNs of explicit and input dependencies
-    aliases: list[dict[str, Any]] = field(default_factory=list)  # alias specs as sent: {"noParent": True} etc.
-
-    def as_json(self) -> dict[str, Any]:
-        return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent, "custom": self.custom,
-                "inputs": to_json(self.inputs), "propertyDependencies": self.property_dependencies,
-                "provider": self.provider, "dependencies": self.dependencies, "aliases": self.aliases}
-
-
-@dataclass
-class Plan:
-    stack: str
-    resources: list[Resource]
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-    def of_type(self, type_token: str) -> list[Resource]:
-        return [r for r in self.resources if r.type == type_token]
-
-    def one(self, type_token: str) -> Resource:
-        found = self.of_type(type_token)
-        if len(found) != 1:
-            raise AssertionError(f"expected one {type_token}, found {len(found)}: {[r.name for r in found]}")
-        return found[0]
-
-    def by_id(self, resource_id: str) -> Resource:
-        return next(r for r in self.resources if r.id == resource_id)
-
-    def children_of(self, urn: str) -> list[Resource]:
-        return [r for r in self.resources if r.parent == urn]
-
-    def as_json(self) -> dict[str, Any]:
-        return {"project": PROJECT, "stack": self.stack, "resources": [r.as_json() for r in self.resources],
-                "outputs": to_json(self.outputs)}
-
-
-# The wire format's markers for assets and archives, as the SDK itself writes them.
-SIG_KEY, ASSET_SIG, ARCHIVE_SIG = rpc._special_sig_key, rpc._special_asset_sig, rpc._special_archive_sig
-
-
-def to_json(value: Any) -> Any:
-    if isinstance(value, Unknown):
-        return UNKNOWN_MARKER
-    if isinstance(value, pulumi.AssetArchive):
-        return {SIG_KEY: ARCHIVE_SIG, "assets": {k: to_json(v) for k, v in value.assets.items()}}
-    if isinstance(value, (pulumi.FileArchive, pulumi.FileAsset)):
-        return {SIG_KEY: ARCHIVE_SIG if isinstance(value, pulumi.Archive) else ASSET_SIG, "path": value.path}
-    if isinstance(value, pulumi.StringAsset):
-        return {SIG_KEY: ASSET_SIG, "text": value.text}
-    if isinstance(value, dict):
-        return {k: to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def _service_of(type_token: str) -> tuple[str, str]:

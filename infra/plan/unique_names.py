@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .engine import Plan
+from .model import Plan
 from .sdk_schema import autoname_property
 
 UNSPECIFIED_ACCOUNT = "(no account_id: assumed shared)"

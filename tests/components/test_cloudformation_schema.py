@@ -30,7 +30,7 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from pulumi.output import Unknown
 
 from infra.plan import Plan
-from infra.plan.engine import UNKNOWN_MARKER
+from infra.plan.model import UNKNOWN_MARKER
 from infra.plan.sdk_schema import SECRET_SIG, SIG_KEY, _input_types_in, args_type, input_properties
 from tests.components.test_inference_components import to_components
 from tests.components.test_shared_endpoint import share

@@ -22,7 +22,7 @@ from pulumi.runtime import rpc
 from infra.config import ConfigError, load_stack
 from infra.config.loader import encrypted_of, load_file, secure_leaves, warnings_of
 from infra.plan import plan_stack
-from infra.plan.engine import UNKNOWN_MARKER
+from infra.plan.model import UNKNOWN_MARKER
 from policies.check import evaluate
 from tests.harness import dump_yaml, edited, stack_plan
 from tests.test_plan_cli import ROOT
