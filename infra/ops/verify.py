@@ -39,6 +39,7 @@ from components.names import deployment_name, endpoint_name
 from infra.config.models import KServeDeployment, SageMakerDeployment, StackConfig
 
 from .clients import Clients
+from .profile import Target as Gateway  # what profile loads: a stage URL, the model, credentials, SigV4
 from .report import Check, OpsError
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -304,20 +305,6 @@ def check_scaled_objects(kube: Callable[[], KubeObjects], resources: list) -> li
 
 
 # ---- the gateway ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Gateway:
-    base_url: str
-    """The stage URL (or the custom domain): the v2 path is appended."""
-    model: str
-    headers: dict[str, str] = field(default_factory=dict)
-    """Credentials: the API key, or a JWT the caller gave."""
-    sigv4_region: str | None = None
-
-    @property
-    def infer_url(self) -> str:
-        return f"{self.base_url.rstrip('/')}/v2/models/{self.model}/infer"
-
 
 def find_gateway(clients: Clients, cfg: StackConfig, stack: str, d, base_url: str | None,
                  headers: dict[str, str]) -> Gateway | Check:
