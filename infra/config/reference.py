@@ -20,10 +20,13 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from infra.generated_section import GeneratedSection
+
 from .models import StackConfig
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+SECTION = GeneratedSection(DOC, START, END)
 CONSTRAINTS = {"ge": ">= {}", "gt": "> {}", "le": "<= {}", "lt": "< {}", "min_length": "at least {} long",
                "max_length": "at most {} long", "pattern": "matches `{}`"}
 
@@ -105,8 +108,7 @@ def render() -> str:
 
 
 def doc_section(text: str) -> str:
-    start, end = text.index(START) + len(START), text.index(END)
-    return text[start:end].strip("\n") + "\n"
+    return SECTION.read(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.write:
         sys.stdout.write(reference)
         return 0
-    text = DOC.read_text()
-    start, end = text.index(START) + len(START), text.index(END)
-    DOC.write_text(text[:start] + "\n" + reference + text[end:])
+    SECTION.write(reference)
     print(f"wrote the configuration reference into {DOC}")
     return 0
 

@@ -18,11 +18,13 @@ from typing import Any
 
 from infra.config import load_stack
 from infra.config.loader import available_stacks
+from infra.generated_section import GeneratedSection
 
 from . import Plan, plan_stack
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "outputs.md"
 START, END = "<!-- stack-outputs:start -->", "<!-- stack-outputs:end -->"
+SECTION = GeneratedSection(DOC, START, END)
 SECRET = "[secret]"  # what the offline plan records for a secret output (infra.plan.engine.run)
 EXAMPLE_STACK = "prod"
 
@@ -122,8 +124,7 @@ def checked_in_plans() -> dict[str, Plan]:
 
 
 def doc_section(text: str) -> str:
-    start, end = text.index(START) + len(START), text.index(END)
-    return text[start:end].strip("\n") + "\n"
+    return SECTION.read(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.write:
         sys.stdout.write(table)
         return 0
-    text = DOC.read_text()
-    start, end = text.index(START) + len(START), text.index(END)
-    DOC.write_text(text[:start] + "\n" + table + text[end:])
+    SECTION.write(table)
     print(f"wrote the stack outputs into {DOC}")
     return 0
 
