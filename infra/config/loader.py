@@ -20,7 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from . import rules
-from .errors import NAMESPACE, ConfigError, ConfigIssue, from_validation_error, key_path
+from .errors import NAMESPACE, ConfigError, ConfigIssue, did_you_mean, from_validation_error, key_path, nearest
 from .models import DISCRIMINATOR_TAGS, StackConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -59,13 +59,38 @@ def read_stack_file(path: Path) -> dict[str, Any]:
 
 
 def namespace_values(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Keep the `mlserve:` keys (bare keys belong to the project too); other providers' keys are theirs."""
+    """Keep the `mlserve:` keys; other providers' keys are theirs (`stray_keys` points at the misspelt ones)."""
     values: dict[str, Any] = {}
     for key, value in raw.items():
         namespace, _, name = key.rpartition(":")
-        if namespace in ("", NAMESPACE):
+        if namespace == NAMESPACE:
             values[name] = value
     return values
+
+
+def stray_keys(raw: Mapping[str, Any]) -> list[ConfigIssue]:
+    """Keys meant for mlserve that it would never read: one without a namespace (`gateway:`) or in a misspelt one
+    (`mlserv:gateway`), each pointed at the nearest key of the namespace; and `aws:region` (the provider's default
+    region) other than `mlserve:region`, which would put resources in two regions."""
+    known = list(StackConfig.model_fields)
+    issues: list[ConfigIssue] = []
+    for key in raw:
+        namespace, _, name = str(key).rpartition(":")
+        if namespace == NAMESPACE or (namespace and not nearest(namespace, [NAMESPACE])):
+            continue  # ours, or another provider's (aws:, kubernetes:, pulumi:)
+        meant = [f"{NAMESPACE}:{k}" for k in known]
+        hint = f" (did you mean '{NAMESPACE}:{name}'?)" if name in known else \
+            did_you_mean(f"{NAMESPACE}:{name}", meant) or f" (its keys: {', '.join(meant)})"
+        where = "has no namespace" if not namespace else f"is in the namespace {namespace!r}"
+        issues.append(ConfigIssue(str(key), str(key), f"a key of the {NAMESPACE}: namespace{hint}: this one {where}, "
+                                  f"so mlserve would never read it"))
+    ours, provider = raw.get(f"{NAMESPACE}:region"), raw.get("aws:region")
+    if isinstance(ours, str) and isinstance(provider, str) and provider != ours:
+        issues.append(ConfigIssue("aws:region", provider, (
+            f"{ours}, as mlserve:region, or no aws:region: aws:region ({provider}) is where the AWS provider "
+            f"works and mlserve:region ({ours}) where the stack places its resources and builds their ARNs; "
+            "two regions would split the stack")))
+    return issues
 
 
 @dataclass(frozen=True)
@@ -277,17 +302,18 @@ def _with_stand_ins(data: dict[str, Any]) -> tuple[dict[str, Any], tuple[Encrypt
 def validate(raw: Mapping[str, Any], source: str) -> StackConfig:
     """Validate the whole namespace; raise one ConfigError listing every problem. Encrypted values are checked for
     presence only (`encrypted_of` lists them; `warnings_of` says what could not be checked)."""
+    stray = stray_keys(raw)
     data, encrypted, refused = _with_stand_ins(namespace_values(raw))
     if refused:
-        raise ConfigError(source, refused)
+        raise ConfigError(source, stray + refused)
     try:
         cfg = StackConfig.model_validate(data)
     except ValidationError as err:
         error = from_validation_error(source, err, StackConfig, data, DISCRIMINATOR_TAGS)
-        raise ConfigError(source, [_on_encrypted(issue, encrypted) for issue in error.issues]) from None
+        raise ConfigError(source, stray + [_on_encrypted(issue, encrypted) for issue in error.issues]) from None
     issues = rules.check(cfg)
     unchecked = [issue for issue in issues if _mentions(issue, encrypted)]
-    issues = [issue for issue in issues if issue not in unchecked]
+    issues = stray + [issue for issue in issues if issue not in unchecked]
     if issues:
         raise ConfigError(source, issues)
     if encrypted:  # beside the fields (a frozen model), so that the plan and the warnings can find them

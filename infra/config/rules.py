@@ -13,7 +13,7 @@ from functools import lru_cache
 import botocore.session
 
 from ..aws_facts import sagemaker_gpus
-from .errors import ConfigIssue, key_path
+from .errors import MISSING, ConfigIssue, did_you_mean, key_path
 from .models import (
     GPU_EC2_FAMILIES,
     GPU_SAGEMAKER_FAMILIES,
@@ -50,7 +50,9 @@ def sagemaker_inference_ami_exists(cfg: StackConfig) -> Iterator[ConfigIssue]:
     for i, d in enumerate(cfg.deployments):
         if isinstance(d, SageMakerDeployment) and d.compute.inference_ami_version not in sagemaker_inference_amis():
             yield ConfigIssue(key_path(("deployments", i, "compute", "inference_ami_version")),
-                              d.compute.inference_ami_version, "one of " + ", ".join(sorted(sagemaker_inference_amis())))
+                              d.compute.inference_ami_version,
+                              "one of " + ", ".join(sorted(sagemaker_inference_amis()))
+                              + did_you_mean(d.compute.inference_ami_version, sagemaker_inference_amis()))
 
 
 def region_in_the_aws_partition(cfg: StackConfig) -> Iterator[ConfigIssue]:
@@ -70,7 +72,8 @@ def region_in_the_aws_partition(cfg: StackConfig) -> Iterator[ConfigIssue]:
 def required_tags(cfg: StackConfig) -> Iterator[ConfigIssue]:
     for tag in REQUIRED_TAGS:
         if not cfg.tags.get(tag, "").strip():
-            yield ConfigIssue(key_path(("tags", tag)), cfg.tags.get(tag), "a non-empty value (cost and ownership reporting)")
+            yield ConfigIssue(key_path(("tags", tag)), cfg.tags.get(tag, MISSING),
+                              "a non-empty value (cost and ownership reporting)")
 
 
 def unique_names(cfg: StackConfig) -> Iterator[ConfigIssue]:
@@ -103,7 +106,7 @@ def prod_network_spans_three_zones(cfg: StackConfig) -> Iterator[ConfigIssue]:
 
 def prod_names_its_account(cfg: StackConfig) -> Iterator[ConfigIssue]:
     if cfg.is_prod and cfg.account_id is None:
-        yield ConfigIssue(key_path(("account_id",)), None,
+        yield ConfigIssue(key_path(("account_id",)), MISSING,
                           "the 12-digit id of prod's own account: a change with other credentials is then refused "
                           "before it touches anything")
 
@@ -130,7 +133,7 @@ def _component_bounds(cfg: StackConfig, i: int, d: SageMakerDeployment) -> Itera
         yield ConfigIssue(key_path(("deployments", i, "component", "copies")), component.copies,
                           f"between autoscaling.min ({scaling.min}) and autoscaling.max ({scaling.max})")
     gpus = sagemaker_gpus(d.compute.instance_type)
-    if component.accelerators > gpus:
+    if component.accelerators > gpus and d.compute.instance_type in sagemaker_instance_types():
         yield ConfigIssue(key_path(("deployments", i, "component", "accelerators")), component.accelerators,
                           f"at most {gpus}: the GPUs of one {d.compute.instance_type}")
 
@@ -236,12 +239,13 @@ def kserve_needs_a_cluster(cfg: StackConfig) -> Iterator[ConfigIssue]:
         gpu = groups.get(d.compute.node_group)
         if gpu is None:
             yield ConfigIssue(key_path(("deployments", i, "compute", "node_group")), d.compute.node_group,
-                              "one of the cluster's GPU pools or node groups: " + ", ".join(sorted(groups)))
+                              "one of the cluster's GPU pools or node groups: " + ", ".join(sorted(groups))
+                              + did_you_mean(d.compute.node_group, groups))
         elif d.compute.gpus > 0 and not gpu:
             yield ConfigIssue(key_path(("deployments", i, "compute", "node_group")), d.compute.node_group,
                               "a node group with gpu: true, since the deployment asks for GPUs")
         if d.autoscaling.target_concurrency is None:
-            yield ConfigIssue(key_path(("deployments", i, "autoscaling", "target_concurrency")), None,
+            yield ConfigIssue(key_path(("deployments", i, "autoscaling", "target_concurrency")), MISSING,
                               "in-flight requests per replica at the p99 SLO (what KEDA scales on), e.g. 8")
         if d.autoscaling.min == 0 and cfg.is_prod:
             yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), 0,
@@ -255,7 +259,7 @@ def progressive_rollout_fits_capacity(cfg: StackConfig) -> Iterator[ConfigIssue]
             yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), "shadow",
                               "all_at_once or canary for kserve (shadow traffic is a SageMaker feature here)")
         if isinstance(rollout, Canary) and isinstance(d, KServeDeployment) and rollout.candidate is None:
-            yield ConfigIssue(key_path(("deployments", i, "rollout", "candidate")), None,
+            yield ConfigIssue(key_path(("deployments", i, "rollout", "candidate")), MISSING,
                               "the model under test (uri, format, sha256): a kserve canary serves it beside `model`")
         if isinstance(rollout, Canary) and isinstance(d, SageMakerDeployment):
             if rollout.candidate is not None:
@@ -287,14 +291,23 @@ def progressive_rollout_fits_capacity(cfg: StackConfig) -> Iterator[ConfigIssue]
                               f"instances once rounded up); lower the percent or add instances")
 
 
+def _by_size(instance_type: str) -> tuple[int, str]:
+    """ml.g5.xlarge < ml.g5.2xlarge < ml.g5.12xlarge: the size's multiplier, then the name."""
+    size = instance_type.rsplit(".", 1)[-1]
+    digits = size[:len(size) - len(size.lstrip("0123456789"))]
+    return (int(digits) if digits else (0 if "xlarge" in size else -1), size)
+
+
 def sagemaker_instance_types_exist(cfg: StackConfig) -> Iterator[ConfigIssue]:
     known = sagemaker_instance_types()
     for i, d in enumerate(cfg.deployments):
         if isinstance(d, SageMakerDeployment) and d.compute.instance_type not in known:
-            family = d.compute.instance_type.rsplit(".", 1)[0]
-            near = sorted(t for t in known if t.startswith(family + "."))
-            yield ConfigIssue(key_path(("deployments", i, "compute", "instance_type")), d.compute.instance_type,
-                              "a SageMaker endpoint instance type" + (f", e.g. {', '.join(near[:6])}" if near else ""))
+            given = d.compute.instance_type
+            family = given.rsplit(".", 1)[0]
+            sizes = sorted((t for t in known if t.startswith(family + ".")), key=_by_size)
+            yield ConfigIssue(key_path(("deployments", i, "compute", "instance_type")), given,
+                              "a SageMaker endpoint instance type" + did_you_mean(given, known)
+                              + (f"; the {family} family: {', '.join(sizes)}" if sizes else ""))
 
 
 def autoscaling_target(cfg: StackConfig) -> Iterator[ConfigIssue]:
@@ -311,7 +324,7 @@ def autoscaling_target(cfg: StackConfig) -> Iterator[ConfigIssue]:
                                   "(async_inference.backlog_per_instance)")
             continue
         if len(given) != 1:
-            yield ConfigIssue(key_path(("deployments", i, "autoscaling")), given or None,
+            yield ConfigIssue(key_path(("deployments", i, "autoscaling")), given or MISSING,
                               "exactly one of target_invocations_per_instance (per minute), "
                               "max_rps_per_instance_at_slo (measured; mlserve keeps headroom_percent free) or "
                               "target_concurrency (measured in-flight requests per instance, tracked at high "
@@ -363,10 +376,10 @@ def sagemaker_bake_fits_the_api(cfg: StackConfig) -> Iterator[ConfigIssue]:
 def gateway_and_drift_are_complete(cfg: StackConfig) -> Iterator[ConfigIssue]:
     gateway = cfg.gateway
     if gateway.authorization == "jwt" and not gateway.cognito_user_pool_arn:
-        yield ConfigIssue(key_path(("gateway", "cognito_user_pool_arn")), None,
+        yield ConfigIssue(key_path(("gateway", "cognito_user_pool_arn")), MISSING,
                           "the ARN of the Cognito user pool that issues the JWTs (authorization: jwt)")
     if bool(gateway.domain_name) != bool(gateway.certificate_arn):
-        yield ConfigIssue(key_path(("gateway", "certificate_arn")), gateway.certificate_arn,
+        yield ConfigIssue(key_path(("gateway", "certificate_arn")), gateway.certificate_arn or MISSING,
                           "set together with gateway.domain_name (an ACM certificate for that name)")
     if gateway.domain_name and len(cfg.deployments) > 1:
         # Each deployment has its own API, and a custom domain maps to one API here.
@@ -394,11 +407,27 @@ def gateway_and_drift_are_complete(cfg: StackConfig) -> Iterator[ConfigIssue]:
             yield ConfigIssue(key_path(("deployments", i, "data_capture", "enabled")), False,
                               "true when drift.enabled (drift is computed from captured requests)")
         if not d.drift.baseline_uri:
-            yield ConfigIssue(key_path(("deployments", i, "drift", "baseline_uri")), None,
+            yield ConfigIssue(key_path(("deployments", i, "drift", "baseline_uri")), MISSING,
                               "the s3://.../baseline.json written by `python -m drift baseline` from reference data")
         elif not d.drift.baseline_uri.startswith(f"s3://{cfg.model_store.bucket}/"):
             yield ConfigIssue(key_path(("deployments", i, "drift", "baseline_uri")), d.drift.baseline_uri,
                               f"a URI in the stack's bucket s3://{cfg.model_store.bucket}/")
+
+
+def certificates_in_the_stack_region(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    """ACM certificates are regional: the KServe ALBs' listener and API Gateway's REGIONAL custom domain take only
+    a certificate of their own region, and AWS refuses another at `pulumi up`, after the rest has been created."""
+    arns = [(("gateway", "certificate_arn"), cfg.gateway.certificate_arn, "the API's regional custom domain")]
+    if cfg.cluster is not None:
+        arns.append((("cluster", "ingress_certificate_arn"), cfg.cluster.ingress_certificate_arn,
+                     "the KServe load balancers' HTTPS listener"))
+    for loc, arn, user in arns:
+        region = arn.split(":")[3] if arn else cfg.region
+        if region != cfg.region:
+            yield ConfigIssue(key_path(loc), arn,
+                              f"a certificate in the stack's region {cfg.region} (mlserve:region); this one is in "
+                              f"{region}, and {user} can use only a certificate of its own region: request or "
+                              f"import it in {cfg.region} with ACM")
 
 
 def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
@@ -421,12 +450,12 @@ def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
         yield ConfigIssue(key_path(("cluster", "node_groups")), [g.name for g in cluster.node_groups],
                           "also a CPU node group (gpu: false) for the controllers (KServe, KEDA, cert-manager, ...)")
     if cfg.is_prod and not cluster.ingress_certificate_arn:
-        yield ConfigIssue(key_path(("cluster", "ingress_certificate_arn")), None,
+        yield ConfigIssue(key_path(("cluster", "ingress_certificate_arn")), MISSING,
                           "an ACM certificate ARN in prod: the KServe load balancers serve HTTPS only")
     if bool(cluster.ingress_certificate_arn) != bool(cluster.ingress_domain):
         given = "ingress_certificate_arn" if cluster.ingress_certificate_arn else "ingress_domain"
         missing = "ingress_domain" if given == "ingress_certificate_arn" else "ingress_certificate_arn"
-        yield ConfigIssue(key_path(("cluster", missing)), None,
+        yield ConfigIssue(key_path(("cluster", missing)), MISSING,
                           f"set together with {given}: the certificate must cover *.<ingress_domain>")
     proxy_minor = ".".join(cluster.addons.kube_proxy.lstrip("v").split(".")[:2])
     if proxy_minor != cluster.kubernetes_version:
@@ -467,7 +496,7 @@ def gpu_pools_fit_their_deployments(cfg: StackConfig) -> Iterator[ConfigIssue]:
     if cluster is None:
         return
     if cluster.gpu_pools and cluster.node_class is None:
-        yield ConfigIssue(key_path(("cluster", "node_class")), None,
+        yield ConfigIssue(key_path(("cluster", "node_class")), MISSING,
                           "an EC2NodeClass (ami_alias, disk_size_gib) for the GPU pools to launch from")
     group_names = {g.name for g in cluster.node_groups}
     seen: set[str] = set()
@@ -537,6 +566,7 @@ RULES: tuple[Rule, ...] = (
     sagemaker_bake_fits_the_api,
     documented_api_limits,
     gateway_and_drift_are_complete,
+    certificates_in_the_stack_region,
 )
 
 

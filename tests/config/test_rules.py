@@ -87,7 +87,7 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
     ("prod", lambda r: r["mlserve:cluster"].pop("node_class"),
      "mlserve:cluster.node_class", "an EC2NodeClass (ami_alias, disk_size_gib)"),
     ("prod", lambda r: r["mlserve:cluster"]["node_class"].update(ami_alias="al2023@latest"),
-     "mlserve:cluster.node_class.ami_alias", "match pattern"),
+     "mlserve:cluster.node_class.ami_alias", "a pinned Karpenter AMI alias, al2023@v<date> or bottlerocket@v"),
     ("prod", lambda r: deployment(r, 1)["autoscaling"].update(max=5),
      "mlserve:deployments[1].autoscaling.max", "at most 4: pool 'gpu-a10g' may hold 8 GPUs (gpu_limit), and 5 "
                                                "replicas x 1 GPU(s) x 2 tracks (stable and canary)"),
@@ -118,7 +118,7 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
     ("dev", lambda r: r["mlserve:deployments"].append(copy.deepcopy(deployment(r))),
      "mlserve:deployments[1].name", "a name used once in deployments"),
     ("dev", lambda r: deployment(r).update(name="ResNet_50"),
-     "mlserve:deployments[0].name", "match pattern"),
+     "mlserve:deployments[0].name", "lowercase letters, digits and hyphens, starting with a letter"),
     ("dev", lambda r: r["mlserve:tags"].pop("cost-center"),
      "mlserve:tags.cost-center", "a non-empty value"),
     ("dev", lambda r: deployment(r)["model"].update(uri="s3://someone-elses-bucket/m/model.tar.gz"),
@@ -154,7 +154,17 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
                                              "candidate": deployment(r)["model"]}})),
      "mlserve:deployments[1].rollout.strategy", "shadow traffic is a SageMaker feature"),
     ("dev", lambda r: deployment(r)["compute"].update(instance_type="ml.g5.3xlarge"),
-     "mlserve:deployments[0].compute.instance_type", "a SageMaker endpoint instance type, e.g. ml.g5.12xlarge"),
+     "mlserve:deployments[0].compute.instance_type", "a SageMaker endpoint instance type (did you mean "
+     "'ml.g5.2xlarge', 'ml.g5.4xlarge' or 'ml.g5.8xlarge'?); the ml.g5 family: ml.g5.xlarge, ml.g5.2xlarge, ml.g5.4xlarge"),
+    # ACM certificates are regional: one from another region is refused, naming both regions.
+    ("dev", lambda r: r["mlserve:gateway"].update(domain_name="api.example.com", certificate_arn=(
+        "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555")),
+     "mlserve:gateway.certificate_arn", "a certificate in the stack's region us-east-1 (mlserve:region); this one "
+     "is in eu-west-1"),
+    ("prod", lambda r: r["mlserve:cluster"].update(ingress_certificate_arn=(
+        "arn:aws:acm:us-west-2:123456789012:certificate/6f1c2b9e-3a47-4d8e-9b21-5c0e7a9d4f13")),
+     "mlserve:cluster.ingress_certificate_arn", "a certificate in the stack's region us-east-1 (mlserve:region); "
+     "this one is in us-west-2"),
     ("dev", lambda r: deployment(r)["autoscaling"].pop("max_rps_per_instance_at_slo"),
      "mlserve:deployments[0].autoscaling", "exactly one of target_invocations_per_instance"),
     ("dev", lambda r: deployment(r)["autoscaling"].update(target_invocations_per_instance=500),
@@ -181,7 +191,8 @@ def test_invalid_config_names_the_key_and_what_is_allowed(stack_name, edit, path
     found, text = errors_of(edited(stack_name, edit), stack_name)
     assert path in found, text
     assert fragment in found[path].allowed, text
-    assert f"{path}: given " in text
+    assert f"{path}: given " in text or f"{path}: missing; expected: " in text
+    assert "given None" not in text  # a key left unset is missing
 
 
 def test_kserve_deployment_with_a_cluster_is_valid():
