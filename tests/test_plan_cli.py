@@ -83,3 +83,20 @@ def test_the_same_program_writes_the_same_plan_byte_for_byte(tmp_path):
                        cwd=ROOT, check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
         written.append(out.read_bytes())
     assert written[0] == written[1]
+
+
+def test_json_to_an_unwritable_path_fails_before_planning_in_one_line(tmp_path, capsys, monkeypatch):
+    import infra.plan.__main__ as plan_cli
+
+    def no_plan(*args, **kwargs):
+        raise AssertionError("planned before checking where the plan goes")
+
+    monkeypatch.setattr(plan_cli, "plan_stack", no_plan)
+    missing = tmp_path / "no-such-dir" / "dev.plan.json"
+    assert main(["--stack", "dev", "--json", str(missing), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"cannot write the plan to {missing}: the directory {missing.parent} does "
+                                         f"not exist (create it: mkdir -p {missing.parent})"]
+    assert main(["--stack", "dev", "--json", str(tmp_path), "--quiet"]) == 1
+    assert capsys.readouterr().err.splitlines() == [f"cannot write the plan to {tmp_path}: it is a directory (name "
+                                                    "a file, e.g. build/dev.plan.json)"]

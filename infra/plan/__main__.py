@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -41,6 +42,22 @@ def counts_table(plan: Plan) -> Table:
     return table
 
 
+def unwritable_reason(path: Path) -> str | None:
+    """Why the plan could not be written to `path` (checked before planning), or None."""
+    if path.is_dir():
+        return "it is a directory (name a file, e.g. build/dev.plan.json)"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "the file is not writable"
+    parent = path.parent
+    if not parent.exists():
+        return f"the directory {parent} does not exist (create it: mkdir -p {parent})"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"the directory {parent} is not writable"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.plan", description=(__doc__ or "").splitlines()[0])
     source = parser.add_mutually_exclusive_group()
@@ -53,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console()
 
+    unwritable = args.json and unwritable_reason(args.json)
+    if unwritable:  # before the plan, which takes a while: say it now, in one line
+        print(f"cannot write the plan to {args.json}: {unwritable}", file=sys.stderr)
+        return 1
     try:
         stack, cfg = load_named(args.stack, args.config_file)
     except ConfigError as error:
