@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup serving-setup scan-setup plan demo test test-infra test-serving lint policy serve-local bench-serving bench-plan loadtest clean
+.PHONY: help setup serving-setup scan-setup plan demo test test-infra test-serving lint policy serve-local bench-serving bench-plan loadtest clean
 
 # The serving image's Python world is separate: pulumi-policy needs protobuf 5, onnx and tritonclient need protobuf 6.
 SVENV  ?= .venv-serving
@@ -13,11 +13,22 @@ SSTAMP := $(SVENV)/.installed
 MODE   ?= kserve
 PORT   ?= 8080
 
+## What each target does (the `##` lines above it).
+help:
+	@awk '/^## /{d = d (d ? "\n                 " : "") substr($$0, 4); next} \
+	     /^[a-z][a-z-]*:/ && d {split($$0, t, ":"); printf "  %-14s %s\n", t[1], d; d = ""; next} \
+	     /^$$/{d = ""}' $(MAKEFILE_LIST)
+
+# pip runs quietly (its own output is thousands of lines): a line says what is installed and how long it takes.
 $(STAMP): pyproject.toml constraints.txt
+	@echo "== setting up $(VENV): Pulumi and its AWS and Kubernetes providers, boto3, moto, pytest, ruff, pyright (pinned; about 1.4 GB)."
+	@echo "   The first time takes several minutes with no output from pip; later runs skip this."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+	@echo "== $(VENV) ready"
 
+## Create .venv with the pinned dependencies (every target that needs it does this on first use).
 setup: $(STAMP)
 
 # The independent scanner (checkov) pins its own world: its dependencies clash with ours (boto3, PyYAML).
@@ -25,17 +36,24 @@ SCVENV  ?= .venv-scan
 SCSTAMP := $(SCVENV)/.installed
 
 $(SCSTAMP): tests/scan/requirements.txt tests/scan/constraints.txt
+	@echo "== setting up $(SCVENV): checkov and zizmor, the independent scanners (pinned; about 0.3 GB); a minute or two, quietly."
 	$(PYTHON) -m venv $(SCVENV)
 	$(SCVENV)/bin/python -m pip install --quiet --disable-pip-version-check -c tests/scan/constraints.txt -r tests/scan/requirements.txt
 	touch $(SCSTAMP)
+	@echo "== $(SCVENV) ready"
 
+## Create .venv-scan (checkov and zizmor, for the scan and workflow tests).
 scan-setup: $(SCSTAMP)
 
 $(SSTAMP): serving_image/requirements.txt serving_image/constraints.txt
+	@echo "== setting up $(SVENV): Triton (nvidia-pytriton), ONNX Runtime, FastAPI, tritonclient, locust (pinned; about 0.7 GB)."
+	@echo "   The first time takes several minutes with no output from pip; later runs skip this."
 	$(PYTHON) -m venv $(SVENV)
 	$(SPY) -m pip install --quiet --disable-pip-version-check -c serving_image/constraints.txt -r serving_image/requirements.txt
 	touch $(SSTAMP)
+	@echo "== $(SVENV) ready"
 
+## Create .venv-serving (the serving image's Python world).
 serving-setup: $(SSTAMP)
 
 ## The main job on the embedded default: the offline plan of the dev stack (no AWS account, no Pulumi CLI), then
@@ -53,9 +71,11 @@ demo: $(STAMP)
 ## ...and the serving image: Dockerfile lint, rendered Triton configs, contract tests against the real local Triton.
 test: test-infra test-serving
 
+## The tests outside tests/serving, in .venv.
 test-infra: $(STAMP) $(SCSTAMP) $(SSTAMP)
 	$(PY) -m pytest -q --ignore=tests/serving
 
+## The serving image's tests (tests/serving), in .venv-serving.
 test-serving: $(SSTAMP)
 	$(SPY) -m pytest -q tests/serving
 
@@ -93,5 +113,6 @@ loadtest: $(SSTAMP)
 	$(SVENV)/bin/locust -f bench/locustfile.py --headless --host $(URL) --run-time $(SECONDS)s --stop-timeout 5 \
 		--only-summary --exit-code-on-error 1
 
+## Remove the three virtual environments (the next target sets them up again).
 clean:
 	rm -rf $(VENV) $(SVENV) $(SCVENV) .pytest_cache
