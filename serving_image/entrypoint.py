@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,7 +33,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
 import uvloop
 
@@ -56,11 +57,15 @@ class Ports:
 
 def triton_command(binary: str, repository: Path, mode: str, host: str, ports: Ports, inner: Ports,
                    backend_directory: Path | None = None, cache_bytes: int | None = None,
-                   cache_directory: Path | None = None) -> list[str]:
-    """Triton's HTTP (and metrics) on loopback ports `inner`, behind the front; gRPC (KServe) on `host`."""
+                   cache_directory: Path | None = None, gpu: bool = True) -> list[str]:
+    """Triton's HTTP (and metrics) on loopback ports `inner`, behind the front; gRPC (KServe) on `host`.
+    `gpu` False (serve --local on the CPU): Triton probes no GPU (no pinned or CUDA memory pool, no GPU metrics)."""
     command = [binary, f"--model-repository={repository}", f"--exit-timeout-secs={EXIT_TIMEOUT_SECONDS}",
                "--strict-readiness=true", "--exit-on-error=true", "--disable-auto-complete-config",
                "--allow-sagemaker=false", "--http-address=127.0.0.1", f"--http-port={inner.http}"]
+    if not gpu:
+        command += ["--pinned-memory-pool-byte-size=0", "--cuda-memory-pool-byte-size=0:0",
+                    "--allow-gpu-metrics=false"]
     if backend_directory:
         command.append(f"--backend-directory={backend_directory}")
     if cache_bytes:  # the model's response_cache needs a server-side cache to live in
@@ -143,6 +148,28 @@ def local_triton(workdir: Path) -> tuple[str, dict[str, str], Path, Path]:
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     return str(dist / "bin" / "tritonserver"), env, backends, dist / "caches"
+
+
+# What the bundled tritonserver (built with GPU support) says at start on a machine without an NVIDIA driver, though
+# the python backend never touches a GPU: its CUDA, NVML and DCGM probes failing. `serve --local` turns off what it
+# can (`triton_command(gpu=False)`) and drops these lines, only these, from what Triton prints.
+CPU_ONLY_NOISE = re.compile(r"CudaDriverHelper has not been initialized|CUDA driver version is insufficient|"
+                            r"no CUDA-capable device is detected|Failed to initialize NVML|DCGM unable to start|"
+                            r"failed to allocate pinned system memory: no pinned memory pool")
+
+
+def copy_lines(source: IO[bytes], sink: IO[bytes], drop: re.Pattern[str]) -> threading.Thread:
+    """Copy `source` to `sink` line by line, as they come, without the lines `drop` matches."""
+    def copy() -> None:
+        for line in iter(source.readline, b""):
+            if not drop.search(line.decode(errors="replace")):
+                sink.write(line)
+                sink.flush()
+        source.close()
+
+    thread = threading.Thread(target=copy, name="triton-output", daemon=True)
+    thread.start()
+    return thread
 
 
 def health_url(mode: str, host: str, ports: Ports) -> str:
@@ -257,17 +284,25 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
         return 2
 
+    cpu_only = args.local and backend == "python"  # the bundled Triton serving on the CPU: no GPU to probe
     if args.local:
         binary, env, backend_directory, cache_directory = local_triton(workdir)
     else:
         binary, env, backend_directory, cache_directory = (shutil.which("tritonserver") or "tritonserver",
                                                            dict(os.environ), None, None)
     command = triton_command(binary, workdir / "repository", args.mode, host, ports, inner, backend_directory,
-                             spec.response_cache_bytes if spec.response_cache else None, cache_directory)
+                             spec.response_cache_bytes if spec.response_cache else None, cache_directory,
+                             gpu=not cpu_only)
     print(f"serve: {args.mode} mode, backend {backend}, model {spec.name} on port {ports.http}", flush=True)
     if store_failures:  # the store never stops a start; how often it failed is said here and on /metrics
         print(f"serve: {summary(store_failures)}; serving the locally built engine", file=sys.stderr, flush=True)
-    process = subprocess.Popen(command, env=env)
+    if cpu_only:
+        sys.stdout.flush()
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        copiers = [copy_lines(cast(IO[bytes], process.stdout), sys.stdout.buffer, CPU_ONLY_NOISE),
+                   copy_lines(cast(IO[bytes], process.stderr), sys.stderr.buffer, CPU_ONLY_NOISE)]
+    else:
+        process, copiers = subprocess.Popen(command, env=env), []
     stop_front, join_front, front_failed = start_front(spec, args.mode, host, ports, inner, args.max_body_bytes,
                                                        store_failures)
 
@@ -291,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if front_failed and status == 0 else status
     finally:
         join_front()  # after Triton: the front hands back the answers Triton gave to in-flight requests
+        for copier in copiers:
+            copier.join(timeout=5)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
