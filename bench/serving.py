@@ -7,7 +7,8 @@ Both serve the sample model on 127.0.0.1 and get the same v2 JSON request (one i
 For each concurrency (1, 8, 32) it runs a bounded time and request count, then prints throughput, p50/p95/p99 and the
 throughput ratio, plus each server's time from process start to ready. A second table prices the front (the layer
 that turns client mistakes into 4xx): the same requests to Triton's own port behind it and through it, at
-concurrency 1 and 32. Everything it starts, it stops.
+concurrency 1 and 32. Progress goes to stderr as it runs; everything it starts, it stops, and the logs and
+folders it writes under the temporary directory go with them.
 
 Repeats: the whole set of measurements runs `--repeats` times, each pair of a ratio measured back to back within a
 repeat (which of the two goes first alternates), so a ratio is paired; each ratio is printed as the median over the
@@ -177,6 +178,25 @@ def start_baseline() -> tuple[subprocess.Popen, int, float]:
     raise RuntimeError("the baseline did not start")
 
 
+def say(message: str) -> None:
+    """Progress, on stderr as it happens (the tables come on stdout at the end)."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def stop_and_clean(server: local_server.LocalServer) -> None:
+    """Stop a server this run started and remove its log (its temporary folder goes with the server)."""
+    local_server.stop(server)
+    server.log.unlink(missing_ok=True)
+
+
+def planned_seconds(args: argparse.Namespace) -> float:
+    """How long the measurements take at most: each is bounded by --seconds (warm-ups are half a second each)."""
+    per_repeat = 2 * len(args.concurrency) + 2 * 2
+    warmups = 3 * len({*args.concurrency, 1, 32}) * 0.5
+    large = (2 * 2 * args.seconds + 2 * 2 * 0.5) if args.large else 0
+    return args.repeats * per_repeat * args.seconds + warmups + large
+
+
 def paired(first: tuple[int, dict], second: tuple[int, dict], body: bytes, concurrency: int, seconds: float,
            max_requests: int, swap: bool) -> tuple[Result, Result]:
     """Two servers (port, headers) under the same load back to back; `swap` runs the second first."""
@@ -205,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     body = json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
                                    "data": x.flatten().tolist()}]}).encode()
     load_before = os.getloadavg()
+    say(f"about {planned_seconds(args):.0f} s of measurements after the servers start ({args.repeats} repeats of "
+        f"{args.seconds:g} s per measurement); the tables follow at the end")
 
     inner_port = local_server.free_port()
+    say("starting the local Triton (the front and Triton, the sample model)")
     triton = local_server.start(extra_env={"MLSERVE_TRITON_HTTP_PORT": str(inner_port)})
     baseline = None
     # (concurrency) -> per repeat: (mlserve, baseline); (concurrency) -> per repeat: (direct, through the front)
@@ -214,20 +237,28 @@ def main(argv: list[str] | None = None) -> int:
     front_rows: dict[int, list[tuple[Result, Result]]] = {1: [], 32: []}
     try:
         triton_ready = local_server.wait_ready(triton)
+        say(f"Triton ready in {triton_ready:.1f} s; starting the baseline (FastAPI + ONNX Runtime)")
         baseline, baseline_port, baseline_ready = start_baseline()
         mlserve, naive, direct = (triton.http, {}), (baseline_port, {}), (inner_port, {})
+        say("warming up both servers")
         for port in (triton.http, baseline_port, inner_port):  # warm connections and caches alike
             for concurrency in sorted({*args.concurrency, *front_rows}):
                 load(port, body, concurrency, 0.5, 200)
         for repeat in range(args.repeats):
+            say(f"repeat {repeat + 1}/{args.repeats}: concurrency {', '.join(map(str, args.concurrency))} against "
+                "both servers, then the front's cost at 1 and 32")
             for concurrency in args.concurrency:
                 rows[concurrency].append(paired(mlserve, naive, body, concurrency, args.seconds, args.max_requests,
                                                 swap=repeat % 2 == 1))
             for concurrency in front_rows:
                 front_rows[concurrency].append(paired(direct, mlserve, body, concurrency, args.seconds,
                                                       args.max_requests, swap=repeat % 2 == 1))
+    except (RuntimeError, TimeoutError) as error:  # a server that did not start: its last lines say why
+        say(f"a server did not start: {error}")
+        return 1
     finally:
-        local_server.stop(triton)
+        say("stopping the servers")
+        stop_and_clean(triton)
         if baseline is not None:
             baseline.terminate()
             baseline.wait(timeout=30)
@@ -243,7 +274,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{load_before[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} CPUs; "
                   f"percentiles nearest-rank")
     if args.large:
-        console.print(large_input_table(args))
+        say("the 224x224 table: starting a second Triton with a large-input model")
+        try:
+            console.print(large_input_table(args))
+        except (RuntimeError, TimeoutError) as error:
+            say(f"the large-input server did not start: {error}")
+            return 1
+    say("done")
     return 1 if args.check and not all(met for *_, met in goal_figures(rows, front_rows)) else 0
 
 
@@ -343,7 +380,7 @@ def large_input_table(args) -> Table:
             rows.append((load(server.http, as_json, concurrency, args.seconds, args.max_requests),
                          load(server.http, as_binary, concurrency, args.seconds, args.max_requests, binary_headers)))
     finally:
-        local_server.stop(server)
+        stop_and_clean(server)
         shutil.rmtree(folder, ignore_errors=True)
     table = Table(title=f"1x3x224x224 FP32 through the front: v2 JSON ({len(as_json) / 1e6:.1f} MB) vs binary "
                         f"tensors ({len(as_binary) / 1e6:.1f} MB); the model averages 8x8 first, so transport dominates")

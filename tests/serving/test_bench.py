@@ -31,3 +31,48 @@ def test_a_spread_is_the_median_and_the_range():
     spread = Spread.of([0.9, 1.1, 0.95, 1.0, 2.0])
     assert (spread.median, spread.low, spread.high) == (1.0, 0.9, 2.0)
     assert spread.show(2, "x") == "1.00x [0.90-2.00]"
+
+
+class _Process:
+    returncode = 0
+
+    def poll(self):
+        return 0
+
+    def terminate(self):
+        pass
+
+    def wait(self, timeout=None):
+        return 0
+
+
+def test_a_run_says_what_it_does_as_it_goes_and_leaves_no_log_behind(monkeypatch, tmp_path, capsys):
+    """The servers and the load are stand-ins here (the real ones are the contract tests'): what is checked is what
+    the run prints while it runs, and that the server logs it made are gone afterwards."""
+    import bench.serving as bench
+    from serving_image import local_server
+
+    logs = []
+
+    def start(*args, **kwargs):
+        log = tmp_path / f"mlserve-serve-{len(logs)}.log"
+        log.write_text("serve: ready\n")
+        logs.append(log)
+        return local_server.LocalServer(_Process(), 1, 2, 3, log)
+
+    monkeypatch.setattr(local_server, "start", start)
+    monkeypatch.setattr(local_server, "wait_ready", lambda server, timeout=60: 0.5)
+    monkeypatch.setattr(local_server, "stop", lambda server, timeout=30: 0)
+    monkeypatch.setattr(bench, "start_baseline", lambda: (_Process(), 4, 0.25))
+    monkeypatch.setattr(bench, "load", lambda port, body, concurrency, seconds, max_requests, headers=None, path="":
+                        bench.Result(concurrency, 10, 0, 1.0, [float(port)] * 10))
+    assert bench.main(["--seconds", "1", "--repeats", "2", "--concurrency", "1", "8", "32"]) == 0
+    progress = capsys.readouterr().err.splitlines()
+    # 2 repeats x (3 pairs + 2 front pairs) x 2 loads x 1 s, 3 ports x 3 concurrencies x 0.5 s of warm-up, and the
+    # 224x224 table's 2 concurrencies x 2 encodings x (1 s + 0.5 s of warm-up): 20 + 4.5 + 6 = 30.5
+    assert progress[0] == ("bench: about 30 s of measurements after the servers start (2 repeats of 1 s per "
+                           "measurement); the tables follow at the end")
+    assert "bench: starting the local Triton (the front and Triton, the sample model)" in progress
+    assert "bench: repeat 2/2: concurrency 1, 8, 32 against both servers, then the front's cost at 1 and 32" in progress
+    assert progress[-1] == "bench: done"
+    assert len(logs) == 2 and not any(log.exists() for log in logs)  # the main run's and the 224x224 table's
