@@ -176,7 +176,16 @@ def run_profile(args, cfg: StackConfig, out) -> int:
     import asyncio
     import json
 
-    from .profile import MAX_STEP_SECONDS, Target, choose, config_lines, report, sweep
+    from .profile import (
+        LEGEND,
+        MAX_STEP_SECONDS,
+        Target,
+        choose,
+        config_lines,
+        local_measurement_warning,
+        report,
+        sweep,
+    )
 
     if not args.url.startswith(("http://", "https://")):
         raise OpsError(f"--url must start with http:// or https://, got {args.url!r}")
@@ -190,6 +199,9 @@ def run_profile(args, cfg: StackConfig, out) -> int:
     p99_ms = args.p99_ms or deployment.slo.p99_latency_ms
     model = deployment.model.triton_model_name
     target = Target(args.url, model, headers, cfg.region if args.sigv4 else None)
+    warning = local_measurement_warning(args.url, cfg, deployment)
+    if warning:
+        print(f"profile: warning: {warning}", file=sys.stderr, flush=True)
     try:
         steps = asyncio.run(sweep(target, sorted(set(args.concurrency)), args.seconds, args.max_requests,
                                   args.batch, binary=not args.json_tensors, spec=args.spec))
@@ -198,6 +210,7 @@ def run_profile(args, cfg: StackConfig, out) -> int:
     except OSError as error:
         raise OpsError(f"cannot reach {args.url}: {error}") from None
     chosen = choose(steps, p99_ms)
+    out.print(LEGEND, soft_wrap=True)
     for step in steps:
         ok = "meets" if step is chosen else ("ok" if step.errors == 0 and step.percentile(99) <= p99_ms else "over")
         out.print(f"concurrency {step.concurrency:>4}: {step.throughput:8.1f} req/s  p50 {step.percentile(50):7.1f} "
@@ -213,6 +226,8 @@ def run_profile(args, cfg: StackConfig, out) -> int:
               f" (batch {args.batch}); paste:")
     for line in config_lines(args.stack, index, deployment.backend, chosen):
         out.print(f"  {line}", soft_wrap=True)
+    if warning:
+        out.print("(measured on this machine, not on the deployment's instance type: see the warning above)")
     return 0
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import numpy as np
@@ -219,3 +220,45 @@ def report(target: Target, steps: list[Step], p99_ms: float, chosen: Step | None
             "chosen": None if chosen is None else {**chosen.summary(), "in_flight": round(in_flight(chosen), 2)},
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
+
+
+# What each column of a step's line means, printed with the lines.
+LEGEND = ("columns: concurrency = requests kept in flight; req/s = answered requests per second over the step; "
+          "p50/p95/p99 = latency percentiles in ms (nearest-rank, over the answered requests); errors = requests that "
+          "failed or timed out; meets = the step chosen (the highest req/s with p99 within the SLO and no errors), "
+          "ok = also within the SLO, over = p99 above the SLO or errors")
+
+LOCAL_HOSTS = ("localhost", "0.0.0.0", "::1")
+
+
+def is_local(url: str) -> bool:
+    """A server on this machine: what it serves says nothing about the deployment's hardware."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in LOCAL_HOSTS or host.startswith("127.")
+
+
+def deployment_hardware(cfg: Any, deployment: Any) -> str | None:
+    """What the deployment runs on, in words (`ml.g5.xlarge`; KServe: its GPUs and node group's types), or None."""
+    compute = deployment.compute
+    if getattr(compute, "instance_type", None):
+        return compute.instance_type
+    node_group = getattr(compute, "node_group", None)
+    if node_group is None:
+        return None
+    cluster = cfg.cluster
+    groups = [*cluster.node_groups, *cluster.gpu_pools] if cluster is not None else []
+    types = next((g.instance_types for g in groups if g.name == node_group), [])
+    details = [*types, *([f"{compute.gpus} GPU{'s' if compute.gpus != 1 else ''} per replica"] if compute.gpus else [])]
+    return f"{'GPU nodes' if compute.gpus else 'nodes'} of node group {node_group!r}" + \
+        (f" ({', '.join(details)})" if details else "")
+
+
+def local_measurement_warning(url: str, cfg: Any, deployment: Any) -> str | None:
+    """The warning for a measurement of a local server that is to set a deployment's scaling: the deployment's
+    capacity is its instance type's, which a local server (its hardware unknown here) is not."""
+    hardware = deployment_hardware(cfg, deployment)
+    if not is_local(url) or hardware is None:
+        return None
+    return (f"{urlsplit(url).hostname} is a server on this machine, not the deployment's {hardware}: these figures "
+            f"measure this machine's hardware, and {deployment.name}'s scaling needs them measured on that instance "
+            "type (a test endpoint or pod of the deployment, through its URL); use them to compare, not to paste")

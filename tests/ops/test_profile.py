@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from infra.ops.__main__ import main
-from infra.ops.profile import Step, choose, config_lines, in_flight
+from infra.ops.profile import LEGEND, Step, choose, config_lines, in_flight
 from serving_image import local_server
 
 SERVING_PYTHON = Path(__file__).resolve().parents[2] / ".venv-serving" / "bin" / "python"
@@ -24,8 +24,11 @@ def test_a_sweep_against_the_local_server_writes_the_report_and_the_line_to_past
     report = tmp_path / "profile.json"
     code = main(["profile", "--stack", "dev", "--deployment", "resnet50", "--url", f"http://{server.url}",
                  "--concurrency", "1", "4", "--seconds", "1.5", "--p99-ms", "2000", "--report", str(report)])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 0, out
+    assert LEGEND in out  # what each column means, with the lines
+    assert "profile: warning: 127.0.0.1 is a server on this machine" in captured.err
     document = json.loads(report.read_text())
     assert [s["concurrency"] for s in document["steps"]] == [1, 4]
     assert all(s["requests"] > 0 and s["errors"] == 0 and s["p50_ms"] <= s["p99_ms"] for s in document["steps"])
@@ -82,3 +85,29 @@ def test_percentiles_are_nearest_rank_as_the_serving_bench_reports_them(latencie
     # One definition across the tools: the p-th percentile of n latencies is the ceil(p/100 * n)-th smallest (a
     # latency that was observed); the bench (bench/serving.py) reports the same.
     assert Step(concurrency=1, latencies_ms=latencies).percentile(p) == expected
+
+
+def test_a_local_measurement_is_said_not_to_be_the_deployments_instance_type():
+    from infra.ops.profile import local_measurement_warning
+    from tests.harness import config_of, raw_config
+
+    dev, prod = config_of(raw_config("dev"), "dev"), config_of(raw_config("prod"), "prod")
+    assert local_measurement_warning("http://127.0.0.1:8080", dev, dev.deployments[0]) == (
+        "127.0.0.1 is a server on this machine, not the deployment's ml.g5.xlarge: these figures measure this "
+        "machine's hardware, and resnet50's scaling needs them measured on that instance type (a test endpoint or "
+        "pod of the deployment, through its URL); use them to compare, not to paste")
+    reranker = next(d for d in prod.deployments if d.backend == "kserve")
+    warning = local_measurement_warning("http://localhost:8080", prod, reranker)
+    assert warning and warning.startswith(
+        "localhost is a server on this machine, not the deployment's GPU nodes of node group 'gpu-a10g' "
+        "(g5.2xlarge, g6.2xlarge, 1 GPU per replica)")
+    gateway = "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
+    assert local_measurement_warning(gateway, prod, prod.deployments[0]) is None
+
+
+def test_profile_warns_before_it_measures_a_local_server(capsys):
+    assert main(["profile", "--stack", "dev", "--deployment", "resnet50", "--url", "http://127.0.0.1:9",
+                 "--seconds", "0.5"]) == 2  # nothing listens there: the warning comes first all the same
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("profile: warning: 127.0.0.1 is a server on this machine, not the deployment's "
+                             "ml.g5.xlarge")
