@@ -240,6 +240,7 @@ def test_model_is_not_ready_until_warm_and_ready_after(tmp_path):
             assert response.status == 200
     finally:
         local_server.stop(server)
+        server.log.unlink(missing_ok=True)
 
 
 def test_sigterm_during_load_loses_no_accepted_request():
