@@ -247,7 +247,9 @@ class InferenceApi(pulumi.ComponentResource):
                 f"{name}-infer-{answer.key}", rest_api=api.id, resource_id=resource.id,
                 http_method=method.http_method, status_code=method_response.status_code,
                 selection_pattern=answer.pattern, response_parameters=answer.mapped or None,
-                response_templates={"application/json": answer.template} if answer.template else None,
+                # Templates are chosen by the request's Accept: the same one for JSON and binary clients.
+                response_templates={media: answer.template for media in ("application/json", *BINARY_MEDIA_TYPES)}
+                if answer.template else None,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[integration, method_response])))
         # A refused body says why, in JSON, instead of API Gateway's bare "Invalid request body".
         aws.apigateway.Response(
@@ -373,7 +375,8 @@ class InferenceApi(pulumi.ComponentResource):
             authorization=AUTHORIZATION_TYPES[args.authorization],
             authorizer_id=authorizer_id, api_key_required=True, request_validator_id=validator.id,
             request_parameters={f"method.request.header.{ASYNC_INPUT}": True,
-                                "method.request.header.Content-Type": False}, opts=child)
+                                "method.request.header.Content-Type": False,
+                                f"method.request.header.{HEADER_LENGTH}": False}, opts=child)
         role = aws.iam.Role(f"{name}-invoke-async", assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
                             opts=child)
         role_policy = aws.iam.RolePolicy(f"{name}-invoke-async", role=role.id, policy=render(Statement(
@@ -386,7 +389,11 @@ class InferenceApi(pulumi.ComponentResource):
                                      backend.endpoint_name, "/async-invocations"),
             request_parameters={f"integration.request.header.{ASYNC_INPUT}": f"method.request.header.{ASYNC_INPUT}",
                                 f"integration.request.header.{ASYNC_CONTENT_TYPE}":
-                                    "method.request.header.Content-Type"},
+                                    "method.request.header.Content-Type",
+                                # A binary input's JSON header length, as on the realtime route: the container
+                                # reads it from the custom attributes (the only header SageMaker hands it).
+                                "integration.request.header.X-Amzn-SageMaker-Custom-Attributes":
+                                    f"method.request.header.{HEADER_LENGTH}"},
             timeout_milliseconds=29_000, opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
         parts: list[pulumi.Resource] = [method, integration]
         locations = [f"X-Amzn-SageMaker-{h}" for h in ("OutputLocation", "FailureLocation")]

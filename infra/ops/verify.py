@@ -372,12 +372,22 @@ def _expected_outputs(metadata: dict[str, Any]) -> dict[str, list[int]]:
     return {o["name"]: [1 if d == -1 else d for d in o["shape"]] for o in metadata["outputs"]}
 
 
+def _json_header_size(content_type: str) -> str | None:
+    for parameter in content_type.split(";")[1:]:
+        key, _, value = parameter.strip().partition("=")
+        if key.lower() == "json-header-size" and value.strip().isdigit():
+            return value.strip()
+    return None
+
+
 def _outputs_of(status: int, headers: dict[str, str], body: bytes, binary: bool) -> dict[str, list[int]]:
     """Output name -> shape as the server answered (raises ValueError on an answer that is not v2)."""
     import tritonclient.http as httpclient
 
     lower = {k.lower(): v for k, v in headers.items()}
-    length = lower.get("inference-header-content-length")
+    # KServe's v2 header, or SageMaker mode's media-type parameter (the front moves it there: Content-Type
+    # application/vnd.sagemaker-triton.binary+json;json-header-size=N, the only header InvokeEndpoint passes back).
+    length = lower.get("inference-header-content-length") or _json_header_size(lower.get("content-type", ""))
     if binary or length:
         result = httpclient.InferResult.from_response_body(body, header_length=int(length) if length else None)
         shapes = {}
@@ -416,7 +426,10 @@ def check_gateway(gateway: Gateway, metadata: dict[str, Any], asynchronous: bool
     try:
         for label, binary in () if asynchronous else (("JSON inference", False), ("binary inference", True)):
             body, content = request_body(metadata, 1, binary)
-            status, headers, answer = _post(gateway.infer_url, body, {**gateway.headers, **sign(body, content)})
+            # A binary answer crosses API Gateway untouched only when the request accepts a binary media type.
+            accept = {"Accept": "application/octet-stream"} if binary else {}
+            status, headers, answer = _post(gateway.infer_url, body,
+                                            {**gateway.headers, **accept, **sign(body, content)})
             if status != 200:
                 checks.append(Check("gateway", label, "fail", f"{status}: {answer[:200]!r}",
                                     "rollout status; the endpoint's logs"))

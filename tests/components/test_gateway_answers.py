@@ -125,3 +125,12 @@ def test_the_cluster_s_overload_answer_keeps_429_and_its_retry_after():
 
 def test_the_gateway_restores_the_front_s_own_retry_after():
     assert str(OVERLOAD_RETRY_SECONDS) == front_constant("OVERLOAD_RETRY_AFTER")
+
+
+def test_a_binary_async_input_carries_its_json_header_length_as_the_realtime_route_does():
+    from tests.components.test_sagemaker_async import async_plan
+    integrations = {i.inputs["uri"].rsplit("/", 1)[-1]: i.inputs["requestParameters"]
+                    for i in async_plan().of_type(INTEGRATION) if i.inputs["type"] == "AWS"}
+    header = "integration.request.header.X-Amzn-SageMaker-Custom-Attributes"
+    assert integrations["async-invocations"][header] == integrations["invocations"][header] == \
+        "method.request.header.Inference-Header-Content-Length"

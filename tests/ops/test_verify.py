@@ -450,3 +450,18 @@ def test_an_async_deployment_gets_no_inference_but_its_refusals_are_checked(gate
         ("JSON inference", "unverified"), ("binary inference", "unverified"),
         ("malformed request", "pass"), ("no credentials", "pass")]
     assert len(gateway.requests) == 2  # only the two refusals were sent
+
+
+def test_a_sagemaker_mode_binary_answer_is_read_from_its_media_type_parameter():
+    # Through InvokeEndpoint only Content-Type comes back: the front moves the JSON header's length into it.
+    import json as _json
+
+    import numpy as np
+
+    from infra.ops.verify import _outputs_of
+
+    header = _json.dumps({"model_name": "m", "outputs": [{"name": "scores", "datatype": "FP32", "shape": [1, 2],
+                                                          "parameters": {"binary_data_size": 8}}]}).encode()
+    body = header + np.array([[0.25, 0.75]], dtype=np.float32).tobytes()
+    content_type = f"application/vnd.sagemaker-triton.binary+json;json-header-size={len(header)}"
+    assert _outputs_of(200, {"Content-Type": content_type}, body, binary=True) == {"scores": [1, 2]}
