@@ -342,12 +342,15 @@ def documented_api_limits(cfg: StackConfig) -> Iterator[ConfigIssue]:
         if not isinstance(d, SageMakerDeployment):
             continue
         rollout = d.rollout
+        # An update meets whatever count autoscaling left: the smallest it may leave must still hold a batch.
+        fewest = max(1, d.autoscaling.min)
         if isinstance(rollout, Rolling) and d.hosting == "inference_components" \
-                and d.component.copies * rollout.batch_percent < 100:
+                and min(d.component.copies, fewest) * rollout.batch_percent < 100:
             yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), "rolling",
-                              f"all_at_once, or at least {math.ceil(100 / rollout.batch_percent)} copies for batches "
-                              f"of {rollout.batch_percent}%: a batch must be a whole copy and 5-50% of the copy "
-                              f"count ({COMPONENT_ROLLING_POLICY})")
+                              f"all_at_once, or copies and autoscaling.min of at least "
+                              f"{math.ceil(100 / rollout.batch_percent)} for batches of {rollout.batch_percent}%: an "
+                              f"update meets the copy count autoscaling left, and a batch must be a whole copy and "
+                              f"5-50% of that count ({COMPONENT_ROLLING_POLICY})")
         if isinstance(rollout, Rolling) and d.ab_variants:
             yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), "rolling",
                               "canary, linear or blue_green with ab_variants: SageMaker does not roll multi-variant "

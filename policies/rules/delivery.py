@@ -1,6 +1,6 @@
 """Changes roll out gradually with automatic rollback, every deployment is watched, prod keeps its evidence."""
 
-from components.names import TRACK_LABEL
+from components.names import COLD_START_TAG, TRACK_LABEL
 
 from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
 
@@ -44,6 +44,8 @@ def _rollout_weaknesses(props, config, component: bool):
         copies = (props.get("runtimeConfig") or {}).get("copyCount") or 0
         if not is_prod(config) and copies <= 1:
             return  # one copy cannot roll (a batch is 5-50% of the copies): dev's all_at_once is all there is
+        if any(t.get("key") == COLD_START_TAG and t.get("value") == "true" for t in as_list(props.get("tags"))):
+            return  # it scales to zero copies, and an update at one copy has no batch SageMaker would take
         yield "the inference component has no rolling update policy: a new model replaces every copy at once"
         return
     if not policy:

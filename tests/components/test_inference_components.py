@@ -14,19 +14,34 @@ NAME = "mlserve-prod-resnet50"
 COMPONENT = "aws-native:sagemaker:InferenceComponent"
 
 
-def to_components(raw, tolerates_cold_start=True, **autoscaling):
+ROLLING = {"strategy": "rolling", "batch_percent": 25, "bake_minutes": 5, "rollback_batch_percent": 50,
+           "timeout_minutes": 90}
+
+
+def to_components(raw, tolerates_cold_start=True, rollout=ROLLING, **autoscaling):
+    """Prod's resnet50 as 4 copies of 1 GPU between 4 and 12 rolling in batches of 25% (a whole copy at the
+    fewest copies autoscaling may leave), or as given."""
     d = raw["mlserve:deployments"][0]
     d["hosting"] = "inference_components"
-    d["rollout"] = {"strategy": "rolling", "batch_percent": 25, "bake_minutes": 5, "rollback_batch_percent": 50,
-                    "timeout_minutes": 90}
+    d["rollout"] = dict(rollout)
     d["component"] = {"accelerators": 1, "cpu_cores": 4, "min_memory_mb": 16384, "copies": 4,
                       "tolerates_cold_start": tolerates_cold_start}
-    d["autoscaling"].update({"min": 0, **autoscaling})
+    d["autoscaling"].update({"min": 4, **autoscaling})
+
+
+def to_idle_components(raw, tolerates_cold_start=True):
+    """The same model scaling to zero copies when idle: an update may meet one copy, so it replaces them at once."""
+    to_components(raw, tolerates_cold_start, rollout={"strategy": "all_at_once"}, min=0)
 
 
 @pytest.fixture(scope="module")
 def plan():
     return plan_config(edited("prod", to_components), "prod")
+
+
+@pytest.fixture(scope="module")
+def idle_plan():
+    return plan_config(edited("prod", to_idle_components), "prod")
 
 
 def as_json(plan):
@@ -60,7 +75,8 @@ def test_the_model_is_a_component_with_its_reservation_copies_and_a_guarded_roll
         "RuntimeConfig": request["RuntimeConfig"], "DeploymentConfig": replay.pascal(update)})
 
 
-def test_the_endpoint_holds_no_model_and_scales_its_instances_with_the_copies(plan):
+def test_the_endpoint_holds_no_model_and_scales_its_instances_with_the_copies(idle_plan):
+    plan = idle_plan
     config = plan.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration").inputs
     (variant,) = config["productionVariants"]
     assert "modelName" not in variant
@@ -73,7 +89,8 @@ def test_the_endpoint_holds_no_model_and_scales_its_instances_with_the_copies(pl
     assert "deploymentConfig" not in plan.one("aws:sagemaker/endpoint:Endpoint").inputs  # the component's instead
 
 
-def test_copies_scale_to_zero_and_a_request_with_no_copy_brings_one_back(plan):
+def test_copies_scale_to_zero_and_a_request_with_no_copy_brings_one_back(idle_plan):
+    plan = idle_plan
     target = plan.one("aws:appautoscaling/target:Target").inputs
     assert target["resourceId"] == f"inference-component/{NAME}"
     assert target["scalableDimension"] == "sagemaker:inference-component:DesiredCopyCount"
@@ -120,21 +137,25 @@ def test_the_host_role_may_write_the_component_s_own_container_logs():
                                 f"{prefix}/InferenceComponents/mlserve-dev-resnet50:*"]
 
 
-def test_the_pack_allows_zero_copies_in_prod_only_when_the_deployment_tolerates_the_cold_start(plan):
-    assert evaluate(as_json(plan), load_policy_config(CONFIG_DIR / "prod.json")) == []
-    hand_edited = as_json(plan)
+def test_the_pack_allows_zero_copies_in_prod_only_when_the_deployment_tolerates_the_cold_start(idle_plan):
+    # Tolerating the cold start also excuses the all-at-once update: at one copy no batch is 5-50% of the copies.
+    assert evaluate(as_json(idle_plan), load_policy_config(CONFIG_DIR / "prod.json")) == []
+    hand_edited = as_json(idle_plan)
     for resource in hand_edited["resources"]:
         if resource["type"] == COMPONENT:
             resource["inputs"]["tags"] = [t for t in resource["inputs"]["tags"]
                                           if t["key"] != "mlserve:tolerates-cold-start"]
-    refused = evaluate(hand_edited, load_policy_config(CONFIG_DIR / "prod.json"))
-    assert [v.rule for v in refused] == ["prod-endpoint-capacity"]
-    assert "inference-component/mlserve-prod-resnet50 down to 0" in refused[0].message
+    refused = {v.rule: v for v in evaluate(hand_edited, load_policy_config(CONFIG_DIR / "prod.json"))}
+    assert set(refused) == {"prod-endpoint-capacity", "progressive-rollout-with-rollback"}
+    assert "inference-component/mlserve-prod-resnet50 down to 0" in refused["prod-endpoint-capacity"].message
 
 
 @pytest.mark.parametrize("edit,path,fragment", [
-    (lambda r: to_components(r, tolerates_cold_start=False), "mlserve:deployments[0].autoscaling.min",
+    (lambda r: to_idle_components(r, tolerates_cold_start=False), "mlserve:deployments[0].autoscaling.min",
      "tolerates_cold_start"),
+    # The API's batch is 5-50% of the copies an update meets: scaling to zero leaves one copy to update.
+    (lambda r: to_components(r, min=0), "mlserve:deployments[0].rollout.strategy",
+     "an update meets the copy count autoscaling left"),
     (lambda r: (to_components(r), r["mlserve:deployments"][0].update(
         rollout={"strategy": "canary", "percent": 10, "bake_minutes": 5})),
      "mlserve:deployments[0].rollout.strategy", "rolling or all_at_once"),

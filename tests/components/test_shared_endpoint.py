@@ -25,13 +25,13 @@ def share(raw, **second):
                  data_capture={"enabled": False}, drift={"enabled": False})
     first["compute"]["instance_type"] = "ml.g5.12xlarge"
     first["compute"]["instance_count"] = 1
-    first["autoscaling"].update(min=0, max=6)
+    first["autoscaling"].update(min=2, max=6)  # a rolling batch of 50% is a whole copy at the fewest copies, 2
     first["component"]["copies"] = 2  # a rolling batch of 50% must be a whole copy
     tagger = copy.deepcopy(first)
     bucket = first["model"]["uri"].split("/")[2]
     tagger.update(name="tagger", model={"uri": f"s3://{bucket}/tagger/1/model.tar.gz", "format": "onnx",
                                         "sha256": SHA, "triton_model_name": "tagger"})
-    tagger["autoscaling"].update(min=1, max=4)
+    tagger["autoscaling"].update(min=2, max=4)
     tagger.update(second)
     raw["mlserve:deployments"].insert(1, tagger)
 
@@ -47,9 +47,9 @@ def test_one_host_endpoint_holds_no_model_and_is_sized_for_every_component_at_ma
     (config,) = plan.of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
     (variant,) = config.inputs["productionVariants"]
     assert "modelName" not in variant and variant["instanceType"] == "ml.g5.12xlarge"
-    # 4 GPUs per instance, one per copy: at max resnet50 needs 2 instances (6 copies), tagger 1 (4 copies); at min
-    # resnet50 none (0 copies), tagger 1.
-    assert variant["managedInstanceScaling"] == {"status": "ENABLED", "minInstanceCount": 1, "maxInstanceCount": 3}
+    # 4 GPUs per instance, one per copy, each component on instances of its own (an upper bound): at max resnet50
+    # needs 2 instances (6 copies), tagger 1 (4 copies); at min each needs 1 (2 copies each).
+    assert variant["managedInstanceScaling"] == {"status": "ENABLED", "minInstanceCount": 2, "maxInstanceCount": 3}
 
 
 def test_each_deployment_is_its_own_model_and_component_on_the_host(plan):

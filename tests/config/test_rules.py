@@ -178,7 +178,8 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
     # Documented API limits botocore's model does not carry: the message cites the page that states them.
     ("dev", lambda r: deployment(r).update(rollout={"strategy": "rolling", "batch_percent": 50, "bake_minutes": 5}),
      "mlserve:deployments[0].rollout.strategy",
-     "all_at_once, or at least 2 copies for batches of 50%: a batch must be a whole copy and 5-50% of the copy count "
+     "all_at_once, or copies and autoscaling.min of at least 2 for batches of 50%: an update meets the copy count "
+     "autoscaling left, and a batch must be a whole copy and 5-50% of that count "
      "(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_InferenceComponentRollingUpdatePolicy.html)"),
     ("prod", lambda r: deployment(r).update(
         rollout={"strategy": "rolling", "batch_percent": 25, "bake_minutes": 5},

@@ -91,8 +91,10 @@ def test_a_static_karpenter_pool_of_zero_nodes_is_refused_in_prod(plan):
 def to_components(raw, tolerates_cold_start=True, copies=4, low=0):
     d = raw["mlserve:deployments"][0]
     d["hosting"] = "inference_components"
-    d["rollout"] = {"strategy": "rolling", "batch_percent": 25, "bake_minutes": 5, "rollback_batch_percent": 50,
-                    "timeout_minutes": 90}
+    # Scaling to zero: an update may meet one copy, where no rolling batch is 5-50% of the copies.
+    d["rollout"] = {"strategy": "all_at_once"} if low < 4 else {
+        "strategy": "rolling", "batch_percent": 25, "bake_minutes": 5, "rollback_batch_percent": 50,
+        "timeout_minutes": 90}
     d["component"] = {"accelerators": 1, "cpu_cores": 4, "min_memory_mb": 16384, "copies": copies,
                       "tolerates_cold_start": tolerates_cold_start}
     d["autoscaling"].update({"min": low})
