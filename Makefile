@@ -73,11 +73,11 @@ test: test-infra test-serving
 
 ## The tests outside tests/serving, in .venv.
 test-infra: $(STAMP) $(SCSTAMP) $(SSTAMP)
-	$(PY) -m pytest -q --ignore=tests/serving
+	$(PY) -m pytest -q --ignore=tests/serving -n 2 --dist loadfile --durations=10
 
 ## The serving image's tests (tests/serving), in .venv-serving.
 test-serving: $(SSTAMP)
-	$(SPY) -m pytest -q tests/serving
+	$(SPY) -m pytest -q tests/serving --durations=10
 
 ## The static gate: ruff over everything, pyright (pinned) with the real SDK types in each Python world:
 ## infra/components/policies/drift against .venv (pulumi_aws/pulumi_kubernetes typed dicts), serving_image against

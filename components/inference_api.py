@@ -291,7 +291,10 @@ class InferenceApi(pulumi.ComponentResource):
                     throttling_rate_limit=tier_rate, throttling_burst_limit=tier_burst),
                 opts=child)
 
-        self.api_keys = {}
+        self.api_keys: dict[str, pulumi.Output[str]] = {}
+        """Each tier's API key id (what `aws apigateway get-api-key` takes)."""
+        self.api_key_values: dict[str, pulumi.Output[str]] = {}
+        """Each tier's key itself, a secret: what a client sends as x-api-key."""
         for tier in args.tiers:
             plan = aws.apigateway.UsagePlan(
                 f"{name}-{tier.name}", name=f"{args.api_name}-{tier.name}",
@@ -305,6 +308,7 @@ class InferenceApi(pulumi.ComponentResource):
             aws.apigateway.UsagePlanKey(f"{name}-{tier.name}", key_id=key.id, key_type="API_KEY",
                                         usage_plan_id=plan.id, opts=child)
             self.api_keys[tier.name] = key.id
+            self.api_key_values[tier.name] = pulumi.Output.secret(key.value)
 
         if args.enable_waf:
             self._web_acl(name, args, stage)

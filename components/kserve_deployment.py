@@ -73,4 +73,5 @@ class KServeDeployment(pulumi.ComponentResource):
             DriftMonitor(name, args.drift, opts=child)
 
         self.api_url = api.invoke_url
+        self.api_key_ids, self.api_key_values = api.api_keys, api.api_key_values
         self.register_outputs({"api_url": api.invoke_url})

@@ -68,6 +68,7 @@ class SageMakerDeployment(pulumi.ComponentResource):
 
         self.endpoint_name = endpoint.endpoint_name
         self.api_url = api.invoke_url
+        self.api_key_ids, self.api_key_values = api.api_keys, api.api_key_values
         self.alarm_names = alarms.alarm_names
         self.register_outputs({"endpoint_name": endpoint.endpoint_name, "api_url": api.invoke_url,
                                "alarm_names": alarms.alarm_names})

@@ -134,13 +134,15 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         ci.runner.admit_to_cluster_api(cluster.eks.security_group_id)
 
     hosts = component_hosts(base, sagemaker_opts)
-    endpoints, api_urls, panels = {}, {}, []
+    endpoints, api_urls, panels, key_ids, key_values = {}, {}, [], {}, {}
     for d in cfg.deployments:
         name = deployment_name(stack, d.name)
         if isinstance(d, SageMakerConfig):
             deployment = SageMakerDeployment(name, sagemaker_args(base, d, logging_ready, hosts),
                                              opts=sagemaker_opts)
             endpoints[d.name] = sagemaker_outputs(cfg, deployment)
+            key_ids.update({f"{d.name}/{t}": k for t, k in deployment.api_key_ids.items()})
+            key_values.update({f"{d.name}/{t}": v for t, v in deployment.api_key_values.items()})
             panels.append(DeploymentPanel(
                 name=d.name, endpoint_name=endpoint_name(stack, d.endpoint_group), variant_name=PRIMARY_VARIANT,
                 inference_component_name=name if d.hosting == "inference_components" else None, api_name=name,
@@ -148,8 +150,10 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         else:  # KServe: the gateway on the dashboard; model latency, GPUs and replicas in Prometheus (DCGM, Triton)
             assert cluster is not None, "config validation requires a cluster for KServe deployments"
             both = pulumi.ResourceOptions(providers=[provider, cluster.eks.provider])
-            api_urls[d.name] = KServeDeployment(name, kserve_args(base, d, cluster, logging_ready),
-                                                opts=both).api_url
+            served = KServeDeployment(name, kserve_args(base, d, cluster, logging_ready), opts=both)
+            api_urls[d.name] = served.api_url
+            key_ids.update({f"{d.name}/{t}": k for t, k in served.api_key_ids.items()})
+            key_values.update({f"{d.name}/{t}": v for t, v in served.api_key_values.items()})
             panels.append(DeploymentPanel(name=d.name, api_name=name, drift=d.drift.enabled,
                                           prediction_drift=d.drift.prediction_psi_alarm_threshold is not None))
     dashboard = Dashboard(resource_name(stack), DashboardArgs(
@@ -160,6 +164,8 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         "alert_topic_arn": alerting.topic_arn,
         "dashboard": dashboard.dashboard_name,
         "endpoints": endpoints,
+        "api_key_ids": key_ids,
+        "api_key_values": pulumi.Output.secret(key_values),
         "kms_key_arn": encryption.key_arn,
         "vpc_id": network.vpc_id,
         "private_subnet_ids": network.private_subnet_ids,

@@ -29,10 +29,17 @@ def test_each_output_is_a_row_with_its_stacks_and_whether_it_is_secret():
 
 def test_an_output_without_a_meaning_is_refused_by_name():
     prod = stack_plan("prod")
-    extra = dataclasses.replace(prod, outputs={**prod.outputs, "api_key_ids": {"resnet50": "k1"}})
-    with pytest.raises(UndescribedOutput, match="api_key_ids"):
+    extra = dataclasses.replace(prod, outputs={**prod.outputs, "usage_plan_ids": {"resnet50": "p1"}})
+    with pytest.raises(UndescribedOutput, match="usage_plan_ids"):
         render({"prod": extra})
     nested = dict(prod.outputs["endpoints"]["resnet50"], stream_url="https://...")
     extra = dataclasses.replace(prod, outputs={**prod.outputs, "endpoints": {"resnet50": nested}})
     with pytest.raises(UndescribedOutput, match="stream_url"):
         render({"prod": extra})
+
+
+def test_clients_get_each_deployments_key_ids_and_the_keys_as_a_secret():
+    prod = stack_plan("prod")
+    assert set(prod.outputs["api_key_ids"]) == {"resnet50/standard", "resnet50/batch", "reranker/standard",
+                                                "reranker/batch"}  # every deployment, every tier of the stack file
+    assert prod.outputs["api_key_values"] == "[secret]"

@@ -50,6 +50,11 @@ OUTPUTS: dict[str, Output] = {
             "invoke_url": "SageMaker's runtime URL of the endpoint (SigV4-signed `InvokeEndpoint`, inside AWS)",
             "alarms": "The deployment's CloudWatch alarms: p99 latency, 5xx and 4xx rates, GPU utilization and memory",
         }),
+    "api_key_ids": Output("Each deployment's API key per usage-plan tier, by `<deployment>/<tier>`: the ids "
+                          "`aws apigateway get-api-key --include-value` takes", keyed_by="deployment/tier"),
+    "api_key_values": Output("The same keys' values, what clients send as `x-api-key` (a secret: "
+                             "`pulumi stack output api_key_values --show-secrets`)",
+                             shape="map of deployment/tier to string (secret)"),
     "kms_key_arn": Output("The stack's customer-managed KMS key (buckets, logs, topics, volumes, endpoint storage)"),
     "vpc_id": Output("The stack's VPC"),
     "private_subnet_ids": Output("The private subnets, one per availability zone"),
