@@ -65,3 +65,16 @@ def serve(state: KubeState):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def use_stub(server, tmp_path, monkeypatch) -> None:
+    """Point KUBECONFIG at the stub server, as the Kubernetes client reads it: a context with a static token."""
+    import yaml
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "stub",
+        "clusters": [{"name": "stub", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+        "contexts": [{"name": "stub", "context": {"cluster": "stub", "user": "stub"}}],
+        "users": [{"name": "stub", "user": {"token": "stub-token"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))

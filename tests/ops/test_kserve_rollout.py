@@ -7,13 +7,12 @@ import copy
 import json
 
 import pytest
-import yaml
 from rich.console import Console
 
 from infra.ops.kserve_rollout import KServeRollout, KubernetesApi
 from infra.ops.report import OpsError
 from tests.harness import stack_plan
-from tests.ops.kube_api_stub import KubeState, serve
+from tests.ops.kube_api_stub import KubeState, serve, use_stub
 
 NAMESPACE = "mlserve-prod-reranker"
 KEY = "alb.ingress.kubernetes.io/actions.reranker-split"
@@ -28,13 +27,7 @@ def cluster(tmp_path, monkeypatch):
         isvc["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
     state = KubeState(NAMESPACE, {k: ingress[k] for k in ("apiVersion", "kind", "metadata", "spec")}, isvcs)
     server = serve(state)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "stub",
-        "clusters": [{"name": "stub", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-        "contexts": [{"name": "stub", "context": {"cluster": "stub", "user": "stub"}}],
-        "users": [{"name": "stub", "user": {"token": "stub-token"}}]}))
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    use_stub(server, tmp_path, monkeypatch)
     yield state
     server.shutdown()
     server.server_close()

@@ -29,7 +29,7 @@ from infra.ops.verify import SCALING_POLICY, SCALING_TARGET, KubernetesObjects, 
 from serving_image import local_server
 from tests.harness import stack_plan
 from tests.ops.conftest import REGION, SAMPLE_MODEL, config_from, dev_raw, platform
-from tests.ops.kube_api_stub import KubeState, serve
+from tests.ops.kube_api_stub import KubeState, serve, use_stub
 
 SERVING_PYTHON = Path(__file__).resolve().parents[2] / ".venv-serving" / "bin" / "python"
 ACCOUNT = "210987654321"
@@ -365,13 +365,7 @@ def kube(tmp_path, monkeypatch):
         state.objects[f"/apis/keda.sh/v1alpha1/namespaces/{meta['namespace']}/scaledobjects/{meta['name']}"] = {
             **copy.deepcopy(scaler.inputs), "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
     server = serve(state)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "stub",
-        "clusters": [{"name": "stub", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-        "contexts": [{"name": "stub", "context": {"cluster": "stub", "user": "stub"}}],
-        "users": [{"name": "stub", "user": {"token": "stub-token"}}]}))
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    use_stub(server, tmp_path, monkeypatch)
     yield state, resources
     server.shutdown()
     server.server_close()
