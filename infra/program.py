@@ -137,12 +137,11 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     endpoints, api_urls, panels, key_ids, key_values = {}, {}, [], {}, {}
     for d in cfg.deployments:
         name = deployment_name(stack, d.name)
+        deployment: SageMakerDeployment | KServeDeployment
         if isinstance(d, SageMakerConfig):
             deployment = SageMakerDeployment(name, sagemaker_args(base, d, logging_ready, hosts),
                                              opts=sagemaker_opts)
             endpoints[d.name] = sagemaker_outputs(cfg, deployment)
-            key_ids.update({f"{d.name}/{t}": k for t, k in deployment.api_key_ids.items()})
-            key_values.update({f"{d.name}/{t}": v for t, v in deployment.api_key_values.items()})
             panels.append(DeploymentPanel(
                 name=d.name, endpoint_name=endpoint_name(stack, d.endpoint_group), variant_name=PRIMARY_VARIANT,
                 inference_component_name=name if d.hosting == "inference_components" else None, api_name=name,
@@ -150,12 +149,12 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
         else:  # KServe: the gateway on the dashboard; model latency, GPUs and replicas in Prometheus (DCGM, Triton)
             assert cluster is not None, "config validation requires a cluster for KServe deployments"
             both = pulumi.ResourceOptions(providers=[provider, cluster.eks.provider])
-            served = KServeDeployment(name, kserve_args(base, d, cluster, logging_ready), opts=both)
-            api_urls[d.name] = served.api_url
-            key_ids.update({f"{d.name}/{t}": k for t, k in served.api_key_ids.items()})
-            key_values.update({f"{d.name}/{t}": v for t, v in served.api_key_values.items()})
+            deployment = KServeDeployment(name, kserve_args(base, d, cluster, logging_ready), opts=both)
+            api_urls[d.name] = deployment.api_url
             panels.append(DeploymentPanel(name=d.name, api_name=name, drift=d.drift.enabled,
                                           prediction_drift=d.drift.prediction_psi_alarm_threshold is not None))
+        key_ids.update({f"{d.name}/{t}": k for t, k in deployment.api_key_ids.items()})
+        key_values.update({f"{d.name}/{t}": v for t, v in deployment.api_key_values.items()})
     dashboard = Dashboard(resource_name(stack), DashboardArgs(
         dashboard_name=resource_name(stack), region=cfg.region, deployments=panels), opts=with_provider)
 
