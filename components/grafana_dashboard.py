@@ -15,6 +15,8 @@ from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
+from . import vllm
+
 PROMETHEUS_UID = "prometheus"
 """The provisioned Prometheus data source's uid (components/grafana.py provisions it under this uid)."""
 
@@ -56,6 +58,49 @@ def serving_dashboard(deployment: str, namespace: str, in_flight: str, target_co
         _panel("GPU memory and temperature", "none",
                (f'max by (gpu) (DCGM_FI_DEV_FB_USED{{exported_namespace="{namespace}"}})', "memory used MiB, GPU {{gpu}}"),
                (f'max by (gpu) (DCGM_FI_DEV_GPU_TEMP{{exported_namespace="{namespace}"}})', "temperature C, GPU {{gpu}}")),
+    ]
+    for panel in panels:
+        board = board.with_panel(panel)
+    return json.loads(JSONEncoder(sort_keys=True).encode(board.build()))
+
+
+def llm_dashboard(deployment: str, namespace: str, waiting: str, kv_cache: str, scale_at_waiting: int,
+                  scale_at_kv_cache_percent: int) -> dict:
+    """An LLM deployment's dashboard over vLLM's own series: what a user feels (time to first token, inter-token
+    latency), what the fleet delivers (tokens per second, requests by how they finished), and the two signals KEDA
+    scales on (`waiting`, `kv_cache`: the ScaledObject's own queries) beside the replicas each asks for."""
+    ns = f'namespace="{namespace}"'
+
+    def quantiles(series: str) -> list[tuple[str, str]]:
+        return [(f"histogram_quantile({q}, sum by (le) (rate({series}_bucket{{{ns}}}[5m]))) * 1000", f"p{int(q * 100)}")
+                for q in (0.5, 0.95, 0.99)]
+
+    board = (dashboard.Dashboard(f"mlserve: {deployment} (LLM)").uid(f"mlserve-{namespace}"[:40])
+             .tags(["mlserve", "kserve", "llm", deployment]).refresh("30s").time("now-3h", "now").timezone("utc")
+             .readonly())
+    panels = [
+        _panel("time to first token", "ms", *quantiles(vllm.TIME_TO_FIRST_TOKEN)),
+        _panel("inter-token latency", "ms", *quantiles(vllm.INTER_TOKEN_LATENCY)),
+        _panel("tokens per second", "none",
+               (f"sum(rate({vllm.GENERATION_TOKENS}{{{ns}}}[1m]))", "generated"),
+               (f"sum(rate({vllm.PROMPT_TOKENS}{{{ns}}}[1m]))", "prompt")),
+        _panel("finished requests per second", "reqps",
+               (f"sum by (finished_reason) (rate({vllm.REQUEST_SUCCESS}{{{ns}}}[1m]))", "{{finished_reason}}"),
+               (f'sum(rate(http_requests_total{{{ns},handler=~"/v1/.*",status="5xx"}}[1m]))', "5xx"),
+               (f'sum(rate(http_requests_total{{{ns},handler=~"/v1/.*",status="4xx"}}[1m]))', "4xx")),
+        _panel("KEDA's signal: queue depth", "none",
+               (waiting, "waiting"), (f"sum({vllm.NUM_REQUESTS_RUNNING}{{{ns}}})", "running"),
+               (f"ceil(({waiting}) / {scale_at_waiting})", f"replicas asked for ({scale_at_waiting} waiting each)")),
+        _panel("KEDA's signal: KV-cache use", "percent",
+               (f"max({vllm.KV_CACHE_USAGE}{{{ns}}}) * 100", "fullest replica"),
+               (f"ceil(({kv_cache}) / {scale_at_kv_cache_percent})",
+                f"replicas asked for ({scale_at_kv_cache_percent}% each)")),
+        _panel("replicas and pending pods", "none",
+               (f'sum(kube_deployment_status_replicas_available{{{ns}}})', "available"),
+               (f'sum(kube_pod_status_phase{{{ns},phase="Pending"}})', "pending (waiting for a GPU node)")),
+        _panel("GPU utilization and memory", "none",
+               (f'avg by (gpu, Hostname) (DCGM_FI_DEV_GPU_UTIL{{exported_namespace="{namespace}"}})', "util %, GPU {{gpu}}"),
+               (f'max by (gpu) (DCGM_FI_DEV_FB_USED{{exported_namespace="{namespace}"}})', "memory used MiB, GPU {{gpu}}")),
     ]
     for panel in panels:
         board = board.with_panel(panel)

@@ -12,9 +12,10 @@ Resources, in the order a node's life needs them:
   AWS resource that names namespace and service account, and the agent (a pinned add-on) already runs;
 - the `karpenter-crd` and `karpenter` charts (same pin; CRDs through their own chart so that upgrades update them),
   on the system node group, with node repair on (acting on the node monitoring agent's conditions);
-- one EC2NodeClass (private subnets and the cluster security group found by tag, a pinned AMI alias, IMDSv2 with
-  hop limit 1, encrypted gp3 volume with the stack key, the stack's tags on everything it launches) and one NodePool
-  per GPU pool (GPU taint, the label KServe pods select on, limits, consolidation when empty, a disruption budget).
+- an EC2NodeClass, shared, and one for each pool that sizes its own disk (private subnets and the cluster security
+  group found by tag, a pinned AMI alias, IMDSv2 with hop limit 1, encrypted gp3 volume with the stack key, the
+  stack's tags on everything it launches) and one NodePool per GPU pool (GPU taint, the label KServe pods select
+  on, limits, consolidation when empty, a disruption budget).
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ class GpuPool:
     consolidate_after: str = "10m"
     expire_after: str = "720h"
     max_disrupted_nodes: int = 1
+    disk_size_gib: int | None = None  # its own EC2NodeClass with this root volume; None: the shared one
+
+
+def node_class_name(pool: GpuPool) -> str:
+    """The shared class (`gpu`), or the pool's own when it sizes its disk (a pool serving language models)."""
+    return f"{NODE_CLASS}-{pool.name}" if pool.disk_size_gib else NODE_CLASS
 
 
 @dataclass(frozen=True)
@@ -166,7 +173,7 @@ def node_pool_spec(pool: GpuPool) -> dict:
         "template": {
             "metadata": {"labels": {GROUP_LABEL: pool.name, "nvidia.com/gpu.present": "true"}},
             "spec": {
-                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": NODE_CLASS},
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class_name(pool)},
                 "taints": [GPU_TAINT],
                 "requirements": [
                     {"key": "karpenter.k8s.aws/instance-family" if families else "node.kubernetes.io/instance-type",
@@ -270,17 +277,20 @@ class Karpenter(pulumi.ComponentResource):
                          "featureGates": {"nodeRepair": True}},
         }, [crds, identity, controller_policy, access])
 
-        node_class = k8s.apiextensions.CustomResource(
-            f"{name}-node-class", api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=NODE_CLASS),
-            spec=node_class_spec(node_role.name, args.cluster_name, args.ami_alias, args.disk_size_gib,
-                                 args.kms_key_arn, args.node_tags),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, controller]))
+        sizes = {NODE_CLASS: args.disk_size_gib, **{node_class_name(p): p.disk_size_gib for p in args.pools
+                                                      if p.disk_size_gib}}
+        node_classes = {class_name: k8s.apiextensions.CustomResource(
+            f"{name}-node-class" if class_name == NODE_CLASS else f"{name}-node-class-{class_name}",
+            api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=class_name),
+            spec=node_class_spec(node_role.name, args.cluster_name, args.ami_alias, disk, args.kms_key_arn,
+                                 args.node_tags),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, controller])) for class_name, disk in sizes.items()}
         for pool in args.pools:
             k8s.apiextensions.CustomResource(
                 f"{name}-{pool.name}", api_version="karpenter.sh/v1", kind="NodePool",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=pool.name), spec=node_pool_spec(pool),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[node_class]))
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[node_classes[node_class_name(pool)]]))
 
         self.queue_name = queue.name
         self.node_role_arn = node_role.arn

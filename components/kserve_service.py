@@ -34,6 +34,7 @@ import pulumi_kubernetes as k8s
 from .capture_sink import SINK_LABELS, SINK_PORT
 from .cluster_addons import GPU_TOLERATION
 from .eks_cluster import irsa_trust_policy
+from .model_servers import RESTRICTED_CONTAINER, SERVING_PORT, LlmScaling, ModelServer
 from .names import (
     DEPLOYMENT_LABEL,
     GROUP_LABEL,
@@ -46,23 +47,13 @@ from .names import (
     load_balancer_name,
 )
 from .policy_document import Statement, render, via_service
-from .prometheus_queries import in_flight_query
 
-RUNTIME = "mlserve-triton"
-PORTS = {"http": 8080, "grpc": 9000, "metrics": 8002}
-SERVING_PORT = PORTS["http"]
 AGENT_PORT = 9081
 """KServe v0.20.0 injects its agent beside the model when the predictor has a `logger`, and the predictor Service then
 targets the agent's port (`InferenceServiceDefaultAgentPort`, pkg/constants; the service reconciler). Pinned to the
 upstream source by tests/kubernetes against schemas/kserve's record of it."""
-# Pod Security `restricted`, container level (the pod level sets runAsNonRoot and the seccomp profile). The root
-# filesystem is read-only: Triton writes only to the engine cache and /tmp, both emptyDir volumes.
-RESTRICTED_CONTAINER = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
-                        "seccompProfile": {"type": "RuntimeDefault"}}
 RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                   "seccompProfile": {"type": "RuntimeDefault"}}
-STARTUP_ALLOWANCE_SECONDS = 1800  # a TensorRT engine build on first start of a new architecture
 
 
 @dataclass(frozen=True)
@@ -77,7 +68,8 @@ class KServeModelSpec:
     """What is served and how (the config's side); KServeServiceArgs adds where the traffic comes from."""
     name: str
     namespace: str
-    image_uri: pulumi.Input[str]
+    server: ModelServer
+    """Triton (tensors) or vLLM (language models): the runtime, its probes, its metrics and what KEDA scales on."""
     model: ModelRef
     candidate: ModelRef | None  # the canary's model; None: no canary
     canary_percent: int
@@ -87,7 +79,10 @@ class KServeModelSpec:
     node_group: str
     min_replicas: int
     max_replicas: int
-    target_concurrency: int
+    target_concurrency: int | None
+    """Triton: in-flight requests per replica KEDA holds."""
+    llm_scaling: LlmScaling | None
+    """vLLM: waiting requests and KV-cache use per replica KEDA holds."""
     scale_in_cooldown_seconds: int
     region: str
     kms_key_arn: pulumi.Input[str]
@@ -137,13 +132,7 @@ def target_ports(spec: KServeModelSpec, capture: bool) -> list[int]:
 
 def serving_role_policy(args: KServeModelSpec) -> pulumi.Output[str]:
     models = [m for m in (args.model, args.candidate) if m]
-    return render(
-        Statement(sid="ReadThisModel", actions=["s3:GetObject"],
-                  resources=sorted({f"arn:aws:s3:::{m.bucket}/{m.prefix}*" for m in models})),
-        Statement(sid="ListThisModel", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{args.model.bucket}"],
-                  conditions={"StringLike": {"s3:prefix": sorted({f"{m.prefix}*" for m in models})}}),
-        Statement(sid="DecryptModels", actions=["kms:Decrypt"], resources=[args.kms_key_arn],
-                  conditions=via_service("s3", args.kms_key_arn)),
+    engines = (
         # Built engines are shared between this deployment's replicas through the bucket (serving_image/
         # engine_store.py): read and write only there. The list makes S3 answer a missing engine 404, not 403.
         Statement(sid="ShareBuiltEngines", actions=["s3:GetObject", "s3:PutObject"],
@@ -152,6 +141,15 @@ def serving_role_policy(args: KServeModelSpec) -> pulumi.Output[str]:
                   conditions={"StringLike": {"s3:prefix": [f"{engine_store_prefix(args.namespace)}*"]}}),
         Statement(sid="EncryptBuiltEngines", actions=["kms:GenerateDataKey"], resources=[args.kms_key_arn],
                   conditions=via_service("s3", args.kms_key_arn)),
+    ) if args.server.shares_engines else ()
+    return render(
+        Statement(sid="ReadThisModel", actions=["s3:GetObject"],
+                  resources=sorted({f"arn:aws:s3:::{m.bucket}/{m.prefix}*" for m in models})),
+        Statement(sid="ListThisModel", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{args.model.bucket}"],
+                  conditions={"StringLike": {"s3:prefix": sorted({f"{m.prefix}*" for m in models})}}),
+        Statement(sid="DecryptModels", actions=["kms:Decrypt"], resources=[args.kms_key_arn],
+                  conditions=via_service("s3", args.kms_key_arn)),
+        *engines,
     )
 
 
@@ -181,20 +179,17 @@ class KServeService(pulumi.ComponentResource):
                 "serving.kserve.io/s3-endpoint": f"s3.{args.spec.region}.amazonaws.com",
                 "serving.kserve.io/s3-usehttps": "1"}}, opts=in_ns)
 
+        server = args.spec.server
         k8s.apiextensions.CustomResource(
             f"{name}-runtime", api_version="serving.kserve.io/v1alpha1", kind="ServingRuntime",
-            metadata={"name": RUNTIME, "namespace": ns, "labels": labels},
+            metadata={"name": server.runtime, "namespace": ns, "labels": labels},
             spec={
-                "supportedModelFormats": [{"name": "triton", "version": "2", "autoSelect": False}],
-                "protocolVersions": ["v2", "grpc-v2"],
-                "annotations": {"prometheus.kserve.io/port": str(PORTS["metrics"]),
+                "supportedModelFormats": [{"name": server.model_format, "autoSelect": False,
+                                           **({"version": "2"} if server.model_format == "triton" else {})}],
+                "protocolVersions": list(server.protocol_versions),
+                "annotations": {"prometheus.kserve.io/port": str(server.metrics_port),
                                 "prometheus.kserve.io/path": "/metrics"},
-                "containers": [{
-                    "name": "kserve-container", "image": args.spec.image_uri,
-                    "args": ["serve", "--mode", "kserve", "--model-dir", "/mnt/models"],
-                    "ports": [{"containerPort": PORTS["http"], "name": "h1", "protocol": "TCP"}],
-                    "securityContext": RESTRICTED_CONTAINER,
-                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]},
+                "containers": [server.container]},
             opts=in_ns)
 
         tracks = [("stable", args.spec.name, args.spec.model, args.spec.min_replicas, args.spec.max_replicas)]
@@ -243,7 +238,7 @@ class KServeService(pulumi.ComponentResource):
             "policy_types": ["Ingress", "Egress"],
             "ingress": [
                 {"from_": [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-                 "ports": [{"port": PORTS["metrics"], "protocol": "TCP"}]}],
+                 "ports": [{"port": args.spec.server.metrics_port, "protocol": "TCP"}]}],
             "egress": [
                 {"to": [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "kube-system"}},
                          "pod_selector": {"match_labels": {"k8s-app": "kube-dns"}}}],
@@ -267,7 +262,7 @@ class KServeService(pulumi.ComponentResource):
             "alb.ingress.kubernetes.io/load-balancer-name": alb_name(args.spec),
             "alb.ingress.kubernetes.io/scheme": "internal",
             "alb.ingress.kubernetes.io/target-type": "ip",
-            "alb.ingress.kubernetes.io/healthcheck-path": "/v2/health/ready",
+            "alb.ingress.kubernetes.io/healthcheck-path": args.spec.server.ready_path,
             "alb.ingress.kubernetes.io/load-balancer-attributes": ",".join([
                 "routing.http.drop_invalid_header_fields.enabled=true",
                 f"deletion_protection.enabled={str(args.deletion_protection).lower()}"]),
@@ -291,32 +286,29 @@ class KServeService(pulumi.ComponentResource):
                            opts):
         ns = args.spec.namespace
         pod_labels = {**labels, TRACK_LABEL: track}
-        probe = {"httpGet": {"path": "/v2/health/ready", "port": PORTS["http"]}, "periodSeconds": 10}
+        server = args.spec.server
+        probe = {"httpGet": {"path": server.ready_path, "port": SERVING_PORT}, "periodSeconds": 10}
+        resources = {"cpu": args.spec.cpu, "memory": args.spec.memory, "nvidia.com/gpu": str(args.spec.gpus)}
         predictor = {
             "serviceAccountName": args.spec.name, "minReplicas": low, "maxReplicas": high,
             "tolerations": [GPU_TOLERATION], "nodeSelector": {GROUP_LABEL: args.spec.node_group},
             "securityContext": RESTRICTED_POD, "automountServiceAccountToken": False,
             **({"logger": {"mode": "all", "url": args.capture_url}} if logged(args.capture_url is not None, track) else {}),
-            "volumes": [{"name": "engine-cache", "emptyDir": {"sizeLimit": "20Gi"}},
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
+            "volumes": list(server.volumes),
             "model": {
-                "modelFormat": {"name": "triton"}, "runtime": RUNTIME, "protocolVersion": "v2",
+                "modelFormat": {"name": server.model_format}, "runtime": server.runtime,
+                **({"protocolVersion": "v2"} if "v2" in server.protocol_versions else {}),
                 "storageUri": model.uri,
-                "resources": {
-                    "requests": {"cpu": args.spec.cpu, "memory": args.spec.memory, "nvidia.com/gpu": str(args.spec.gpus)},
-                    "limits": {"cpu": args.spec.cpu, "memory": args.spec.memory, "nvidia.com/gpu": str(args.spec.gpus)}},
-                "env": [{"name": "MLSERVE_ENGINE_CACHE", "value": "/var/cache/mlserve/engines"},
-                        {"name": "MLSERVE_ENGINE_STORE",
-                         "value": f"s3://{args.spec.model.bucket}/{engine_store_prefix(args.spec.namespace)}"}],
-                "volumeMounts": [{"name": "engine-cache", "mountPath": "/var/cache/mlserve/engines"},
-                                 {"name": "tmp", "mountPath": "/tmp"}],
+                "resources": {"requests": resources, "limits": resources},
+                "env": list(server.env),
+                "volumeMounts": list(server.volume_mounts),
                 "securityContext": RESTRICTED_CONTAINER,
                 "readinessProbe": {**probe, "failureThreshold": 3},
                 # Live but not ready leaves rotation; not live (a hung server) gets restarted. Checked only after
-                # the startup probe passed, so an engine build is never killed.
-                "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": PORTS["http"]},
+                # the startup probe passed, so an engine build or a weights load is never killed.
+                "livenessProbe": {"httpGet": {"path": server.live_path, "port": SERVING_PORT},
                                   "periodSeconds": 15, "timeoutSeconds": 5, "failureThreshold": 4},
-                "startupProbe": {**probe, "failureThreshold": STARTUP_ALLOWANCE_SECONDS // 10},
+                "startupProbe": {**probe, "failureThreshold": server.startup_allowance_seconds // 10},
             },
         }
         if args.spec.spread_across_zones:
@@ -329,10 +321,10 @@ class KServeService(pulumi.ComponentResource):
                 "serving.kserve.io/deploymentMode": "Standard",
                 # Our KEDA ScaledObject scales the predictor: KServe must not create a CPU HPA beside it.
                 "serving.kserve.io/autoscalerClass": "external",
-                "prometheus.io/scrape": "true", "prometheus.io/port": str(PORTS["metrics"])}},
+                "prometheus.io/scrape": "true", "prometheus.io/port": str(server.metrics_port)}},
             spec={"predictor": predictor}, opts=opts)
         depends = pulumi.ResourceOptions(parent=self, depends_on=[service])
-        in_flight = in_flight_query(ns, isvc)
+        signals = server.scale_signals(ns, isvc, args.spec.target_concurrency, args.spec.llm_scaling)
         k8s.apiextensions.CustomResource(
             f"{name}-{track}-scaler", api_version="keda.sh/v1alpha1", kind="ScaledObject",
             metadata={"name": isvc, "namespace": ns, "labels": pod_labels},
@@ -348,8 +340,8 @@ class KServeService(pulumi.ComponentResource):
                     "scaleDown": {"stabilizationWindowSeconds": args.spec.scale_in_cooldown_seconds,
                                   "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]}}}},
                 "triggers": [{"type": "prometheus", "metricType": "AverageValue", "metadata": {
-                    "serverAddress": args.spec.prometheus_url, "query": in_flight,
-                    "threshold": str(args.spec.target_concurrency)}}]},
+                    "serverAddress": args.spec.prometheus_url, "query": signal.query,
+                    "threshold": f"{signal.threshold:g}"}} for signal in signals]},
             opts=depends)
         k8s.policy.v1.PodDisruptionBudget(f"{name}-{track}-pdb", metadata={
             "name": isvc, "namespace": ns, "labels": pod_labels}, spec={

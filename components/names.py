@@ -181,6 +181,9 @@ def kserve_alert_name(deployment: str, role: str) -> str:
 
 KSERVE_ERROR_RATE = "error-rate"
 """Failures over all requests, from Triton's counters (KServe has no 4xx/5xx split of its own)."""
+TIME_TO_FIRST_TOKEN, INTER_TOKEN_LATENCY = "ttft-p99", "itl-p99"
+"""An LLM deployment's token-level SLOs (alert roles; CloudWatch alarms for SageMaker, Prometheus alerts for KServe).
+Every firing alert of a deployment stops its canary, so these roll an LLM back as p99 latency does a tensor model."""
 
 
 # ---- Karpenter -------------------------------------------------------------------------------------------------

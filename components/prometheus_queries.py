@@ -5,7 +5,8 @@ alerts and the dashboard read the same series the same way.
 
 from __future__ import annotations
 
-from .names import KSERVE_ERROR_RATE, P99_LATENCY, kserve_alert_name
+from . import vllm
+from .names import INTER_TOKEN_LATENCY, KSERVE_ERROR_RATE, P99_LATENCY, TIME_TO_FIRST_TOKEN, kserve_alert_name
 
 
 def slo_alert_rules(name: str, namespace: str, p99_latency_ms: float, error_rate_percent: float) -> list[dict]:
@@ -35,3 +36,50 @@ def in_flight_query(namespace: str, isvc: str) -> str:
     and the Grafana dashboard shows."""
     return (f'sum(rate(nv_inference_request_duration_us{{namespace="{namespace}",pod=~"{isvc}-predictor-.*"}}[1m]))'
             " / 1000000")
+
+
+def _pods(namespace: str, isvc: str) -> str:
+    return f'namespace="{namespace}",pod=~"{isvc}-predictor-.*"'
+
+
+def vllm_waiting_query(namespace: str, isvc: str) -> str:
+    """Requests vLLM's scheduler has not started, over an InferenceService's pods: a replica with waiting requests
+    is full (its batch is at max_num_seqs, or its KV cache is), so KEDA adds one per `scale_at_waiting` of them."""
+    return f"sum({vllm.NUM_REQUESTS_WAITING}{{{_pods(namespace, isvc)}}})"
+
+
+def vllm_kv_cache_query(namespace: str, isvc: str) -> str:
+    """KV-cache use in percent, summed over the pods (KEDA's AverageValue divides by replicas): it fills before
+    requests wait, so scaling on it adds a replica before anyone queues."""
+    return f"sum({vllm.KV_CACHE_USAGE}{{{_pods(namespace, isvc)}}}) * 100"
+
+
+def _p99_ms(series: str, where: str) -> str:
+    return f"histogram_quantile(0.99, sum by (le) (rate({series}_bucket{{{where}}}[5m]))) * 1000"
+
+
+def llm_slo_alert_rules(name: str, namespace: str, ttft_p99_ms: float, itl_p99_ms: float, p99_latency_ms: float,
+                        error_rate_percent: float) -> list[dict]:
+    """An LLM deployment's SLO alerts over vLLM's own histograms and its HTTP status counts (both tracks).
+
+    Time to first token and inter-token latency are what a chat user feels; the whole request's p99 bounds
+    generations that run long. Errors are 5xx answers of the OpenAI routes over all their answers."""
+    where = f'namespace="{namespace}"'
+    labels = {"deployment": name, "namespace": namespace, "severity": "page"}
+    answers = f'sum(rate(http_requests_total{{{where},handler=~"/v1/.*"}}[5m]))'
+    failures = f'sum(rate(http_requests_total{{{where},handler=~"/v1/.*",status="5xx"}}[5m]))'
+    return [
+        {"alert": kserve_alert_name(name, TIME_TO_FIRST_TOKEN),
+         "expr": f"{_p99_ms(vllm.TIME_TO_FIRST_TOKEN, where)} > {ttft_p99_ms:g}", "for": "5m", "labels": labels,
+         "annotations": {"summary": f"p99 time to first token of {name} above {ttft_p99_ms:g} ms"}},
+        {"alert": kserve_alert_name(name, INTER_TOKEN_LATENCY),
+         "expr": f"{_p99_ms(vllm.INTER_TOKEN_LATENCY, where)} > {itl_p99_ms:g}", "for": "5m", "labels": labels,
+         "annotations": {"summary": f"p99 inter-token latency of {name} above {itl_p99_ms:g} ms"}},
+        {"alert": kserve_alert_name(name, P99_LATENCY),
+         "expr": f"{_p99_ms(vllm.E2E_LATENCY, where)} > {p99_latency_ms:g}", "for": "5m", "labels": labels,
+         "annotations": {"summary": f"p99 request latency of {name} above {p99_latency_ms:g} ms"}},
+        {"alert": kserve_alert_name(name, KSERVE_ERROR_RATE),
+         "expr": f"100 * {failures} / clamp_min({answers}, 1e-9) > {error_rate_percent:g}",
+         "for": "5m", "labels": labels,
+         "annotations": {"summary": f"errors of {name} above {error_rate_percent:g}% of requests"}},
+    ]

@@ -21,6 +21,13 @@ GPUS: dict[str, int] = {
 }
 """NVIDIA GPUs per instance, by EC2 instance type."""
 
+GPU_MEMORY_GIB: dict[str, int] = {
+    "g5": 24, "g6": 24, "g6e": 48, "p4d": 40, "p4de": 80, "p5": 80, "p5e": 141, "p5en": 141,
+}
+"""Memory of one GPU, by family (A10G, L4, L40S, A100 40 GB, A100 80 GB, H100, H200): what an LLM's weights and KV
+cache must fit in. AWS's accelerated computing instance pages state it per instance (GPU memory / GPUs);
+`tests/test_aws_facts.py` pins each figure to that page's per-instance total."""
+
 GPU_FAMILIES: tuple[str, ...] = tuple(sorted({t.split(".")[0] for t in GPUS}))
 """The GPU families mlserve serves on (g5, g6, g6e, p4d, p4de, p5, p5e, p5en)."""
 
@@ -33,6 +40,11 @@ def ec2_type(instance_type: str) -> str:
 def gpus(instance_type: str) -> int:
     """GPUs on one instance (EC2 or SageMaker type); 0 for a type without GPUs or one not in the table."""
     return GPUS.get(ec2_type(instance_type), 0)
+
+
+def gpu_memory_gib(instance_type: str) -> int:
+    """Memory of one GPU of the type (EC2 or SageMaker); 0 for a type without GPUs."""
+    return GPU_MEMORY_GIB.get(ec2_type(instance_type).split(".")[0], 0)
 
 
 def is_gpu_family(instance_type: str) -> bool:

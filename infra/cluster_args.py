@@ -10,11 +10,17 @@ import pulumi
 from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.grafana import GrafanaArgs
-from components.grafana_dashboard import serving_dashboard
+from components.grafana_dashboard import llm_dashboard, serving_dashboard
 from components.karpenter import GpuPool, KarpenterArgs
 from components.names import GROUP_LABEL, PROMETHEUS_NAMESPACE, PROMETHEUS_URL, deployment_name, resource_name
 from components.node_group import NodeGroupArgs
-from components.prometheus_queries import in_flight_query, slo_alert_rules
+from components.prometheus_queries import (
+    in_flight_query,
+    llm_slo_alert_rules,
+    slo_alert_rules,
+    vllm_kv_cache_query,
+    vllm_waiting_query,
+)
 from infra.config.models import ClusterConfig, NodeGroupConfig
 from infra.config.models import KServeDeployment as KServeConfig
 from infra.platform import StackBase, stack_tags, validated
@@ -64,18 +70,33 @@ def addons_args(p: StackBase, cluster: EksCluster) -> ClusterAddonsArgs:
         system_node_group=system_group(p).name,
         charts=ChartPins(**c.charts.model_dump(exclude={"karpenter", "grafana"})), alert_topic_arn=p.topic_arn,
         kms_key_arn=p.encryption.key_arn, tags=stack_tags(p.cfg, p.stack),
-        alert_rules=tuple(rule for d in kserve_deployments(p) for rule in slo_alert_rules(
-            d.name, deployment_name(p.stack, d.name), d.slo.p99_latency_ms, d.slo.error_rate_percent)))
+        alert_rules=tuple(rule for d in kserve_deployments(p) for rule in alert_rules(p, d)))
+
+
+def alert_rules(p: StackBase, d: KServeConfig) -> list[dict]:
+    namespace = deployment_name(p.stack, d.name)
+    if d.is_llm:
+        return llm_slo_alert_rules(d.name, namespace, validated(d.slo.ttft_p99_ms), validated(d.slo.itl_p99_ms),
+                                   d.slo.p99_latency_ms, d.slo.error_rate_percent)
+    return slo_alert_rules(d.name, namespace, d.slo.p99_latency_ms, d.slo.error_rate_percent)
+
+
+def dashboard(p: StackBase, d: KServeConfig) -> dict:
+    namespace = deployment_name(p.stack, d.name)
+    if d.llm is not None:
+        return llm_dashboard(d.name, namespace, vllm_waiting_query(namespace, d.name),
+                             vllm_kv_cache_query(namespace, d.name), d.llm.scale_at_waiting,
+                             d.llm.scale_at_kv_cache_percent)
+    return serving_dashboard(d.name, namespace, in_flight_query(namespace, d.name),
+                             validated(d.autoscaling.target_concurrency))
 
 
 def grafana_args(p: StackBase, addons: ClusterAddons) -> GrafanaArgs:
     """Grafana on the system nodes, one dashboard per KServe deployment."""
     return GrafanaArgs(
         chart_version=cluster_of(p).charts.grafana, namespace=PROMETHEUS_NAMESPACE, prometheus_url=PROMETHEUS_URL,
-        node_selector={GROUP_LABEL: system_group(p).name}, after=list(addons.ready), dashboards={
-            d.name: serving_dashboard(d.name, deployment_name(p.stack, d.name),
-                                      in_flight_query(deployment_name(p.stack, d.name), d.name),
-                                      validated(d.autoscaling.target_concurrency)) for d in kserve_deployments(p)})
+        node_selector={GROUP_LABEL: system_group(p).name}, after=list(addons.ready),
+        dashboards={d.name: dashboard(p, d) for d in kserve_deployments(p)})
 
 
 def karpenter_args(p: StackBase, cluster: EksCluster) -> KarpenterArgs:
@@ -88,4 +109,5 @@ def karpenter_args(p: StackBase, cluster: EksCluster) -> KarpenterArgs:
         node_tags=stack_tags(p.cfg, p.stack), controller_replicas=min(2, system.min_size), pools=tuple(GpuPool(
             name=g.name, instance_types=tuple(g.instance_types), capacity_types=tuple(g.capacity_types),
             gpu_limit=g.gpu_limit, cpu_limit=g.cpu_limit, consolidate_after=g.consolidate_after,
-            expire_after=g.expire_after, max_disrupted_nodes=g.max_disrupted_nodes) for g in c.gpu_pools))
+            expire_after=g.expire_after, max_disrupted_nodes=g.max_disrupted_nodes, disk_size_gib=g.disk_size_gib)
+            for g in c.gpu_pools))

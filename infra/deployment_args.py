@@ -22,6 +22,7 @@ from components.inference_api import ApiTierSpec, InferenceApiArgs
 from components.inference_component import InferenceComponentArgs
 from components.kserve_deployment import KServeDeploymentArgs
 from components.kserve_service import KServeModelSpec, ModelRef
+from components.model_servers import LlmScaling, ModelServer, VllmEngine, triton, vllm_server
 from components.names import (
     COLD_START_TAG,
     GROUP_LABEL,
@@ -31,6 +32,7 @@ from components.names import (
     captured_files_prefix,
     deployment_name,
     endpoint_name,
+    engine_store_prefix,
     image_repository_name,
     usage_tag,
 )
@@ -76,12 +78,14 @@ def kserve_args(p: StackBase, d: KServeConfig, k8s_platform: KubernetesPlatform,
                                      d.image.reference)
     return KServeDeploymentArgs(
         service=KServeModelSpec(
-            name=d.name, namespace=name,
-            image_uri=image_uri, model=ModelRef(d.model.uri, d.model.bucket, d.model.prefix),
-            candidate=ModelRef(candidate.uri, candidate.bucket, candidate.prefix) if candidate else None,
+            name=d.name, namespace=name, server=model_server(d, image_uri, name),
+            model=ModelRef(*model_location(d.model)),
+            candidate=ModelRef(*model_location(candidate)) if candidate else None,
             canary_percent=canary.percent if canary else 0, gpus=d.compute.gpus, cpu=d.compute.cpu,
             memory=d.compute.memory, node_group=d.compute.node_group, min_replicas=d.autoscaling.min,
-            max_replicas=d.autoscaling.max, target_concurrency=validated(d.autoscaling.target_concurrency),
+            max_replicas=d.autoscaling.max,
+            target_concurrency=None if d.is_llm else validated(d.autoscaling.target_concurrency),
+            llm_scaling=LlmScaling(d.llm.scale_at_waiting, d.llm.scale_at_kv_cache_percent) if d.llm else None,
             scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds, region=cfg.region,
             kms_key_arn=p.encryption.key_arn, oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer, load_balancer_cidrs=p.network.load_balancer_cidrs,
@@ -98,6 +102,28 @@ def kserve_args(p: StackBase, d: KServeConfig, k8s_platform: KubernetesPlatform,
             serving_label=ISVC_LABEL, node_selector={GROUP_LABEL: next(g.name for g in c.node_groups if not g.gpu)})
         if d.data_capture.enabled else None,
         drift=drift_args(p, d, name))
+
+
+def model_location(model: ModelArtifact) -> tuple[str, str, str]:
+    """What KServe downloads and the serving role may read: a tensor model's object (its folder readable), or a
+    language model's whole folder."""
+    if model.format == "safetensors":
+        return model.uri, model.bucket, model.key
+    return model.uri, model.bucket, model.prefix
+
+
+def vllm_engine(d: SageMakerConfig | KServeConfig) -> VllmEngine:
+    llm = validated(d.llm)
+    return VllmEngine(
+        served_model_name=llm.model_name(d.name), max_model_len=llm.max_model_len, tensor_parallel=llm.tensor_parallel,
+        gpu_memory_utilization=llm.gpu_memory_utilization, dtype=llm.dtype, quantization=llm.quantization,
+        max_num_seqs=llm.max_num_seqs, weights_gib=llm.weights_gib)
+
+
+def model_server(d: KServeConfig, image_uri: pulumi.Input[str], namespace: str) -> ModelServer:
+    if d.is_llm:
+        return vllm_server(image_uri, vllm_engine(d))
+    return triton(image_uri, f"s3://{d.model.bucket}/{engine_store_prefix(namespace)}")
 
 
 def served(model: ModelArtifact) -> ServedModel:

@@ -107,6 +107,9 @@ class GpuPoolConfig(Strict):
                               description="Node lifetime: expired nodes are replaced (fresh AMI and patches)")
     max_disrupted_nodes: int = Field(default=1, ge=1, le=100, description="Disruption budget: at most this many "
                                      "nodes drained at once (prod: 1)")
+    disk_size_gib: int | None = Field(
+        default=None, ge=50, le=16000, description="This pool's own root volume (an EC2NodeClass of its own): a pool "
+        "serving language models needs room for their weights in the node's model cache; unset: node_class's")
 
 
 class ClusterAddonVersions(Strict):
@@ -185,11 +188,15 @@ class ClusterConfig(Strict):
 
 class ModelArtifact(Strict):
     uri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+", description="s3://bucket/key")
-    format: Literal["onnx", "tensorrt_plan"] = Field(
-        description="onnx (engines built at start or shipped) or tensorrt_plan (needs a GPU)")
+    format: Literal["onnx", "tensorrt_plan", "safetensors"] = Field(
+        description="onnx (engines built at start or shipped) or tensorrt_plan (needs a GPU), both one object; "
+        "safetensors: a language model's Hugging Face folder (config.json, tokenizer, *.safetensors) for runtime "
+        "vllm, the uri then being the folder (ending in /)")
     sha256: str = Field(
         pattern=r"^[0-9a-f]{64}$",
-        description="The artifact's sha256: preflight and the image check it")
+        description="The artifact's sha256: preflight and the image check it. For a safetensors folder, the sha256 of "
+        "its release manifest (`mlserve-manifest.json`, which `python -m infra.ops release-model` writes with every "
+        "file's sha256 and size): one value pins every file")
     triton_model_name: Name = Field(default="model", description="The model's name in Triton (`/v2/models/<name>`)")
 
     @property
@@ -379,8 +386,17 @@ class DriftMonitoring(Strict):
 
 class Slo(Strict):
     p99_latency_ms: int = Field(
-        ge=1, le=60_000,
-        description="p99 latency the alarms (and `infra.ops profile`) hold the deployment to")
+        ge=1, le=900_000,
+        description="p99 latency of a whole request the alarms (and `infra.ops profile`) hold the deployment to (an "
+        "LLM: the whole generation, up to the gateway's 15-minute streaming limit; a tensor model: at most 60 s)")
+    ttft_p99_ms: int | None = Field(
+        default=None, ge=1, le=600_000,
+        description="runtime vllm (required there): p99 time to first token, what a chat user waits before text "
+        "appears (vLLM's vllm:time_to_first_token_seconds)")
+    itl_p99_ms: int | None = Field(
+        default=None, ge=1, le=60_000,
+        description="runtime vllm (required there): p99 inter-token latency, the pace of the text once it flows "
+        "(vLLM's vllm:inter_token_latency_seconds)")
     error_rate_percent: float = Field(gt=0, le=50, description="5xx share of invocations")
     client_error_rate_percent: float = Field(default=5, gt=0, le=100, description="4xx share that pages someone")
 
@@ -393,6 +409,45 @@ class Usage(Strict):
                                        description="Average requests per second over a month")
     request_kb: float = Field(default=16, ge=0, le=10 * 1024, description="Average request body, KB")
     response_kb: float = Field(default=4, ge=0, le=10 * 1024, description="Average response body, KB")
+
+
+class LlmEngine(Strict):
+    """vLLM's engine settings (`vllm serve` flags), for runtime vllm: the same on both backends."""
+    served_model_name: Name | None = Field(
+        default=None, description="The `model` clients name in OpenAI requests (/v1/models lists it); unset: the "
+        "deployment's name")
+    weights_gib: float = Field(
+        gt=0, le=2048, description="Size of the weights folder: sizes the node's disk and the model cache, and is "
+        "checked to fit the GPUs' memory")
+    max_model_len: int = Field(
+        ge=128, le=1_048_576, description="Longest prompt plus completion in tokens (--max-model-len): bounds the "
+        "KV cache each sequence may need")
+    tensor_parallel: int = Field(
+        default=1, ge=1, le=8, description="GPUs one replica shards the model over (--tensor-parallel-size): must "
+        "equal the replica's GPUs (KServe compute.gpus; SageMaker component.accelerators)")
+    gpu_memory_utilization: float = Field(
+        default=0.9, ge=0.5, le=0.98, description="Share of each GPU's memory vLLM takes for weights and KV cache "
+        "(--gpu-memory-utilization)")
+    dtype: Literal["auto", "bfloat16", "float16"] = Field(
+        default="auto", description="Weights and activations type (--dtype); auto: the model config's")
+    quantization: Literal["none", "fp8", "awq", "gptq"] = Field(
+        default="none", description="--quantization: fp8 (Ada and Hopper GPUs: g6, g6e, p5), awq or gptq (weights "
+        "already quantized that way); none: as the weights are")
+    max_num_seqs: int = Field(
+        default=64, ge=1, le=4096, description="Sequences the engine batches at once (--max-num-seqs): requests "
+        "beyond it wait, and waiting requests are what KEDA scales on")
+    scale_at_waiting: int = Field(
+        default=2, ge=1, le=1000, description="KServe: waiting requests per replica (vllm:num_requests_waiting) at "
+        "which KEDA adds a replica")
+    scale_at_kv_cache_percent: int = Field(
+        default=85, ge=10, le=100, description="KServe: KV-cache use per replica (vllm:kv_cache_usage_perc) at which "
+        "KEDA adds a replica, before requests start to wait")
+    tokens_per_second_at_slo: float | None = Field(
+        default=None, gt=0, description="Measured by `python -m infra.ops profile`: output tokens per second one "
+        "replica serves within the TTFT and inter-token SLOs; the estimate prices a million tokens from it")
+
+    def model_name(self, deployment: str) -> str:
+        return self.served_model_name or deployment
 
 
 class DeploymentBase(Strict):
@@ -411,6 +466,15 @@ class DeploymentBase(Strict):
     needs_gpu: bool = Field(
         default=True,
         description="The model needs a GPU (a GPU instance type or node group is then required)")
+    runtime: Literal["triton", "vllm"] = Field(
+        default="triton", description="triton: the serving image (Triton behind mlserve's front, tensors over the v2 "
+        "protocol); vllm: a language model on vLLM's OpenAI-compatible server (/v1/chat/completions, "
+        "/v1/completions, /v1/models, streamed), the image being vLLM's own, copied into the stack's ECR")
+    llm: LlmEngine | None = Field(default=None, description="runtime vllm (required there): the engine's settings")
+
+    @property
+    def is_llm(self) -> bool:
+        return self.runtime == "vllm"
 
 
 class AsyncInference(Strict):

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import botocore.session
 
-from ..aws_facts import sagemaker_gpus
+from ..aws_facts import gpu_memory_gib, sagemaker_gpus
 from .errors import MISSING, ConfigIssue, did_you_mean, key_path
 from .models import (
     GPU_EC2_FAMILIES,
@@ -244,7 +244,7 @@ def kserve_needs_a_cluster(cfg: StackConfig) -> Iterator[ConfigIssue]:
         elif d.compute.gpus > 0 and not gpu:
             yield ConfigIssue(key_path(("deployments", i, "compute", "node_group")), d.compute.node_group,
                               "a node group with gpu: true, since the deployment asks for GPUs")
-        if d.autoscaling.target_concurrency is None:
+        if d.autoscaling.target_concurrency is None and not d.is_llm:
             yield ConfigIssue(key_path(("deployments", i, "autoscaling", "target_concurrency")), MISSING,
                               "in-flight requests per replica at the p99 SLO (what KEDA scales on), e.g. 8")
         if d.autoscaling.min == 0 and cfg.is_prod:
@@ -549,6 +549,101 @@ def gpu_pools_fit_their_deployments(cfg: StackConfig) -> Iterator[ConfigIssue]:
                               "at max replicas (and nodes hold more than their pods request)")
 
 
+
+
+TENSOR_MAX_LATENCY_MS = 60_000
+"""InvokeEndpoint answers within 60 s (botocore's InvokeEndpoint documentation); a tensor model is held to that."""
+CONTAINER_AND_IMAGE_GIB = 40
+"""What a GPU node's disk holds besides the weights: the vLLM image unpacked (about 20 GiB for the CUDA build), the
+NVIDIA AMI's own files and logs."""
+
+
+def _llm_capacity(cfg: StackConfig, d) -> tuple[str | None, int]:
+    """The smallest GPU one replica may land on (its memory is what the weights must fit) and its GPUs per replica."""
+    if isinstance(d, SageMakerDeployment):
+        return d.compute.instance_type, d.component.accelerators
+    pools = {p.name: p for p in cfg.cluster.gpu_pools} if cfg.cluster else {}
+    groups = {g.name: g for g in cfg.cluster.node_groups} if cfg.cluster else {}
+    types = list(pools[d.compute.node_group].instance_types) if d.compute.node_group in pools else \
+        list(groups[d.compute.node_group].instance_types) if d.compute.node_group in groups else []
+    # gpu_memory_gib reads the family, so a pool of families (g6e) and one of exact types (g6e.2xlarge) both work.
+    sized = [t for t in types if gpu_memory_gib(t)]
+    return min(sized, key=gpu_memory_gib, default=None), d.compute.gpus
+
+
+def llm_deployments_are_complete(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    """A language model is served by vLLM from a safetensors folder, held to token-level SLOs, on GPUs whose memory
+    holds its weights with room for the KV cache; a tensor model keeps the tensor path's limits."""
+    for i, d in enumerate(cfg.deployments):
+        at = ("deployments", i)
+        if not d.is_llm:
+            if d.llm is not None:
+                yield ConfigIssue(key_path((*at, "runtime")), d.runtime, "vllm, since llm (engine settings) is set")
+            if d.model.format == "safetensors":
+                yield ConfigIssue(key_path((*at, "runtime")), d.runtime,
+                                  "vllm: a safetensors folder is a language model's weights, served by vLLM")
+            if d.slo.p99_latency_ms > TENSOR_MAX_LATENCY_MS:
+                yield ConfigIssue(key_path((*at, "slo", "p99_latency_ms")), d.slo.p99_latency_ms,
+                                  f"at most {TENSOR_MAX_LATENCY_MS} for a tensor model (a request is answered within "
+                                  "60 s); longer only for runtime vllm, whose answers stream")
+            for key in ("ttft_p99_ms", "itl_p99_ms"):
+                if getattr(d.slo, key) is not None:
+                    yield ConfigIssue(key_path((*at, "slo", key)), getattr(d.slo, key),
+                                      "unset for a tensor model (token latencies are runtime vllm's)")
+            continue
+        if d.llm is None:
+            yield ConfigIssue(key_path((*at, "llm")), MISSING, "vLLM's engine settings (weights_gib, max_model_len, "
+                              "tensor_parallel, ...): docs/llm.md")
+            continue
+        if d.model.format != "safetensors":
+            yield ConfigIssue(key_path((*at, "model", "format")), d.model.format,
+                              "safetensors: vLLM serves a Hugging Face folder (config.json, tokenizer, *.safetensors)")
+        elif not d.model.uri.endswith("/"):
+            yield ConfigIssue(key_path((*at, "model", "uri")), d.model.uri,
+                              "the weights folder, ending in / (s3://bucket/llm/assistant/v3/)")
+        for key in ("ttft_p99_ms", "itl_p99_ms"):
+            if getattr(d.slo, key) is None:
+                yield ConfigIssue(key_path((*at, "slo", key)), MISSING,
+                                  "a p99 in milliseconds: runtime vllm is held to time to first token and inter-token "
+                                  "latency (`python -m infra.ops profile` measures both)")
+        if not d.needs_gpu:
+            yield ConfigIssue(key_path((*at, "needs_gpu")), False, "true: mlserve serves language models on GPUs")
+        if isinstance(d, SageMakerDeployment):
+            if d.hosting != "inference_components":
+                yield ConfigIssue(key_path((*at, "hosting")), d.hosting,
+                                  "inference_components: a language model is a component (its GPUs reserved per copy; "
+                                  "its answers stream through InvokeEndpointWithResponseStream)")
+            if d.mode != "realtime":
+                yield ConfigIssue(key_path((*at, "mode")), d.mode,
+                                  "realtime: an LLM's answer streams back in the request")
+        instance_type, gpus = _llm_capacity(cfg, d)
+        tp_key = (*at, "component", "accelerators") if isinstance(d, SageMakerDeployment) else (*at, "compute", "gpus")
+        if d.llm.tensor_parallel != gpus:
+            yield ConfigIssue(key_path((*at, "llm", "tensor_parallel")), d.llm.tensor_parallel,
+                              f"{gpus}, the GPUs of one replica ({key_path(tp_key)}): vLLM shards the model over "
+                              "exactly the GPUs it is given")
+        if instance_type and gpus:
+            usable = gpus * gpu_memory_gib(instance_type) * d.llm.gpu_memory_utilization
+            if d.llm.weights_gib >= usable:
+                yield ConfigIssue(key_path((*at, "llm", "weights_gib")), d.llm.weights_gib,
+                                  f"less than {usable:.0f} GiB, what {gpus} GPU(s) of {gpu_memory_gib(instance_type)} "
+                                  f"GiB at gpu_memory_utilization {d.llm.gpu_memory_utilization:g} hold (the "
+                                  f"smallest GPU this deployment may land on); the KV cache needs the rest. Use "
+                                  f"bigger GPUs, more of them (tensor_parallel) or quantized weights")
+        if isinstance(d, KServeDeployment) and cfg.cluster and cfg.cluster.node_class:
+            pools = {p.name: p for p in cfg.cluster.gpu_pools}
+            pool = pools.get(d.compute.node_group)
+            disk = (pool.disk_size_gib if pool and pool.disk_size_gib else cfg.cluster.node_class.disk_size_gib)
+            # The node-local cache keeps one copy; a new version downloads beside it during a canary.
+            needed = math.ceil(2 * d.llm.weights_gib) + CONTAINER_AND_IMAGE_GIB
+            if pool and disk < needed:
+                where = ("cluster", "gpu_pools", list(pools).index(pool.name), "disk_size_gib")
+                yield ConfigIssue(key_path(where), disk,
+                                  f"at least {needed} GiB for {d.name!r}: two versions of its {d.llm.weights_gib:g} "
+                                  f"GiB of weights in the node's model cache, plus {CONTAINER_AND_IMAGE_GIB} GiB for "
+                                  "the vLLM image and the system")
+
+
 RULES: tuple[Rule, ...] = (
     region_in_the_aws_partition,
     required_tags,
@@ -570,6 +665,7 @@ RULES: tuple[Rule, ...] = (
     documented_api_limits,
     gateway_and_drift_are_complete,
     certificates_in_the_stack_region,
+    llm_deployments_are_complete,
 )
 
 

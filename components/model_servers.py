@@ -1,0 +1,142 @@
+"""The two model servers a KServe deployment runs, as what KServeService needs to know of each: its ServingRuntime
+container, the predictor container's environment and volumes, its health paths, its metrics port, and the Prometheus
+signals KEDA scales it on.
+
+- Triton (the serving image in KServe mode): tensors over the v2 protocol, engines shared through the bucket, scaled on
+  in-flight requests.
+- vLLM (its own OpenAI-compatible server image): language models, scaled on its own queue (waiting requests) and
+  KV-cache use, both read from the server's /metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import vllm
+from .prometheus_queries import in_flight_query, vllm_kv_cache_query, vllm_waiting_query
+
+# Pod Security `restricted`, container level (the pod level sets runAsNonRoot and the seccomp profile). The root
+# filesystem is read-only: each server writes only to its emptyDir volumes.
+RESTRICTED_CONTAINER = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+                        "seccompProfile": {"type": "RuntimeDefault"}}
+SERVING_PORT = 8080
+"""What the predictor Service targets without the agent (KServe's default container port); vLLM is told to listen
+there too, so both servers sit behind the same Service, agent and NetworkPolicies."""
+
+
+@dataclass(frozen=True)
+class ScaleSignal:
+    """One KEDA Prometheus trigger: a query over one InferenceService's pods and the value per replica to hold."""
+    query: str
+    threshold: float
+    meaning: str
+
+
+@dataclass(frozen=True)
+class ModelServer:
+    runtime: str
+    """The ServingRuntime's name in the deployment's namespace."""
+    model_format: str
+    protocol_versions: tuple[str, ...]
+    container: dict
+    """The ServingRuntime's container (image, command, args, ports)."""
+    env: tuple[dict, ...]
+    volumes: tuple[dict, ...]
+    volume_mounts: tuple[dict, ...]
+    ready_path: str
+    live_path: str
+    metrics_port: int
+    startup_allowance_seconds: int
+    shares_engines: bool
+    """Triton's built TensorRT engines go to the bucket for the other replicas (the serving role may write there)."""
+
+    def scale_signals(self, namespace: str, isvc: str, target_concurrency: int | None,
+                      llm: LlmScaling | None) -> list[ScaleSignal]:
+        if llm is not None:
+            return [ScaleSignal(vllm_waiting_query(namespace, isvc), llm.waiting_per_replica,
+                                "requests waiting for the scheduler"),
+                    ScaleSignal(vllm_kv_cache_query(namespace, isvc), llm.kv_cache_percent,
+                                "KV-cache use, percent")]
+        assert target_concurrency is not None
+        return [ScaleSignal(in_flight_query(namespace, isvc), target_concurrency, "requests in flight")]
+
+
+@dataclass(frozen=True)
+class LlmScaling:
+    waiting_per_replica: int
+    kv_cache_percent: int
+
+
+TRITON_PORTS = {"http": SERVING_PORT, "grpc": 9000, "metrics": 8002}
+TRITON_STARTUP_SECONDS = 1800  # a TensorRT engine build on first start of a new architecture
+
+
+def triton(image_uri, engine_store_uri: str) -> ModelServer:
+    return ModelServer(
+        runtime="mlserve-triton", model_format="triton", protocol_versions=("v2", "grpc-v2"),
+        container={"name": "kserve-container", "image": image_uri,
+                   "args": ["serve", "--mode", "kserve", "--model-dir", "/mnt/models"],
+                   "ports": [{"containerPort": SERVING_PORT, "name": "h1", "protocol": "TCP"}],
+                   "securityContext": RESTRICTED_CONTAINER,
+                   "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}},
+        env=({"name": "MLSERVE_ENGINE_CACHE", "value": "/var/cache/mlserve/engines"},
+             {"name": "MLSERVE_ENGINE_STORE", "value": engine_store_uri}),
+        volumes=({"name": "engine-cache", "emptyDir": {"sizeLimit": "20Gi"}},
+                 {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}),
+        volume_mounts=({"name": "engine-cache", "mountPath": "/var/cache/mlserve/engines"},
+                       {"name": "tmp", "mountPath": "/tmp"}),
+        ready_path="/v2/health/ready", live_path="/v2/health/live", metrics_port=TRITON_PORTS["metrics"],
+        startup_allowance_seconds=TRITON_STARTUP_SECONDS, shares_engines=True)
+
+
+@dataclass(frozen=True)
+class VllmEngine:
+    """`vllm serve`'s flags, as the config's `llm` block sets them."""
+    served_model_name: str
+    max_model_len: int
+    tensor_parallel: int
+    gpu_memory_utilization: float
+    dtype: str
+    quantization: str
+    max_num_seqs: int
+    weights_gib: float
+
+
+def vllm_args(engine: VllmEngine, model_dir: str, port: int) -> list[str]:
+    """The same flags on both backends (KServe's container args; SageMaker's entrypoint gets them too)."""
+    return [model_dir, "--served-model-name", engine.served_model_name, "--host", "0.0.0.0", "--port", str(port),
+            "--max-model-len", str(engine.max_model_len), "--tensor-parallel-size", str(engine.tensor_parallel),
+            "--gpu-memory-utilization", f"{engine.gpu_memory_utilization:g}", "--dtype", engine.dtype,
+            "--max-num-seqs", str(engine.max_num_seqs),
+            *(["--quantization", engine.quantization] if engine.quantization != "none" else [])]
+
+
+VLLM_ENV = (
+    # The weights are local (/mnt/models): never reach a model hub from a serving pod, and send no usage reports.
+    {"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
+    {"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"},
+    # A read-only root filesystem: every cache (compiled kernels, torch.compile, Hugging Face) under /tmp.
+    {"name": "HOME", "value": "/tmp"}, {"name": "HF_HOME", "value": "/tmp/hf"},
+    {"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"},
+)
+
+
+def vllm_server(image_uri, engine: VllmEngine) -> ModelServer:
+    # Loading tens of GiB of weights onto the GPUs and capturing CUDA graphs takes minutes; a node-local cache
+    # spares the download, not the load.
+    startup = 600 + int(engine.weights_gib * 30)
+    return ModelServer(
+        runtime="mlserve-vllm", model_format="vllm", protocol_versions=("openai",),
+        container={"name": "kserve-container", "image": image_uri, "command": ["vllm", "serve"],
+                   "args": vllm_args(engine, "/mnt/models", SERVING_PORT),
+                   "ports": [{"containerPort": SERVING_PORT, "name": "h1", "protocol": "TCP"}],
+                   "securityContext": RESTRICTED_CONTAINER,
+                   "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}},
+        env=VLLM_ENV,
+        volumes=({"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}},
+                 # NCCL between the tensor-parallel workers goes through shared memory.
+                 {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}),
+        volume_mounts=({"name": "tmp", "mountPath": "/tmp"}, {"name": "dshm", "mountPath": "/dev/shm"}),
+        ready_path=vllm.HEALTH_PATH, live_path=vllm.HEALTH_PATH, metrics_port=SERVING_PORT,
+        startup_allowance_seconds=startup, shares_engines=False)
