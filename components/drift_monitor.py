@@ -10,6 +10,7 @@ the baseline.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -42,6 +43,11 @@ class DriftMonitorArgs:
     log_retention_days: int = 90
     on_alarm: PipelineTarget | StateMachineTarget | HttpsTarget | None = None
     """What either drift alarm starts; None: the alarms only notify."""
+    payload_kind: Literal["tensor", "openai"] = "tensor"
+    """What the captured bodies are: `tensor` (v2 inference JSON, Triton's) or `openai` (an LLM's OpenAI-compatible
+    chat and completions bodies, vLLM's: prompt and completion lengths, finish reasons, errors). The job refuses a
+    baseline built from the other kind. `tensor`, the job's own default, adds no variable to the function, so the
+    functions of tensor deployments stay as they were."""
 
 
 class DriftMonitor(pulumi.ComponentResource):
@@ -75,7 +81,8 @@ class DriftMonitor(pulumi.ComponentResource):
             environment=aws.lambda_.FunctionEnvironmentArgs(variables={
                 "MLSERVE_BUCKET": args.bucket_name, "MLSERVE_CAPTURE_PREFIX": args.capture_prefix,
                 "MLSERVE_BASELINE_KEY": args.baseline_key, "MLSERVE_DEPLOYMENT": args.deployment,
-                "MLSERVE_WINDOW_MINUTES": str(args.schedule_minutes), DRIFT_NAMESPACE_ENV: DRIFT_METRIC_NAMESPACE}),
+                "MLSERVE_WINDOW_MINUTES": str(args.schedule_minutes), DRIFT_NAMESPACE_ENV: DRIFT_METRIC_NAMESPACE,
+                **({"MLSERVE_PAYLOAD_KIND": args.payload_kind} if args.payload_kind != "tensor" else {})}),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=logs.name),
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
