@@ -1,5 +1,7 @@
-"""The baseline: per feature, bin edges with the reference proportions, and a sample for the KS test; and which
-outputs of the model are watched, and how (class shares or values)."""
+"""The baseline: per feature, bin edges with the reference proportions, and a sample for the KS test; which outputs
+of the model are watched, and how (class shares or values); and the payload kind it was built from (`tensor`, v2
+inference bodies, or `openai`, an LLM's OpenAI-compatible bodies), so a job never compares one kind's features
+with the other's (a baseline without it predates the LLM path and is `tensor`)."""
 
 from __future__ import annotations
 
@@ -7,20 +9,35 @@ import random
 from dataclasses import dataclass
 
 from .capture import OUTPUT_PREFIX, output_feature
-from .stats import ks_2samp, proportions, psi, quantile_edges
+from .llm import SHARE_FEATURES
+from .stats import ks_2samp, proportions, psi, quantile_edges, value_edges
 
 BASELINE_VERSION = 1
 KS_SAMPLE_SIZE = 2000
+PAYLOAD_KINDS = ("tensor", "openai")
+DEFAULT_PAYLOAD = "tensor"
 
 
 class BaselineError(ValueError):
     pass
 
 
+def payload_kind(baseline: dict) -> str:
+    return baseline.get("payload", DEFAULT_PAYLOAD)
+
+
 def build_baseline(rows: list[dict[str, float]], bins: int = 10, seed: int = 0,
-                   outputs: dict[str, str] | None = None, classes: dict[str, int] | None = None) -> dict:
+                   outputs: dict[str, str] | None = None, classes: dict[str, int] | None = None,
+                   payload: str = DEFAULT_PAYLOAD) -> dict:
     """Bins and a KS sample per feature. Input and value features get quantile bins; a class output (`outputs`
-    name -> "classes", with its class count in `classes`) gets one bin per class, so its PSI compares class shares."""
+    name -> "classes", with its class count in `classes`) gets one bin per class, so its PSI compares class shares.
+
+    An `openai` baseline bins its 0-or-1 features (finish reasons, errors) at 0.5, gives a feature of few distinct
+    values a bin per value (`value_edges`), and marks every feature optional: LLM bodies carry optional parts (usage
+    only on some streams, no answer in an error), so a window may lack a feature without anything being wrong with
+    the others, and the job compares what it has rather than publish nothing."""
+    if payload not in PAYLOAD_KINDS:
+        raise BaselineError(f"payload kind {payload!r} is not one of {', '.join(PAYLOAD_KINDS)}")
     requests = [row for row in rows if not any(name.startswith(OUTPUT_PREFIX) for name in row)]
     if len(requests) < bins * 5:
         raise BaselineError(f"{len(requests)} reference requests are too few for {bins} bins (need {bins * 5}+)")
@@ -37,11 +54,18 @@ def build_baseline(rows: list[dict[str, float]], bins: int = 10, seed: int = 0,
             if count < 2:
                 raise BaselineError(f"output {output}: give its number of classes (at least 2)")
             edges = [k + 0.5 for k in range(count - 1)]
+        elif payload == "openai" and name in SHARE_FEATURES:
+            kind, edges = "share", [0.5]
+        elif payload == "openai":
+            edges = value_edges(values, bins)
         else:
             edges = quantile_edges(values, bins)
         sample = values if len(values) <= KS_SAMPLE_SIZE else rng.sample(values, KS_SAMPLE_SIZE)
         features[name] = {"edges": edges, "proportions": proportions(values, edges), "sample": sample, "kind": kind}
-    baseline = {"version": BASELINE_VERSION, "reference_count": len(requests), "features": features}
+        if payload == "openai":
+            features[name]["optional"] = True
+    baseline = {"version": BASELINE_VERSION, "payload": payload, "reference_count": len(requests),
+                "features": features}
     if outputs:
         baseline["outputs"] = dict(sorted(outputs.items()))
     return baseline
@@ -61,6 +85,8 @@ class FeatureDrift:
 
 
 def compare(baseline: dict, rows: list[dict[str, float]]) -> list[FeatureDrift]:
+    """Drift per feature of the baseline; an optional feature the window lacks is left out (see `build_baseline`),
+    any other missing feature is an error."""
     if baseline.get("version") != BASELINE_VERSION or not isinstance(baseline.get("features"), dict):
         raise BaselineError("not an mlserve drift baseline (version 1 with 'features')")
     if not rows:
@@ -68,6 +94,8 @@ def compare(baseline: dict, rows: list[dict[str, float]]) -> list[FeatureDrift]:
     results = []
     for name, spec in sorted(baseline["features"].items()):
         values = [row[name] for row in rows if name in row]
+        if not values and spec.get("optional"):
+            continue
         if not values:
             raise BaselineError(f"feature {name} of the baseline is missing from every captured request")
         statistic, pvalue = ks_2samp(spec["sample"], values)

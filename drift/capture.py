@@ -7,6 +7,9 @@ and standard deviation of its values: cheap, and they move when the inputs do (b
 encoding changes upstream). The features of a prediction depend on what the output is (the baseline says): a
 classifier's predicted class per sample (`output:<name>.class`, so that binned shares are class shares), or a
 regressor's mean value per request (`output:<name>.mean`).
+
+An LLM deployment's captures hold OpenAI-compatible bodies instead: drift/llm.py reads those, through the same
+`payload_text`.
 """
 
 from __future__ import annotations
@@ -103,17 +106,31 @@ def prediction_features(body: dict, outputs: dict[str, str]) -> list[dict[str, f
     return rows
 
 
-def _payload(record: dict, part: str, source: str, number: int):
+def has_payload(record: dict, part: str) -> bool:
     captured = (record.get("captureData") or {}).get(part)
-    if not isinstance(captured, dict) or "data" not in captured:
+    return isinstance(captured, dict) and "data" in captured
+
+
+def payload_text(record: dict, part: str, source: str, number: int) -> str:
+    """The captured body as text, whatever its encoding (SageMaker writes JSON and CSV bodies as they are and any
+    other content type, an event stream's included, as BASE64)."""
+    if not has_payload(record, part):
         raise CaptureFormatError(source, number, f"no captureData.{part}.data (not a SageMaker capture of "
                                  f"{'the request' if part == 'endpointInput' else 'the response; capture Output too'})")
+    captured = record["captureData"][part]
     payload = captured["data"]
     if captured.get("encoding") == "BASE64":
         try:
-            payload = base64.b64decode(payload, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+            return base64.b64decode(payload, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, TypeError):
             raise CaptureFormatError(source, number, f"{part}.data is not valid base64 UTF-8") from None
+    if not isinstance(payload, str):
+        raise CaptureFormatError(source, number, f"{part}.data is not text")
+    return payload
+
+
+def _payload(record: dict, part: str, source: str, number: int):
+    payload = payload_text(record, part, source, number)
     try:
         return json.loads(payload)
     except json.JSONDecodeError as error:

@@ -23,6 +23,20 @@ def quantile_edges(values: Sequence[float], bins: int = 10) -> list[float]:
     return sorted(set(edges))
 
 
+def value_edges(values: Sequence[float], bins: int = 10) -> list[float]:
+    """Quantile edges, except for a feature of at most `bins` distinct values (a setting such as max_tokens or
+    temperature, a count such as messages): there each reference value gets a bin of its own, and so does each gap
+    between and beyond them. Quantile edges would put a value the reference never had in with its neighbours (all
+    requests at temperature 0.7 give one edge, 0.7, and 0.2 falls in its bin), so a change would not show."""
+    distinct = sorted(set(values))
+    if len(distinct) > bins:
+        return quantile_edges(values, bins)
+    edges = []
+    for value in distinct:  # bins (.., v - t] and (v - t, v]: the second holds v alone (t is far below any step)
+        edges += [value - max(abs(value), 1.0) * 1e-9, value]
+    return edges
+
+
 def proportions(values: Sequence[float], edges: Sequence[float]) -> list[float]:
     """Share of values per bin; bins are (-inf, e0], (e0, e1], ..., (e_last, inf)."""
     if not values:
