@@ -7,6 +7,10 @@ Resources (Helm v3 releases, chart versions from config, no hand-copied chart YA
   v0.20) in Standard mode, KEDA.
 - Prometheus: scrapes Triton's and DCGM's metrics; KEDA scales serving pods on what it reads; its alerting rules
   (each KServe deployment's SLOs) go through Alertmanager to the stack's SNS topic (IRSA role: publish to that topic).
+- KServe's node-local model cache, when a GPU pool serves language models: the local-model controller and its
+  node agent (charts `kserve-localmodel-crd`, `kserve-localmodel-resources`, same pin), the Jobs' namespace, and a
+  LocalModelNodeGroup per such pool whose volumes are the agent's hostPath on the pool's nodes. Each node then
+  downloads a model once, and every replica scheduled there mounts it (KServeService declares the caches).
 - AWS Load Balancer Controller with its own IRSA role: the internal ALB whose weighted target groups split traffic
   between a stable and a canary InferenceService.
 
@@ -26,7 +30,13 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .eks_cluster import irsa_trust_policy
-from .names import GROUP_LABEL, PROMETHEUS_URL
+from .names import (
+    GROUP_LABEL,
+    MODEL_CACHE_HOST_PATH,
+    MODEL_CACHE_JOBS_NAMESPACE,
+    MODEL_CACHE_NODE_LABEL,
+    PROMETHEUS_URL,
+)
 from .policy_document import Statement, render, via_service
 
 STORAGE_CLASS = "mlserve-encrypted-gp3"
@@ -72,6 +82,14 @@ class ChartPins:
 
 
 @dataclass(frozen=True)
+class ModelCachePool:
+    """A GPU pool whose nodes keep language models on local disk (a LocalModelNodeGroup named after the pool)."""
+    name: str
+    storage_gib: int
+    """What the cache may hold on one node (the pool's disk less the image and the system)."""
+
+
+@dataclass(frozen=True)
 class ClusterAddonsArgs:
     cluster_name: pulumi.Input[str]
     region: str
@@ -84,6 +102,8 @@ class ClusterAddonsArgs:
     alert_topic_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     alert_rules: tuple[dict, ...] = ()  # Prometheus alerting rules (prometheus_queries.slo_alert_rules per deployment)
+    model_cache_pools: tuple[ModelCachePool, ...] = ()
+    """GPU pools serving language models: KServe's local model cache is installed for them; none: not installed."""
     tags: dict[str, str] = field(default_factory=dict)
     """On every AWS resource the add-ons create (the controller's load balancers, the volumes): the stack's tags, so
     its budget and cost allocation see them."""
@@ -227,7 +247,11 @@ class ClusterAddons(pulumi.ComponentResource):
             "storage": {"containerSecurityContext": {
                 "allowPrivilegeEscalation": False, "privileged": False, "runAsNonRoot": True,
                 "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
-                "seccompProfile": {"type": "RuntimeDefault"}}}}}, depends_on=[cert_manager, kserve_crd])
+                "seccompProfile": {"type": "RuntimeDefault"}}},
+            **({"localmodel": {"enabled": True}} if args.model_cache_pools else {})}},
+            depends_on=[cert_manager, kserve_crd])
+        # What serving LLMs waits for: the cache's CRDs, controller and the Jobs' namespace.
+        model_cache = self._model_cache(name, args, release, kserve) if args.model_cache_pools else []
 
         lb_role = aws.iam.Role(f"{name}-lb-controller", assume_role_policy=irsa_trust_policy(
             args.oidc_provider_arn, args.oidc_issuer, "kube-system", LB_CONTROLLER_SA),
@@ -248,5 +272,40 @@ class ClusterAddons(pulumi.ComponentResource):
 
         self.prometheus_url = PROMETHEUS_URL
         # What serving resources wait for: the CRDs they use, the metrics they scale on, the ingress webhook.
-        self.ready = [kserve, keda, prometheus, lb_controller]
+        self.ready = [kserve, keda, prometheus, lb_controller, *model_cache]
         self.register_outputs({"load_balancer_controller_role_arn": lb_role.arn})
+
+    def _model_cache(self, name: str, args: ClusterAddonsArgs, release,
+                     kserve: k8s.helm.v3.Release) -> list[pulumi.Resource]:
+        """KServe's local model cache for the pools that serve language models; returns what serving waits for."""
+        crds = release("kserve-localmodel-crd", "oci://ghcr.io/kserve/charts/kserve-localmodel-crd", args.charts.kserve,
+                       "kserve", {}, depends_on=[kserve])
+        label, value = MODEL_CACHE_NODE_LABEL
+        agent = release("kserve-localmodel", "oci://ghcr.io/kserve/charts/kserve-localmodel-resources",
+                        args.charts.kserve, "kserve", {"kserve": {
+                            "localmodel": {"enabled": True, "agent": {"hostPath": MODEL_CACHE_HOST_PATH}},
+                            # The agent runs on the GPU pools' nodes (tainted): it downloads where models are served.
+                            "localmodelnode": {"controller": {"nodeSelector": {label: value},
+                                                              "tolerations": [GPU_TOLERATION]}}}},
+                        depends_on=[crds])
+        jobs = k8s.core.v1.Namespace(f"{name}-model-cache-jobs", metadata={
+            "name": MODEL_CACHE_JOBS_NAMESPACE, "labels": {
+                "pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "restricted"}},
+            opts=pulumi.ResourceOptions(parent=self))
+        for pool in args.model_cache_pools:
+            size = f"{pool.storage_gib}Gi"
+            k8s.apiextensions.CustomResource(
+                f"{name}-model-cache-{pool.name}", api_version="serving.kserve.io/v1alpha1", kind="LocalModelNodeGroup",
+                metadata={"name": pool.name}, spec={
+                    "storageLimit": size,
+                    "persistentVolumeSpec": {
+                        "accessModes": ["ReadWriteOnce"], "capacity": {"storage": size},
+                        "local": {"path": MODEL_CACHE_HOST_PATH}, "storageClassName": "mlserve-local-models",
+                        "persistentVolumeReclaimPolicy": "Retain",
+                        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": GROUP_LABEL, "operator": "In", "values": [pool.name]}]}]}}},
+                    "persistentVolumeClaimSpec": {
+                        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}},
+                        "storageClassName": "mlserve-local-models"}},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, agent]))
+        return [crds, agent, jobs]

@@ -27,7 +27,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from .names import GROUP_LABEL, KARPENTER_DISCOVERY_TAG, KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT
+from .names import (
+    GROUP_LABEL,
+    KARPENTER_DISCOVERY_TAG,
+    KARPENTER_NAMESPACE,
+    KARPENTER_SERVICE_ACCOUNT,
+    MODEL_CACHE_NODE_LABEL,
+)
 from .policy_document import Statement, assume_role_policy, render
 
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly")
@@ -55,6 +61,8 @@ class GpuPool:
     expire_after: str = "720h"
     max_disrupted_nodes: int = 1
     disk_size_gib: int | None = None  # its own EC2NodeClass with this root volume; None: the shared one
+    model_cache: bool = False
+    """Its nodes keep language models on local disk (KServe's local-model agent runs on them)."""
 
 
 def node_class_name(pool: GpuPool) -> str:
@@ -171,7 +179,8 @@ def node_pool_spec(pool: GpuPool) -> dict:
     families = all("." not in t for t in pool.instance_types)
     return {
         "template": {
-            "metadata": {"labels": {GROUP_LABEL: pool.name, "nvidia.com/gpu.present": "true"}},
+            "metadata": {"labels": {GROUP_LABEL: pool.name, "nvidia.com/gpu.present": "true",
+                                    **(dict([MODEL_CACHE_NODE_LABEL]) if pool.model_cache else {})}},
             "spec": {
                 "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class_name(pool)},
                 "taints": [GPU_TAINT],

@@ -39,12 +39,15 @@ from .names import (
     DEPLOYMENT_LABEL,
     GROUP_LABEL,
     ISVC_LABEL,
+    MODEL_CACHE_JOBS_NAMESPACE,
+    NODE_GROUP_ANNOTATION,
     TRACK_LABEL,
     alb_split_annotation,
     alb_split_service,
     canary_service,
     engine_store_prefix,
     load_balancer_name,
+    model_cache_name,
 )
 from .policy_document import Statement, render, via_service
 
@@ -61,6 +64,14 @@ class ModelRef:
     uri: str  # s3://bucket/prefix/model.tar.gz (KServe's storage initializer unpacks it into /mnt/models)
     bucket: str
     prefix: str
+
+
+@dataclass(frozen=True)
+class ModelCache:
+    """Serve from KServe's node-local model cache: each node of the pool downloads a model version once."""
+    node_group: str
+    """The LocalModelNodeGroup (named after the GPU pool) whose nodes keep the weights."""
+    size_gib: int
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,8 @@ class KServeModelSpec:
     prometheus_url: str
     spread_across_zones: bool
     certificate_arn: str | None = None
+    model_cache: ModelCache | None = None
+    """Language models: the weights come from the node's cache instead of a download per replica."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +208,9 @@ class KServeService(pulumi.ComponentResource):
         tracks = [("stable", args.spec.name, args.spec.model, args.spec.min_replicas, args.spec.max_replicas)]
         if "canary" in served_tracks(args.spec) and args.spec.candidate:
             tracks.append(("canary", canary_service(args.spec.name), args.spec.candidate, 1, args.spec.max_replicas))
+        if args.spec.model_cache:
+            self._model_caches(name, args.spec, args.spec.model_cache, {track: model for track, _, model, *_ in tracks},
+                               labels)
         for track, isvc, model, low, high in tracks:
             self._inference_service(name, args, track, isvc, model, low, high, labels, in_ns)
 
@@ -224,6 +240,34 @@ class KServeService(pulumi.ComponentResource):
         self.alb_port = 443 if args.spec.certificate_arn else 80
         self.role_arn = role.arn
         self.register_outputs({"url": self.url, "role_arn": role.arn, "alb_arn": self.alb_arn})
+
+    def _model_caches(self, name: str, spec: KServeModelSpec, cache: ModelCache, models: dict[str, ModelRef],
+                      labels: dict[str, str]) -> None:
+        """A LocalModelCache per served version, and what its download Jobs read S3 as: a service account in the
+        Jobs' namespace with an IRSA role that may read only these versions."""
+        child = pulumi.ResourceOptions(parent=self)
+        account = spec.namespace
+        role = aws.iam.Role(f"{name}-model-cache-role", assume_role_policy=irsa_trust_policy(
+            spec.oidc_provider_arn, spec.oidc_issuer, MODEL_CACHE_JOBS_NAMESPACE, account), opts=child)
+        aws.iam.RolePolicy(f"{name}-model-cache-role", role=role.id, policy=render(
+            Statement(sid="ReadServedVersions", actions=["s3:GetObject"],
+                      resources=sorted({f"arn:aws:s3:::{m.bucket}/{m.prefix}*" for m in models.values()})),
+            Statement(sid="ListServedVersions", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{spec.model.bucket}"],
+                      conditions={"StringLike": {"s3:prefix": sorted({f"{m.prefix}*" for m in models.values()})}}),
+            Statement(sid="DecryptModels", actions=["kms:Decrypt"], resources=[spec.kms_key_arn],
+                      conditions=via_service("s3", spec.kms_key_arn))), opts=child)
+        k8s.core.v1.ServiceAccount(f"{name}-model-cache-account", automount_service_account_token=False, metadata={
+            "name": account, "namespace": MODEL_CACHE_JOBS_NAMESPACE, "labels": labels, "annotations": {
+                "eks.amazonaws.com/role-arn": role.arn, "serving.kserve.io/s3-region": spec.region,
+                "serving.kserve.io/s3-endpoint": f"s3.{spec.region}.amazonaws.com",
+                "serving.kserve.io/s3-usehttps": "1"}}, opts=child)
+        for track, model in models.items():
+            k8s.apiextensions.CustomResource(
+                f"{name}-{track}-model-cache", api_version="serving.kserve.io/v1alpha1", kind="LocalModelCache",
+                metadata={"name": model_cache_name(spec.namespace, track), "labels": labels},
+                # KServe matches an InferenceService's storageUri to sourceModelUri (equal, or a folder under it).
+                spec={"sourceModelUri": model.uri, "modelSize": f"{cache.size_gib}Gi",
+                      "nodeGroups": [cache.node_group], "serviceAccountName": account}, opts=child)
 
     @staticmethod
     def _network_policies(name, args: KServeServiceArgs, labels, services: dict[str, str], opts) -> None:
@@ -319,6 +363,7 @@ class KServeService(pulumi.ComponentResource):
             f"{name}-{track}", api_version="serving.kserve.io/v1beta1", kind="InferenceService",
             metadata={"name": isvc, "namespace": ns, "labels": pod_labels, "annotations": {
                 "serving.kserve.io/deploymentMode": "Standard",
+                **({NODE_GROUP_ANNOTATION: args.spec.model_cache.node_group} if args.spec.model_cache else {}),
                 # Our KEDA ScaledObject scales the predictor: KServe must not create a CPU HPA beside it.
                 "serving.kserve.io/autoscalerClass": "external",
                 "prometheus.io/scrape": "true", "prometheus.io/port": str(server.metrics_port)}},

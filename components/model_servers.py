@@ -14,12 +14,15 @@ from dataclasses import dataclass
 
 from . import vllm
 from .prometheus_queries import in_flight_query, vllm_kv_cache_query, vllm_waiting_query
+from .weights_manifest import gate_command
 
 # Pod Security `restricted`, container level (the pod level sets runAsNonRoot and the seccomp profile). The root
 # filesystem is read-only: each server writes only to its emptyDir volumes.
 RESTRICTED_CONTAINER = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
                         "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
                         "seccompProfile": {"type": "RuntimeDefault"}}
+MODEL_DIR = "/mnt/models"
+"""Where KServe puts the model (its storage initializer's download, or the node-local cache's volume)."""
 SERVING_PORT = 8080
 """What the predictor Service targets without the agent (KServe's default container port); vLLM is told to listen
 there too, so both servers sit behind the same Service, agent and NetworkPolicies."""
@@ -128,8 +131,11 @@ def vllm_server(image_uri, engine: VllmEngine) -> ModelServer:
     startup = 600 + int(engine.weights_gib * 30)
     return ModelServer(
         runtime="mlserve-vllm", model_format="vllm", protocol_versions=("openai",),
-        container={"name": "kserve-container", "image": image_uri, "command": ["vllm", "serve"],
-                   "args": vllm_args(engine, "/mnt/models", SERVING_PORT),
+        # vLLM starts once every file of the release manifest is there (the node's model cache may still be
+        # filling: components/weights_manifest.py).
+        container={"name": "kserve-container", "image": image_uri,
+                   "command": gate_command(MODEL_DIR, [])[:3],
+                   "args": ["vllm", "serve", *vllm_args(engine, MODEL_DIR, SERVING_PORT)],
                    "ports": [{"containerPort": SERVING_PORT, "name": "h1", "protocol": "TCP"}],
                    "securityContext": RESTRICTED_CONTAINER,
                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}},

@@ -186,6 +186,23 @@ TIME_TO_FIRST_TOKEN, INTER_TOKEN_LATENCY = "ttft-p99", "itl-p99"
 Every firing alert of a deployment stops its canary, so these roll an LLM back as p99 latency does a tensor model."""
 
 
+# ---- KServe's node-local model cache ---------------------------------------------------------------------------
+MODEL_CACHE_NODE_LABEL = ("kserve/localmodel", "worker")
+"""The label KServe v0.20.0's local-model agent DaemonSet selects nodes by (chart kserve-localmodel-resources'
+default nodeSelector): nodes of a pool serving language models carry it."""
+MODEL_CACHE_JOBS_NAMESPACE = "kserve-localmodel-jobs"
+"""Where KServe's local-model controller runs the download Jobs (the chart's `jobNamespace` default)."""
+MODEL_CACHE_HOST_PATH = "/mnt/models"
+"""The agent's hostPath (chart default): the node group's volumes must point there."""
+NODE_GROUP_ANNOTATION = "serving.kserve.io/nodegroup"
+"""On an InferenceService: which LocalModelNodeGroup's cache its pods use (KServe pkg/constants)."""
+
+
+def model_cache_name(namespace: str, track: str) -> str:
+    """The LocalModelCache of one deployment's model version (cluster-scoped, so named after the namespace)."""
+    return f"{namespace}-{track}"
+
+
 # ---- Karpenter -------------------------------------------------------------------------------------------------
 KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT = "kube-system", "karpenter"
 """Where the controller runs, and the service account its EKS Pod Identity association names."""

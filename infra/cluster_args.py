@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pulumi
 
-from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs
+from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs, ModelCachePool
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.grafana import GrafanaArgs
 from components.grafana_dashboard import llm_dashboard, serving_dashboard
@@ -23,6 +23,7 @@ from components.prometheus_queries import (
 )
 from infra.config.models import ClusterConfig, NodeGroupConfig
 from infra.config.models import KServeDeployment as KServeConfig
+from infra.config.rules import CONTAINER_AND_IMAGE_GIB
 from infra.platform import StackBase, stack_tags, validated
 
 
@@ -70,7 +71,17 @@ def addons_args(p: StackBase, cluster: EksCluster) -> ClusterAddonsArgs:
         system_node_group=system_group(p).name,
         charts=ChartPins(**c.charts.model_dump(exclude={"karpenter", "grafana"})), alert_topic_arn=p.topic_arn,
         kms_key_arn=p.encryption.key_arn, tags=stack_tags(p.cfg, p.stack),
-        alert_rules=tuple(rule for d in kserve_deployments(p) for rule in alert_rules(p, d)))
+        alert_rules=tuple(rule for d in kserve_deployments(p) for rule in alert_rules(p, d)),
+        model_cache_pools=tuple(ModelCachePool(pool, cache_gib) for pool, cache_gib in model_cache_pools(p).items()))
+
+
+def model_cache_pools(p: StackBase) -> dict[str, int]:
+    """The GPU pools that serve language models, with what their nodes' disk leaves for cached weights."""
+    c = cluster_of(p)
+    llm_pools = {d.compute.node_group for d in kserve_deployments(p) if d.is_llm}
+    default_disk = validated(c.node_class).disk_size_gib if c.node_class else 0
+    return {g.name: (g.disk_size_gib or default_disk) - CONTAINER_AND_IMAGE_GIB
+            for g in c.gpu_pools if g.name in llm_pools}
 
 
 def alert_rules(p: StackBase, d: KServeConfig) -> list[dict]:
@@ -109,5 +120,5 @@ def karpenter_args(p: StackBase, cluster: EksCluster) -> KarpenterArgs:
         node_tags=stack_tags(p.cfg, p.stack), controller_replicas=min(2, system.min_size), pools=tuple(GpuPool(
             name=g.name, instance_types=tuple(g.instance_types), capacity_types=tuple(g.capacity_types),
             gpu_limit=g.gpu_limit, cpu_limit=g.cpu_limit, consolidate_after=g.consolidate_after,
-            expire_after=g.expire_after, max_disrupted_nodes=g.max_disrupted_nodes, disk_size_gib=g.disk_size_gib)
-            for g in c.gpu_pools))
+            expire_after=g.expire_after, max_disrupted_nodes=g.max_disrupted_nodes, disk_size_gib=g.disk_size_gib,
+            model_cache=g.name in model_cache_pools(p)) for g in c.gpu_pools))

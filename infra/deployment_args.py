@@ -21,7 +21,7 @@ from components.endpoint_autoscaling import EndpointAutoscalingArgs
 from components.inference_api import ApiTierSpec, InferenceApiArgs
 from components.inference_component import InferenceComponentArgs
 from components.kserve_deployment import KServeDeploymentArgs
-from components.kserve_service import KServeModelSpec, ModelRef
+from components.kserve_service import KServeModelSpec, ModelCache, ModelRef
 from components.model_servers import LlmScaling, ModelServer, VllmEngine, triton, vllm_server
 from components.names import (
     COLD_START_TAG,
@@ -90,7 +90,8 @@ def kserve_args(p: StackBase, d: KServeConfig, k8s_platform: KubernetesPlatform,
             kms_key_arn=p.encryption.key_arn, oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer, load_balancer_cidrs=p.network.load_balancer_cidrs,
             prometheus_url=k8s_platform.addons.prometheus_url,
-            spread_across_zones=cfg.is_prod, certificate_arn=c.ingress_certificate_arn),
+            spread_across_zones=cfg.is_prod, certificate_arn=c.ingress_certificate_arn,
+            model_cache=ModelCache(d.compute.node_group, math.ceil(d.llm.weights_gib)) if d.llm else None),
         vpc_id=p.network.vpc_id, load_balancer_subnet_ids=p.network.load_balancer_subnet_ids,
         backend_cidrs=p.network.private_cidrs, deletion_protection=cfg.is_prod, after=k8s_platform.ready,
         gateway=gateway_args(cfg, d, name, p.encryption, logging_ready),

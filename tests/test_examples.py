@@ -14,7 +14,7 @@ from policies.check import CONFIG_DIR, evaluate, load_policy_config
 from tests.harness import config_of, plan_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-NAMES = ("sagemaker-minimal", "kserve-canary", "shared-endpoint", "async")
+NAMES = ("sagemaker-minimal", "kserve-canary", "shared-endpoint", "async", "llm-kserve")
 # The only advice an example may draw, each named in the example's own comment.
 ADVISED = {"shared-endpoint": {("instance-type-allowlist", "mlserve-shared-endpoint-shared-gpu-config")}}
 

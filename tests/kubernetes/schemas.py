@@ -19,6 +19,8 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 CRD_FILES = {
     ("serving.kserve.io", "InferenceService"): "kserve/serving.kserve.io_inferenceservices.yaml",
     ("serving.kserve.io", "ServingRuntime"): "kserve/serving.kserve.io_servingruntimes.yaml",
+    ("serving.kserve.io", "LocalModelCache"): "kserve/serving.kserve.io_localmodelcaches.yaml",
+    ("serving.kserve.io", "LocalModelNodeGroup"): "kserve/serving.kserve.io_localmodelnodegroups.yaml",
     ("keda.sh", "ScaledObject"): "keda/keda.sh_scaledobjects.yaml",
     ("karpenter.sh", "NodePool"): "karpenter/karpenter.sh_nodepools.yaml",
     ("karpenter.k8s.aws", "EC2NodeClass"): "karpenter/karpenter.k8s.aws_ec2nodeclasses.yaml",

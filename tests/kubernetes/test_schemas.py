@@ -1,8 +1,12 @@
-"""Every Kubernetes object the prod plan declares validates strictly against its real schema."""
+"""Every Kubernetes object the prod plan and the LLM example declare validates strictly against its real schema."""
+
+from functools import cache
+from pathlib import Path
 
 import pytest
 
-from tests.harness import config_of, raw_config, stack_plan
+from infra.config.loader import read_stack_file
+from tests.harness import config_of, plan_config, raw_config, stack_plan
 from tests.kubernetes.schemas import CRD_FILES, builtin_errors, crd_schema, custom_resource_errors, unwrap_secrets
 
 KUBERNETES_VERSION = config_of(raw_config("prod"), "prod").cluster.kubernetes_version
@@ -18,6 +22,17 @@ def kubernetes_objects(plan):
             and r.type != "kubernetes:helm.sh/v3:Release"]
 
 
+@cache
+def llm_plan():
+    """A language model on KServe (vLLM, the node-local model cache): kinds prod does not declare."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "Pulumi.llm-kserve.yaml"
+    return plan_config(read_stack_file(example), "llm-kserve")
+
+
+def all_objects():
+    return [*kubernetes_objects(stack_plan("prod")), *kubernetes_objects(llm_plan())]
+
+
 def as_object(resource):
     """The object exactly as recorded (secrets as sent): nothing filtered, so a key the engine would not send fails."""
     return unwrap_secrets(dict(resource.inputs))
@@ -31,16 +46,21 @@ def test_prod_declares_builtin_and_custom_objects():
             "kubernetes:policy/v1:PodDisruptionBudget", "kubernetes:networking.k8s.io/v1:NetworkPolicy"} <= types
 
 
-@pytest.mark.parametrize("resource", [r for r in kubernetes_objects(stack_plan("prod")) if not is_custom(r)],
-                         ids=lambda r: r.name)
+@pytest.mark.parametrize("resource", [r for r in all_objects() if not is_custom(r)], ids=lambda r: r.urn)
 def test_builtin_objects_pass_the_strict_kubernetes_schema(resource):
     assert builtin_errors(as_object(resource), KUBERNETES_VERSION) == []
 
 
-@pytest.mark.parametrize("resource", [r for r in kubernetes_objects(stack_plan("prod")) if is_custom(r)],
-                         ids=lambda r: r.name)
+@pytest.mark.parametrize("resource", [r for r in all_objects() if is_custom(r)], ids=lambda r: r.urn)
 def test_custom_resources_pass_their_crd_schema_strictly(resource):
     assert custom_resource_errors(as_object(resource)) == []
+
+
+def test_the_llm_example_declares_the_model_cache_kinds():
+    types = {r.type for r in kubernetes_objects(llm_plan())}
+    assert {"kubernetes:serving.kserve.io/v1alpha1:LocalModelCache",
+            "kubernetes:serving.kserve.io/v1alpha1:LocalModelNodeGroup"} <= types
+    assert all(is_custom(r) for r in kubernetes_objects(llm_plan()) if ":serving.kserve.io/" in r.type)
 
 
 def test_the_strict_checks_catch_a_misspelt_field():

@@ -1,0 +1,140 @@
+"""A language model on KServe, as the LLM example declares it: vLLM's server behind the gate that waits for the
+released weights, KEDA on vLLM's own queue, the node-local model cache KServe matches by URI, and the pool that
+keeps it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from components import vllm
+from components.names import MODEL_CACHE_NODE_LABEL, NODE_GROUP_ANNOTATION
+from components.weights_manifest import MANIFEST
+from infra.config.errors import ConfigError
+from infra.config.loader import read_stack_file
+from tests.harness import config_of, plan_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "Pulumi.llm-kserve.yaml"
+
+
+def raw() -> dict:
+    return copy.deepcopy(read_stack_file(EXAMPLE))
+
+
+@cache
+def plan():
+    return plan_config(raw(), "llm-kserve")
+
+
+def one(kind: str):
+    (resource,) = [r for r in plan().resources if r.type.endswith(f":{kind}")]
+    return resource
+
+
+def test_the_runtime_runs_vllm_with_the_engine_settings_behind_the_weights_gate():
+    container = one("ServingRuntime").inputs["spec"]["containers"][0]
+    assert container["command"][:2] == ["python3", "-c"] and MANIFEST in container["command"][2]
+    args = container["args"]
+    assert args[:3] == ["vllm", "serve", "/mnt/models"]
+    flags = dict(zip(args[3::2], args[4::2], strict=True))
+    assert flags["--served-model-name"] == "assistant" and flags["--max-model-len"] == "8192"
+    assert flags["--tensor-parallel-size"] == "1" and int(flags["--port"]) == container["ports"][0]["containerPort"]
+    env = {e["name"]: e["value"] for e in one("InferenceService").inputs["spec"]["predictor"]["model"]["env"]}
+    assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
+
+
+def test_probes_and_the_load_balancer_check_vllms_health_route():
+    predictor = one("InferenceService").inputs["spec"]["predictor"]["model"]
+    assert predictor["readinessProbe"]["httpGet"]["path"] == vllm.HEALTH_PATH
+    assert predictor["livenessProbe"]["httpGet"]["path"] == vllm.HEALTH_PATH
+    annotations = one("Ingress").inputs["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == vllm.HEALTH_PATH
+
+
+def test_keda_scales_on_vllms_waiting_requests_and_kv_cache_per_replica():
+    triggers = one("ScaledObject").inputs["spec"]["triggers"]
+    by_series = {next(s for s in vllm.SCALING_SERIES if s in t["metadata"]["query"]): t for t in triggers}
+    assert set(by_series) == set(vllm.SCALING_SERIES)
+    assert by_series[vllm.NUM_REQUESTS_WAITING]["metadata"]["threshold"] == "2"
+    # vLLM's gauge is a 0..1 fraction (vllm/v1/metrics/loggers.py: "1 means 100 percent"): the query makes percent.
+    assert by_series[vllm.KV_CACHE_USAGE]["metadata"]["query"].endswith("* 100")
+    assert by_series[vllm.KV_CACHE_USAGE]["metadata"]["threshold"] == "85"
+    assert all(t["metricType"] == "AverageValue" for t in triggers)
+
+
+def test_the_model_cache_matches_the_inference_services_storage_uri_on_the_pools_nodes():
+    isvc = one("InferenceService").inputs
+    cache_spec = one("LocalModelCache").inputs["spec"]
+    # KServe v0.20.0 (storage_uri_utils.go MatchStorageURI): the storageUri equals sourceModelUri or lies under it.
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == cache_spec["sourceModelUri"]
+    assert cache_spec["nodeGroups"] == [isvc["metadata"]["annotations"][NODE_GROUP_ANNOTATION]] == ["gpu-l40s"]
+    assert cache_spec["modelSize"] == "16Gi"
+    group = one("LocalModelNodeGroup").inputs
+    assert group["metadata"]["name"] == "gpu-l40s"
+    terms = group["spec"]["persistentVolumeSpec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "mlserve.io/node-group", "operator": "In", "values": ["gpu-l40s"]}]}]
+    pool = one("NodePool").inputs["spec"]["template"]
+    label, value = MODEL_CACHE_NODE_LABEL
+    assert pool["metadata"]["labels"][label] == value
+
+
+def test_the_cache_jobs_read_only_the_served_versions():
+    policy = next(json.loads(r.inputs["policy"]) for r in plan().resources
+                  if r.type == "aws:iam/rolePolicy:RolePolicy" and r.name.endswith("model-cache-role"))
+    reads = next(s for s in policy["Statement"] if s["Sid"] == "ReadServedVersions")
+    assert reads["Resource"] == ["arn:aws:s3:::example-llm-models/assistant/1/*"]
+
+
+def test_the_pool_sized_for_the_weights_gets_its_own_node_class():
+    classes = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in plan().resources
+               if r.type.endswith(":EC2NodeClass")}
+    assert one("NodePool").inputs["spec"]["template"]["spec"]["nodeClassRef"]["name"] == "gpu-gpu-l40s"
+    assert classes["gpu-gpu-l40s"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] == "100Gi"
+
+
+def test_slo_alerts_read_vllms_token_latencies():
+    addons = next(r for r in plan().resources if r.type == "kubernetes:helm.sh/v3:Release" and r.name.endswith("-prometheus"))
+    rules = {r["alert"]: r["expr"] for g in addons.inputs["values"]["serverFiles"]["alerting_rules.yml"]["groups"]
+             for r in g["rules"]}
+    assert vllm.TIME_TO_FIRST_TOKEN + "_bucket" in rules["assistant-ttft-p99"] and "> 1500" in rules["assistant-ttft-p99"]
+    assert vllm.INTER_TOKEN_LATENCY + "_bucket" in rules["assistant-itl-p99"] and "> 80" in rules["assistant-itl-p99"]
+
+
+@pytest.mark.parametrize("edit,key", [
+    (lambda d: d["llm"].update(tensor_parallel=2), "deployments[0].llm.tensor_parallel"),
+    (lambda d: d["llm"].update(weights_gib=44), "deployments[0].llm.weights_gib"),
+    (lambda d: d["slo"].pop("ttft_p99_ms"), "deployments[0].slo.ttft_p99_ms"),
+    (lambda d: d["model"].update(uri="s3://example-llm-models/assistant/1/model.safetensors"), "deployments[0].model.uri"),
+    (lambda d: d.pop("llm"), "deployments[0].llm"),
+])
+def test_an_llm_deployment_that_cannot_serve_is_refused_naming_its_key(edit, key):
+    config = raw()
+    edit(config["mlserve:deployments"][0])
+    with pytest.raises(ConfigError) as refused:
+        config_of(config)
+    assert key in str(refused.value)
+
+
+def test_a_pool_disk_too_small_for_two_versions_of_the_weights_is_refused():
+    config = raw()
+    config["mlserve:cluster"]["gpu_pools"][0]["disk_size_gib"] = 60
+    with pytest.raises(ConfigError) as refused:
+        config_of(config)
+    assert "cluster.gpu_pools[0].disk_size_gib" in str(refused.value) and "at least 72 GiB" in str(refused.value)
+
+
+def test_the_cache_names_mlserve_relies_on_are_kserves_at_the_pinned_tag():
+    import yaml
+
+    from components.names import MODEL_CACHE_HOST_PATH, MODEL_CACHE_JOBS_NAMESPACE
+
+    facts = yaml.safe_load((Path(__file__).resolve().parents[2] / "schemas" / "kserve" / "behaviour.yaml").read_text())
+    cache_facts = {k: v["value"] for k, v in facts["local_model_cache"].items()}
+    assert dict([MODEL_CACHE_NODE_LABEL]) == cache_facts["agent_node_selector"]
+    assert cache_facts["agent_host_path"] == MODEL_CACHE_HOST_PATH
+    assert cache_facts["job_namespace"] == MODEL_CACHE_JOBS_NAMESPACE
+    assert cache_facts["node_group_annotation"] == NODE_GROUP_ANNOTATION
