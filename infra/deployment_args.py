@@ -214,7 +214,8 @@ def drift_args(p: StackBase, d: SageMakerConfig | KServeConfig, capturing: str) 
         kms_key_arn=p.encryption.key_arn, topic_arn=p.topic_arn, account_id=p.account_id,
         schedule_minutes=d.drift.schedule_minutes, psi_alarm_threshold=d.drift.psi_alarm_threshold,
         prediction_psi_alarm_threshold=d.drift.prediction_psi_alarm_threshold,
-        log_retention_days=p.cfg.logs.retention_days, on_alarm=retraining_target(d.drift.on_alarm, p.invoke))
+        log_retention_days=p.cfg.logs.retention_days, on_alarm=retraining_target(d.drift.on_alarm, p.invoke),
+        payload_kind="openai" if d.is_llm else "tensor")
 
 
 def retraining_target(trigger: RetrainingTarget | None, invoke: pulumi.InvokeOptions):

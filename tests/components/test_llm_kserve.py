@@ -138,3 +138,13 @@ def test_the_cache_names_mlserve_relies_on_are_kserves_at_the_pinned_tag():
     assert cache_facts["agent_host_path"] == MODEL_CACHE_HOST_PATH
     assert cache_facts["job_namespace"] == MODEL_CACHE_JOBS_NAMESPACE
     assert cache_facts["node_group_annotation"] == NODE_GROUP_ANNOTATION
+
+
+def test_the_drift_job_of_an_llm_reads_openai_bodies():
+    config = raw()
+    config["mlserve:deployments"][0]["drift"] = {"enabled": True,
+                                                 "baseline_uri": "s3://example-llm-models/baselines/assistant.json"}
+    config["mlserve:deployments"][0]["data_capture"] = {"enabled": True}
+    drift_plan = plan_config(config, "llm-kserve")
+    (function,) = [r for r in drift_plan.resources if r.type == "aws:lambda/function:Function" and "drift" in r.name]
+    assert function.inputs["environment"]["variables"]["MLSERVE_PAYLOAD_KIND"] == "openai"
