@@ -11,16 +11,34 @@ Bounded by design: at most `max_pending` requests wait for their response (the o
 at most `max_buffer_bytes` of lines wait for S3 (beyond that an event is refused with 503, and counted). Lines are
 flushed when `flush_bytes` accumulate, every `flush_seconds`, and on SIGTERM; what could not be written at shutdown is
 reported on stderr and in the metrics, never silently lost. Sampling is decided per `ce-id` (a stable hash), so a
-request and its response are kept or skipped together. Only JSON bodies are captured (the drift job's input format);
-binary-tensor events are counted and skipped.
+request and its response are kept or skipped together. Every event body, a streamed one included, is refused above
+`max_event_bytes` (413, counted `too_large`).
+
+What is captured: JSON bodies, as SageMaker writes them (`"encoding": "JSON"`), and, for a response, an LLM's
+streamed answer: vLLM's OpenAI-compatible server answers `stream: true` with server-sent events (`data: {chunk}`
+... `data: [DONE]`). KServe v0.20.0's agent (pkg/logger/handler.go) copies such a stream to the client as it comes,
+buffers all of it and logs it once at the end as one response event holding the raw concatenated event-stream text,
+and labels it with the REQUEST's Content-Type (application/json), so the sink goes by the body, not the label: a
+response body that starts with `data:` (after optional whitespace) and is UTF-8 is kept as SageMaker keeps an event
+stream, `"observedContentType": "text/event-stream"`, `"encoding": "BASE64"`, which drift/llm.py reads. Anything
+else (a request that is not JSON, a response neither JSON nor an event stream, binary-tensor events) is counted
+`not_json` and skipped.
+
+No HTTP status is recorded (no `eventMetadata.httpStatus`): the agent logs a response only when the status was 200
+(any other status logs the request alone, which waits here until evicted or shutdown, counted), and its CloudEvent
+carries no status attribute (worker.go sets id, type, source, time and the extensions inferenceservicename,
+namespace, component, endpoint, metadata, annotations, recordedtime). A failure inside a 200 stream (an error chunk)
+is in the captured text, and drift reads it from there.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
+import re
 import signal
 import sys
 import uuid
@@ -95,7 +113,7 @@ class CaptureSink:
             return 202
         line = record(event_id, request[0] or event_time, request[1], part)
         if line is None:
-            self.dropped.labels("not_json").inc()
+            self.dropped.labels("not_json").inc()  # a request not JSON, or a response neither JSON nor a stream
             return 202
         async with self.lock:
             if self.buffered + len(line) > self.settings.max_buffer_bytes:
@@ -160,6 +178,8 @@ class CaptureSink:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             self.dropped.labels("too_large").inc()
+            if kind == RESPONSE_TYPE:  # its request can never be paired now: free it, counted once (too_large)
+                self.pending.pop(event_id, None)
             return web.json_response({"error": f"event larger than {self.settings.max_event_bytes} bytes"},
                                      status=413)
         part = _Part(request.headers.get("Content-Type", "application/json"), body)
@@ -173,7 +193,25 @@ class CaptureSink:
         return web.Response(text="ok")
 
 
+EVENT_STREAM = "text/event-stream"
+_STREAM_START = re.compile(rb"\s*data:")
+
+
+def is_event_stream(body: bytes) -> bool:
+    """A server-sent event stream as vLLM writes one: `data:` first, after optional whitespace, and UTF-8 text."""
+    if not _STREAM_START.match(body):  # no copy of the body for a look at its start
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _captured(part: _Part, mode: str) -> dict | None:
+    if mode == "OUTPUT" and is_event_stream(part.body):  # whatever the event's Content-Type claims
+        return {"observedContentType": EVENT_STREAM, "mode": mode,
+                "data": base64.b64encode(part.body).decode("ascii"), "encoding": "BASE64"}
     if "json" not in part.content_type.split(";")[0].lower():
         return None
     try:
@@ -185,7 +223,8 @@ def _captured(part: _Part, mode: str) -> dict | None:
 
 
 def record(event_id: str, event_time: str, request: _Part, response: _Part) -> bytes | None:
-    """One SageMaker data-capture line for a request and its response; None when either is not JSON."""
+    """One SageMaker data-capture line for a request and its response; None when the request is not JSON or the
+    response is neither JSON nor an event stream."""
     endpoint_input, endpoint_output = _captured(request, "INPUT"), _captured(response, "OUTPUT")
     if endpoint_input is None or endpoint_output is None:
         return None
