@@ -1,6 +1,7 @@
 """InferenceApi: the authenticated, throttled, logged front door of one deployment.
 
-`POST /v2/models/<model>/infer` (the KServe v2 / Triton request shape), validated at the edge against a JSON schema.
+`POST /v2/models/<model>/infer` (the KServe v2 / Triton request shape), validated at the edge against a JSON schema;
+or, for a language model, the OpenAI-compatible routes (components/openai_routes.py), streamed from KServe.
 A SageMaker deployment is integrated straight into `InvokeEndpoint` with a role that may invoke only that endpoint;
 a KServe deployment through a VPC link to its private load balancer (`PrivateHttpBackend`). No Lambda in the hot
 path either way. Every route needs an API key (usage plans meter and throttle per tier) and, per config, IAM or a
@@ -18,6 +19,14 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
+from .openai_routes import (
+    ROUTES,
+    STREAM_TIMEOUT_MS,
+    OpenAiRequestShape,
+    chat_schema,
+    completion_schema,
+    models_answer,
+)
 from .policy_document import Statement, assume_role_policy, render
 
 # Binary tensors (Triton's binary extension): the JSON header, then the raw tensor bytes; the header's length travels
@@ -107,6 +116,8 @@ class InferenceApiArgs:
     """What must exist before a stage may log: the account's CloudWatch role (ApiGatewayAccount)."""
     async_route: bool = False
     """SageMaker async endpoints: `POST .../infer-async` calls InvokeEndpointAsync with the caller's S3 input."""
+    openai: OpenAiRequestShape | None = None
+    """A language model: the OpenAI-compatible routes instead of the v2 one."""
     tags: dict[str, str] = field(default_factory=dict)
     """On the REST API, beside the provider's: what it is expected to carry (names.USAGE_TAG)."""
 
@@ -204,19 +215,6 @@ class InferenceApi(pulumi.ComponentResource):
                                      disable_execute_api_endpoint=bool(args.domain_name),
                                      binary_media_types=list(BINARY_MEDIA_TYPES), tags=dict(args.tags) or None,
                                      opts=child)
-        parent_id = api.root_resource_id
-        model_resource_id = parent_id
-        for part in ("v2", "models", args.model_name, "infer"):
-            model_resource_id = parent_id
-            resource = aws.apigateway.Resource(f"{name}-{part}", rest_api=api.id, parent_id=parent_id, path_part=part,
-                                               opts=child)
-            parent_id = resource.id
-        schema = request_schema(args.max_body_bytes)
-        model = aws.apigateway.Model(f"{name}-infer-request", rest_api=api.id, name="InferRequest",
-                                     content_type="application/json", schema=json.dumps(schema), opts=child)
-        validator = aws.apigateway.RequestValidator(f"{name}-body", rest_api=api.id, name="body",
-                                                    validate_request_body=True, opts=child)
-
         authorizer_id = None
         if args.authorization == "jwt":
             if not args.cognito_user_pool_arn:
@@ -225,50 +223,13 @@ class InferenceApi(pulumi.ComponentResource):
                 f"{name}-jwt", rest_api=api.id, type="COGNITO_USER_POOLS", name="cognito",
                 provider_arns=[args.cognito_user_pool_arn], identity_source="method.request.header.Authorization",
                 opts=child).id
-        method = aws.apigateway.Method(
-            f"{name}-infer", rest_api=api.id, resource_id=resource.id, http_method="POST",
-            authorization=AUTHORIZATION_TYPES[args.authorization],
-            authorizer_id=authorizer_id, api_key_required=True, request_validator_id=validator.id,
-            # JSON bodies are validated against the schema; binary ones carry their JSON header inside the body,
-            # which the container's front checks (a malformed one is a 400 from there, passed through).
-            request_models={"application/json": model.name},
-            request_parameters={"method.request.header.Content-Type": False,
-                                f"method.request.header.{HEADER_LENGTH}": False}, opts=child)
-
-        integration = self._integration(name, args, backend, api, resource, method)
-        responses = []
-        for answer in answers(backend):
-            method_response = aws.apigateway.MethodResponse(
-                f"{name}-infer-{answer.key}", rest_api=api.id, resource_id=resource.id,
-                http_method=method.http_method, status_code=answer.status,
-                response_parameters={f"method.response.header.{h}": False for h in answer.headers} or None,
-                opts=child)
-            responses.append(aws.apigateway.IntegrationResponse(
-                f"{name}-infer-{answer.key}", rest_api=api.id, resource_id=resource.id,
-                http_method=method.http_method, status_code=method_response.status_code,
-                selection_pattern=answer.pattern, response_parameters=answer.mapped or None,
-                # Templates are chosen by the request's Accept: the same one for JSON and binary clients.
-                response_templates={media: answer.template for media in ("application/json", *BINARY_MEDIA_TYPES)}
-                if answer.template else None,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[integration, method_response])))
-        # A refused body says why, in JSON, instead of API Gateway's bare "Invalid request body".
-        aws.apigateway.Response(
-            f"{name}-bad-body", rest_api_id=api.id, response_type="BAD_REQUEST_BODY", status_code="400",
-            response_templates={"application/json": json.dumps({
-                "error": "the request is not a valid v2 inference request",
-                "detail": "$context.error.validationErrorString"})}, opts=child)
-
-        triggers = {"configuration": configuration_fingerprint(api, model, validator, method, integration, responses)}
-        routes: list[pulumi.Resource] = [method, integration, *responses]
-        if args.async_route:
-            if not isinstance(backend, SageMakerBackend):
-                raise ValueError(f"{args.api_name}: the async route exists only for a SageMaker async endpoint")
-            async_parts = self._async_route(name, args, backend, api, model_resource_id, authorizer_id)
-            routes += async_parts
-            triggers["async"] = pulumi.Output.json_dumps([
-                [r.request_parameters for r in async_parts if isinstance(r, aws.apigateway.Method)],
-                [[r.uri, r.request_parameters, r.credentials] for r in async_parts
-                 if isinstance(r, aws.apigateway.Integration)]])
+        if args.openai:
+            routes, triggers = self._openai_routes(name, args, args.openai, backend, api, authorizer_id)
+            route_paths = {path.replace("/", "-"): f"{path}/{verb}" for path, verb in ROUTES.items()}
+        else:
+            routes, triggers = self._v2_routes(name, args, backend, api, authorizer_id)
+            route_paths = {route: f"v2/models/{args.model_name}/{route}/POST"
+                           for route in ["infer", *(["infer-async"] if args.async_route else [])]}
         deployment = aws.apigateway.Deployment(
             f"{name}-deployment", rest_api=api.id, triggers=triggers,
             opts=pulumi.ResourceOptions(parent=self, depends_on=routes))
@@ -282,10 +243,10 @@ class InferenceApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.logging_ready)))
         tier_rate = sum(t.rate_per_second for t in args.tiers)
         tier_burst = sum(t.burst for t in args.tiers)
-        for route in ["infer", *(["infer-async"] if args.async_route else [])]:
+        for route, route_path in route_paths.items():
             aws.apigateway.MethodSettings(
                 f"{name}-{route}-settings", rest_api=api.id, stage_name=stage.stage_name,
-                method_path=f"v2/models/{args.model_name}/{route}/POST",
+                method_path=route_path,
                 settings=aws.apigateway.MethodSettingsSettingsArgs(
                     metrics_enabled=True, logging_level="ERROR", data_trace_enabled=False,
                     throttling_rate_limit=tier_rate, throttling_burst_limit=tier_burst),
@@ -325,8 +286,174 @@ class InferenceApi(pulumi.ComponentResource):
 
         self.api_id = api.id
         self.stage_arn = stage.arn
-        self.invoke_url = pulumi.Output.concat(invoke_url, f"/v2/models/{args.model_name}/infer")
+        # An OpenAI client's base URL is the stage's; a v2 client posts to the model's infer route.
+        self.invoke_url = invoke_url if args.openai else pulumi.Output.concat(
+            invoke_url, f"/v2/models/{args.model_name}/infer")
         self.register_outputs({"api_id": api.id, "invoke_url": self.invoke_url, "api_key_ids": self.api_keys})
+
+    def _answers(self, prefix: str, api, resource, method, integration,
+                 route_answers: list[Answer]) -> list[aws.apigateway.IntegrationResponse]:
+        """A method and an integration response per way an answer may leave (see `answers`)."""
+        responses = []
+        for answer in route_answers:
+            method_response = aws.apigateway.MethodResponse(
+                f"{prefix}-{answer.key}", rest_api=api.id, resource_id=resource.id,
+                http_method=method.http_method, status_code=answer.status,
+                response_parameters={f"method.response.header.{h}": False for h in answer.headers} or None,
+                opts=pulumi.ResourceOptions(parent=self))
+            responses.append(aws.apigateway.IntegrationResponse(
+                f"{prefix}-{answer.key}", rest_api=api.id, resource_id=resource.id,
+                http_method=method.http_method, status_code=method_response.status_code,
+                selection_pattern=answer.pattern, response_parameters=answer.mapped or None,
+                # Templates are chosen by the request's Accept: the same one for JSON and binary clients.
+                response_templates={media: answer.template for media in ("application/json", *BINARY_MEDIA_TYPES)}
+                if answer.template else None,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[integration, method_response])))
+        return responses
+
+    def _openai_routes(self, name, args: InferenceApiArgs, shape: OpenAiRequestShape,
+                       backend: SageMakerBackend | PrivateHttpBackend, api,
+                       authorizer_id) -> tuple[list[pulumi.Resource], dict[str, pulumi.Output[str]]]:
+        """The OpenAI-compatible routes (components/openai_routes.py): what a stage deployment snapshots, and its
+        digest."""
+        child = pulumi.ResourceOptions(parent=self)
+        validator = aws.apigateway.RequestValidator(f"{name}-body", rest_api=api.id, name="body",
+                                                    validate_request_body=True, opts=child)
+        chat = aws.apigateway.Resource(f"{name}-chat", rest_api=api.id, parent_id=api.root_resource_id,
+                                       path_part="chat", opts=child)
+        resources = {
+            "chat/completions": aws.apigateway.Resource(f"{name}-chat-completions", rest_api=api.id, parent_id=chat.id,
+                                                        path_part="completions", opts=child),
+            "completions": aws.apigateway.Resource(f"{name}-completions", rest_api=api.id,
+                                                   parent_id=api.root_resource_id, path_part="completions", opts=child),
+            "models": aws.apigateway.Resource(f"{name}-models", rest_api=api.id, parent_id=api.root_resource_id,
+                                              path_part="models", opts=child)}
+        schemas = {"chat/completions": ("ChatCompletionRequest", chat_schema(shape)),
+                   "completions": ("CompletionRequest", completion_schema(shape))}
+        invoke = self._invoke_role(name, backend) if isinstance(backend, SageMakerBackend) else None
+        routes: list[pulumi.Resource] = []
+        digest: dict[str, list] = {}
+        for path, verb in ROUTES.items():
+            key, resource = path.replace("/", "-"), resources[path]
+            request_model = None
+            if path in schemas:
+                title, schema = schemas[path]
+                request_model = aws.apigateway.Model(f"{name}-{key}-request", rest_api=api.id, name=title,
+                                                     content_type="application/json", schema=json.dumps(schema),
+                                                     opts=child)
+            method = aws.apigateway.Method(
+                f"{name}-{key}", rest_api=api.id, resource_id=resource.id, http_method=verb,
+                authorization=AUTHORIZATION_TYPES[args.authorization], authorizer_id=authorizer_id,
+                api_key_required=True, request_validator_id=validator.id if request_model else None,
+                request_models={"application/json": request_model.name} if request_model else None, opts=child)
+            responses: list[aws.apigateway.IntegrationResponse] = []
+            if isinstance(backend, PrivateHttpBackend):
+                # A proxy: vLLM's statuses, headers and streamed body pass as they are.
+                integration = aws.apigateway.Integration(
+                    f"{name}-{key}", rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
+                    type="HTTP_PROXY", integration_http_method=verb, connection_type="VPC_LINK",
+                    connection_id=backend.vpc_link_id, uri=pulumi.Output.concat(backend.base_url, "/v1/", path),
+                    response_transfer_mode="STREAM", timeout_milliseconds=STREAM_TIMEOUT_MS,
+                    tls_config=aws.apigateway.IntegrationTlsConfigArgs(insecure_skip_verification=False),
+                    opts=child)
+            elif request_model is None:
+                # SageMaker has no GET: the gateway answers the model list itself.
+                integration = aws.apigateway.Integration(
+                    f"{name}-{key}", rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
+                    type="MOCK", request_templates={"application/json": '{"statusCode": 200}'}, opts=child)
+                responses = self._answers(f"{name}-{key}", api, resource, method, integration, [Answer(
+                    "200", "200", None, template=models_answer(shape.served_model))])
+            else:
+                assert invoke is not None
+                role, role_policy = invoke
+                integration = aws.apigateway.Integration(
+                    f"{name}-{key}", rest_api=api.id, resource_id=resource.id, http_method=method.http_method,
+                    type="AWS", integration_http_method="POST", credentials=role.arn,
+                    passthrough_behavior="WHEN_NO_TEMPLATES", timeout_milliseconds=29_000,
+                    uri=pulumi.Output.concat("arn:aws:apigateway:", args.region, ":runtime.sagemaker:path/endpoints/",
+                                             backend.endpoint_name, "/invocations"),
+                    request_parameters={
+                        "integration.request.header.Content-Type": "'application/json'",
+                        **({"integration.request.header.X-Amzn-SageMaker-Inference-Component":
+                            f"'{backend.inference_component_name}'"} if backend.inference_component_name else {})},
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
+                responses = self._answers(f"{name}-{key}", api, resource, method, integration, answers(backend))
+            routes += [method, integration, *responses]
+            digest[path] = [
+                [request_model.schema] if request_model else [],
+                [method.http_method, method.authorization, method.authorizer_id, method.api_key_required,
+                 method.request_models, method.request_validator_id],
+                [integration.type, integration.uri, integration.connection_id, integration.credentials,
+                 integration.request_parameters, integration.request_templates, integration.response_transfer_mode,
+                 integration.timeout_milliseconds],
+                [[r.status_code, r.selection_pattern, r.response_templates, r.response_parameters] for r in responses]]
+        # A refused body says why, in OpenAI's error shape, instead of API Gateway's bare "Invalid request body".
+        aws.apigateway.Response(
+            f"{name}-bad-body", rest_api_id=api.id, response_type="BAD_REQUEST_BODY", status_code="400",
+            response_templates={"application/json": json.dumps({"error": {
+                "message": "the request is not a valid request for this model: $context.error.validationErrorString",
+                "type": "invalid_request_error", "code": 400}})}, opts=child)
+        triggers = {"configuration": pulumi.Output.json_dumps(digest).apply(
+            lambda text: hashlib.sha256(text.encode()).hexdigest())}
+        return routes, triggers
+
+    def _invoke_role(self, name: str, backend: SageMakerBackend) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        """The role API Gateway calls InvokeEndpoint as: this endpoint only."""
+        role = aws.iam.Role(f"{name}-invoke", assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
+                            opts=pulumi.ResourceOptions(parent=self))
+        role_policy = aws.iam.RolePolicy(f"{name}-invoke", role=role.id, policy=render(Statement(
+            sid="InvokeThisEndpointOnly", actions=["sagemaker:InvokeEndpoint"], resources=[backend.endpoint_arn])),
+            opts=pulumi.ResourceOptions(parent=self))
+        return role, role_policy
+
+    def _v2_routes(self, name, args: InferenceApiArgs, backend: SageMakerBackend | PrivateHttpBackend, api,
+                   authorizer_id) -> tuple[list[pulumi.Resource], dict[str, pulumi.Output[str]]]:
+        """`POST /v2/models/<model>/infer` (and `infer-async`): what a stage deployment snapshots, and its digest."""
+        child = pulumi.ResourceOptions(parent=self)
+        parent_id = api.root_resource_id
+        model_resource_id = parent_id
+        for part in ("v2", "models", args.model_name, "infer"):
+            model_resource_id = parent_id
+            resource = aws.apigateway.Resource(f"{name}-{part}", rest_api=api.id, parent_id=parent_id, path_part=part,
+                                               opts=child)
+            parent_id = resource.id
+        schema = request_schema(args.max_body_bytes)
+        model = aws.apigateway.Model(f"{name}-infer-request", rest_api=api.id, name="InferRequest",
+                                     content_type="application/json", schema=json.dumps(schema), opts=child)
+        validator = aws.apigateway.RequestValidator(f"{name}-body", rest_api=api.id, name="body",
+                                                    validate_request_body=True, opts=child)
+
+        method = aws.apigateway.Method(
+            f"{name}-infer", rest_api=api.id, resource_id=resource.id, http_method="POST",
+            authorization=AUTHORIZATION_TYPES[args.authorization],
+            authorizer_id=authorizer_id, api_key_required=True, request_validator_id=validator.id,
+            # JSON bodies are validated against the schema; binary ones carry their JSON header inside the body,
+            # which the container's front checks (a malformed one is a 400 from there, passed through).
+            request_models={"application/json": model.name},
+            request_parameters={"method.request.header.Content-Type": False,
+                                f"method.request.header.{HEADER_LENGTH}": False}, opts=child)
+
+        integration = self._integration(name, args, backend, api, resource, method)
+        responses = self._answers(f"{name}-infer", api, resource, method, integration, answers(backend))
+        # A refused body says why, in JSON, instead of API Gateway's bare "Invalid request body".
+        aws.apigateway.Response(
+            f"{name}-bad-body", rest_api_id=api.id, response_type="BAD_REQUEST_BODY", status_code="400",
+            response_templates={"application/json": json.dumps({
+                "error": "the request is not a valid v2 inference request",
+                "detail": "$context.error.validationErrorString"})}, opts=child)
+
+        triggers = {"configuration": configuration_fingerprint(api, model, validator, method, integration, responses)}
+        routes: list[pulumi.Resource] = [method, integration, *responses]
+        if args.async_route:
+            if not isinstance(backend, SageMakerBackend):
+                raise ValueError(f"{args.api_name}: the async route exists only for a SageMaker async endpoint")
+            async_parts = self._async_route(name, args, backend, api, model_resource_id, authorizer_id)
+            routes += async_parts
+            triggers["async"] = pulumi.Output.json_dumps([
+                [r.request_parameters for r in async_parts if isinstance(r, aws.apigateway.Method)],
+                [[r.uri, r.request_parameters, r.credentials] for r in async_parts
+                 if isinstance(r, aws.apigateway.Integration)]])
+        return routes, triggers
 
     def _integration(self, name, args: InferenceApiArgs, backend: SageMakerBackend | PrivateHttpBackend, api, resource,
                      method) -> aws.apigateway.Integration:
@@ -348,11 +475,7 @@ class InferenceApi(pulumi.ComponentResource):
                 uri=pulumi.Output.concat(backend.base_url, "/v2/models/", args.model_name, "/infer"),
                 tls_config=aws.apigateway.IntegrationTlsConfigArgs(insecure_skip_verification=False),
                 opts=pulumi.ResourceOptions(parent=self), **common)
-        role = aws.iam.Role(f"{name}-invoke", assume_role_policy=assume_role_policy("apigateway.amazonaws.com"),
-                            opts=pulumi.ResourceOptions(parent=self))
-        role_policy = aws.iam.RolePolicy(f"{name}-invoke", role=role.id, policy=render(Statement(
-            sid="InvokeThisEndpointOnly", actions=["sagemaker:InvokeEndpoint"], resources=[backend.endpoint_arn])),
-            opts=pulumi.ResourceOptions(parent=self))
+        role, role_policy = self._invoke_role(name, backend)
         if backend.inference_component_name:
             common["request_parameters"] = {
                 **common["request_parameters"],

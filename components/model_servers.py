@@ -136,10 +136,12 @@ def vllm_server(image_uri, engine: VllmEngine) -> ModelServer:
         container={"name": "kserve-container", "image": image_uri,
                    "command": gate_command(MODEL_DIR, [])[:3],
                    "args": ["vllm", "serve", *vllm_args(engine, MODEL_DIR, SERVING_PORT)],
+                   # The runtime's own: every predictor on it stays offline (the pack checks the runtime).
+                   "env": list(VLLM_ENV),
                    "ports": [{"containerPort": SERVING_PORT, "name": "h1", "protocol": "TCP"}],
                    "securityContext": RESTRICTED_CONTAINER,
                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}},
-        env=VLLM_ENV,
+        env=(),
         volumes=({"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}},
                  # NCCL between the tensor-parallel workers goes through shared memory.
                  {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}),

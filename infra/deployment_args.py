@@ -36,6 +36,7 @@ from components.names import (
     image_repository_name,
     usage_tag,
 )
+from components.openai_routes import OpenAiRequestShape
 from components.retraining_trigger import HttpsTarget, PipelineTarget, StateMachineTarget
 from components.sagemaker_deployment import SageMakerDeployment, SageMakerDeploymentArgs
 from components.sagemaker_endpoint import (
@@ -274,9 +275,13 @@ def gateway_args(cfg: StackConfig, d: SageMakerConfig | KServeConfig, api_name: 
     """The same front door for every backend: auth, tiers, schema, logs, WAF in prod, custom domain; the async
     route for an async SageMaker endpoint; the traffic it is expected to carry, as a tag the estimate reads."""
     return InferenceApiArgs(
-        model_name=d.model.triton_model_name,
+        model_name=d.llm.model_name(d.name) if d.llm else d.model.triton_model_name,
         async_route=isinstance(d, SageMakerConfig) and d.mode == "async",
-        tags={USAGE_TAG: usage_tag(d.usage.requests_per_second, d.usage.request_kb, d.usage.response_kb)},
+        # A language model: the OpenAI routes, streamed where the backend is reached by a proxy (KServe).
+        openai=OpenAiRequestShape(d.llm.model_name(d.name), streaming=isinstance(d, KServeConfig),
+                                  max_body_bytes=cfg.gateway.max_body_bytes) if d.llm else None,
+        tags={USAGE_TAG: usage_tag(d.usage.requests_per_second, d.usage.request_kb, d.usage.response_kb, llm=d.is_llm,
+                                   tokens_per_second_at_slo=d.llm.tokens_per_second_at_slo if d.llm else None)},
         api_name=api_name, region=cfg.region,
         authorization=cfg.gateway.authorization, cognito_user_pool_arn=cfg.gateway.cognito_user_pool_arn,
         tiers=[ApiTierSpec(t.name, t.rate_per_second, t.burst, t.quota_per_day) for t in cfg.gateway.tiers],

@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     encryption,
     gateway,
     identity,
+    llm,
     network,
     provenance,
     workloads,

@@ -1,8 +1,16 @@
 """Changes roll out gradually with automatic rollback, every deployment is watched, prod keeps its evidence."""
 
-from components.names import COLD_START_TAG, TRACK_LABEL
+from components.names import (
+    COLD_START_TAG,
+    INTER_TOKEN_LATENCY,
+    KSERVE_ERROR_RATE,
+    P99_LATENCY,
+    TIME_TO_FIRST_TOKEN,
+    TRACK_LABEL,
+)
 
 from ..framework import as_list, is_prod, of_type, resource_rule, stack_rule
+from .llm import vllm_services
 
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 COMPONENT = "aws-native:sagemaker:InferenceComponent"
@@ -110,7 +118,7 @@ def _kserve_slo_alerts(resources):
                 if ((r.props.get("metadata") or {}).get("labels") or {}).get(TRACK_LABEL) != "canary"]
     if not services:
         return
-    rules, sns = [], False
+    rules, sns, llm_services = [], False, vllm_services(resources)
     for release in of_type(resources, "kubernetes:helm.sh/v3:Release"):
         values = release.props.get("values") or {}
         for group in as_list(((values.get("serverFiles") or {}).get("alerting_rules.yml") or {}).get("groups")):
@@ -122,7 +130,10 @@ def _kserve_slo_alerts(resources):
         name = (service.props.get("metadata") or {}).get("name")
         kinds = {str(r.get("alert", "")).removeprefix(f"{name}-") for r in rules
                  if (r.get("labels") or {}).get("deployment") == name}
-        missing = {"p99-latency", "error-rate"} - kinds
+        # A language model is also held to its token latencies (what its users feel).
+        wanted = {P99_LATENCY, KSERVE_ERROR_RATE, *((TIME_TO_FIRST_TOKEN, INTER_TOKEN_LATENCY)
+                                                    if service in llm_services else ())}
+        missing = wanted - kinds
         if missing:
             yield f"InferenceService {name} has no Prometheus alert for {sorted(missing)}", service.urn
         elif not sns:
