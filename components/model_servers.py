@@ -148,3 +148,22 @@ def vllm_server(image_uri, engine: VllmEngine) -> ModelServer:
         volume_mounts=({"name": "tmp", "mountPath": "/tmp"}, {"name": "dshm", "mountPath": "/dev/shm"}),
         ready_path=vllm.HEALTH_PATH, live_path=vllm.HEALTH_PATH, metrics_port=SERVING_PORT,
         startup_allowance_seconds=startup, shares_engines=False)
+
+
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
+"""Where SageMaker puts the model data before the container starts."""
+SAGEMAKER_FLAG_PREFIX = "SM_VLLM_"
+"""vLLM's SageMaker entrypoint (examples/deployment/sagemaker-entrypoint.sh, the image's `vllm-sagemaker` target, and
+AWS's vLLM images for SageMaker) turns each `SM_VLLM_FOO_BAR=value` into `--foo-bar value` and serves on 8080, the
+port SageMaker calls (/ping, /invocations: routes vLLM's server always has)."""
+
+
+def sagemaker_vllm_env(engine: VllmEngine) -> dict[str, str]:
+    """The same engine flags as on KServe (`vllm_args`), as the SageMaker entrypoint's environment."""
+    args = vllm_args(engine, SAGEMAKER_MODEL_DIR, 8080)
+    flags = dict(zip(args[1::2], args[2::2], strict=True))
+    flags.pop("--host"), flags.pop("--port")  # the entrypoint's own
+    return {**{SAGEMAKER_FLAG_PREFIX + flag.removeprefix("--").replace("-", "_").upper(): value
+               for flag, value in flags.items()},
+            SAGEMAKER_FLAG_PREFIX + "MODEL": SAGEMAKER_MODEL_DIR,
+            **{e["name"]: e["value"] for e in VLLM_ENV if e["name"] not in ("HOME", "HF_HOME", "VLLM_CACHE_ROOT")}}

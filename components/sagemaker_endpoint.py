@@ -19,6 +19,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from .model_servers import VllmEngine, sagemaker_vllm_env
 from .names import async_prefix, data_capture_destination, data_capture_prefix
 from .policy_document import Statement, assume_role_policy, render
 
@@ -27,10 +28,12 @@ TRITON_PORT_ENV = {"SAGEMAKER_TRITON_PING_MODE": "ready"}
 
 @dataclass(frozen=True)
 class ServedModel:
-    """A released model as the bundled Triton image loads it."""
-    model_data_url: str  # s3://bucket/key of model.tar.gz
+    """A released model as the bundled Triton image loads it, or a language model's folder as vLLM does."""
+    model_data_url: str  # s3://bucket/key of model.tar.gz; a language model's folder (s3://bucket/prefix/)
     triton_model_name: str
     model_sha256: str
+    llm: VllmEngine | None = None
+    """A language model: SageMaker copies the folder as it is (no archive) and vLLM serves it."""
 
 
 @dataclass(frozen=True)
@@ -285,6 +288,20 @@ def serving_model(name: str, model: ServedModel, *, image_uri: pulumi.Input[str]
                   subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]], security_group_id: pulumi.Input[str],
                   opts: pulumi.ResourceOptions) -> aws.sagemaker.Model:
     """The SageMaker Model of a released model: a production variant's, or an inference component's."""
+    if model.llm is not None:
+        return aws.sagemaker.Model(
+            name, execution_role_arn=role_arn,
+            primary_container=aws.sagemaker.ModelPrimaryContainerArgs(
+                image=image_uri, mode="SingleModel",
+                # The weights folder as released (no tar.gz to unpack): SageMaker copies it to /opt/ml/model.
+                model_data_source=aws.sagemaker.ModelPrimaryContainerModelDataSourceArgs(s3_data_sources=[
+                    aws.sagemaker.ModelPrimaryContainerModelDataSourceS3DataSourceArgs(
+                        s3_uri=model.model_data_url, s3_data_type="S3Prefix", compression_type="None")]),
+                environment={**sagemaker_vllm_env(model.llm), "MLSERVE_MODEL_SHA256": model.model_sha256}),
+            # vLLM needs no network either: the weights are local and it must never reach a model hub.
+            enable_network_isolation=True,
+            vpc_config=aws.sagemaker.ModelVpcConfigArgs(subnets=subnet_ids, security_group_ids=[security_group_id]),
+            opts=opts)
     return aws.sagemaker.Model(
         name, execution_role_arn=role_arn,
         primary_container=aws.sagemaker.ModelPrimaryContainerArgs(

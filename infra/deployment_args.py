@@ -128,8 +128,9 @@ def model_server(d: KServeConfig, image_uri: pulumi.Input[str], namespace: str) 
     return triton(image_uri, f"s3://{d.model.bucket}/{engine_store_prefix(namespace)}")
 
 
-def served(model: ModelArtifact) -> ServedModel:
-    return ServedModel(model_data_url=model.uri, triton_model_name=model.triton_model_name, model_sha256=model.sha256)
+def served(model: ModelArtifact, llm: VllmEngine | None = None) -> ServedModel:
+    return ServedModel(model_data_url=model.uri, triton_model_name=model.triton_model_name, model_sha256=model.sha256,
+                       llm=llm)
 
 
 def host_args(p: StackBase, group: str, members: list[SageMakerConfig]) -> SageMakerEndpointArgs:
@@ -247,7 +248,8 @@ def component_args(p: StackBase, d: SageMakerConfig, name: str, host: SageMakerE
                    image_uri: pulumi.Input[str]) -> InferenceComponentArgs:
     rolling = d.rollout if isinstance(d.rollout, Rolling) else None
     return InferenceComponentArgs(
-        component_name=name, host=host, variant_name=PRIMARY_VARIANT, model=served(d.model), image_uri=image_uri,
+        component_name=name, host=host, variant_name=PRIMARY_VARIANT,
+        model=served(d.model, vllm_engine(d) if d.llm else None), image_uri=image_uri,
         accelerators=d.component.accelerators, cpu_cores=d.component.cpu_cores,
         min_memory_mb=d.component.min_memory_mb, copies=d.component.copies, min_copies=d.autoscaling.min,
         max_copies=d.autoscaling.max, concurrency_per_copy=d.autoscaling.target_concurrency,

@@ -14,9 +14,10 @@ from policies.check import CONFIG_DIR, evaluate, load_policy_config
 from tests.harness import config_of, plan_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-NAMES = ("sagemaker-minimal", "kserve-canary", "shared-endpoint", "async", "llm-kserve")
+NAMES = ("sagemaker-minimal", "kserve-canary", "shared-endpoint", "async", "llm-kserve", "llm-sagemaker")
 # The only advice an example may draw, each named in the example's own comment.
-ADVISED = {"shared-endpoint": {("instance-type-allowlist", "mlserve-shared-endpoint-shared-gpu-config")}}
+ADVISED = {"shared-endpoint": {("instance-type-allowlist", "mlserve-shared-endpoint-shared-gpu-config")},
+           "llm-sagemaker": {("instance-type-allowlist", "mlserve-llm-sagemaker-assistant-config")}}
 
 
 @cache

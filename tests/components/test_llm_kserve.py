@@ -148,3 +148,22 @@ def test_the_drift_job_of_an_llm_reads_openai_bodies():
     drift_plan = plan_config(config, "llm-kserve")
     (function,) = [r for r in drift_plan.resources if r.type == "aws:lambda/function:Function" and "drift" in r.name]
     assert function.inputs["environment"]["variables"]["MLSERVE_PAYLOAD_KIND"] == "openai"
+
+
+def test_on_sagemaker_the_weights_folder_is_copied_as_is_and_vllm_gets_the_same_flags_by_environment():
+    from components.model_servers import SAGEMAKER_FLAG_PREFIX
+
+    sagemaker = plan_config(read_stack_file(EXAMPLE.with_name("Pulumi.llm-sagemaker.yaml")), "llm-sagemaker")
+    (model,) = [r.inputs["primaryContainer"] for r in sagemaker.resources if r.type == "aws:sagemaker/model:Model"]
+    (source,) = model["modelDataSource"]["s3DataSources"]
+    assert source == {"s3Uri": "s3://example-llm-sagemaker-models/assistant/1/", "s3DataType": "S3Prefix",
+                      "compressionType": "None"}
+    # vLLM's SageMaker entrypoint (examples/deployment/sagemaker-entrypoint.sh at v0.32.0): SM_VLLM_FOO_BAR=v is
+    # --foo-bar v, lower-cased, underscores to dashes.
+    flags = {"--" + k.removeprefix(SAGEMAKER_FLAG_PREFIX).lower().replace("_", "-"): v
+             for k, v in model["environment"].items() if k.startswith(SAGEMAKER_FLAG_PREFIX)}
+    kserve_args = one("ServingRuntime").inputs["spec"]["containers"][0]["args"]
+    kserve_flags = dict(zip(kserve_args[3::2], kserve_args[4::2], strict=True))
+    assert flags.pop("--model") == "/opt/ml/model"
+    assert flags == {k: v for k, v in kserve_flags.items() if k not in ("--host", "--port")}
+    assert model["environment"]["HF_HUB_OFFLINE"] == "1"
