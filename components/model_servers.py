@@ -161,8 +161,8 @@ port SageMaker calls (/ping, /invocations: routes vLLM's server always has)."""
 def sagemaker_vllm_env(engine: VllmEngine) -> dict[str, str]:
     """The same engine flags as on KServe (`vllm_args`), as the SageMaker entrypoint's environment."""
     args = vllm_args(engine, SAGEMAKER_MODEL_DIR, 8080)
-    flags = dict(zip(args[1::2], args[2::2], strict=True))
-    flags.pop("--host"), flags.pop("--port")  # the entrypoint's own
+    flags = {flag: value for flag, value in zip(args[1::2], args[2::2], strict=True)
+             if flag not in ("--host", "--port")}  # the entrypoint's own
     return {**{SAGEMAKER_FLAG_PREFIX + flag.removeprefix("--").replace("-", "_").upper(): value
                for flag, value in flags.items()},
             SAGEMAKER_FLAG_PREFIX + "MODEL": SAGEMAKER_MODEL_DIR,
