@@ -46,11 +46,20 @@ def deployment_of(stack: str, name: str) -> str | None:
 
 USAGE_TAG = "mlserve:usage"
 """On a deployment's API: the traffic it is expected to carry (`requests_per_second=10 request_kb=16 response_kb=4`),
-which the cost estimate and the pack's budget rule price from the plan."""
+which the cost estimate and the pack's budget rule price from the plan; a language model's adds the output tokens a
+second one replica serves within its SLOs (`tokens_per_second_at_slo=1200`, or `unmeasured`), which the estimate
+prices a million tokens from."""
+TOKENS_UNMEASURED = "unmeasured"
+"""`tokens_per_second_at_slo` of a language model whose throughput `python -m infra.ops profile` has not measured."""
 
 
-def usage_tag(requests_per_second: float, request_kb: float, response_kb: float) -> str:
-    return f"requests_per_second={requests_per_second:g} request_kb={request_kb:g} response_kb={response_kb:g}"
+def usage_tag(requests_per_second: float, request_kb: float, response_kb: float, *, llm: bool = False,
+              tokens_per_second_at_slo: float | None = None) -> str:
+    tag = f"requests_per_second={requests_per_second:g} request_kb={request_kb:g} response_kb={response_kb:g}"
+    if llm:
+        tokens = TOKENS_UNMEASURED if tokens_per_second_at_slo is None else f"{tokens_per_second_at_slo:.12g}"
+        tag += f" tokens_per_second_at_slo={tokens}"
+    return tag
 
 
 def parse_usage_tag(value: str) -> dict[str, float]:
