@@ -13,13 +13,20 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from components.names import DEPLOYMENT_LABEL, GROUP_LABEL, TRACK_LABEL, USAGE_TAG, deployment_of, parse_usage_tag
+from components.names import (
+    DEPLOYMENT_LABEL,
+    GROUP_LABEL,
+    TRACK_LABEL,
+    USAGE_TAG,
+    deployment_of,
+    parse_usage_tag,
+)
 from infra import aws_facts
 
-from .model import CENTS, SCENARIOS, SHARED, Assumptions, Counts, Declared, Estimate, Line
+from .model import CENTS, SCENARIOS, SHARED, Assumptions, Counts, Declared, Estimate, Line, Replica, TokenCost
 from .table import Price, PriceTable
 
 # ---- what the plan declares -----------------------------------------------------------------------------------
@@ -107,6 +114,12 @@ class _Context:
         self.by_urn = {r.urn: r for r in resources}
         self.lines: list[Line] = []
         self.usage: Counter[str] = Counter()
+        self.replicas: dict[str, Replica] = {}
+        """What one serving replica of each deployment runs on (its stable track's, where it has two)."""
+
+    def replica(self, group: str, replica: Replica, *, preferred: bool = True) -> None:
+        if preferred or group not in self.replicas:
+            self.replicas[group] = replica
 
     def of_type(self, type_token: str) -> list[Declared]:
         return [r for r in self.resources if r.type == type_token]
@@ -153,6 +166,11 @@ def _sagemaker(ctx: _Context) -> None:
     hosted: dict[str, set[str]] = defaultdict(set)
     for component in ctx.of_type(INFERENCE_COMPONENT):
         hosted[str(component.props.get("endpointName"))].add(ctx.group_of(component))
+    copies: dict[str, list[tuple[str, int]]] = defaultdict(list)  # endpoint: (group, GPUs a copy reserves)
+    for component in ctx.of_type(INFERENCE_COMPONENT):
+        needs = _map(_map(component.props.get("specification")).get("computeResourceRequirements"))
+        copies[str(component.props.get("endpointName"))].append(
+            (ctx.group_of(component), int(_num(needs.get("numberOfAcceleratorDevicesRequired"), 0))))
     for config in ctx.of_type(SAGEMAKER_CONFIG):
         endpoint = endpoint_of.get(config.props.get("name"), str(config.props.get("name")))
         group = ctx.group_of(config)
@@ -179,6 +197,21 @@ def _sagemaker(ctx: _Context) -> None:
                     counts, note = Counts.same(initial), "shadow: fixed count" if shadow else "fixed count"
                 ctx.add(config, f"SageMaker {instance_type} ({endpoint}/{name})",
                         f"sagemaker-hosting:{instance_type}", counts, note=note, group=group)
+                if not shadow:
+                    _sagemaker_replicas(ctx, group, str(instance_type), copies.get(endpoint, []))
+
+
+def _sagemaker_replicas(ctx: _Context, group: str, instance_type: str, copies: list[tuple[str, int]]) -> None:
+    """A replica on SageMaker: the variant's instance, or one copy of an inference component on it (an instance
+    holds as many copies as its GPUs allow)."""
+    key = f"sagemaker-hosting:{instance_type}"
+    if not copies:
+        ctx.replica(group, Replica(instance_type, key, ctx.table.price(key)), preferred=False)
+        return
+    for component_group, accelerators in copies:
+        per_instance = max(1, aws_facts.gpus(instance_type) // accelerators) if accelerators else 1
+        described = instance_type + (f" ({per_instance} copies an instance)" if per_instance > 1 else "")
+        ctx.replica(component_group, Replica(described, key, ctx.table.price(key), per_instance), preferred=False)
 
 
 def _node_groups(ctx: _Context) -> None:
@@ -258,6 +291,8 @@ def _karpenter(ctx: _Context) -> None:
         target = _map(spec.get("scaleTargetRef")).get("name")
         scalers[(meta.get("namespace"), target)] = (_num(spec.get("minReplicaCount"), 0),
                                                     _num(spec.get("maxReplicaCount"), 100))
+    managed = {str(_map(g.props.get("labels")).get(GROUP_LABEL) or g.props.get("nodeGroupName")): g
+                for g in ctx.of_type(NODE_GROUP)}
     room: dict[str, Decimal | None] = {}
     for service in ctx.of_type(INFERENCE_SERVICE):
         meta = _map(service.props.get("metadata"))
@@ -266,6 +301,12 @@ def _karpenter(ctx: _Context) -> None:
         gpus = int(_num(_map(resources.get("limits")).get("nvidia.com/gpu")
                         or _map(resources.get("requests")).get("nvidia.com/gpu")))
         pool_name = str(_map(predictor.get("nodeSelector")).get(GROUP_LABEL, ""))
+        track = _map(meta.get("labels")).get(TRACK_LABEL, meta.get("name"))
+        if gpus and pool_name in managed and pool_name not in pools:  # its nodes are priced with the node group
+            node_type, _ = ctx.dearest("ec2:", _list(managed[pool_name].props.get("instanceTypes")))
+            ctx.replica(ctx.group_of(service), Replica(node_type, f"ec2:{node_type}", ctx.table.price(
+                f"ec2:{node_type}"), max(1, aws_facts.gpus(node_type) // gpus),
+                managed[pool_name].props.get("capacityType") == "SPOT"), preferred=track == "stable")
         if gpus == 0 or pool_name not in pools:
             continue  # on the system nodes, or on a managed node group priced above
         pool = pools[pool_name]
@@ -277,13 +318,16 @@ def _karpenter(ctx: _Context) -> None:
             high = max(low, _num(predictor.get("maxReplicas"), 0))
         capacity = _requirement(pool, "karpenter.sh/capacity-type")
         spot = bool(capacity) and "on-demand" not in capacity
-        track = _map(meta.get("labels")).get(TRACK_LABEL, name)
         label = f"{name} ({track}), pool {pool_name}{' (spot)' if spot else ''}"
         choice = _pool_choice(ctx, _requirement(pool, "node.kubernetes.io/instance-type"), gpus)
         if choice is None:
             ctx.add(service, f"GPU nodes for {label}: no type of the pool fits {gpus} GPUs", "ec2:?",
                     Counts.same(high), spot=spot, note="the pool cannot place these replicas")
             continue
+        # One replica runs where min puts it: on the cheapest type that fits, sharing a node with as many as fit.
+        ctx.replica(ctx.group_of(service), Replica(choice.cheapest, f"ec2:{choice.cheapest}", choice.cheapest_price,
+                                                   aws_facts.gpus(choice.cheapest) // gpus, spot),
+                    preferred=track == "stable")
         if pool_name not in room:
             limit = _map(_map(pool.props.get("spec")).get("limits")).get("nvidia.com/gpu")
             room[pool_name] = None if limit is None else _num(limit)
@@ -364,6 +408,36 @@ def _traffic(ctx: _Context) -> dict[str, _Traffic]:
             _num(stated.get("requests_per_second", ctx.assumptions.requests_per_second)),
             _num(stated.get("request_kb", 16)), _num(stated.get("response_kb", 4)), bool(stated))
     return by_group
+
+
+TOKENS_KEY = "tokens_per_second_at_slo"
+
+
+def _tokens(ctx: _Context) -> list[TokenCost]:
+    """Per language model (its API's usage tag names its tokens/s, or says `unmeasured`): a million output tokens'
+    cost on one replica."""
+    found = []
+    for api in ctx.of_type("aws:apigateway/restApi:RestApi"):
+        tag = str(_map(api.props.get("tags")).get(USAGE_TAG, ""))
+        if f"{TOKENS_KEY}=" not in tag:
+            continue
+        group = ctx.group_of(api)
+        found.append(TokenCost(group, _measured(tag), ctx.replicas.get(group)))
+    return sorted(found, key=lambda t: t.group)
+
+
+def _measured(tag: str) -> Decimal | None:
+    """The tag's tokens per second as written (exact), or None where it says `unmeasured` or is not a positive
+    number."""
+    for part in tag.split():
+        key, _, value = part.partition("=")
+        if key == TOKENS_KEY:
+            try:
+                number = Decimal(value)
+            except InvalidOperation:
+                return None
+            return number if number.is_finite() and number > 0 else None
+    return None
 
 
 def _fixed(ctx: _Context) -> None:
@@ -489,7 +563,8 @@ def estimate(resources: Iterable[Declared], table: PriceTable, assumptions: Assu
             continue
         (usage if resource.type in USAGE_BASED_TYPES else unknown)[resource.type] += 1
     return Estimate(stack=stack or (_stack_of(declared[0].urn) if declared else ""), region=table.region,
-                    table=table, assumptions=ctx.assumptions, lines=ctx.lines, usage_based=usage, unknown=unknown)
+                    table=table, assumptions=ctx.assumptions, lines=ctx.lines, usage_based=usage, unknown=unknown,
+                    tokens=_tokens(ctx))
 
 
 def declared_from_plan(plan: Mapping[str, Any]) -> list[Declared]:

@@ -105,6 +105,59 @@ class Line:
         return quantity * unit * per_month
 
 
+PROFILE_HINT = "not measured: python -m infra.ops profile"
+"""What the estimate says for a language model whose output tokens/s within its SLOs nobody has measured."""
+MILLION = Decimal(1_000_000)
+SECONDS_PER_HOUR = Decimal(3600)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """What one replica of a deployment runs on: the node or SageMaker instance (its price key) and how many whole
+    replicas that holds (a 4-GPU node holds four 1-GPU replicas: each costs a quarter of its hour)."""
+    described: str
+    """The type, e.g. `g6e.xlarge`, `ml.g5.12xlarge (4 copies an instance)`."""
+    key: str
+    price: Price | None
+    per_instance: int = 1
+    spot: bool = False
+
+
+@dataclass(frozen=True)
+class TokenCost:
+    """A language model's cost per million output tokens: one replica's hourly price over the tokens it serves in an
+    hour within its SLOs (`llm.tokens_per_second_at_slo`, measured by `python -m infra.ops profile`). For a Karpenter
+    pool the replica is on the cheapest type that fits it, as at min; spot at the assumed discount."""
+    group: str
+    tokens_per_second: Decimal | None
+    """None: not measured."""
+    replica: Replica | None
+    """None: the plan places no GPU replica of the deployment the estimator can see."""
+
+    def replica_hour_usd(self, assumptions: Assumptions) -> Decimal | None:
+        if self.replica is None or self.replica.price is None or self.replica.price.per != "hour":
+            return None
+        usd = self.replica.price.usd * (1 - assumptions.spot_discount) if self.replica.spot else self.replica.price.usd
+        return usd / self.replica.per_instance
+
+    def per_million(self, assumptions: Assumptions) -> Decimal | None:
+        """USD per million output tokens, exact; None when not measured or unpriced (`status` says which)."""
+        hourly = self.replica_hour_usd(assumptions)
+        if hourly is None or not self.tokens_per_second:
+            return None
+        return hourly / (self.tokens_per_second * SECONDS_PER_HOUR) * MILLION
+
+    def status(self, assumptions: Assumptions) -> str:
+        """Why there is no figure (`not measured: ...`, `unpriced: ...`), or `priced`."""
+        if self.tokens_per_second is None:
+            return PROFILE_HINT
+        if self.replica is None:
+            return "unpriced: the plan places no GPU replica of this deployment"
+        if self.replica_hour_usd(assumptions) is None:
+            return f"unpriced: no hourly price for {self.replica.key}"
+        return "priced"
+
+
 @dataclass
 class Estimate:
     stack: str
@@ -114,6 +167,8 @@ class Estimate:
     lines: list[Line]
     usage_based: Counter[str] = field(default_factory=Counter)
     unknown: Counter[str] = field(default_factory=Counter)
+    tokens: list[TokenCost] = field(default_factory=list)
+    """Per language-model deployment: what a million output tokens cost (not a monthly line: not in the totals)."""
 
     def total(self, scenario: str, group: str | None = None) -> Decimal:
         """Priced lines only, rounded to the cent; `unpriced(scenario)` says what is left out."""

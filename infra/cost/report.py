@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from .model import CENTS, SCENARIOS, Estimate, Line
+from .model import CENTS, SCENARIOS, Assumptions, Estimate, Line, TokenCost
 
 USAGE_NAMES = {
     "aws:lambda/function:Function": "Lambda functions (invocations)",
@@ -26,6 +26,33 @@ def usd(value: Decimal | None) -> str:
     return "unpriced" if value is None else f"${value.quantize(CENTS):,}"
 
 
+TOKEN_CENTS = Decimal("0.0001")
+"""Per million tokens is shown to a hundredth of a cent: a cheap model costs cents."""
+
+
+def per_million(cost: TokenCost, assumptions: Assumptions) -> str:
+    """`$0.5169`, or why there is no figure (`not measured: python -m infra.ops profile`, `unpriced: ...`)."""
+    figure = cost.per_million(assumptions)
+    return cost.status(assumptions) if figure is None else f"${figure.quantize(TOKEN_CENTS):,}"
+
+
+def _token_row(cost: TokenCost, assumptions: Assumptions) -> tuple[str, str]:
+    """The item and note of a deployment's per-million-tokens row: the figure with its computation."""
+    figure, hourly = cost.per_million(assumptions), cost.replica_hour_usd(assumptions)
+    replica = cost.replica
+    where = f"one {replica.described} replica" if replica else "one replica"
+    if cost.tokens_per_second is None:
+        return f"per million output tokens ({where})", cost.status(assumptions)
+    item = f"per million output tokens ({where} at {cost.tokens_per_second.normalize():,f} tokens/s within its SLOs)"
+    if figure is None or hourly is None or replica is None or replica.price is None:
+        return item, cost.status(assumptions)
+    shared = f" / {replica.per_instance} replicas a node" if replica.per_instance > 1 else ""
+    spot = " (spot)" if replica.spot else ""
+    return item, (f"{per_million(cost, assumptions)} = ${replica.price.usd.normalize():f}/h{spot}{shared} / "
+                  f"({cost.tokens_per_second.normalize():,f} x 3,600 tokens an hour) x 1,000,000; a rate, not in "
+                  f"the totals")
+
+
 def _monthly(line: Line, estimate: Estimate) -> dict[str, Decimal | None]:
     return {s: line.monthly(s, estimate.assumptions) for s in SCENARIOS}
 
@@ -41,6 +68,9 @@ def as_table(estimate: Estimate) -> Table:
             unpriced = sorted({line.key_for(s) for s in SCENARIOS if monthly[s] is None})
             note = "; ".join(filter(None, [line.note, f"no price for {', '.join(unpriced)}" if unpriced else ""]))
             table.add_row(group, line.item, *(usd(monthly[s]) for s in SCENARIOS), note)
+        for cost in (t for t in estimate.tokens if t.group == group):
+            item, note = _token_row(cost, estimate.assumptions)
+            table.add_row(group, item, "", "", "", note)
         table.add_row("", f"[bold]{group} (priced)[/]", *(f"[bold]{usd(estimate.total(s, group))}[/]"
                                                           for s in SCENARIOS), "", end_section=True)
     table.add_row("", "[bold]stack total (priced lines)[/]", *(f"[bold]{usd(estimate.total(s))}[/]"
@@ -79,6 +109,11 @@ def notes(estimate: Estimate) -> list[str]:
                f"--spot-discount). Traffic is each deployment's `usage` in the stack file, shown on its request "
                f"lines; a plan without it is priced at {a.requests_per_second} requests/s, 16 KB in and 4 KB out "
                f"(--requests-per-second).")
+    if estimate.tokens:
+        out.append("Per million output tokens: one replica's hourly price (the node or SageMaker instance it runs on, "
+                   "shared by the replicas it holds; a Karpenter pool's cheapest type that fits, as at min) over the "
+                   "output tokens it serves in an hour within its SLOs, `llm.tokens_per_second_at_slo` in the stack "
+                   "file (measured by python -m infra.ops profile).")
     sources = ", ".join(source.url for source in estimate.table.sources.values())
     out.append(f"Prices: {estimate.region} table retrieved {estimate.table.retrieved}; sources: {sources}")
     return out
@@ -86,9 +121,12 @@ def notes(estimate: Estimate) -> list[str]:
 
 def summary(estimate: Estimate) -> str:
     left_out = "" if not estimate.unpriced() else f"; {coverage(estimate)}"
+    tokens = "" if not estimate.tokens else "; per million output tokens: " + ", ".join(
+        f"{cost.group} {per_million(cost, estimate.assumptions)}" for cost in estimate.tokens)
     return (f"Monthly cost (priced lines, {estimate.region} list prices of {estimate.table.retrieved}): "
             f"min {usd(estimate.total('min'))} · configured {usd(estimate.total('configured'))} · "
-            f"max {usd(estimate.total('max'))}{left_out} — details: python -m infra.cost --stack {estimate.stack}")
+            f"max {usd(estimate.total('max'))}{left_out}{tokens} — details: python -m infra.cost --stack "
+            f"{estimate.stack}")
 
 
 def as_json(estimate: Estimate) -> dict[str, Any]:
@@ -116,6 +154,21 @@ def as_json(estimate: Estimate) -> dict[str, Any]:
         "unpriced": sorted({line.key for line in estimate.unpriced()}),
         "usage_based": dict(sorted(estimate.usage_based.items())),
         "unknown": dict(sorted(estimate.unknown.items())),
+        "per_million_output_tokens": {cost.group: _tokens_json(cost, estimate.assumptions) for cost in estimate.tokens},
+    }
+
+
+def _tokens_json(cost: TokenCost, assumptions: Assumptions) -> dict[str, Any]:
+    figure, hourly, replica = cost.per_million(assumptions), cost.replica_hour_usd(assumptions), cost.replica
+    return {
+        "usd": None if figure is None else str(figure.quantize(TOKEN_CENTS)),
+        "status": cost.status(assumptions),
+        "tokens_per_second_at_slo": None if cost.tokens_per_second is None else str(cost.tokens_per_second),
+        "replica": None if replica is None else replica.described,
+        "key": None if replica is None else replica.key,
+        "replicas_per_instance": None if replica is None else replica.per_instance,
+        "spot": None if replica is None else replica.spot,
+        "replica_hour_usd": None if hourly is None else str(hourly),
     }
 
 
@@ -124,6 +177,12 @@ def _delta(base: str | None, head: str | None) -> str:
         return "n/a"
     change = Decimal(head) - Decimal(base)
     return f"{'+' if change > 0 else ''}{change:,.2f}" if change else "0.00"
+
+
+def _token_text(figures: dict[str, Any]) -> str:
+    if not figures:
+        return "-"
+    return f"${figures['usd']}" if figures.get("usd") is not None else str(figures.get("status"))
 
 
 def diff_markdown(base: dict[str, Any], head: dict[str, Any]) -> str:
@@ -146,6 +205,10 @@ def diff_markdown(base: dict[str, Any], head: dict[str, Any]) -> str:
     if head.get("unpriced"):
         lines += ["", f"Unpriced (left out of the totals): {', '.join(head['unpriced'])}"
                       + (f"; new in this change: {', '.join(added)}" if added else "")]
+    tokens = {**base.get("per_million_output_tokens", {}), **head.get("per_million_output_tokens", {})}
+    for group in tokens:
+        b, h = (side.get("per_million_output_tokens", {}).get(group, {}) for side in (base, head))
+        lines += ["", f"Per million output tokens, {group}: base {_token_text(b)}, head {_token_text(h)}"]
     if base.get("assumptions") != head.get("assumptions"):
         lines += ["", f"Assumptions differ: base {base.get('assumptions')}, head {head.get('assumptions')}"]
     return "\n".join(lines) + "\n"
