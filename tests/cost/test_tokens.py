@@ -12,7 +12,7 @@ from rich.console import Console
 from components.names import USAGE_TAG
 from infra.config.loader import read_stack_file
 from infra.cost import Assumptions, Declared, declared_from_plan, estimate, load_table
-from infra.cost.report import as_json, as_table, summary
+from infra.cost.report import as_json, as_table, diff_markdown, summary
 from tests.harness import plan_config, stack_plan
 
 TABLE = load_table("us-east-1")
@@ -180,3 +180,10 @@ def test_a_tag_without_a_positive_number_is_not_measured(written):
     result = estimate([*_api("chat", tag), _pool(["g6e.xlarge"]), _service("chat", "stable", 1)], TABLE)
     (cost,) = result.tokens
     assert cost.status(result.assumptions) == NOT_MEASURED
+
+
+def test_the_pull_request_comment_shows_the_figure_before_and_after():
+    base = as_json(estimate(declared_from_plan(llm_plan(None).as_json()), TABLE))
+    head = as_json(estimate(declared_from_plan(llm_plan(1200).as_json()), TABLE))
+    assert (f"Per million output tokens, assistant: base {NOT_MEASURED}, head $0.4308"
+            in diff_markdown(base, head).splitlines())
