@@ -187,3 +187,17 @@ def test_the_pull_request_comment_shows_the_figure_before_and_after():
     head = as_json(estimate(declared_from_plan(llm_plan(1200).as_json()), TABLE))
     assert (f"Per million output tokens, assistant: base {NOT_MEASURED}, head $0.4308"
             in diff_markdown(base, head).splitlines())
+
+
+def test_a_replica_on_a_managed_gpu_node_group_is_priced_on_the_group_s_type():
+    # g5.12xlarge: $5.672 an hour, 4 A10G; a 2-GPU replica is half of it: $2.836 an hour.
+    # 500 tokens/s x 3,600 = 1.8 million tokens an hour: $2.836 / 1.8 = $1.575556 a million.
+    group = Declared("aws:eks/nodeGroup:NodeGroup", "urn:pulumi:t::mlserve::aws:eks/nodeGroup:NodeGroup::gpu", "gpu",
+                     {"nodeGroupName": "gpu", "instanceTypes": ["g5.12xlarge"], "labels": {
+                         "mlserve.io/node-group": "gpu"}, "scalingConfig": {"minSize": 1, "maxSize": 2,
+                                                                             "desiredSize": 1}})
+    tag = "requests_per_second=1 request_kb=1 response_kb=2 tokens_per_second_at_slo=500"
+    result = estimate([*_api("chat", tag), group, _service("chat", "stable", 2)], TABLE)
+    (cost,) = result.tokens
+    assert cost.replica is not None and (cost.replica.described, cost.replica.per_instance) == ("g5.12xlarge", 2)
+    assert cost.per_million(result.assumptions) == Decimal("5.672") / 2 / Decimal("1.8")
