@@ -2,7 +2,8 @@
 
   preflight      --stack S                         the phase; quotas, artifacts, images, instance types; exit 1 on
                                                     anything this pulumi up needs
-  release-model  --stack S --deployment D --model-dir DIR [--metrics FILE]
+  release-model  --stack S --deployment D --model-dir DIR [--metrics FILE] [--llm]
+                 a tensor model's spec.json and model.onnx, or (runtime vllm) a Hugging Face weights folder
   rollout        status|promote|rollback --stack S --deployment D ...
   drift run      --stack S --deployment D [--window-minutes N]
   profile        --stack S --deployment D --url URL [--header K:V] [--sigv4] [--concurrency N ...] [--report F]
@@ -29,6 +30,7 @@ from components.names import (
     deployment_name,
     endpoint_name,
 )
+from components.weights_manifest import MANIFEST
 from infra.config.errors import ConfigError
 from infra.config.loader import load_file, load_stack
 from infra.config.models import KServeDeployment, SageMakerDeployment, StackConfig
@@ -57,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     release = commands.add_parser("release-model", help="package, upload, register and approve a model version")
     _common(release, deployment=True)
-    release.add_argument("--model-dir", type=Path, required=True, help="spec.json, model.onnx, optional engines")
+    release.add_argument("--model-dir", type=Path, required=True,
+                         help="a tensor model: spec.json, model.onnx, optional engines; a language model (runtime "
+                              "vllm): its Hugging Face folder (config.json, tokenizer files, *.safetensors)")
+    release.add_argument("--llm", action="store_true",
+                         help="release a language model's weights folder (the deployment's runtime vllm says so "
+                              "too; given for a tensor deployment, refused)")
     release.add_argument("--metrics", type=Path, help="evaluation metrics (JSON) registered with the version")
 
     rollout = commands.add_parser("rollout", help="follow, promote or roll back a deployment (SageMaker or KServe)")
@@ -315,10 +322,18 @@ def run_command(args) -> int:
     if args.command == "release-model":
         from .release import config_commands, release_model
 
-        release = release_model(cfg, args.stack, args.deployment, args.model_dir, clients, args.metrics)
+        release = release_model(cfg, args.stack, args.deployment, args.model_dir, clients, args.metrics, args.llm)
         verb = "released" if release.created else "already released (no new version)"
-        out.print(f"{verb}: {release.uri}\n  sha256 {release.sha256}\n  model package {release.model_package_arn} "
-                  f"(version {release.version}, Approved)")
+        out.print(f"{verb}: {release.uri}", markup=False, soft_wrap=True)
+        if deployment_of(cfg, args.deployment).is_llm:
+            out.print(f"  sha256 {release.sha256} (of {release.uri}{MANIFEST}: {release.files - 1} file(s), "
+                      f"{release.size_bytes / (1 << 30):.2f} GiB)", markup=False, soft_wrap=True)
+            out.print(f"  uploaded {release.written} of {release.files} object(s)" if release.written else
+                      f"  nothing uploaded: all {release.files} object(s) were already there", markup=False)
+        else:
+            out.print(f"  sha256 {release.sha256}", markup=False)
+        out.print(f"  model package {release.model_package_arn} (version {release.version}, Approved)",
+                  markup=False, soft_wrap=True)
         out.print("deploy it with:")
         for line in config_commands(cfg, args.stack, args.deployment, release):
             out.print(f"  {line}", soft_wrap=True)

@@ -7,8 +7,10 @@ are already replaced, often an hour into a blue/green rollout. Each check here a
   *during a blue/green update* (SageMaker runs a full green fleet beside the blue one), minus what other endpoints in
   the account already use; EC2 G/P vCPU quotas for GPU node groups at max size and Karpenter GPU pools at their CPU
   limit (per capacity type they may buy). A type with no quota in the region is a type the region does not offer for
-  endpoints.
-- artifacts: every model the stack serves exists in S3 with the sha256 the config expects.
+  endpoints. Language models (runtime vllm) are counted the same way, and their rows name them as such.
+- artifacts: every model the stack serves exists in S3 with the sha256 the config expects. A language model's folder:
+  its release manifest (`<uri>mlserve-manifest.json`) has the config's sha256, and every file it lists is in S3 at its
+  size (HeadObject). A 403 is said as what it may be: without s3:ListBucket, S3 answers 403 for a missing key too.
 - images: the serving image tag or digest exists in ECR and its scan found nothing critical.
 - instance types: EC2 GPU node group and pool types (or families) are offered in the region's AZs.
 - AMI: the node class's pinned alias resolves to an NVIDIA image for the cluster's Kubernetes version (SSM).
@@ -19,6 +21,7 @@ are already replaced, often an hour into a blue/green rollout. Each check here a
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -26,6 +29,7 @@ from dataclasses import dataclass, replace
 from botocore.exceptions import ClientError
 
 from components.names import deployment_name, endpoint_name, image_repository_name
+from components.weights_manifest import MANIFEST
 from infra.aws_facts import sagemaker_gpus
 from infra.config.models import (
     Canary,
@@ -49,6 +53,7 @@ EC2_VCPU_QUOTAS = {
     ("p", "SPOT"): ("L-7212CCBC", "All P Spot Instance Requests"),
 }
 RELEASE_FIX = "python -m infra.ops release-model --stack {stack} --deployment {deployment} --model-dir DIR"
+RELEASE_LLM_FIX = RELEASE_FIX + " --llm"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,11 @@ class EndpointNeed:
     instance_type: str
     instances: int
     why: str
+
+
+def _served_name(d: SageMakerDeployment | KServeDeployment) -> str:
+    """A deployment as the quota rows name it: a language model's GPUs are said to be an LLM's (vLLM)."""
+    return f"{d.name} (LLM, vLLM)" if d.is_llm else d.name
 
 
 def endpoint_needs(cfg: StackConfig, stack: str) -> dict[str, EndpointNeed]:
@@ -73,7 +83,7 @@ def endpoint_needs(cfg: StackConfig, stack: str) -> dict[str, EndpointNeed]:
             batch = math.ceil(copies * (d.rollout.batch_percent if isinstance(d.rollout, Rolling) else 100) / 100)
             instances = math.ceil((copies + batch) / per_instance)
             totals[d.compute.instance_type] += instances
-            reasons[d.compute.instance_type].append(f"{d.name}: {copies} copies + a batch of {batch}, "
+            reasons[d.compute.instance_type].append(f"{_served_name(d)}: {copies} copies + a batch of {batch}, "
                                                     f"{per_instance} per instance")
             continue
         fleet = max(d.autoscaling.max, d.compute.instance_count) + sum(v.instance_count for v in d.ab_variants)
@@ -83,10 +93,10 @@ def endpoint_needs(cfg: StackConfig, stack: str) -> dict[str, EndpointNeed]:
             # A rolling update replaces the fleet in place: one extra batch at a time, not a second fleet.
             batch = math.ceil(fleet * d.rollout.batch_percent / 100)
             totals[d.compute.instance_type] += fleet + batch
-            reasons[d.compute.instance_type].append(f"{d.name}: {fleet} + a rolling batch of {batch}")
+            reasons[d.compute.instance_type].append(f"{_served_name(d)}: {fleet} + a rolling batch of {batch}")
             continue
         totals[d.compute.instance_type] += 2 * fleet
-        reasons[d.compute.instance_type].append(f"{d.name}: 2 x {fleet}")
+        reasons[d.compute.instance_type].append(f"{_served_name(d)}: 2 x {fleet}")
     return {t: EndpointNeed(t, n, ", ".join(reasons[t])) for t, n in totals.items()}
 
 
@@ -184,16 +194,23 @@ def check_node_group_quotas(cfg: StackConfig, clients: Clients) -> list[Check]:
                             "" if ok else "add another instance type or family, or pick one offered widely"))
     need: dict[tuple[str, str], int] = defaultdict(int)
     why: dict[tuple[str, str], list[str]] = defaultdict(list)
+    serves: dict[tuple[str, str], list[str]] = defaultdict(list)
+    served = defaultdict(list)  # node group or pool -> the deployments on it, a language model said as such
+    for d in cfg.deployments:
+        if isinstance(d, KServeDeployment):
+            served[d.compute.node_group].append(_served_name(d))
     for group in groups:
         key = (group.instance_types[0][0], group.capacity_type)
         need[key] += group.max_size * max(vcpus.get(t, 0) for t in group.instance_types)
         why[key].append(f"node group {group.name} at max size")
+        serves[key] += served[group.name]
     for pool in pools:
         # Karpenter never holds more vCPUs in a pool than its CPU limit, whichever capacity type it buys.
         for capacity in pool.capacity_types:
             key = (pool.instance_types[0][0], "SPOT" if capacity == "spot" else "ON_DEMAND")
             need[key] += pool.cpu_limit
             why[key].append(f"GPU pool {pool.name} at its cpu_limit")
+            serves[key] += served[pool.name]
     for (family, capacity), vcpu_need in sorted(need.items()):
         code, name = EC2_VCPU_QUOTAS[(family, capacity)]
         try:
@@ -203,8 +220,10 @@ def check_node_group_quotas(cfg: StackConfig, clients: Clients) -> list[Check]:
                                 f"{error.response['Error'].get('Code')}", "check the console's Service Quotas page"))
             continue
         ok = quota >= vcpu_need
+        on = serves[(family, capacity)]
         checks.append(Check("quota", name, "pass" if ok else "fail",
-                            f"need {vcpu_need} vCPUs ({', '.join(why[(family, capacity)])}), quota {quota:g}",
+                            f"need {vcpu_need} vCPUs ({', '.join(why[(family, capacity)])}), quota {quota:g}"
+                            + (f"; for {', '.join(on)}" if on else ""),
                             "" if ok else f"request an increase to {vcpu_need} vCPUs (ec2 {code})"))
     return checks
 
@@ -285,6 +304,21 @@ def s3_sha256(clients: Clients, bucket: str, key: str) -> tuple[str, str]:
     return digest.hexdigest(), "content"
 
 
+MISSING_CODES = ("404", "NoSuchKey", "NoSuchBucket", "NotFound")
+DENIED_CODES = ("403", "AccessDenied", "Forbidden")
+
+
+def unreadable(code: str | None, bucket: str, prefix: str) -> tuple[str, str]:
+    """The detail and fix for an object S3 would not show: a 403 may be a missing key (S3 answers 403, not 404, to a
+    caller without s3:ListBucket), so it is said as such, not as either."""
+    if code in DENIED_CODES:
+        return (f"cannot read it: {code} (S3 answers 403 for a missing key too, unless the caller may "
+                "s3:ListBucket): missing, or not readable with these credentials",
+                f"grant s3:GetObject and s3:ListBucket on s3://{bucket}/{prefix}* (a missing key then says 404), "
+                "or run preflight with a role that has them")
+    return f"cannot read it: {code}", "grant s3:GetObject on the prefix"
+
+
 def check_artifacts(cfg: StackConfig, stack: str, clients: Clients) -> list[Check]:
     checks = []
     for d in cfg.deployments:
@@ -294,20 +328,103 @@ def check_artifacts(cfg: StackConfig, stack: str, clients: Clients) -> list[Chec
         if isinstance(d.rollout, Shadow | Canary) and d.rollout.candidate:  # a KServe canary serves its candidate too
             artifacts.append(d.rollout.candidate)
         for artifact in artifacts:
+            if artifact.format == "safetensors":
+                checks += check_weights_folder(artifact, RELEASE_LLM_FIX.format(stack=stack, deployment=d.name),
+                                               clients)
+                continue
             fix = RELEASE_FIX.format(stack=stack, deployment=d.name)
             try:
                 sha, source = s3_sha256(clients, artifact.bucket, artifact.key)
             except ClientError as error:
                 code = error.response["Error"].get("Code")
-                missing = code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound")
-                checks.append(Check("artifact", artifact.uri, "fail", "not found in S3" if missing else
-                                    f"cannot read it: {code}", fix if missing else "grant s3:GetObject on the prefix"))
+                if code in MISSING_CODES:
+                    checks.append(Check("artifact", artifact.uri, "fail", "not found in S3", fix))
+                else:
+                    detail, grant = unreadable(code, artifact.bucket, artifact.prefix)
+                    checks.append(Check("artifact", artifact.uri, "fail", detail, grant))
                 continue
             ok = sha == artifact.sha256
             checks.append(Check("artifact", artifact.uri, "pass" if ok else "fail",
                                 f"sha256 {sha[:16]}… ({source}) " + ("matches" if ok else
                                 f"differs from the config's {artifact.sha256[:16]}…"),
                                 "" if ok else f"release the intended files, or set the config to what is there: {fix}"))
+    return checks
+
+
+def _size(size: int) -> str:
+    return f"{size / (1 << 30):.2f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 \
+        else f"{size} B"
+
+
+def _names(names: list[str], limit: int = 4) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_weights_folder(artifact: ModelArtifact, fix: str, clients: Clients) -> list[Check]:
+    """A language model's release: its manifest at `<uri>mlserve-manifest.json` with the config's sha256, and every
+    file the manifest lists in S3 at its size (HeadObject; a sha256 in the object's metadata must be the manifest's
+    too). Two rows: the manifest, then the files."""
+    bucket, prefix = artifact.bucket, artifact.key
+    key = prefix + MANIFEST
+    subject = f"s3://{bucket}/{key}"
+    try:
+        body = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        code = error.response["Error"].get("Code")
+        if code in MISSING_CODES:
+            return [Check("artifact", subject, "fail", "no release manifest: the folder was never released, or "
+                          "its release did not finish (the manifest is written last)", fix)]
+        detail, grant = unreadable(code, bucket, prefix)
+        return [Check("artifact", subject, "fail", detail, grant)]
+    sha = hashlib.sha256(body).hexdigest()
+    if sha != artifact.sha256:
+        return [Check("artifact", subject, "fail", f"sha256 {sha[:16]}… differs from the config's model.sha256 "
+                      f"{artifact.sha256[:16]}…: another release is at this uri; its files were not checked",
+                      f"set model.uri and model.sha256 to what release-model printed, or release again: {fix}")]
+    try:
+        files = json.loads(body)["files"]
+        listed = {name: int(meta["size"]) for name, meta in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return [Check("artifact", subject, "fail", "not an mlserve release manifest (JSON with files: name -> size, "
+                      "sha256)", fix)]
+    checks = [Check("artifact", subject, "pass", f"sha256 {sha[:16]}… matches; lists {len(listed)} file(s), "
+                    f"{_size(sum(listed.values()))}")]
+    missing, resized, changed, denied, other = [], [], [], [], []
+    for name, size in listed.items():
+        try:
+            head = clients.s3.head_object(Bucket=bucket, Key=prefix + name)
+        except ClientError as error:
+            code = str(error.response["Error"].get("Code"))
+            if code in MISSING_CODES:
+                missing.append(name)
+            elif code in DENIED_CODES:
+                denied.append(name)
+            else:
+                other.append(f"{name} ({code})")
+            continue
+        if head.get("ContentLength") != size:
+            resized.append(f"{name} ({head.get('ContentLength')} B in S3, {size} B in the manifest)")
+        elif head.get("Metadata", {}).get("sha256") not in (None, files[name].get("sha256")):
+            changed.append(name)
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing: {_names(missing)}")
+    if resized:
+        problems.append(f"{len(resized)} at another size: {_names(resized)}")
+    if changed:
+        problems.append(f"{len(changed)} with another sha256 in their metadata: {_names(changed)}")
+    if denied:
+        problems.append(f"{len(denied)} answered 403 (missing, or not readable: without s3:ListBucket S3 answers "
+                        f"403 for a missing key too): {_names(denied)}")
+    if other:
+        problems.append(f"{len(other)} unreadable: {_names(other)}")
+    folder = f"s3://{bucket}/{prefix}"
+    if not problems:
+        checks.append(Check("weights", folder, "pass", f"all {len(listed)} file(s) of the manifest in S3 at their "
+                            f"sizes ({_size(sum(listed.values()))})"))
+        return checks
+    grant = unreadable("403", bucket, prefix)[1] if denied and not (missing or resized or changed) else fix
+    checks.append(Check("weights", folder, "fail", f"of {len(listed)} file(s): " + "; ".join(problems), grant))
     return checks
 
 
