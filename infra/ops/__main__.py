@@ -354,9 +354,10 @@ def run_command(args) -> int:
         from drift.capture import CaptureFormatError
         from drift.job import DriftJob
 
+        # What the captured bodies are, as the deployment's scheduled job reads them (MLSERVE_PAYLOAD_KIND).
         job = DriftJob(cfg.model_store.bucket, captured_files_prefix(endpoint),
                        deployment.drift.baseline_uri.split("/", 3)[3], deployment.name, args.window_minutes,
-                       namespace=DRIFT_METRIC_NAMESPACE)
+                       namespace=DRIFT_METRIC_NAMESPACE, payload="openai" if deployment.is_llm else "tensor")
         try:
             results = job.run(clients.s3, clients.cloudwatch)
         except (BaselineError, CaptureFormatError) as error:
@@ -365,7 +366,8 @@ def run_command(args) -> int:
         for r in results:
             flag = "DRIFT" if r.psi >= deployment.drift.psi_alarm_threshold else "ok"
             out.print(f"{r.feature:24} psi={r.psi:.4f} ks={r.ks_statistic:.4f} p={r.ks_pvalue:.2e} n={r.count} {flag}")
-        out.print(f"published {len(results)} metric(s) to CloudWatch namespace {job.namespace}")
+        out.print(f"published {len(results)} metric(s) to CloudWatch namespace {job.namespace}"
+                  + (" (OpenAI request and response bodies)" if job.payload == "openai" else ""), markup=False)
         return 0
 
     if isinstance(deployment, KServeDeployment):
