@@ -7,6 +7,7 @@
   rollout        status|promote|rollback --stack S --deployment D ...
   drift run      --stack S --deployment D [--window-minutes N]
   profile        --stack S --deployment D --url URL [--header K:V] [--sigv4] [--concurrency N ...] [--report F]
+                 a language model (runtime vllm): TTFT, ITL and tokens/s [--prompt-tokens N] [--max-tokens N]
   verify         --stack S [--deployment D ...] [--header K:V] [--url D=URL] [--spec F] [--skip-http]
                  after pulumi up: inference through each gateway, alarms, scaling, drift schedule, KServe targets
   bootstrap      [--stack S ...] [--region R] [--backend s3|pulumi-cloud] [--state-bucket B] [--key-alias A]
@@ -128,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="sent with every request, e.g. x-api-key:$KEY (repeatable)")
     profile.add_argument("--sigv4", action="store_true", help="sign requests for the gateway's IAM authorization")
     profile.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
-    profile.add_argument("--seconds", type=float, default=10.0, help="per concurrency step (at most 120)")
+    profile.add_argument("--seconds", type=float, help="per concurrency step (at most 120; default 10, a language "
+                         "model 30: its requests last seconds each)")
     profile.add_argument("--max-requests", type=int, default=20_000, help="per concurrency step")
     profile.add_argument("--batch", type=int, default=1, help="samples per request")
     profile.add_argument("--json-tensors", action="store_true", help="send v2 JSON instead of binary tensors")
@@ -136,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--report", type=Path, help="write the JSON report here")
     profile.add_argument("--spec", type=Path, help="the released model's spec.json: its inputs, for a server that "
                          "does not answer model metadata (the API gateway exposes only the infer route)")
+    llm = profile.add_argument_group(
+        "a language model (runtime vllm)", "streaming /v1/chat/completions under the base --url (a vLLM server, a "
+        "pod, or the gateway's stage URL with --header x-api-key:KEY): time to first token (TTFT), inter-token "
+        "latency (ITL) and output tokens per second against concurrency, held to slo.ttft_p99_ms and itl_p99_ms")
+    llm.add_argument("--prompt-tokens", type=int, default=256, help="about this many prompt tokens per request")
+    llm.add_argument("--max-tokens", type=int, default=128, help="output tokens per request (exactly: ignore_eos)")
+    llm.add_argument("--ttft-p99-ms", type=float, help="default: the deployment's slo.ttft_p99_ms")
+    llm.add_argument("--itl-p99-ms", type=float, help="default: the deployment's slo.itl_p99_ms")
     return parser
 
 
@@ -196,12 +206,20 @@ def run_profile(args, cfg: StackConfig, out) -> int:
 
     if not args.url.startswith(("http://", "https://")):
         raise OpsError(f"--url must start with http:// or https://, got {args.url!r}")
+    deployment = deployment_of(cfg, args.deployment)
+    if deployment.is_llm:
+        return run_profile_llm(args, cfg, deployment, out)
+    llm_options = [flag for flag, given in (("--ttft-p99-ms", args.ttft_p99_ms), ("--itl-p99-ms", args.itl_p99_ms))
+                   if given is not None]
+    if llm_options:
+        raise OpsError(f"{' and '.join(llm_options)} are a language model's (runtime vllm); {deployment.name} is a "
+                       "tensor model: its SLO is --p99-ms")
+    args.seconds = 10.0 if args.seconds is None else args.seconds
     if not 0 < args.seconds <= MAX_STEP_SECONDS or any(not 1 <= c <= 512 for c in args.concurrency) \
             or args.max_requests < 1 or args.batch < 1:
         raise OpsError(f"--seconds must be in (0, {MAX_STEP_SECONDS}], each --concurrency in [1, 512], "
                        "--max-requests and --batch at least 1")
     headers = parse_headers(args.header)
-    deployment = deployment_of(cfg, args.deployment)
     index = cfg.deployments.index(deployment)
     p99_ms = args.p99_ms or deployment.slo.p99_latency_ms
     model = deployment.model.triton_model_name
@@ -235,6 +253,104 @@ def run_profile(args, cfg: StackConfig, out) -> int:
         out.print(f"  {line}", soft_wrap=True)
     if warning:
         out.print("(measured on this machine, not on the deployment's instance type: see the warning above)")
+    return 0
+
+
+def llm_config_commands(stack: str, index: int, deployment, lines: list[str]) -> list[str]:
+    """profile_llm's `key: value` lines as `pulumi config set` commands for this deployment. A KServe language model
+    scales on vLLM's queue, not on concurrency: its target_concurrency is said, not given to paste."""
+    commands = []
+    for line in lines:
+        key, sep, value = line.partition(": ")
+        if not sep:
+            raise ValueError(f"profile_llm.config_lines gave {line!r}, not `key: value`")
+        if key == "autoscaling.target_concurrency" and isinstance(deployment, KServeDeployment):
+            commands.append(f"# not to paste: {value} streams per replica met the SLOs, but KServe scales a language "
+                            "model on vLLM's waiting requests and KV-cache use (llm.scale_at_waiting, "
+                            "llm.scale_at_kv_cache_percent), not on autoscaling.target_concurrency")
+            continue
+        commands.append(f"pulumi config set --stack {stack} --path 'mlserve:deployments[{index}].{key}' {value}")
+        if key == "autoscaling.target_concurrency":
+            others = [k for k in ("target_invocations_per_instance", "max_rps_per_instance_at_slo")
+                      if getattr(deployment.autoscaling, k) is not None]
+            commands += [f"pulumi config rm --stack {stack} --path 'mlserve:deployments[{index}].autoscaling.{k}'  "
+                         "# exactly one autoscaling target" for k in others]
+    return commands
+
+
+def run_profile_llm(args, cfg: StackConfig, deployment, out) -> int:
+    """profile for runtime vllm: infra/ops/profile_llm.py's sweep, recommendation and lines, wired to the stack."""
+    import asyncio
+    import json
+
+    from .profile import local_measurement_warning
+    from .profile_llm import LEGEND, MAX_STEP_SECONDS, LlmTarget, config_lines, recommend, report, step_line, sweep
+
+    tensor_options = [flag for flag, given in (("--sigv4", args.sigv4), ("--batch", args.batch != 1),
+                                               ("--json-tensors", args.json_tensors), ("--spec", args.spec),
+                                               ("--p99-ms", args.p99_ms)) if given]
+    if tensor_options:
+        raise OpsError(f"{', '.join(tensor_options)}: a tensor model's option(s); {deployment.name} is a language "
+                       "model (runtime vllm): its SLOs are --ttft-p99-ms and --itl-p99-ms, and a gateway is called "
+                       "with an API key (--header x-api-key:KEY), not SigV4")
+    llm = deployment.llm
+    if llm is None:  # the config rules require it for runtime vllm
+        raise OpsError(f"{deployment.name} is runtime vllm without an llm block")
+    seconds = 30.0 if args.seconds is None else args.seconds
+    if not 0 < seconds <= MAX_STEP_SECONDS or any(not 1 <= c <= 512 for c in args.concurrency) \
+            or args.max_requests < 1 or args.prompt_tokens < 1 or args.max_tokens < 1:
+        raise OpsError(f"--seconds must be in (0, {MAX_STEP_SECONDS}], each --concurrency in [1, 512], "
+                       "--max-requests, --prompt-tokens and --max-tokens at least 1")
+    if args.prompt_tokens + args.max_tokens > llm.max_model_len:
+        raise OpsError(f"--prompt-tokens {args.prompt_tokens} + --max-tokens {args.max_tokens} exceed the "
+                       f"deployment's llm.max_model_len {llm.max_model_len}: vLLM would refuse every request")
+    ttft = args.ttft_p99_ms or deployment.slo.ttft_p99_ms
+    itl = args.itl_p99_ms or deployment.slo.itl_p99_ms
+    if ttft is None or itl is None:  # the config rules require both for runtime vllm
+        raise OpsError(f"{deployment.name} has no slo.ttft_p99_ms or slo.itl_p99_ms: give --ttft-p99-ms and "
+                       "--itl-p99-ms")
+    target = LlmTarget(args.url, llm.model_name(deployment.name), parse_headers(args.header))
+    index = cfg.deployments.index(deployment)
+    warning = local_measurement_warning(args.url, cfg, deployment)
+    if warning:
+        print(f"profile: warning: {warning}", file=sys.stderr, flush=True)
+    try:
+        steps = asyncio.run(sweep(target, sorted(set(args.concurrency)), seconds, args.max_requests,
+                                  args.prompt_tokens, args.max_tokens))
+    except ValueError as error:
+        raise OpsError(str(error)) from None
+    if not any(step.requests for step in steps):
+        sample = next((s.error_samples[0] for s in steps if s.error_samples), "no request was sent")
+        hint = ("; a SageMaker deployment's gateway answers in one piece and refuses stream: true, so profile a vLLM "
+                "server of its image on its instance type directly" if isinstance(deployment, SageMakerDeployment)
+                else "")
+        raise OpsError(f"no request to {target.chat_url} was answered ({sample}): is the server up, --url its base "
+                       f"(without /v1/...), and {target.model!r} the model it serves?{hint}")
+    rec = recommend(steps, ttft, itl)
+    out.print(LEGEND, soft_wrap=True, markup=False)
+    for step in steps:
+        out.print(step_line(step, rec), markup=False, soft_wrap=True)
+        if step.error_samples:
+            out.print(f"    errors, e.g.: {step.error_samples[0]}", markup=False, soft_wrap=True)
+    if args.report:
+        args.report.write_text(json.dumps(report(target, steps, rec, args.prompt_tokens, args.max_tokens), indent=2)
+                               + "\n")
+        out.print(f"report: {args.report}", markup=False)
+    if rec["concurrency"] is None:
+        out.print(f"{rec['reason']}: lower the concurrency, shorten --prompt-tokens/--max-tokens, or relax the SLOs",
+                  markup=False, soft_wrap=True)
+        return 1
+    out.print(f"within TTFT p99 {ttft:g} ms and ITL p99 {itl:g} ms: {rec['tokens_per_second']:.1f} output tokens/s "
+              f"per replica at concurrency {rec['concurrency']}; paste:", markup=False, soft_wrap=True)
+    try:
+        commands = llm_config_commands(args.stack, index, deployment, config_lines(rec))
+    except ValueError as error:
+        raise OpsError(str(error)) from None
+    for line in commands:
+        out.print(f"  {line}", markup=False, soft_wrap=True)
+    if warning:
+        out.print("(measured on this machine, not on the deployment's instance type: see the warning above)",
+                  markup=False)
     return 0
 
 
