@@ -33,6 +33,7 @@ and `mlserve_front_forwarded_total{code}` (what Triton answered); and, from the 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from urllib.parse import unquote
 
@@ -61,6 +62,13 @@ OVERLOAD = {"queue_full": b"Exceeds maximum queue size", "queue_timeout": b"Requ
 TRITON_JSON_TYPE = (b"attempt to access JSON non-", b"attempt to get members for non-object")
 JSON = [("Content-Type", "application/json")]
 STOPPING = Response(503, b'{"error":"Server is stopping"}', JSON)  # said as Triton says it
+
+
+READ_ONLY_ROUTES = re.compile(
+    r"/v2/?|/v2/health/(live|ready)|/v2/models/[^/]+(/versions/[^/]+)?(/ready|/config|/stats)?")
+"""What the front passes to Triton besides inference: the Open Inference Protocol's GET routes (server and model
+metadata, health, readiness; tests/serving derives them from the protocol's own spec, schemas/kserve-oip) and the
+model's configuration and statistics, which tritonclient and perf_analyzer read."""
 
 
 def _json(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -140,7 +148,14 @@ class Front:
                 return await self._infer(request, parts[3], None, self.model_path)
             if len(parts) == 7 and parts[3] and parts[4] == "versions" and parts[5]:
                 return await self._infer(request, parts[3], parts[5], self.version_path)
-        return await self._pass_through(request)
+        if request.method in ("GET", "HEAD") and READ_ONLY_ROUTES.fullmatch(request.path):
+            # The protocol's spec writes server metadata as /v2/; Triton answers it only as /v2.
+            return await self._pass_through(request, b"/v2" if request.path == "/v2/" else None)
+        # Triton's administrative extensions (shared memory registration, trace and log settings, the model
+        # repository's load/unload) never leave the pod: only the protocol's routes and the model's own do.
+        return _json(404, f"not found: {request.method} {request.path} (this server answers the Open Inference "
+                          "Protocol: GET /v2, /v2/health/live|ready, /v2/models/<model>[/versions/<v>][/ready|/config|/stats], "
+                          "POST .../infer)")
 
     async def _sagemaker(self, request: Request) -> Response:
         routes = {"/ping": ("GET", "HEAD"), "/invocations": ("POST",)}
@@ -232,13 +247,13 @@ class Front:
             return Response(503)
         return Response(200 if upstream.status == 200 else 503)
 
-    async def _pass_through(self, request: Request) -> Response:
+    async def _pass_through(self, request: Request, target: bytes | None = None) -> Response:
         if request.too_large:
             raise Refusal(413, "body_too_large", f"the body is larger than {self.max_body_bytes} bytes")
         assert self.triton is not None
         headers = [(_FORWARDED[name], value) for name, value in request.headers.items() if name in _FORWARDED]
         try:
-            upstream = await self.triton.request(request.method, request.target, headers, request.body)
+            upstream = await self.triton.request(request.method, target or request.target, headers, request.body)
         except UpstreamError as error:
             return _json(503, f"the model server is starting or stopping: {error}")
         return Response(upstream.status, upstream.body,

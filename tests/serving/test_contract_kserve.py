@@ -356,3 +356,36 @@ def test_the_locust_load_test_runs_bounded_against_the_local_server(server, tmp_
     stats = (tmp_path / "locust_stats.csv").read_text().splitlines()
     row = next(line for line in stats if line.startswith("POST,kserve infer")).split(",")
     assert int(row[2]) > 10 and int(row[3]) == 0  # requests, failures
+
+
+def _get(server, path):
+    try:
+        with urllib.request.urlopen(f"http://{server.url}{path}", timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_every_read_only_route_of_the_protocol_reaches_triton(server):
+    import yaml
+
+    spec = yaml.safe_load((local_server.SAMPLE.parents[1] / "schemas" / "kserve-oip" / "rest_predict_v2.yaml")
+                          .read_text())
+    paths = [p.replace("${MODEL_NAME}", MODEL).replace("${MODEL_VERSION}", "1") for p, ops in spec["paths"].items()
+             if "get" in ops]
+    assert len(paths) == 5
+    for path in paths:
+        status, body = _get(server, path)
+        assert status == 200, (path, status, body)
+
+
+@pytest.mark.parametrize("path", ["/v2/systemsharedmemory/status", "/v2/cudasharedmemory/status", "/v2/trace/setting",
+                                  "/v2/logging", "/v2/repository/index"])
+def test_tritons_administrative_routes_never_leave_the_pod(server, path):
+    status, body = _get(server, path)
+    assert status == 404 and "Open Inference Protocol" in json.loads(body)["error"]
+    request = urllib.request.Request(f"http://{server.url}/v2/repository/models/{MODEL}/unload", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 404
+    assert _get(server, "/v2/health/ready")[0] == 200  # and the model is still served
