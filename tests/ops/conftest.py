@@ -29,6 +29,23 @@ def aws(monkeypatch):
         yield Clients(REGION)
 
 
+@pytest.fixture(autouse=True)
+def event_loop_for_pulumi():
+    """`asyncio.run` (profile's sweeps) ends by leaving the main thread without an event loop, and Pulumi's mock
+    runtime, which plans a stack in later tests on the same worker (verify's), asks for one with
+    asyncio.get_event_loop(): give the thread a fresh loop after a test that left it none."""
+    yield
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            asyncio.get_event_loop()
+        except RuntimeError:
+            asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 @pytest.fixture
 def allow_gpu_instance_types(monkeypatch):
     # moto's hard-coded instance list rejects ml.g5/g6/p4d/p5 (real types, checked against botocore's enum in
