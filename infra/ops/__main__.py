@@ -436,6 +436,7 @@ def run_command(args) -> int:
         return 1 if bad else 0
 
     if args.command == "release-model":
+        from .preflight import human_size
         from .release import config_commands, release_model
 
         release = release_model(cfg, args.stack, args.deployment, args.model_dir, clients, args.metrics, args.llm)
@@ -443,7 +444,7 @@ def run_command(args) -> int:
         out.print(f"{verb}: {release.uri}", markup=False, soft_wrap=True)
         if deployment_of(cfg, args.deployment).is_llm:
             out.print(f"  sha256 {release.sha256} (of {release.uri}{MANIFEST}: {release.files - 1} file(s), "
-                      f"{release.size_bytes / (1 << 30):.2f} GiB)", markup=False, soft_wrap=True)
+                      f"{human_size(release.size_bytes)})", markup=False, soft_wrap=True)
             out.print(f"  uploaded {release.written} of {release.files} object(s)" if release.written else
                       f"  nothing uploaded: all {release.files} object(s) were already there", markup=False)
         else:

@@ -351,7 +351,7 @@ def check_artifacts(cfg: StackConfig, stack: str, clients: Clients) -> list[Chec
     return checks
 
 
-def _size(size: int) -> str:
+def human_size(size: int) -> str:
     return f"{size / (1 << 30):.2f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 \
         else f"{size} B"
 
@@ -388,7 +388,7 @@ def check_weights_folder(artifact: ModelArtifact, fix: str, clients: Clients) ->
         return [Check("artifact", subject, "fail", "not an mlserve release manifest (JSON with files: name -> size, "
                       "sha256)", fix)]
     checks = [Check("artifact", subject, "pass", f"sha256 {sha[:16]}… matches; lists {len(listed)} file(s), "
-                    f"{_size(sum(listed.values()))}")]
+                    f"{human_size(sum(listed.values()))}")]
     missing, resized, changed, denied, other = [], [], [], [], []
     for name, size in listed.items():
         try:
@@ -421,7 +421,7 @@ def check_weights_folder(artifact: ModelArtifact, fix: str, clients: Clients) ->
     folder = f"s3://{bucket}/{prefix}"
     if not problems:
         checks.append(Check("weights", folder, "pass", f"all {len(listed)} file(s) of the manifest in S3 at their "
-                            f"sizes ({_size(sum(listed.values()))})"))
+                            f"sizes ({human_size(sum(listed.values()))})"))
         return checks
     grant = unreadable("403", bucket, prefix)[1] if denied and not (missing or resized or changed) else fix
     checks.append(Check("weights", folder, "fail", f"of {len(listed)} file(s): " + "; ".join(problems), grant))
