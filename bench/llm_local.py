@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -37,6 +38,7 @@ STARTUP_TIMEOUT = 240.0
 """Seconds to wait for /health: about 30 s on 2 idle cores here, 70 s seen under load; vLLM loads, profiles memory and
 warms up before it answers."""
 STOP_TIMEOUT = 30.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 ENV = {
     # Nothing from a model hub, no usage reports: everything the server reads is in the model folder.
@@ -85,6 +87,14 @@ class Server:
         return self.log.read_text(errors="replace")[-chars:]
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before exec: SIGTERM when the process that started it dies (Linux's
+    PR_SET_PDEATHSIG), so a test run or `llm_local` killed outright leaves no server behind (the server then stops its
+    engine, which also watches its parent)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -122,7 +132,8 @@ def running(model_dir: Path, port: int | None = None, served_model_name: str = S
     args = server_args(model_dir, port, served_model_name, max_model_len, max_num_seqs, extra_args)
     out = open(log, "wb") if log else None  # noqa: SIM115 (closed below, after the process)
     process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if out else None,
-                               env={**os.environ, **ENV, **(env or {})}, start_new_session=True)
+                               env={**os.environ, **ENV, **(env or {})}, start_new_session=True,
+                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     server = Server(f"http://127.0.0.1:{port}", served_model_name, max_model_len, max_num_seqs, process, log)
     try:
         deadline = time.monotonic() + startup_timeout
@@ -141,40 +152,44 @@ def running(model_dir: Path, port: int | None = None, served_model_name: str = S
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.llm_local", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.llm_local", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--port", type=int, default=PORT)
     parser.add_argument("--model-dir", type=Path, help="a model folder to serve, or to make the tiny model in")
     parser.add_argument("--served-model-name", default=SERVED_MODEL_NAME)
     parser.add_argument("--max-model-len", type=int, default=512)
     parser.add_argument("--max-num-seqs", type=int, default=8, help="sequences the scheduler runs at once; more wait")
     args = parser.parse_args(argv)
+    # Ctrl-C, and `kill` or a closed terminal too, stop the server through the same `finally` (a shell's background
+    # job starts with SIGINT ignored; SIGTERM would otherwise end this process and orphan the server's session).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, signal.default_int_handler)
 
     from bench.llm_tiny_model import is_model_dir, make_tiny_model
 
-    with contextlib.ExitStack() as stack:
-        model_dir = args.model_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tiny-llm-")))
-        if not is_model_dir(model_dir):
-            print(f"making the tiny model in {model_dir}", file=sys.stderr, flush=True)
-            make_tiny_model(model_dir)
-        print(f"starting vLLM on 127.0.0.1:{args.port} (about 30-70 s on a small CPU)", file=sys.stderr, flush=True)
-        try:
-            server = stack.enter_context(running(model_dir, args.port, args.served_model_name, args.max_model_len,
-                                                 args.max_num_seqs))
-        except RuntimeError as error:
-            print(f"llm_local: {error}", file=sys.stderr)
-            return 1
-        print(f"\nserving {args.served_model_name!r} at {server.base_url}/v1 (/v1/chat/completions, /v1/completions, "
-              f"/v1/models, /metrics); Ctrl-C stops it", file=sys.stderr, flush=True)
-        try:
+    try:
+        with contextlib.ExitStack() as stack:
+            model_dir = args.model_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tiny-llm-")))
+            if not is_model_dir(model_dir):
+                print(f"making the tiny model in {model_dir}", file=sys.stderr, flush=True)
+                make_tiny_model(model_dir)
+            print(f"starting vLLM on 127.0.0.1:{args.port} (about 30-70 s on a small CPU)", file=sys.stderr,
+                  flush=True)
+            try:
+                server = stack.enter_context(running(model_dir, args.port, args.served_model_name,
+                                                     args.max_model_len, args.max_num_seqs))
+            except RuntimeError as error:
+                print(f"llm_local: {error}", file=sys.stderr)
+                return 1
+            print(f"\nserving {args.served_model_name!r} at {server.base_url}/v1 (/v1/chat/completions, "
+                  "/v1/completions, /v1/models, /metrics); Ctrl-C stops it", file=sys.stderr, flush=True)
             while server.process.poll() is None:
                 time.sleep(0.5)
-        except KeyboardInterrupt:
-            print("\nstopping vLLM", file=sys.stderr)
-            return 0
-        print(f"llm_local: vLLM exited with {server.process.returncode}", file=sys.stderr)
-        return 1
-    return 0
-
+            print(f"llm_local: vLLM exited with {server.process.returncode}", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:  # the server and the temporary model are gone by now (the stack's exits ran)
+        print("llm_local: stopped", file=sys.stderr)
+        return 0
 
 if __name__ == "__main__":
     sys.exit(main())
