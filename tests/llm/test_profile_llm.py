@@ -21,6 +21,9 @@ def test_a_short_sweep_measures_ttft_itl_and_tokens_per_second(llm_server):
         assert step.prompt_tokens >= 16 * step.requests
         assert step.tokens_per_second > 0 and step.throughput > 0
         assert len(step.ttft_ms) == step.requests and len(step.itl_ms) >= step.requests
+        # vLLM streams a chunk per token (a special token decodes to no content, so at most one each).
+        assert step.content_chunks == len(step.itl_ms) + step.requests
+        assert step.summary()["mean_tokens_per_chunk"] >= 1
         for p in (50, 95, 99):
             assert 0 < step.ttft(p) < math.inf and 0 < step.itl(p) < math.inf
         assert step.ttft(50) <= step.ttft(95) <= step.ttft(99)
