@@ -151,6 +151,13 @@ def running(model_dir: Path, port: int | None = None, served_model_name: str = S
             out.close()
 
 
+def scratch_env(folder: Path) -> dict[str, str]:
+    """The server's temporary files (vLLM leaves a `vllm_dist_*` file in the temporary folder at every start) and
+    caches in `folder`, which its caller removes: nothing is left in /tmp or $HOME."""
+    (folder / "tmp").mkdir(parents=True, exist_ok=True)
+    return {"TMPDIR": str(folder / "tmp"), "VLLM_CACHE_ROOT": str(folder / "vllm-cache"), "HF_HOME": str(folder / "hf")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.llm_local", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--port", type=int, default=PORT)
@@ -169,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with contextlib.ExitStack() as stack:
-            model_dir = args.model_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tiny-llm-")))
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="llm-local-")))
+            model_dir = args.model_dir or scratch / "model"
             if not is_model_dir(model_dir):
                 print(f"making the tiny model in {model_dir}", file=sys.stderr, flush=True)
                 make_tiny_model(model_dir)
@@ -177,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   flush=True)
             try:
                 server = stack.enter_context(running(model_dir, args.port, args.served_model_name,
-                                                     args.max_model_len, args.max_num_seqs))
+                                                     args.max_model_len, args.max_num_seqs, env=scratch_env(scratch)))
             except RuntimeError as error:
                 print(f"llm_local: {error}", file=sys.stderr)
                 return 1

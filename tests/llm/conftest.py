@@ -17,20 +17,20 @@ MAX_NUM_SEQS = 2
 MAX_MODEL_LEN = 512
 SERVED_MODEL_NAME = "tiny-llama"
 
+
 @pytest.fixture(scope="session")
 def llm_server(tmp_path_factory):
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("needs vLLM: run in .venv-llm (make test-llm)")
-    from bench.llm_local import running
+    from bench.llm_local import running, scratch_env
     from bench.llm_tiny_model import make_tiny_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     root = tmp_path_factory.mktemp("llm")
     model_dir = make_tiny_model(root / "model")
-    log = root / "vllm.log"
-    # Caches (vLLM's, Hugging Face's) under the session's temporary folder: nothing is written to $HOME.
-    env = {"VLLM_CACHE_ROOT": str(root / "vllm-cache"), "HF_HOME": str(root / "hf")}
+    log = root / "vllm.log"  # its tail is in the error when the server does not come up
+    # The server's temporary files and caches under the session's folder: nothing is left in /tmp or $HOME.
     with running(model_dir, served_model_name=SERVED_MODEL_NAME, max_model_len=MAX_MODEL_LEN,
-                 max_num_seqs=MAX_NUM_SEQS, log=log, env=env) as server:
+                 max_num_seqs=MAX_NUM_SEQS, log=log, env=scratch_env(root)) as server:
         yield server
