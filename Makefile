@@ -15,8 +15,8 @@ PORT   ?= 8080
 
 ## What each target does (the `##` lines above it).
 help:
-	@awk '/^## /{d = d (d ? "\n                 " : "") substr($$0, 4); next} \
-	     /^[a-z][a-z-]*:/ && d {split($$0, t, ":"); printf "  %-14s %s\n", t[1], d; d = ""; next} \
+	@awk '/^## /{d = d (d ? "\n                   " : "") substr($$0, 4); next} \
+	     /^[a-z][a-z-]*:/ && d {split($$0, t, ":"); printf "  %-16s %s\n", t[1], d; d = ""; next} \
 	     /^$$/{d = ""}' $(MAKEFILE_LIST)
 
 # pip runs quietly (its own output is thousands of lines): a line says what is installed and how long it takes.

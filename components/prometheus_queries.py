@@ -66,8 +66,8 @@ def llm_slo_alert_rules(name: str, namespace: str, ttft_p99_ms: float, itl_p99_m
     generations that run long. Errors are 5xx answers of the OpenAI routes over all their answers."""
     where = f'namespace="{namespace}"'
     labels = {"deployment": name, "namespace": namespace, "severity": "page"}
-    answers = f'sum(rate(http_requests_total{{{where},handler=~"/v1/.*"}}[5m]))'
-    failures = f'sum(rate(http_requests_total{{{where},handler=~"/v1/.*",status="5xx"}}[5m]))'
+    answers = f'sum(rate({vllm.HTTP_REQUESTS}{{{where},handler=~"/v1/.*"}}[5m]))'
+    failures = f'sum(rate({vllm.HTTP_REQUESTS}{{{where},handler=~"/v1/.*",status="5xx"}}[5m]))'
     return [
         {"alert": kserve_alert_name(name, TIME_TO_FIRST_TOKEN),
          "expr": f"{_p99_ms(vllm.TIME_TO_FIRST_TOKEN, where)} > {ttft_p99_ms:g}", "for": "5m", "labels": labels,

@@ -32,8 +32,16 @@ E2E_LATENCY = "vllm:e2e_request_latency_seconds"
 PROMPT_TOKENS = "vllm:prompt_tokens_total"
 GENERATION_TOKENS = "vllm:generation_tokens_total"
 REQUEST_SUCCESS = "vllm:request_success_total"
-"""Finished requests, labelled by finish_reason (stop, length, abort, error)."""
+"""Finished requests, labelled `finished_reason` (stop, length, abort, error, repetition)."""
+HTTP_REQUESTS = "http_requests_total"
+"""The server's HTTP answers (prometheus-fastapi-instrumentator), labelled handler, method and status ("2xx", "4xx",
+"5xx"): the LLM error-rate alert reads it."""
+
+DTYPES = ("auto", "bfloat16", "float16")
+"""The `--dtype` values mlserve offers (llm.dtype); tests/llm checks vLLM's parser takes each."""
+QUANTIZATIONS = ("fp8", "awq", "gptq")
+"""The `--quantization` values mlserve offers besides none (llm.quantization); tests/llm checks vLLM's parser."""
 
 SCALING_SERIES = (NUM_REQUESTS_WAITING, KV_CACHE_USAGE)
 SLO_SERIES = (TIME_TO_FIRST_TOKEN, INTER_TOKEN_LATENCY, REQUEST_SUCCESS)
-DASHBOARD_SERIES = (*SCALING_SERIES, *SLO_SERIES, NUM_REQUESTS_RUNNING, PROMPT_TOKENS, GENERATION_TOKENS)
+DASHBOARD_SERIES = (*SCALING_SERIES, *SLO_SERIES, NUM_REQUESTS_RUNNING, PROMPT_TOKENS, GENERATION_TOKENS, E2E_LATENCY)

@@ -303,7 +303,8 @@ def run_profile_llm(args, cfg: StackConfig, deployment, out) -> int:
                        "--max-requests, --prompt-tokens and --max-tokens at least 1")
     if args.prompt_tokens + args.max_tokens > llm.max_model_len:
         raise OpsError(f"--prompt-tokens {args.prompt_tokens} + --max-tokens {args.max_tokens} exceed the "
-                       f"deployment's llm.max_model_len {llm.max_model_len}: vLLM would refuse every request")
+                       f"deployment's llm.max_model_len {llm.max_model_len}: vLLM would cut every answer short of "
+                       "--max-tokens (finish_reason length), and the step would not measure what was asked")
     ttft = args.ttft_p99_ms or deployment.slo.ttft_p99_ms
     itl = args.itl_p99_ms or deployment.slo.itl_p99_ms
     if ttft is None or itl is None:  # the config rules require both for runtime vllm

@@ -167,3 +167,13 @@ def test_on_sagemaker_the_weights_folder_is_copied_as_is_and_vllm_gets_the_same_
     assert flags.pop("--model") == "/opt/ml/model"
     assert flags == {k: v for k, v in kserve_flags.items() if k not in ("--host", "--port")}
     assert model["environment"]["HF_HUB_OFFLINE"] == "1"
+
+
+def test_the_engine_choices_in_config_are_the_ones_checked_against_vllms_parser():
+    # tests/llm/test_mlserve_contract.py parses each of components.vllm's choices with vLLM's own argument parser.
+    from typing import get_args
+
+    from infra.config.models import LlmEngine
+
+    assert get_args(LlmEngine.model_fields["dtype"].annotation) == vllm.DTYPES
+    assert set(get_args(LlmEngine.model_fields["quantization"].annotation)) == {"none", *vllm.QUANTIZATIONS}
