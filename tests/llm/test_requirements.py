@@ -27,7 +27,16 @@ def test_every_requirement_is_pinned_in_the_constraints_at_the_same_version():
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="checks .venv-llm (make test-llm)")
 def test_the_environment_is_the_pinned_one():
-    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in importlib.metadata.distributions()}
-    differ = {n: (v, installed.get(n)) for n, v in pins("constraints.txt").items() if installed.get(n) != v}
+    # The version import would load: the first on sys.path. Every distribution found would also list the copies that
+    # setuptools vendors (setuptools/_vendor/*.dist-info: packaging 24.2, typing_extensions 4.12.2), which land on
+    # sys.path once anything imports pkg_resources, and so depend on which test ran first.
+    differ = {n: (v, _version(n)) for n, v in pins("constraints.txt").items() if _version(n) != v}
     assert differ == {}, "installed differs from constraints.txt (make clean, then make llm-setup)"
-    assert not set(LEFT_OUT) & set(installed)
+    assert not [n for n in LEFT_OUT if _version(n) is not None]
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
