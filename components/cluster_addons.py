@@ -8,9 +8,11 @@ Resources (Helm v3 releases, chart versions from config, no hand-copied chart YA
 - Prometheus: scrapes Triton's and DCGM's metrics; KEDA scales serving pods on what it reads; its alerting rules
   (each KServe deployment's SLOs) go through Alertmanager to the stack's SNS topic (IRSA role: publish to that topic).
 - KServe's node-local model cache, when a GPU pool serves language models: the local-model controller and its
-  node agent (charts `kserve-localmodel-crd`, `kserve-localmodel-resources`, same pin), the Jobs' namespace, and a
-  LocalModelNodeGroup per such pool whose volumes are the agent's hostPath on the pool's nodes. Each node then
-  downloads a model once, and every replica scheduled there mounts it (KServeService declares the caches).
+  node agent (charts `kserve-localmodel-crd`, `kserve-localmodel-resources`, same pin), the Jobs' namespace whose
+  `default` service account (what KServe runs the download Jobs as) reads the cached models' prefixes through EKS
+  Pod Identity, and a LocalModelNodeGroup per such pool whose volumes are the agent's folder on the pool's nodes.
+  Each node then downloads a model once, and every replica scheduled there mounts it (KServeService declares the
+  caches).
 - AWS Load Balancer Controller with its own IRSA role: the internal ALB whose weighted target groups split traffic
   between a stable and a canary InferenceService.
 
@@ -32,6 +34,7 @@ import pulumi_kubernetes as k8s
 from .eks_cluster import irsa_trust_policy
 from .names import (
     GROUP_LABEL,
+    MODEL_CACHE_ACCOUNT,
     MODEL_CACHE_HOST_PATH,
     MODEL_CACHE_JOBS_NAMESPACE,
     MODEL_CACHE_NODE_LABEL,
@@ -82,6 +85,13 @@ class ChartPins:
 
 
 @dataclass(frozen=True)
+class ModelCacheReads:
+    """What the download Jobs may read: the released language models' folders."""
+    bucket: str
+    prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ModelCachePool:
     """A GPU pool whose nodes keep language models on local disk (a LocalModelNodeGroup named after the pool)."""
     name: str
@@ -104,6 +114,8 @@ class ClusterAddonsArgs:
     alert_rules: tuple[dict, ...] = ()  # Prometheus alerting rules (prometheus_queries.slo_alert_rules per deployment)
     model_cache_pools: tuple[ModelCachePool, ...] = ()
     """GPU pools serving language models: KServe's local model cache is installed for them; none: not installed."""
+    model_cache_reads: ModelCacheReads | None = None
+    """With model_cache_pools: the folders the download Jobs read."""
     tags: dict[str, str] = field(default_factory=dict)
     """On every AWS resource the add-ons create (the controller's load balancers, the volumes): the stack's tags, so
     its budget and cost allocation see them."""
@@ -281,17 +293,47 @@ class ClusterAddons(pulumi.ComponentResource):
         crds = release("kserve-localmodel-crd", "oci://ghcr.io/kserve/charts/kserve-localmodel-crd", args.charts.kserve,
                        "kserve", {}, depends_on=[kserve])
         label, value = MODEL_CACHE_NODE_LABEL
+        # The agent runs on the GPU pools' nodes (tainted): it downloads where models are served. (Its host folder is
+        # fixed in the chart's DaemonSet: MODEL_CACHE_HOST_PATH.)
         agent = release("kserve-localmodel", "oci://ghcr.io/kserve/charts/kserve-localmodel-resources",
-                        args.charts.kserve, "kserve", {"kserve": {
-                            "localmodel": {"enabled": True, "agent": {"hostPath": MODEL_CACHE_HOST_PATH}},
-                            # The agent runs on the GPU pools' nodes (tainted): it downloads where models are served.
-                            "localmodelnode": {"controller": {"nodeSelector": {label: value},
-                                                              "tolerations": [GPU_TOLERATION]}}}},
+                        args.charts.kserve, "kserve", {"kserve": {"localmodelnode": {"controller": {
+                            "nodeSelector": {label: value}, "tolerations": [GPU_TOLERATION]}}}},
                         depends_on=[crds])
         jobs = k8s.core.v1.Namespace(f"{name}-model-cache-jobs", metadata={
             "name": MODEL_CACHE_JOBS_NAMESPACE, "labels": {
                 "pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "restricted"}},
             opts=pulumi.ResourceOptions(parent=self))
+        reads = args.model_cache_reads
+        assert reads is not None, "model_cache_pools need model_cache_reads"
+        # KServe builds the download Job's pod with no service account (localmodelnode controller, launchJob): it
+        # runs as `default`, which gets the read role through EKS Pod Identity (the nodes have no S3 rights and no
+        # instance metadata past hop 1).
+        role = aws.iam.Role(f"{name}-model-cache", assume_role_policy=render(Statement(
+            sid="EksPodIdentity", actions=["sts:AssumeRole", "sts:TagSession"], resources=(),
+            principals={"Service": "pods.eks.amazonaws.com"},
+            conditions={"StringEquals": {"aws:SourceAccount": args.account_id}})),
+            opts=pulumi.ResourceOptions(parent=self))
+        policy = aws.iam.RolePolicy(f"{name}-model-cache", role=role.id, policy=render(
+            Statement(sid="ReadCachedModels", actions=["s3:GetObject"],
+                      resources=[f"arn:aws:s3:::{reads.bucket}/{prefix}*" for prefix in reads.prefixes]),
+            Statement(sid="ListCachedModels", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{reads.bucket}"],
+                      conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in reads.prefixes]}}),
+            Statement(sid="DecryptModels", actions=["kms:Decrypt"], resources=[args.kms_key_arn],
+                      conditions=via_service("s3", args.kms_key_arn))), opts=pulumi.ResourceOptions(parent=self))
+        identity = aws.eks.PodIdentityAssociation(
+            f"{name}-model-cache", cluster_name=args.cluster_name, namespace=MODEL_CACHE_JOBS_NAMESPACE,
+            service_account="default", role_arn=role.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[jobs, policy]))
+        # What a LocalModelCache names: KServe reads its annotations for the Job's S3 environment (region, endpoint,
+        # TLS), and only while it carries a role ARN (pkg/credentials: BuildServiceAccountEnvs).
+        account = k8s.core.v1.ServiceAccount(f"{name}-model-cache-account", automount_service_account_token=False,
+                                             metadata={"name": MODEL_CACHE_ACCOUNT, "namespace": MODEL_CACHE_JOBS_NAMESPACE,
+                                                       "annotations": {
+                                                           "eks.amazonaws.com/role-arn": role.arn,
+                                                           "serving.kserve.io/s3-region": args.region,
+                                                           "serving.kserve.io/s3-endpoint": f"s3.{args.region}.amazonaws.com",
+                                                           "serving.kserve.io/s3-usehttps": "1"}},
+                                             opts=pulumi.ResourceOptions(parent=self, depends_on=[jobs]))
         for pool in args.model_cache_pools:
             size = f"{pool.storage_gib}Gi"
             k8s.apiextensions.CustomResource(
@@ -308,4 +350,4 @@ class ClusterAddons(pulumi.ComponentResource):
                         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}},
                         "storageClassName": "mlserve-local-models"}},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, agent]))
-        return [crds, agent, jobs]
+        return [crds, agent, jobs, identity, account]

@@ -32,6 +32,7 @@ from .names import (
     KARPENTER_DISCOVERY_TAG,
     KARPENTER_NAMESPACE,
     KARPENTER_SERVICE_ACCOUNT,
+    MODEL_CACHE_HOST_PATH,
     MODEL_CACHE_NODE_LABEL,
 )
 from .policy_document import Statement, assume_role_policy, render
@@ -66,8 +67,18 @@ class GpuPool:
 
 
 def node_class_name(pool: GpuPool) -> str:
-    """The shared class (`gpu`), or the pool's own when it sizes its disk (a pool serving language models)."""
-    return f"{NODE_CLASS}-{pool.name}" if pool.disk_size_gib else NODE_CLASS
+    """The shared class (`gpu`), or the pool's own when it sizes its disk or keeps a model cache (language models)."""
+    return f"{NODE_CLASS}-{pool.name}" if pool.disk_size_gib or pool.model_cache else NODE_CLASS
+
+
+# KServe's local-model agent is non-root (distroless) and its chart mounts the node folder as a hostPath it would
+# create root-owned: the folder must exist writable first, as upstream's own model-cache e2e makes it
+# (.github/workflows/e2e-test-modelcache.yaml at v0.20.0: `mkdir -p -m=777 /models`). AL2023 nodes run a MIME part
+# of type text/x-shellscript before joining (Karpenter merges it with its own nodeadm part).
+MODEL_CACHE_USER_DATA = (
+    'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="MLSERVE"\n\n--MLSERVE\n'
+    'Content-Type: text/x-shellscript; charset="us-ascii"\n\n#!/bin/bash\n'
+    f"mkdir -p -m 0777 {MODEL_CACHE_HOST_PATH}\n--MLSERVE--\n")
 
 
 @dataclass(frozen=True)
@@ -204,7 +215,7 @@ def node_pool_spec(pool: GpuPool) -> dict:
 
 
 def node_class_spec(role_name: pulumi.Input[str], cluster_name: str, ami_alias: str, disk_size_gib: int,
-                    kms_key_arn: pulumi.Input[str], tags: dict[str, str]) -> dict:
+                    kms_key_arn: pulumi.Input[str], tags: dict[str, str], user_data: str | None = None) -> dict:
     # Bottlerocket keeps images on its data volume (/dev/xvdb); AL2023 on the root volume.
     bottlerocket = ami_alias.startswith("bottlerocket@")
     return {
@@ -220,6 +231,7 @@ def node_class_spec(role_name: pulumi.Input[str], cluster_name: str, ami_alias: 
             "ebs": {"volumeSize": f"{disk_size_gib}Gi", "volumeType": "gp3", "encrypted": True,
                     "kmsKeyID": kms_key_arn, "deleteOnTermination": True}}],
         "tags": tags,
+        **({"userData": user_data} if user_data else {}),
     }
 
 
@@ -286,15 +298,17 @@ class Karpenter(pulumi.ComponentResource):
                          "featureGates": {"nodeRepair": True}},
         }, [crds, identity, controller_policy, access])
 
-        sizes = {NODE_CLASS: args.disk_size_gib, **{node_class_name(p): p.disk_size_gib for p in args.pools
-                                                      if p.disk_size_gib}}
+        sizes = {NODE_CLASS: (args.disk_size_gib, None), **{
+            node_class_name(p): (p.disk_size_gib or args.disk_size_gib, MODEL_CACHE_USER_DATA if p.model_cache else None)
+            for p in args.pools if node_class_name(p) != NODE_CLASS}}
         node_classes = {class_name: k8s.apiextensions.CustomResource(
             f"{name}-node-class" if class_name == NODE_CLASS else f"{name}-node-class-{class_name}",
             api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=class_name),
             spec=node_class_spec(node_role.name, args.cluster_name, args.ami_alias, disk, args.kms_key_arn,
-                                 args.node_tags),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, controller])) for class_name, disk in sizes.items()}
+                                 args.node_tags, user_data),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, controller]))
+            for class_name, (disk, user_data) in sizes.items()}
         for pool in args.pools:
             k8s.apiextensions.CustomResource(
                 f"{name}-{pool.name}", api_version="karpenter.sh/v1", kind="NodePool",

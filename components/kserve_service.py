@@ -39,7 +39,7 @@ from .names import (
     DEPLOYMENT_LABEL,
     GROUP_LABEL,
     ISVC_LABEL,
-    MODEL_CACHE_JOBS_NAMESPACE,
+    MODEL_CACHE_ACCOUNT,
     NODE_GROUP_ANNOTATION,
     TRACK_LABEL,
     alb_split_annotation,
@@ -199,7 +199,7 @@ class KServeService(pulumi.ComponentResource):
             spec={
                 "supportedModelFormats": [{"name": server.model_format, "autoSelect": False,
                                            **({"version": "2"} if server.model_format == "triton" else {})}],
-                "protocolVersions": list(server.protocol_versions),
+                **({"protocolVersions": list(server.protocol_versions)} if server.protocol_versions else {}),
                 "annotations": {"prometheus.kserve.io/port": str(server.metrics_port),
                                 "prometheus.kserve.io/path": "/metrics"},
                 "containers": [server.container]},
@@ -208,11 +208,14 @@ class KServeService(pulumi.ComponentResource):
         tracks = [("stable", args.spec.name, args.spec.model, args.spec.min_replicas, args.spec.max_replicas)]
         if "canary" in served_tracks(args.spec) and args.spec.candidate:
             tracks.append(("canary", canary_service(args.spec.name), args.spec.candidate, 1, args.spec.max_replicas))
-        if args.spec.model_cache:
-            self._model_caches(name, args.spec, args.spec.model_cache, {track: model for track, _, model, *_ in tracks},
-                               labels)
+        caches = self._model_caches(name, args.spec, args.spec.model_cache, [model for _, _, model, *_ in tracks],
+                                    labels) if args.spec.model_cache else {}
         for track, isvc, model, low, high in tracks:
-            self._inference_service(name, args, track, isvc, model, low, high, labels, in_ns)
+            # KServe labels an InferenceService with its cache only when it is admitted: the cache comes first (and
+            # goes last: KServe refuses to delete a cache a service still uses).
+            in_cache = pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[caches[model.uri]])) \
+                if model.uri in caches else in_ns
+            self._inference_service(name, args, track, isvc, model, low, high, labels, in_cache)
 
         self._network_policies(name, args, labels, {isvc: track for track, isvc, *_ in tracks}, in_ns)
 
@@ -241,33 +244,24 @@ class KServeService(pulumi.ComponentResource):
         self.role_arn = role.arn
         self.register_outputs({"url": self.url, "role_arn": role.arn, "alb_arn": self.alb_arn})
 
-    def _model_caches(self, name: str, spec: KServeModelSpec, cache: ModelCache, models: dict[str, ModelRef],
-                      labels: dict[str, str]) -> None:
-        """A LocalModelCache per served version, and what its download Jobs read S3 as: a service account in the
-        Jobs' namespace with an IRSA role that may read only these versions."""
-        child = pulumi.ResourceOptions(parent=self)
-        account = spec.namespace
-        role = aws.iam.Role(f"{name}-model-cache-role", assume_role_policy=irsa_trust_policy(
-            spec.oidc_provider_arn, spec.oidc_issuer, MODEL_CACHE_JOBS_NAMESPACE, account), opts=child)
-        aws.iam.RolePolicy(f"{name}-model-cache-role", role=role.id, policy=render(
-            Statement(sid="ReadServedVersions", actions=["s3:GetObject"],
-                      resources=sorted({f"arn:aws:s3:::{m.bucket}/{m.prefix}*" for m in models.values()})),
-            Statement(sid="ListServedVersions", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{spec.model.bucket}"],
-                      conditions={"StringLike": {"s3:prefix": sorted({f"{m.prefix}*" for m in models.values()})}}),
-            Statement(sid="DecryptModels", actions=["kms:Decrypt"], resources=[spec.kms_key_arn],
-                      conditions=via_service("s3", spec.kms_key_arn))), opts=child)
-        k8s.core.v1.ServiceAccount(f"{name}-model-cache-account", automount_service_account_token=False, metadata={
-            "name": account, "namespace": MODEL_CACHE_JOBS_NAMESPACE, "labels": labels, "annotations": {
-                "eks.amazonaws.com/role-arn": role.arn, "serving.kserve.io/s3-region": spec.region,
-                "serving.kserve.io/s3-endpoint": f"s3.{spec.region}.amazonaws.com",
-                "serving.kserve.io/s3-usehttps": "1"}}, opts=child)
-        for track, model in models.items():
-            k8s.apiextensions.CustomResource(
-                f"{name}-{track}-model-cache", api_version="serving.kserve.io/v1alpha1", kind="LocalModelCache",
-                metadata={"name": model_cache_name(spec.namespace, track), "labels": labels},
+    def _model_caches(self, name: str, spec: KServeModelSpec, cache: ModelCache, models: list[ModelRef],
+                      labels: dict[str, str]) -> dict[str, pulumi.Resource]:
+        """A LocalModelCache per served version, by source URI (KServe keeps a cache's URI immutable and unique):
+        a new version is a new cache, and a promoted canary keeps the cache it had. The download Jobs read S3 as
+        the cluster add-ons' model-cache identity."""
+        caches: dict[str, pulumi.Resource] = {}
+        for model in models:
+            if model.uri in caches:
+                continue
+            cache_name = model_cache_name(spec.namespace, model.uri)
+            caches[model.uri] = k8s.apiextensions.CustomResource(
+                f"{name}-model-cache-{cache_name.rsplit('-', 1)[1]}", api_version="serving.kserve.io/v1alpha1",
+                kind="LocalModelCache", metadata={"name": cache_name, "labels": labels},
                 # KServe matches an InferenceService's storageUri to sourceModelUri (equal, or a folder under it).
                 spec={"sourceModelUri": model.uri, "modelSize": f"{cache.size_gib}Gi",
-                      "nodeGroups": [cache.node_group], "serviceAccountName": account}, opts=child)
+                      "nodeGroups": [cache.node_group], "serviceAccountName": MODEL_CACHE_ACCOUNT},
+                opts=pulumi.ResourceOptions(parent=self))
+        return caches
 
     @staticmethod
     def _network_policies(name, args: KServeServiceArgs, labels, services: dict[str, str], opts) -> None:
@@ -309,7 +303,10 @@ class KServeService(pulumi.ComponentResource):
             "alb.ingress.kubernetes.io/healthcheck-path": args.spec.server.ready_path,
             "alb.ingress.kubernetes.io/load-balancer-attributes": ",".join([
                 "routing.http.drop_invalid_header_fields.enabled=true",
-                f"deletion_protection.enabled={str(args.deletion_protection).lower()}"]),
+                f"deletion_protection.enabled={str(args.deletion_protection).lower()}",
+                # A language model may think longer than the default 60 s before its first byte.
+                *([f"idle_timeout.timeout_seconds={args.spec.server.idle_timeout_seconds}"]
+                  if args.spec.server.idle_timeout_seconds else [])]),
         }
         if args.spec.certificate_arn:
             annotations.update({
@@ -338,6 +335,7 @@ class KServeService(pulumi.ComponentResource):
             "tolerations": [GPU_TOLERATION], "nodeSelector": {GROUP_LABEL: args.spec.node_group},
             "securityContext": RESTRICTED_POD, "automountServiceAccountToken": False,
             **({"logger": {"mode": "all", "url": args.capture_url}} if logged(args.capture_url is not None, track) else {}),
+            **({"terminationGracePeriodSeconds": server.drain_seconds} if server.drain_seconds else {}),
             "volumes": list(server.volumes),
             "model": {
                 "modelFormat": {"name": server.model_format}, "runtime": server.runtime,
@@ -347,6 +345,7 @@ class KServeService(pulumi.ComponentResource):
                 "env": list(server.env),
                 "volumeMounts": list(server.volume_mounts),
                 "securityContext": RESTRICTED_CONTAINER,
+                **({"lifecycle": server.lifecycle} if server.lifecycle else {}),
                 "readinessProbe": {**probe, "failureThreshold": 3},
                 # Live but not ready leaves rotation; not live (a hung server) gets restarted. Checked only after
                 # the startup probe passed, so an engine build or a weights load is never killed.

@@ -53,6 +53,12 @@ class ModelServer:
     startup_allowance_seconds: int
     shares_engines: bool
     """Triton's built TensorRT engines go to the bucket for the other replicas (the serving role may write there)."""
+    idle_timeout_seconds: int | None = None
+    """The ALB's idle timeout when the default 60 s is too short (a language model's first byte); None: default."""
+    drain_seconds: int | None = None
+    """terminationGracePeriodSeconds when answers outlast the default 30 s (streams); None: default."""
+    lifecycle: dict | None = None
+    """The container's lifecycle hooks (a preStop that lets the load balancer stop sending first)."""
 
     def scale_signals(self, namespace: str, isvc: str, target_concurrency: int | None,
                       llm: LlmScaling | None) -> list[ScaleSignal]:
@@ -115,6 +121,15 @@ def vllm_args(engine: VllmEngine, model_dir: str, port: int) -> list[str]:
             *(["--quantization", engine.quantization] if engine.quantization != "none" else [])]
 
 
+LLM_IDLE_TIMEOUT_SECONDS = 900
+"""The ALB waits this long for a byte: API Gateway's streaming limit (15 minutes) is the longest an answer may take."""
+KEEP_ALIVE_SECONDS = LLM_IDLE_TIMEOUT_SECONDS + 60
+"""vLLM keeps idle connections longer than the ALB does (uvicorn's default is 5 s), so the ALB never reuses one vLLM
+has just closed (a 502)."""
+DEREGISTRATION_SECONDS = 30
+LLM_DRAIN_SECONDS = 300
+"""How long a stopping vLLM pod has for the answers it is writing (the ALB has stopped sending it new ones)."""
+
 VLLM_ENV = (
     # The weights are local (/mnt/models): never reach a model hub from a serving pod, and send no usage reports.
     {"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
@@ -122,6 +137,7 @@ VLLM_ENV = (
     # A read-only root filesystem: every cache (compiled kernels, torch.compile, Hugging Face) under /tmp.
     {"name": "HOME", "value": "/tmp"}, {"name": "HF_HOME", "value": "/tmp/hf"},
     {"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"},
+    {"name": "VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "value": str(KEEP_ALIVE_SECONDS)},
 )
 
 
@@ -130,7 +146,9 @@ def vllm_server(image_uri, engine: VllmEngine) -> ModelServer:
     # spares the download, not the load.
     startup = 600 + int(engine.weights_gib * 30)
     return ModelServer(
-        runtime="mlserve-vllm", model_format="vllm", protocol_versions=("openai",),
+        # No protocolVersions: KServe's are v1/v2/grpc (pkg/constants), none of them OpenAI's; with a model format
+        # KServe does not know it leaves the protocol unset (inference_service_defaults.go).
+        runtime="mlserve-vllm", model_format="vllm", protocol_versions=(),
         # vLLM starts once every file of the release manifest is there (the node's model cache may still be
         # filling: components/weights_manifest.py).
         container={"name": "kserve-container", "image": image_uri,
@@ -147,7 +165,11 @@ def vllm_server(image_uri, engine: VllmEngine) -> ModelServer:
                  {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}),
         volume_mounts=({"name": "tmp", "mountPath": "/tmp"}, {"name": "dshm", "mountPath": "/dev/shm"}),
         ready_path=vllm.HEALTH_PATH, live_path=vllm.HEALTH_PATH, metrics_port=SERVING_PORT,
-        startup_allowance_seconds=startup, shares_engines=False)
+        startup_allowance_seconds=startup, shares_engines=False,
+        idle_timeout_seconds=LLM_IDLE_TIMEOUT_SECONDS,
+        # Scale-in and rollouts: the ALB stops sending (its deregistration), then running answers get time to end.
+        drain_seconds=LLM_DRAIN_SECONDS,
+        lifecycle={"preStop": {"exec": {"command": ["sleep", str(DEREGISTRATION_SECONDS)]}}})
 
 
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"

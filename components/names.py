@@ -9,6 +9,8 @@ from the environment the DriftMonitor sets) and a test pins their own default to
 
 from __future__ import annotations
 
+import hashlib
+
 PROJECT = "mlserve"
 
 
@@ -190,7 +192,7 @@ def kserve_alert_name(deployment: str, role: str) -> str:
 
 KSERVE_ERROR_RATE = "error-rate"
 """Failures over all requests, from Triton's counters (KServe has no 4xx/5xx split of its own)."""
-TIME_TO_FIRST_TOKEN, INTER_TOKEN_LATENCY = "ttft-p99", "itl-p99"
+TIME_TO_FIRST_TOKEN, INTER_TOKEN_LATENCY, SCALING_SIGNAL_ABSENT = "ttft-p99", "itl-p99", "scaling-signal-absent"
 """An LLM deployment's token-level SLOs (alert roles; CloudWatch alarms for SageMaker, Prometheus alerts for KServe).
 Every firing alert of a deployment stops its canary, so these roll an LLM back as p99 latency does a tensor model."""
 
@@ -201,15 +203,21 @@ MODEL_CACHE_NODE_LABEL = ("kserve/localmodel", "worker")
 default nodeSelector): nodes of a pool serving language models carry it."""
 MODEL_CACHE_JOBS_NAMESPACE = "kserve-localmodel-jobs"
 """Where KServe's local-model controller runs the download Jobs (the chart's `jobNamespace` default)."""
-MODEL_CACHE_HOST_PATH = "/mnt/models"
-"""The agent's hostPath (chart default): the node group's volumes must point there."""
+MODEL_CACHE_HOST_PATH = "/models"
+"""The node folder the agent DaemonSet keeps models in (a fixed hostPath in the chart's rendered DaemonSet): the node
+group's volumes must point there, and it must exist writable before the agent (non-root) can use it."""
+MODEL_CACHE_ACCOUNT = "model-cache"
+"""The service account a LocalModelCache names, in the Jobs' namespace: KServe reads only its annotations (the S3
+region and endpoint for the Job's environment); the Job pods themselves run as `default`, which gets the read role."""
 NODE_GROUP_ANNOTATION = "serving.kserve.io/nodegroup"
 """On an InferenceService: which LocalModelNodeGroup's cache its pods use (KServe pkg/constants)."""
 
 
-def model_cache_name(namespace: str, track: str) -> str:
-    """The LocalModelCache of one deployment's model version (cluster-scoped, so named after the namespace)."""
-    return f"{namespace}-{track}"
+def model_cache_name(namespace: str, source_uri: str) -> str:
+    """The LocalModelCache of one model version (cluster-scoped, so named after the namespace; one per source URI,
+    which KServe keeps immutable and unique among caches): a new version is a new cache, and promoting a canary keeps
+    the cache it already had."""
+    return f"{namespace}-{hashlib.sha256(source_uri.encode()).hexdigest()[:12]}"
 
 
 # ---- Karpenter -------------------------------------------------------------------------------------------------

@@ -6,7 +6,14 @@ alerts and the dashboard read the same series the same way.
 from __future__ import annotations
 
 from . import vllm
-from .names import INTER_TOKEN_LATENCY, KSERVE_ERROR_RATE, P99_LATENCY, TIME_TO_FIRST_TOKEN, kserve_alert_name
+from .names import (
+    INTER_TOKEN_LATENCY,
+    KSERVE_ERROR_RATE,
+    P99_LATENCY,
+    SCALING_SIGNAL_ABSENT,
+    TIME_TO_FIRST_TOKEN,
+    kserve_alert_name,
+)
 
 
 def slo_alert_rules(name: str, namespace: str, p99_latency_ms: float, error_rate_percent: float) -> list[dict]:
@@ -82,4 +89,11 @@ def llm_slo_alert_rules(name: str, namespace: str, ttft_p99_ms: float, itl_p99_m
          "expr": f"100 * {failures} / clamp_min({answers}, 1e-9) > {error_rate_percent:g}",
          "for": "5m", "labels": labels,
          "annotations": {"summary": f"errors of {name} above {error_rate_percent:g}% of requests"}},
+        # KEDA reads a missing series as 0 (ignoreNullValues), so a lost scrape would hold the fleet at its minimum
+        # without a word: say so while replicas are up.
+        {"alert": kserve_alert_name(name, SCALING_SIGNAL_ABSENT),
+         "expr": f"absent({vllm.NUM_REQUESTS_WAITING}{{{where}}}) and on() "
+                 f"sum(kube_deployment_status_replicas_available{{{where}}}) > 0",
+         "for": "10m", "labels": labels,
+         "annotations": {"summary": f"{name} serves but Prometheus reads none of vLLM's queue: KEDA cannot scale it"}},
     ]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pulumi
 
-from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs, ModelCachePool
+from components.cluster_addons import ChartPins, ClusterAddons, ClusterAddonsArgs, ModelCachePool, ModelCacheReads
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.grafana import GrafanaArgs
 from components.grafana_dashboard import llm_dashboard, serving_dashboard
@@ -21,7 +21,7 @@ from components.prometheus_queries import (
     vllm_kv_cache_query,
     vllm_waiting_query,
 )
-from infra.config.models import ClusterConfig, NodeGroupConfig
+from infra.config.models import Canary, ClusterConfig, NodeGroupConfig
 from infra.config.models import KServeDeployment as KServeConfig
 from infra.config.rules import CONTAINER_AND_IMAGE_GIB
 from infra.platform import StackBase, stack_tags, validated
@@ -72,7 +72,11 @@ def addons_args(p: StackBase, cluster: EksCluster) -> ClusterAddonsArgs:
         charts=ChartPins(**c.charts.model_dump(exclude={"karpenter", "grafana"})), alert_topic_arn=p.topic_arn,
         kms_key_arn=p.encryption.key_arn, tags=stack_tags(p.cfg, p.stack),
         alert_rules=tuple(rule for d in kserve_deployments(p) for rule in alert_rules(p, d)),
-        model_cache_pools=tuple(ModelCachePool(pool, cache_gib) for pool, cache_gib in model_cache_pools(p).items()))
+        model_cache_pools=tuple(ModelCachePool(pool, cache_gib) for pool, cache_gib in model_cache_pools(p).items()),
+        model_cache_reads=ModelCacheReads(p.cfg.model_store.bucket, tuple(sorted(
+            m.key for d in kserve_deployments(p) if d.is_llm
+            for m in (d.model, *([d.rollout.candidate] if isinstance(d.rollout, Canary) and d.rollout.candidate
+                                 else []))))) if model_cache_pools(p) else None)
 
 
 def model_cache_pools(p: StackBase) -> dict[str, int]:

@@ -553,9 +553,10 @@ def gpu_pools_fit_their_deployments(cfg: StackConfig) -> Iterator[ConfigIssue]:
 
 TENSOR_MAX_LATENCY_MS = 60_000
 """InvokeEndpoint answers within 60 s (botocore's InvokeEndpoint documentation); a tensor model is held to that."""
-CONTAINER_AND_IMAGE_GIB = 40
-"""What a GPU node's disk holds besides the weights: the vLLM image unpacked (about 20 GiB for the CUDA build), the
-NVIDIA AMI's own files and logs."""
+CONTAINER_AND_IMAGE_GIB = 80
+"""What a GPU node's disk holds besides the weights: the vLLM image twice during an image bump (containerd keeps the
+compressed layers and the unpacked snapshot of each), vLLM's /tmp (compile caches, up to 20 GiB), the NVIDIA AMI's
+own files and logs."""
 
 
 def _llm_capacity(cfg: StackConfig, d) -> tuple[str | None, int]:
@@ -631,6 +632,10 @@ def llm_deployments_are_complete(cfg: StackConfig) -> Iterator[ConfigIssue]:
                                   f"smallest GPU this deployment may land on); the KV cache needs the rest. Use "
                                   f"bigger GPUs, more of them (tensor_parallel) or quantized weights")
         if isinstance(d, KServeDeployment) and cfg.cluster and cfg.cluster.node_class:
+            if not cfg.cluster.node_class.ami_alias.startswith("al2023@"):
+                yield ConfigIssue(key_path(("cluster", "node_class", "ami_alias")), cfg.cluster.node_class.ami_alias,
+                                  f"an al2023@ alias while {d.name!r} serves a language model: its pool's nodes "
+                                  "prepare the model cache's folder with a shell step, which Bottlerocket does not run")
             pools = {p.name: p for p in cfg.cluster.gpu_pools}
             pool = pools.get(d.compute.node_group)
             disk = (pool.disk_size_gib if pool and pool.disk_size_gib else cfg.cluster.node_class.disk_size_gib)

@@ -82,18 +82,72 @@ def test_the_model_cache_matches_the_inference_services_storage_uri_on_the_pools
     assert pool["metadata"]["labels"][label] == value
 
 
-def test_the_cache_jobs_read_only_the_served_versions():
+def test_the_cache_jobs_read_s3_as_the_service_account_kserve_runs_them_as():
+    # KServe v0.20.0 builds the download Job's pod with no service account (schemas/kserve/behaviour.yaml): `default`
+    # in the Jobs' namespace gets the read role, through EKS Pod Identity.
+    (association,) = [r for r in plan().resources if r.type == "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+                      and r.inputs["namespace"] == "kserve-localmodel-jobs"]
+    assert association.inputs["serviceAccount"] == "default"
+    role = next(r for r in plan().resources if r.type == "aws:iam/role:Role" and r.name.endswith("-model-cache"))
+    assert role.urn in association.dependencies
     policy = next(json.loads(r.inputs["policy"]) for r in plan().resources
-                  if r.type == "aws:iam/rolePolicy:RolePolicy" and r.name.endswith("model-cache-role"))
-    reads = next(s for s in policy["Statement"] if s["Sid"] == "ReadServedVersions")
+                  if r.type == "aws:iam/rolePolicy:RolePolicy" and r.name.endswith("-model-cache"))
+    reads = next(s for s in policy["Statement"] if s["Sid"] == "ReadCachedModels")
     assert reads["Resource"] == ["arn:aws:s3:::example-llm-models/assistant/1/*"]
+
+
+def test_the_agents_folder_exists_writable_on_the_pools_nodes_and_the_volumes_point_there():
+    import yaml
+
+    facts = yaml.safe_load((Path(__file__).resolve().parents[2] / "schemas" / "kserve" / "behaviour.yaml").read_text())
+    folder = facts["local_model_cache"]["agent_host_path"]["value"]
+    group = one("LocalModelNodeGroup").inputs["spec"]["persistentVolumeSpec"]
+    assert group["local"]["path"] == folder
+    node_class = next(r.inputs["spec"] for r in plan().resources if r.type.endswith(":EC2NodeClass")
+                      and r.inputs["metadata"]["name"] == "gpu-gpu-l40s")
+    assert f"mkdir -p -m 0777 {folder}" in node_class["userData"]
+    assert "Content-Type: text/x-shellscript" in node_class["userData"]
+
+
+def test_a_new_version_is_a_new_cache_and_a_promoted_canary_keeps_its_own():
+    def caches(edit) -> dict[str, str]:
+        config = raw()
+        edit(config["mlserve:deployments"][0])
+        found = plan_config(config, "llm-kserve").resources
+        return {r.urn.rsplit("::", 1)[1]: r.inputs["spec"]["sourceModelUri"] for r in found
+                if r.type.endswith(":LocalModelCache")}
+
+    v1, v2 = "s3://example-llm-models/assistant/1/", "s3://example-llm-models/assistant/2/"
+    candidate = {"uri": v2, "format": "safetensors", "sha256": "ab" * 32}
+    during = caches(lambda d: d.update(rollout={"strategy": "canary", "percent": 10, "bake_minutes": 30,
+                                                "candidate": candidate}))
+    after = caches(lambda d: (d["model"].update(uri=v2), d.update(rollout={"strategy": "all_at_once"})))
+    assert sorted(during.values()) == [v1, v2] and list(after.values()) == [v2]
+    # The same resource (URN) serves v2 during the canary and after promotion: no immutable field ever changes.
+    assert {u for u, uri in during.items() if uri == v2} == set(after)
+
+
+def test_each_inference_service_waits_for_its_cache():
+    cache = one("LocalModelCache")
+    assert cache.urn in one("InferenceService").dependencies
+
+
+def test_answers_may_outlast_the_load_balancers_default_and_pods_drain_them():
+    attributes = one("Ingress").inputs["metadata"]["annotations"]["alb.ingress.kubernetes.io/load-balancer-attributes"]
+    (idle,) = [int(a.split("=")[1]) for a in attributes.split(",") if a.startswith("idle_timeout.timeout_seconds=")]
+    env = {e["name"]: e["value"] for e in one("ServingRuntime").inputs["spec"]["containers"][0]["env"]}
+    assert idle == 900 and int(env["VLLM_HTTP_TIMEOUT_KEEP_ALIVE"]) > idle  # vLLM never closes first
+    predictor = one("InferenceService").inputs["spec"]["predictor"]
+    assert predictor["model"]["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+    assert predictor["terminationGracePeriodSeconds"] >= 300
+    assert "protocolVersions" not in one("ServingRuntime").inputs["spec"]  # KServe knows no OpenAI protocol
 
 
 def test_the_pool_sized_for_the_weights_gets_its_own_node_class():
     classes = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in plan().resources
                if r.type.endswith(":EC2NodeClass")}
     assert one("NodePool").inputs["spec"]["template"]["spec"]["nodeClassRef"]["name"] == "gpu-gpu-l40s"
-    assert classes["gpu-gpu-l40s"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] == "100Gi"
+    assert classes["gpu-gpu-l40s"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] == "120Gi"
 
 
 def test_slo_alerts_read_vllms_token_latencies():
@@ -102,6 +156,8 @@ def test_slo_alerts_read_vllms_token_latencies():
              for r in g["rules"]}
     assert vllm.TIME_TO_FIRST_TOKEN + "_bucket" in rules["assistant-ttft-p99"] and "> 1500" in rules["assistant-ttft-p99"]
     assert vllm.INTER_TOKEN_LATENCY + "_bucket" in rules["assistant-itl-p99"] and "> 80" in rules["assistant-itl-p99"]
+    # KEDA reads a vanished series as 0: its absence while pods serve is an alert of its own.
+    assert rules["assistant-scaling-signal-absent"].startswith(f"absent({vllm.NUM_REQUESTS_WAITING}")
 
 
 @pytest.mark.parametrize("edit,key", [
@@ -121,10 +177,10 @@ def test_an_llm_deployment_that_cannot_serve_is_refused_naming_its_key(edit, key
 
 def test_a_pool_disk_too_small_for_two_versions_of_the_weights_is_refused():
     config = raw()
-    config["mlserve:cluster"]["gpu_pools"][0]["disk_size_gib"] = 60
+    config["mlserve:cluster"]["gpu_pools"][0]["disk_size_gib"] = 100
     with pytest.raises(ConfigError) as refused:
         config_of(config)
-    assert "cluster.gpu_pools[0].disk_size_gib" in str(refused.value) and "at least 72 GiB" in str(refused.value)
+    assert "cluster.gpu_pools[0].disk_size_gib" in str(refused.value) and "at least 112 GiB" in str(refused.value)
 
 
 def test_the_cache_names_mlserve_relies_on_are_kserves_at_the_pinned_tag():
