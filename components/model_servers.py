@@ -137,6 +137,13 @@ VLLM_ENV = (
     # A read-only root filesystem: every cache (compiled kernels, torch.compile, Hugging Face) under /tmp.
     {"name": "HOME", "value": "/tmp"}, {"name": "HF_HOME", "value": "/tmp/hf"},
     {"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"},
+    # What derives its folder from $HOME already goes under /tmp; these name the rest outright (Triton's kernel cache,
+    # torch.compile's, FlashInfer's workspace, numba, CUDA's JIT cache, outlines), so no library writes elsewhere.
+    *({"name": name, "value": value} for name, value in (
+        ("TMPDIR", "/tmp"), ("XDG_CACHE_HOME", "/tmp/.cache"), ("XDG_CONFIG_HOME", "/tmp/.config"),
+        ("TRITON_CACHE_DIR", "/tmp/.triton"), ("TORCHINDUCTOR_CACHE_DIR", "/tmp/inductor"),
+        ("FLASHINFER_WORKSPACE_BASE", "/tmp"), ("NUMBA_CACHE_DIR", "/tmp/numba"), ("CUDA_CACHE_PATH", "/tmp/.nv"),
+        ("OUTLINES_CACHE_DIR", "/tmp/outlines"))),
     {"name": "VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "value": str(KEEP_ALIVE_SECONDS)},
 )
 
@@ -180,6 +187,11 @@ AWS's vLLM images for SageMaker) turns each `SM_VLLM_FOO_BAR=value` into `--foo-
 port SageMaker calls (/ping, /invocations: routes vLLM's server always has)."""
 
 
+SAGEMAKER_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK")
+"""What SageMaker's vLLM gets of VLLM_ENV: offline, no usage reports (its root filesystem is writable, and SageMaker
+owns its connections)."""
+
+
 def sagemaker_vllm_env(engine: VllmEngine) -> dict[str, str]:
     """The same engine flags as on KServe (`vllm_args`), as the SageMaker entrypoint's environment."""
     args = vllm_args(engine, SAGEMAKER_MODEL_DIR, 8080)
@@ -188,4 +200,4 @@ def sagemaker_vllm_env(engine: VllmEngine) -> dict[str, str]:
     return {**{SAGEMAKER_FLAG_PREFIX + flag.removeprefix("--").replace("-", "_").upper(): value
                for flag, value in flags.items()},
             SAGEMAKER_FLAG_PREFIX + "MODEL": SAGEMAKER_MODEL_DIR,
-            **{e["name"]: e["value"] for e in VLLM_ENV if e["name"] not in ("HOME", "HF_HOME", "VLLM_CACHE_ROOT")}}
+            **{e["name"]: e["value"] for e in VLLM_ENV if e["name"] in SAGEMAKER_ENV}}
