@@ -100,3 +100,26 @@ def test_json_to_an_unwritable_path_fails_before_planning_in_one_line(tmp_path, 
     assert main(["--stack", "dev", "--json", str(tmp_path), "--quiet"]) == 1
     assert capsys.readouterr().err.splitlines() == [f"cannot write the plan to {tmp_path}: it is a directory (name "
                                                     "a file, e.g. build/dev.plan.json)"]
+
+
+def test_the_tree_puts_every_resource_under_its_parent_whatever_the_order():
+    from infra.plan.__main__ import build_tree
+    from tests.harness import stack_plan
+
+    plan = stack_plan("dev")
+    tree = build_tree(plan)
+
+    def depth_of(node, label: str, depth: int = 0) -> int | None:
+        if str(node.label).endswith(label):
+            return depth
+        for child in node.children:
+            found = depth_of(child, label, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    nested = [r for r in plan.resources if r.parent and any(p.urn == r.parent and not p.custom for p in plan.resources)]
+    assert nested, "the dev stack has components with children"
+    for resource in nested[:20]:
+        parent = next(p for p in plan.resources if p.urn == resource.parent)
+        assert depth_of(tree, f"{resource.type} {resource.name}") == depth_of(tree, f"{parent.type}[/] {parent.name}") + 1

@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
                          help="sent with every request, e.g. x-api-key:$KEY (repeatable)")
     profile.add_argument("--sigv4", action="store_true", help="sign requests for the gateway's IAM authorization")
-    profile.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    profile.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32],
+                         help="requests in flight at each step of the sweep, in order")
     profile.add_argument("--seconds", type=float, help="per concurrency step (at most 120; default 10, a language "
                          "model 30: its requests last seconds each)")
     profile.add_argument("--max-requests", type=int, default=20_000, help="per concurrency step")
@@ -139,8 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--spec", type=Path, help="the released model's spec.json: its inputs, for a server that "
                          "does not answer model metadata (the API gateway exposes only the infer route)")
     llm = profile.add_argument_group(
-        "a language model (runtime vllm)", "streaming /v1/chat/completions under the base --url (a vLLM server, a "
-        "pod, or the gateway's stage URL with --header x-api-key:KEY): time to first token (TTFT), inter-token "
+        "a language model (runtime vllm)", "streaming chat completions at --url: a vLLM server or pod "
+        "(http://HOST:8000, /v1/chat/completions appended) or an OpenAI base URL ending in /v1, such as the gateway's "
+        "stage URL with --header x-api-key:KEY (/chat/completions appended): time to first token (TTFT), inter-token "
         "latency (ITL) and output tokens per second against concurrency, held to slo.ttft_p99_ms and itl_p99_ms")
     llm.add_argument("--prompt-tokens", type=int, default=256, help="about this many prompt tokens per request")
     llm.add_argument("--max-tokens", type=int, default=128, help="output tokens per request (exactly: ignore_eos)")
@@ -326,7 +328,7 @@ def run_profile_llm(args, cfg: StackConfig, deployment, out) -> int:
                 "server of its image on its instance type directly" if isinstance(deployment, SageMakerDeployment)
                 else "")
         raise OpsError(f"no request to {target.chat_url} was answered ({sample}): is the server up, --url its base "
-                       f"(without /v1/...), and {target.model!r} the model it serves?{hint}")
+                       f"(a server's, or an OpenAI base URL ending in /v1), and {target.model!r} the model it serves?{hint}")
     rec = recommend(steps, ttft, itl)
     out.print(LEGEND, soft_wrap=True, markup=False)
     for step in steps:

@@ -44,7 +44,9 @@ WORDS = ("the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was",
 @dataclass(frozen=True)
 class LlmTarget:
     base_url: str
-    """`http://127.0.0.1:8000` (a local vLLM, a pod) or the gateway's stage URL: `/v1/chat/completions` is appended."""
+    """A server (`http://127.0.0.1:8000`, a pod: `/v1/chat/completions` is appended) or an OpenAI base URL, which
+    ends in `/v1` (the gateway's stage URL, `https://<api>.execute-api.<region>.amazonaws.com/v1`: `/chat/completions`
+    is appended), as OpenAI's SDKs take it."""
     model: str
     """The served model name (`vllm serve --served-model-name`), what `GET /v1/models` lists."""
     headers: dict[str, str] = field(default_factory=dict)
@@ -52,7 +54,8 @@ class LlmTarget:
 
     @property
     def chat_url(self) -> str:
-        return f"{self.base_url.rstrip('/')}{CHAT_PATH}"
+        base = self.base_url.rstrip("/")
+        return f"{base}{CHAT_PATH.removeprefix('/v1')}" if base.endswith("/v1") else f"{base}{CHAT_PATH}"
 
 
 def percentile(values: list[float], p: float) -> float:

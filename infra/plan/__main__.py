@@ -22,13 +22,21 @@ from infra.plan import Plan, plan_stack
 
 
 def build_tree(plan: Plan) -> Tree:
+    """Each resource under its parent. The plan lists resources in URN order (so two runs write the same JSON), in
+    which a child may come before its parent: the tree follows the parent links, not the order."""
     root = Tree(f"[bold]mlserve-{plan.stack}[/] (pulumi:pulumi:Stack)")
-    nodes: dict[str | None, Tree] = {None: root}
-    for resource in plan.resources:  # registration order: a parent always precedes its children
-        parent = nodes.get(resource.parent, root)
-        style = "" if resource.custom else "bold cyan"
-        nodes[resource.urn] = parent.add(f"[{style}]{resource.type}[/] {resource.name}" if style
-                                         else f"{resource.type} {resource.name}")
+    children: dict[str | None, list] = {}
+    urns = {r.urn for r in plan.resources}
+    for resource in plan.resources:
+        children.setdefault(resource.parent if resource.parent in urns else None, []).append(resource)
+
+    def add(node: Tree, parent: str | None) -> None:
+        for resource in children.get(parent, []):
+            style = "" if resource.custom else "bold cyan"
+            add(node.add(f"[{style}]{resource.type}[/] {resource.name}" if style
+                         else f"{resource.type} {resource.name}"), resource.urn)
+
+    add(root, None)
     return root
 
 

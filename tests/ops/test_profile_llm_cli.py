@@ -150,3 +150,15 @@ def test_a_served_model_name_is_what_the_requests_name(tmp_path, capsys):
                      "--max-tokens", "2"])
         assert {r["body"]["model"] for r in server.requests} == {"acme-chat"}
     assert code == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("base,url", [
+    ("http://127.0.0.1:8000", "http://127.0.0.1:8000/v1/chat/completions"),
+    ("http://127.0.0.1:8000/", "http://127.0.0.1:8000/v1/chat/completions"),
+    ("https://abc.execute-api.us-east-1.amazonaws.com/v1", "https://abc.execute-api.us-east-1.amazonaws.com/v1/chat/completions"),
+])
+def test_a_server_url_and_an_openai_base_url_reach_the_same_route(base, url):
+    # The gateway's stage URL is an OpenAI base URL (it ends in /v1, the stage): no /v1/v1.
+    from infra.ops.profile_llm import LlmTarget
+
+    assert LlmTarget(base, "assistant").chat_url == url
