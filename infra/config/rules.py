@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import botocore.session
 
-from ..aws_facts import gpu_memory_gib, sagemaker_gpus
+from ..aws_facts import GPUS, gpu_memory_gib, sagemaker_gpus
 from .errors import MISSING, ConfigIssue, did_you_mean, key_path
 from .models import (
     GPU_EC2_FAMILIES,
@@ -528,6 +528,15 @@ def gpu_pools_fit_their_deployments(cfg: StackConfig) -> Iterator[ConfigIssue]:
                               "1 in prod: draining two GPU nodes at once can take a deployment below its minimum")
         users = [(i, d) for i, d in enumerate(cfg.deployments)
                  if isinstance(d, KServeDeployment) and d.compute.node_group == pool.name]
+        # A replica must fit one node: a pod asking for more GPUs than any type of the pool has stays Pending.
+        most_gpus = max((n for t, n in GPUS.items() for wanted in pool.instance_types
+                         if t == wanted or t.split(".")[0] == wanted), default=0)
+        for i, d in users:
+            if most_gpus and d.compute.gpus > most_gpus:
+                yield ConfigIssue(key_path(("deployments", i, "compute", "gpus")), d.compute.gpus,
+                                  f"at most {most_gpus}, the most GPUs one node of pool {pool.name!r} has "
+                                  f"({', '.join(pool.instance_types)}); or add a larger type to "
+                                  f"cluster.gpu_pools[{j}].instance_types")
         gpus_needed, cpus_needed = 0, 0.0
         for i, d in users:
             # During a canary the candidate track scales up to max too (KServeService): count both.

@@ -284,3 +284,22 @@ def test_autoscaling_takes_exactly_one_load_target_and_concurrency_is_one():
         deployment(raw)["autoscaling"]["target_concurrency"] = 4
     found, text = errors_of(edited("prod", both), "prod")
     assert "target_concurrency" in found["mlserve:deployments[0].autoscaling"].allowed, text
+
+
+@pytest.mark.parametrize("types,gpus,refused", [
+    (["g6e.xlarge"], 2, True),        # one L40S per node: a 2-GPU replica never fits
+    (["g6e"], 2, False),               # the family has 4- and 8-GPU sizes Karpenter may launch
+    (["g5.12xlarge"], 4, False),
+    (["g5.12xlarge"], 8, True),
+])
+def test_a_replica_asking_for_more_gpus_than_any_node_of_its_pool_has_is_refused(types, gpus, refused):
+    def edit(raw):
+        raw["mlserve:cluster"] = cluster(node_class={"ami_alias": "al2023@v20260818"}, gpu_pools=[
+            {"name": "gpu-pool", "instance_types": types, "gpu_limit": 64, "cpu_limit": 1024}])
+        raw["mlserve:deployments"].append({**kserve_deployment(raw), "compute": {"gpus": gpus, "node_group": "gpu-pool"}})
+
+    if not refused:
+        assert config_of(edited("dev", edit), "dev").deployments[1].compute.gpus == gpus
+        return
+    found, text = errors_of(edited("dev", edit), "dev")
+    assert "mlserve:deployments[1].compute.gpus" in found, text
