@@ -29,6 +29,23 @@ def _panel(title: str, unit: str, *queries: tuple[str, str]) -> timeseries.Panel
     return panel
 
 
+def _replicas_panel(ns: str) -> timeseries.Panel:
+    return _panel("replicas and pending pods", "none",
+                  (f'sum(kube_deployment_status_replicas_available{{{ns}}})', "available"),
+                  (f'sum(kube_pod_status_phase{{{ns},phase="Pending"}})', "pending (waiting for a GPU node)"))
+
+
+def _gpu_panels(namespace: str) -> list[timeseries.Panel]:
+    """dcgm-exporter's view of the deployment's GPUs (its `namespace` label kept as `exported_namespace`)."""
+    return [
+        _panel("GPU utilization", "percent",
+               (f'avg by (gpu, Hostname) (DCGM_FI_DEV_GPU_UTIL{{exported_namespace="{namespace}"}})', "GPU {{gpu}}")),
+        _panel("GPU memory and temperature", "none",
+               (f'max by (gpu) (DCGM_FI_DEV_FB_USED{{exported_namespace="{namespace}"}})', "memory used MiB, GPU {{gpu}}"),
+               (f'max by (gpu) (DCGM_FI_DEV_GPU_TEMP{{exported_namespace="{namespace}"}})', "temperature C, GPU {{gpu}}")),
+    ]
+
+
 def serving_dashboard(deployment: str, namespace: str, in_flight: str, target_concurrency: int) -> dict:
     """The dashboard as Grafana's JSON model; `in_flight` is the KEDA trigger's query, `target_concurrency` its
     threshold per replica."""
@@ -48,16 +65,10 @@ def serving_dashboard(deployment: str, namespace: str, in_flight: str, target_co
         _panel("batch size (requests per execution)", "none",
                (f"sum(rate(nv_inference_count{{{ns}}}[5m])) / clamp_min(sum(rate(nv_inference_exec_count{{{ns}}}[5m])),"
                 " 1e-9)", "inferences per execution")),
-        _panel("replicas and pending pods", "none",
-               (f'sum(kube_deployment_status_replicas_available{{{ns}}})', "available"),
-               (f'sum(kube_pod_status_phase{{{ns},phase="Pending"}})', "pending (waiting for a GPU node)")),
+        _replicas_panel(ns),
         _panel("KEDA's signal: in-flight requests", "none", (in_flight, "in flight"),
                (f"ceil(({in_flight}) / {target_concurrency})", f"replicas asked for (target {target_concurrency} each)")),
-        _panel("GPU utilization", "percent",
-               (f'avg by (gpu, Hostname) (DCGM_FI_DEV_GPU_UTIL{{exported_namespace="{namespace}"}})', "GPU {{gpu}}")),
-        _panel("GPU memory and temperature", "none",
-               (f'max by (gpu) (DCGM_FI_DEV_FB_USED{{exported_namespace="{namespace}"}})', "memory used MiB, GPU {{gpu}}"),
-               (f'max by (gpu) (DCGM_FI_DEV_GPU_TEMP{{exported_namespace="{namespace}"}})', "temperature C, GPU {{gpu}}")),
+        *_gpu_panels(namespace),
     ]
     for panel in panels:
         board = board.with_panel(panel)
@@ -95,12 +106,8 @@ def llm_dashboard(deployment: str, namespace: str, waiting: str, kv_cache: str, 
                (f"max({vllm.KV_CACHE_USAGE}{{{ns}}}) * 100", "fullest replica"),
                (f"ceil(({kv_cache}) / {scale_at_kv_cache_percent})",
                 f"replicas asked for ({scale_at_kv_cache_percent}% each)")),
-        _panel("replicas and pending pods", "none",
-               (f'sum(kube_deployment_status_replicas_available{{{ns}}})', "available"),
-               (f'sum(kube_pod_status_phase{{{ns},phase="Pending"}})', "pending (waiting for a GPU node)")),
-        _panel("GPU utilization and memory", "none",
-               (f'avg by (gpu, Hostname) (DCGM_FI_DEV_GPU_UTIL{{exported_namespace="{namespace}"}})', "util %, GPU {{gpu}}"),
-               (f'max by (gpu) (DCGM_FI_DEV_FB_USED{{exported_namespace="{namespace}"}})', "memory used MiB, GPU {{gpu}}")),
+        _replicas_panel(ns),
+        *_gpu_panels(namespace),
     ]
     for panel in panels:
         board = board.with_panel(panel)
