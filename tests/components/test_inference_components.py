@@ -89,7 +89,44 @@ def test_the_endpoint_holds_no_model_and_scales_its_instances_with_the_copies(id
     assert "deploymentConfig" not in plan.one("aws:sagemaker/endpoint:Endpoint").inputs  # the component's instead
 
 
-def test_copies_scale_to_zero_and_a_request_with_no_copy_brings_one_back(idle_plan):
+def _alarm_fires(alarm: dict, datapoints: list[float]) -> bool:
+    """CloudWatch's rule for a static threshold (the alarm's own comparison, over its evaluation periods; missing data
+    per treat_missing_data): a worked reading of the alarm as declared, not of how mlserve builds it."""
+    compare = {"GreaterThanOrEqualToThreshold": lambda v, t: v >= t, "GreaterThanThreshold": lambda v, t: v > t}[
+        alarm["comparisonOperator"]]
+    window = datapoints[-int(alarm["evaluationPeriods"]):]
+    if not window:
+        return alarm.get("treatMissingData") == "breaching"
+    return all(compare(v, alarm["threshold"]) for v in window)
+
+
+def _step(policy: dict, breach: float, capacity: int, low: int, high: int) -> int:
+    """Application Auto Scaling's step policy: the adjustment whose interval (bounds relative to the alarm's threshold,
+    lower inclusive) holds the breach, as a ChangeInCapacity, clamped to the target's min and max."""
+    config = policy["stepScalingPolicyConfiguration"]
+    assert config["adjustmentType"] == "ChangeInCapacity"
+    for step in config["stepAdjustments"]:
+        lower = float(step.get("metricIntervalLowerBound", "-inf"))
+        upper = float(step.get("metricIntervalUpperBound", "inf"))
+        if lower <= breach < upper:
+            return max(low, min(high, capacity + int(step["scalingAdjustment"])))
+    return capacity
+
+
+def test_a_request_that_finds_no_copy_brings_one_back_and_none_stays_at_zero(idle_plan):
+    plan = idle_plan
+    target = plan.one("aws:appautoscaling/target:Target").inputs
+    (alarm,) = [a.inputs for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm") if a.name.endswith("-no-capacity")]
+    wake = next(p.inputs for p in plan.of_type("aws:appautoscaling/policy:Policy") if p.name.endswith("-wake"))
+    low, high = target["minCapacity"], target["maxCapacity"]
+    # One request found no copy in the last minute: the alarm fires and the copy count goes from 0 to 1.
+    assert _alarm_fires(alarm, [1.0])
+    assert _step(wake, 1.0 - alarm["threshold"], 0, low, high) == 1
+    # Idle (no failures, or no data at all): the alarm stays quiet and nothing starts.
+    assert not _alarm_fires(alarm, [0.0]) and not _alarm_fires(alarm, [])
+
+
+def test_copies_scale_to_zero_and_the_wake_alarm_drives_the_step_policy(idle_plan):
     plan = idle_plan
     target = plan.one("aws:appautoscaling/target:Target").inputs
     assert target["resourceId"] == f"inference-component/{NAME}"
