@@ -67,3 +67,15 @@ def test_the_http_series_the_error_alert_reads_is_labelled_as_the_query_selects(
     assert chat, labels
     statuses = {s for lab in chat for s in re.findall(r'status="(\w+)"', lab)}
     assert {"2xx", "4xx"} <= statuses, chat
+
+
+def test_every_vllm_setting_the_pods_get_by_environment_is_one_vllm_reads():
+    # A misspelt VLLM_* variable is silently ignored: each one mlserve sets must be in vLLM's own table (vllm/envs.py).
+    pytest.importorskip("vllm", reason="needs vLLM: run in .venv-llm (make test-llm)")
+    import vllm.envs
+
+    from components.model_servers import VLLM_ENV
+
+    names = [e["name"] for e in VLLM_ENV if e["name"].startswith("VLLM_")]
+    assert {"VLLM_NO_USAGE_STATS", "VLLM_CACHE_ROOT", "VLLM_HTTP_TIMEOUT_KEEP_ALIVE"} <= set(names)
+    assert [n for n in names if n not in vllm.envs.environment_variables] == []
