@@ -41,7 +41,10 @@ def test_every_series_mlserve_reads_is_exported_after_traffic(llm_server):
 
 
 def test_requests_beyond_max_num_seqs_wait_and_the_gauge_shows_it(llm_server):
-    requests = 4 * llm_server.max_num_seqs
+    # Each request asks for SEQUENCES completions (n): the engine schedules each as a sequence of its own, so a few
+    # requests fill its queue at once. Many single-sequence requests did not, on two busy cores: the API server hands
+    # them to the engine about as fast as the engine finishes them, and a sampled gauge then often reads 0.
+    requests, sequences = 2 * llm_server.max_num_seqs, 4
     stop = threading.Event()
     seen: list[tuple[float, float]] = []  # (waiting, running) per poll of /metrics while the requests run
     failures: list[BaseException] = []
@@ -63,7 +66,7 @@ def test_requests_beyond_max_num_seqs_wait_and_the_gauge_shows_it(llm_server):
     def generate(index: int):
         return call(llm_server, "POST", "/v1/completions",
                     {"model": llm_server.served_model_name, "prompt": f"{index} once upon a time",
-                     "max_tokens": tokens, "ignore_eos": True}, timeout=120)
+                     "max_tokens": tokens, "ignore_eos": True, "n": sequences}, timeout=180)
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
@@ -74,7 +77,7 @@ def test_requests_beyond_max_num_seqs_wait_and_the_gauge_shows_it(llm_server):
         stop.set()
         poller.join(10)
     assert all(a.status == 200 for a in answers), answers
-    assert all(a.json()["usage"]["completion_tokens"] == tokens for a in answers)
+    assert all(a.json()["usage"]["completion_tokens"] == sequences * tokens for a in answers)
     assert seen and max(waiting for waiting, _ in seen) > 0, (seen, failures)
     assert max(running for _, running in seen) <= llm_server.max_num_seqs, seen
     # Once they are done, nothing waits: the gauge falls back (a scaler scales in again).
