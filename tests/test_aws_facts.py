@@ -29,3 +29,12 @@ def test_the_policy_pack_and_the_program_count_gpus_with_the_same_table():
     from policies.rules import cost
 
     assert cost.gpus is aws_facts.gpus
+
+
+@pytest.mark.parametrize("instance_type,total_gib", [
+    # GPU memory per instance as AWS's accelerated-computing instance pages state it (GPUs x memory each).
+    ("g5.xlarge", 24), ("g5.48xlarge", 192), ("g6.48xlarge", 192), ("g6e.xlarge", 48), ("g6e.48xlarge", 384),
+    ("p4d.24xlarge", 320), ("p4de.24xlarge", 640), ("p5.48xlarge", 640), ("p5e.48xlarge", 1128),
+    ("p5en.48xlarge", 1128)])
+def test_gpu_memory_per_instance_is_awss_published_figure(instance_type, total_gib):
+    assert aws_facts.gpus(instance_type) * aws_facts.gpu_memory_gib(instance_type) == total_gib
