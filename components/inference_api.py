@@ -175,16 +175,10 @@ def request_schema(max_body_bytes: int) -> dict:
                     "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}}
 
 
-def configuration_fingerprint(api: aws.apigateway.RestApi, model: aws.apigateway.Model,
-                              validator: aws.apigateway.RequestValidator,
-                              method: aws.apigateway.Method, integration: aws.apigateway.Integration,
-                              responses: list[aws.apigateway.IntegrationResponse]) -> pulumi.Output[str]:
-    """A digest of every input a stage snapshots. A REST API deployment is a frozen copy of the API: when any of these
-    changes (an integration URI after `cluster.ingress_domain` moves, a schema, an authorizer), only a new
-    deployment makes the stage serve it. Resource ids alone would not change on an in-place update."""
-    parts = {
-        "model": [model.name, model.content_type, model.schema],
-        "validator": [validator.validate_request_body, validator.validate_request_parameters],
+def route_parts(method: aws.apigateway.Method, integration: aws.apigateway.Integration,
+                responses: list[aws.apigateway.IntegrationResponse]) -> dict[str, list]:
+    """The inputs of one route (method, integration, integration responses) that a stage snapshots."""
+    return {
         "method": [method.http_method, method.authorization, method.authorizer_id, method.api_key_required,
                    method.request_models, method.request_parameters, method.request_validator_id],
         "integration": [integration.type, integration.uri, integration.connection_type, integration.connection_id,
@@ -193,9 +187,27 @@ def configuration_fingerprint(api: aws.apigateway.RestApi, model: aws.apigateway
                         integration.timeout_milliseconds, integration.tls_config],
         "responses": [[r.status_code, r.selection_pattern, r.response_templates, r.response_parameters]
                       for r in responses],
-        "api": [api.binary_media_types],
     }
+
+
+def digest(parts: dict) -> pulumi.Output[str]:
+    """A digest of every input a stage snapshots. A REST API deployment is a frozen copy of the API: when any of these
+    changes (an integration URI after `cluster.ingress_domain` moves, a schema, an authorizer), only a new
+    deployment makes the stage serve it. Resource ids alone would not change on an in-place update."""
     return pulumi.Output.json_dumps(parts).apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
+
+
+def configuration_fingerprint(api: aws.apigateway.RestApi, model: aws.apigateway.Model,
+                              validator: aws.apigateway.RequestValidator,
+                              method: aws.apigateway.Method, integration: aws.apigateway.Integration,
+                              responses: list[aws.apigateway.IntegrationResponse]) -> pulumi.Output[str]:
+    """The v2 route's digest (see `digest`)."""
+    return digest({
+        "model": [model.name, model.content_type, model.schema],
+        "validator": [validator.validate_request_body, validator.validate_request_parameters],
+        **route_parts(method, integration, responses),
+        "api": [api.binary_media_types],
+    })
 
 
 class InferenceApi(pulumi.ComponentResource):
@@ -332,7 +344,7 @@ class InferenceApi(pulumi.ComponentResource):
                    "completions": ("CompletionRequest", completion_schema(shape))}
         invoke = self._invoke_role(name, backend) if isinstance(backend, SageMakerBackend) else None
         routes: list[pulumi.Resource] = []
-        digest: dict[str, list] = {}
+        parts: dict[str, dict] = {"validator": {"body": [validator.validate_request_body]}}
         for path, verb in ROUTES.items():
             key, resource = path.replace("/", "-"), resources[path]
             request_model = None
@@ -379,23 +391,16 @@ class InferenceApi(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]))
                 responses = self._answers(f"{name}-{key}", api, resource, method, integration, answers(backend))
             routes += [method, integration, *responses]
-            digest[path] = [
-                [request_model.schema] if request_model else [],
-                [method.http_method, method.authorization, method.authorizer_id, method.api_key_required,
-                 method.request_models, method.request_validator_id],
-                [integration.type, integration.uri, integration.connection_id, integration.credentials,
-                 integration.request_parameters, integration.request_templates, integration.response_transfer_mode,
-                 integration.timeout_milliseconds],
-                [[r.status_code, r.selection_pattern, r.response_templates, r.response_parameters] for r in responses]]
+            parts[path] = {"model": [request_model.schema] if request_model else [],
+                           **route_parts(method, integration, responses),
+                           "streaming": [integration.response_transfer_mode]}
         # A refused body says why, in OpenAI's error shape, instead of API Gateway's bare "Invalid request body".
         aws.apigateway.Response(
             f"{name}-bad-body", rest_api_id=api.id, response_type="BAD_REQUEST_BODY", status_code="400",
             response_templates={"application/json": json.dumps({"error": {
                 "message": "the request is not a valid request for this model: $context.error.validationErrorString",
                 "type": "invalid_request_error", "code": 400}})}, opts=child)
-        triggers = {"configuration": pulumi.Output.json_dumps(digest).apply(
-            lambda text: hashlib.sha256(text.encode()).hexdigest())}
-        return routes, triggers
+        return routes, {"configuration": digest(parts)}
 
     def _invoke_role(self, name: str, backend: SageMakerBackend) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         """The role API Gateway calls InvokeEndpoint as: this endpoint only."""

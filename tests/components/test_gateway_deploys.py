@@ -44,3 +44,25 @@ def test_a_kserve_only_stack_declares_the_logging_role_before_its_stages():
     account = plan.one("aws:apigateway/account:Account")
     stages = plan.of_type("aws:apigateway/stage:Stage")
     assert stages and all(account.urn in stage.dependencies for stage in stages)
+
+
+def test_an_llm_stage_redeploys_when_its_routes_change_and_only_then():
+    from pathlib import Path
+
+    from infra.config.loader import read_stack_file
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "Pulumi.llm-kserve.yaml"
+
+    def llm_triggers(edit):
+        raw = read_stack_file(example)
+        edit(raw)
+        return triggers(plan_config(raw, "llm-kserve"))["mlserve-llm-kserve-assistant"]
+
+    same = llm_triggers(lambda raw: None)
+    assert llm_triggers(lambda raw: None) == same
+    # A new served name changes the request schemas (the model they accept): the stage must serve them.
+    assert llm_triggers(lambda raw: raw["mlserve:deployments"][0]["llm"].update(served_model_name="chat")) != same
+    # A new ingress domain changes where the proxy integrations go.
+    assert llm_triggers(lambda raw: raw["mlserve:cluster"].update(ingress_domain="llm.example.internal")) != same
+    # A KEDA threshold is no part of the API.
+    assert llm_triggers(lambda raw: raw["mlserve:deployments"][0]["llm"].update(scale_at_waiting=5)) == same
