@@ -34,7 +34,7 @@ import pulumi_kubernetes as k8s
 from .capture_sink import SINK_LABELS, SINK_PORT
 from .cluster_addons import GPU_TOLERATION
 from .eks_cluster import irsa_trust_policy
-from .model_servers import RESTRICTED_CONTAINER, SERVING_PORT, LlmScaling, ModelServer
+from .model_servers import RESTRICTED_CONTAINER, SERVING_PORT, LlmScaling, ModelServer, scale_signals
 from .names import (
     DEPLOYMENT_LABEL,
     GROUP_LABEL,
@@ -198,7 +198,8 @@ class KServeService(pulumi.ComponentResource):
             metadata={"name": server.runtime, "namespace": ns, "labels": labels},
             spec={
                 "supportedModelFormats": [{"name": server.model_format, "autoSelect": False,
-                                           **({"version": "2"} if server.model_format == "triton" else {})}],
+                                           **({"version": server.model_format_version}
+                                              if server.model_format_version else {})}],
                 **({"protocolVersions": list(server.protocol_versions)} if server.protocol_versions else {}),
                 "annotations": {"prometheus.kserve.io/port": str(server.metrics_port),
                                 "prometheus.kserve.io/path": "/metrics"},
@@ -368,7 +369,7 @@ class KServeService(pulumi.ComponentResource):
                 "prometheus.io/scrape": "true", "prometheus.io/port": str(server.metrics_port)}},
             spec={"predictor": predictor}, opts=opts)
         depends = pulumi.ResourceOptions(parent=self, depends_on=[service])
-        signals = server.scale_signals(ns, isvc, args.spec.target_concurrency, args.spec.llm_scaling)
+        signals = scale_signals(ns, isvc, args.spec.target_concurrency, args.spec.llm_scaling)
         k8s.apiextensions.CustomResource(
             f"{name}-{track}-scaler", api_version="keda.sh/v1alpha1", kind="ScaledObject",
             metadata={"name": isvc, "namespace": ns, "labels": pod_labels},

@@ -33,7 +33,6 @@ class ScaleSignal:
     """One KEDA Prometheus trigger: a query over one InferenceService's pods and the value per replica to hold."""
     query: str
     threshold: float
-    meaning: str
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,8 @@ class ModelServer:
     runtime: str
     """The ServingRuntime's name in the deployment's namespace."""
     model_format: str
+    model_format_version: str | None
+    """The format's version the runtime declares (Triton's "2"); None: none."""
     protocol_versions: tuple[str, ...]
     container: dict
     """The ServingRuntime's container (image, command, args, ports)."""
@@ -60,15 +61,6 @@ class ModelServer:
     lifecycle: dict | None = None
     """The container's lifecycle hooks (a preStop that lets the load balancer stop sending first)."""
 
-    def scale_signals(self, namespace: str, isvc: str, target_concurrency: int | None,
-                      llm: LlmScaling | None) -> list[ScaleSignal]:
-        if llm is not None:
-            return [ScaleSignal(vllm_waiting_query(namespace, isvc), llm.waiting_per_replica,
-                                "requests waiting for the scheduler"),
-                    ScaleSignal(vllm_kv_cache_query(namespace, isvc), llm.kv_cache_percent,
-                                "KV-cache use, percent")]
-        assert target_concurrency is not None
-        return [ScaleSignal(in_flight_query(namespace, isvc), target_concurrency, "requests in flight")]
 
 
 @dataclass(frozen=True)
@@ -77,15 +69,26 @@ class LlmScaling:
     kv_cache_percent: int
 
 
-TRITON_PORTS = {"http": SERVING_PORT, "grpc": 9000, "metrics": 8002}
+def scale_signals(namespace: str, isvc: str, target_concurrency: int | None,
+                  llm: LlmScaling | None) -> list[ScaleSignal]:
+    """What KEDA holds per replica: vLLM's waiting requests and KV-cache use (a language model), or Triton's
+    requests in flight."""
+    if llm is not None:
+        return [ScaleSignal(vllm_waiting_query(namespace, isvc), llm.waiting_per_replica),
+                ScaleSignal(vllm_kv_cache_query(namespace, isvc), llm.kv_cache_percent)]
+    assert target_concurrency is not None
+    return [ScaleSignal(in_flight_query(namespace, isvc), target_concurrency)]
+
+
+TRITON_METRICS_PORT = 8002
 TRITON_STARTUP_SECONDS = 1800  # a TensorRT engine build on first start of a new architecture
 
 
 def triton(image_uri, engine_store_uri: str) -> ModelServer:
     return ModelServer(
-        runtime="mlserve-triton", model_format="triton", protocol_versions=("v2", "grpc-v2"),
+        runtime="mlserve-triton", model_format="triton", model_format_version="2", protocol_versions=("v2", "grpc-v2"),
         container={"name": "kserve-container", "image": image_uri,
-                   "args": ["serve", "--mode", "kserve", "--model-dir", "/mnt/models"],
+                   "args": ["serve", "--mode", "kserve", "--model-dir", MODEL_DIR],
                    "ports": [{"containerPort": SERVING_PORT, "name": "h1", "protocol": "TCP"}],
                    "securityContext": RESTRICTED_CONTAINER,
                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}},
@@ -95,7 +98,7 @@ def triton(image_uri, engine_store_uri: str) -> ModelServer:
                  {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}),
         volume_mounts=({"name": "engine-cache", "mountPath": "/var/cache/mlserve/engines"},
                        {"name": "tmp", "mountPath": "/tmp"}),
-        ready_path="/v2/health/ready", live_path="/v2/health/live", metrics_port=TRITON_PORTS["metrics"],
+        ready_path="/v2/health/ready", live_path="/v2/health/live", metrics_port=TRITON_METRICS_PORT,
         startup_allowance_seconds=TRITON_STARTUP_SECONDS, shares_engines=True)
 
 
@@ -155,7 +158,7 @@ def vllm_server(image_uri, engine: VllmEngine) -> ModelServer:
     return ModelServer(
         # No protocolVersions: KServe's are v1/v2/grpc (pkg/constants), none of them OpenAI's; with a model format
         # KServe does not know it leaves the protocol unset (inference_service_defaults.go).
-        runtime="mlserve-vllm", model_format="vllm", protocol_versions=(),
+        runtime="mlserve-vllm", model_format="vllm", model_format_version=None, protocol_versions=(),
         # vLLM starts once every file of the release manifest is there (the node's model cache may still be
         # filling: components/weights_manifest.py).
         container={"name": "kserve-container", "image": image_uri,
@@ -181,6 +184,8 @@ def vllm_server(image_uri, engine: VllmEngine) -> ModelServer:
 
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 """Where SageMaker puts the model data before the container starts."""
+SAGEMAKER_PORT = 8080
+"""Where SageMaker calls the container (/ping, /invocations); the entrypoint sets it itself."""
 SAGEMAKER_FLAG_PREFIX = "SM_VLLM_"
 """vLLM's SageMaker entrypoint (examples/deployment/sagemaker-entrypoint.sh, the image's `vllm-sagemaker` target, and
 AWS's vLLM images for SageMaker) turns each `SM_VLLM_FOO_BAR=value` into `--foo-bar value` and serves on 8080, the
@@ -194,7 +199,7 @@ owns its connections)."""
 
 def sagemaker_vllm_env(engine: VllmEngine) -> dict[str, str]:
     """The same engine flags as on KServe (`vllm_args`), as the SageMaker entrypoint's environment."""
-    args = vllm_args(engine, SAGEMAKER_MODEL_DIR, 8080)
+    args = vllm_args(engine, SAGEMAKER_MODEL_DIR, SAGEMAKER_PORT)
     flags = {flag: value for flag, value in zip(args[1::2], args[2::2], strict=True)
              if flag not in ("--host", "--port")}  # the entrypoint's own
     return {**{SAGEMAKER_FLAG_PREFIX + flag.removeprefix("--").replace("-", "_").upper(): value

@@ -21,10 +21,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from . import vllm
+
 STREAM_TIMEOUT_MS = 900_000
 """The longest a streamed integration may run (pulumi_aws Integration: 900,000 ms when STREAM)."""
-ROUTES = {"chat/completions": "POST", "completions": "POST", "models": "GET"}
-"""Path under the stage -> method; vLLM serves each at /v1/<path> (components/vllm.ROUTES)."""
+ROUTES = {route.removeprefix("/v1/"): method for route, method in vllm.ROUTES.items()}
+"""Path under the stage (the stage is OpenAI's /v1) -> method: vLLM's routes."""
 MAX_MESSAGES = 1024
 
 

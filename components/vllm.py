@@ -13,11 +13,10 @@ VLLM_VERSION = "0.32.0"
 PORT = 8000
 """`vllm serve`'s default `--port`."""
 
-ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models")
-"""The OpenAI-compatible routes the front door exposes (vllm/entrypoints/openai/api_server.py)."""
+ROUTES = {"/v1/chat/completions": "POST", "/v1/completions": "POST", "/v1/models": "GET"}
+"""The OpenAI-compatible routes the front door exposes, and their methods (vllm/entrypoints/openai/*/api_router.py)."""
 
 HEALTH_PATH = "/health"
-METRICS_PATH = "/metrics"
 
 # Prometheus series the server exports (vllm/v1/metrics/loggers.py at the pinned release; tests/llm reads them off
 # the real server's /metrics).
