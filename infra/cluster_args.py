@@ -83,9 +83,7 @@ def model_cache_pools(p: StackBase) -> dict[str, int]:
     """The GPU pools that serve language models, with what their nodes' disk leaves for cached weights."""
     c = cluster_of(p)
     llm_pools = {d.compute.node_group for d in kserve_deployments(p) if d.is_llm}
-    default_disk = validated(c.node_class).disk_size_gib if c.node_class else 0
-    return {g.name: (g.disk_size_gib or default_disk) - CONTAINER_AND_IMAGE_GIB
-            for g in c.gpu_pools if g.name in llm_pools}
+    return {g.name: c.pool_disk_gib(g) - CONTAINER_AND_IMAGE_GIB for g in c.gpu_pools if g.name in llm_pools}
 
 
 def alert_rules(p: StackBase, d: KServeConfig) -> list[dict]:

@@ -647,10 +647,9 @@ def llm_deployments_are_complete(cfg: StackConfig) -> Iterator[ConfigIssue]:
                                   "prepare the model cache's folder with a shell step, which Bottlerocket does not run")
             pools = {p.name: p for p in cfg.cluster.gpu_pools}
             pool = pools.get(d.compute.node_group)
-            disk = (pool.disk_size_gib if pool and pool.disk_size_gib else cfg.cluster.node_class.disk_size_gib)
             # The node-local cache keeps one copy; a new version downloads beside it during a canary.
             needed = math.ceil(2 * d.llm.weights_gib) + CONTAINER_AND_IMAGE_GIB
-            if pool and disk < needed:
+            if pool and (disk := cfg.cluster.pool_disk_gib(pool)) < needed:
                 where = ("cluster", "gpu_pools", list(pools).index(pool.name), "disk_size_gib")
                 yield ConfigIssue(key_path(where), disk,
                                   f"at least {needed} GiB for {d.name!r}: two versions of its {d.llm.weights_gib:g} "
