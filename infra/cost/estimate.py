@@ -448,11 +448,11 @@ def _fixed(ctx: _Context) -> None:
         ctx.add(cluster, f"EKS control plane {cluster.props.get('name')}", "eks:cluster", Counts.same(1),
                 group=SHARED)
     for count_type, item, key in (("aws:ec2/natGateway:NatGateway", "NAT gateways", "nat-gateway"),
-                                  ("aws:ec2/eip:Eip", "public IPv4 addresses", "vpc:public-ipv4"),
-                                  ("aws:kms/key:Key", "KMS keys", "kms:key")):
+                                  ("aws:ec2/eip:Eip", "public IPv4 addresses", "vpc:public-ipv4")):
         found = ctx.of_type(count_type)
         if found:
             ctx.add(None, item, key, Counts.same(len(found)), group=SHARED)
+    _kms(ctx)
     interface = [e for e in ctx.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
                  if e.props.get("vpcEndpointType") == "Interface"]
     if interface:
@@ -521,6 +521,34 @@ def _fixed(ctx: _Context) -> None:
                 note="GB-months held at steady state")
 
 
+KMS_KEY = "aws:kms/key:Key"
+BILLED_ROTATIONS = 2
+"""Rotations of a key's material that add to its monthly charge; later ones are free (the price table's
+`kms:key-rotation` names the source of this cap as its `rule_source`)."""
+DEFAULT_ROTATION_DAYS = 365
+"""KMS's rotation period when a key enables rotation without `rotationPeriodInDays` (EnableKeyRotation's default)."""
+
+
+def _kms(ctx: _Context) -> None:
+    """Customer managed keys, $1 a month each, and what automatic rotation adds: each of a key's first two rotations
+    keeps another key material at the same monthly rate, later ones are free. A rotating key is $1 a month until its
+    first rotation, $2 until its second, $3 from then on: min prices a new key, configured and max the steady state
+    it reaches after two rotation periods."""
+    keys = ctx.of_type(KMS_KEY)
+    if not keys:
+        return
+    ctx.add(None, "KMS keys", "kms:key", Counts.same(len(keys)), group=SHARED)
+    rotating = Counter(int(_num(k.props.get("rotationPeriodInDays"), DEFAULT_ROTATION_DAYS))
+                       for k in keys if k.props.get("enableKeyRotation"))
+    for days, count in sorted(rotating.items()):
+        billed = Decimal(BILLED_ROTATIONS * count)
+        ctx.add(None, f"KMS key rotations ({count} key{'s' if count > 1 else ''} rotating every {days} days)",
+                "kms:key-rotation", Counts(Decimal(0), billed, billed), group=SHARED,
+                note=f"each of a key's first {BILLED_ROTATIONS} rotations adds a month's key charge, later ones are "
+                     f"free: none before day {days}, one until day {2 * days}, two from then on; min is a new key, "
+                     f"configured and max the steady state")
+
+
 def _capacity_units(ctx: _Context, balancer: Declared, kind: str, t: _Traffic) -> None:
     """Load balancer capacity units an hour, from the traffic: the largest dimension bills (ALB: 25 new connections
     a second or 1 GB processed an hour per LCU; NLB: 800 new TCP flows a second or 1 GB an hour per NLCU), each
@@ -542,7 +570,7 @@ def _alarm_metrics(props: Mapping[str, Any]) -> list[tuple[int, Decimal | None]]
 
 
 HANDLED = frozenset({SAGEMAKER_CONFIG, NODE_GROUP, "aws:eks/cluster:Cluster", "aws:ec2/natGateway:NatGateway",
-                     "aws:ec2/eip:Eip", "aws:kms/key:Key", "aws:ec2/vpcEndpoint:VpcEndpoint",
+                     "aws:ec2/eip:Eip", KMS_KEY, "aws:ec2/vpcEndpoint:VpcEndpoint",
                      "aws:lb/loadBalancer:LoadBalancer", "aws:wafv2/webAcl:WebAcl", "aws:apigateway/restApi:RestApi",
                      "aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/compositeAlarm:CompositeAlarm",
                      "aws:cloudwatch/dashboard:Dashboard", "aws:cloudwatch/logGroup:LogGroup"})

@@ -169,7 +169,8 @@ def rebuilt(previous: PriceTable | None, outcome: Outcome, region: str, today: d
               f"OnDemand terms, lowest paid tier)", url=API_DOC, method="python -m infra.cost refresh",
         publication_date=outcome.publication, kind="aws-price-data",
         source_date=outcome.publication or "undated: the API answered without a publication date", retrieved=today)
-    used = {name for p in prices.values() for name in (p.source, p.gpus_source, *(p.also or [])) if name}
+    used = {name for p in prices.values() for name in (p.source, p.gpus_source, p.rule_source, *(p.also or []))
+            if name}
     kept = [key for key, price in prices.items() if key not in outcome.found]
     retrieved = previous.retrieved if previous and kept else today
     return PriceTable(region=region, currency="USD", retrieved=retrieved,

@@ -114,7 +114,7 @@ def notes(estimate: Estimate) -> list[str]:
                    "shared by the replicas it holds; a Karpenter pool's cheapest type that fits, as at min) over the "
                    "output tokens it serves in an hour within its SLOs, `llm.tokens_per_second_at_slo` in the stack "
                    "file (measured by python -m infra.ops profile).")
-    sources = ", ".join(source.url for source in estimate.table.sources.values())
+    sources = ", ".join(dict.fromkeys(source.url for source in estimate.table.sources.values()))
     out.append(f"Prices: {estimate.region} table retrieved {estimate.table.retrieved}; sources: {sources}")
     return out
 

@@ -62,6 +62,9 @@ class Price(BaseModel):
     gpus: int | None = Field(default=None, ge=0, description="GPUs per instance (instance prices only)")
     gpus_source: str | None = Field(default=None, description="Key into the sources for `gpus`, when not `source`")
     also: list[str] | None = Field(default=None, description="Further sources (keys) that state the same figure")
+    rule_source: str | None = Field(default=None, description=(
+        "Key into the sources for a billing rule the estimator applies with this figure (a cap on how many units "
+        "bill), when not `source`"))
     item: str | None = Field(default=None, description=(
         "Where in the source the figure is: its row or label, a Price List rate code, a file line"))
     note: str | None = Field(default=None, description="What the figure covers and leaves out (tiers, free allowances)")
@@ -79,7 +82,8 @@ class PriceTable(BaseModel):
     @model_validator(mode="after")
     def _every_price_has_a_source(self) -> PriceTable:
         missing = sorted(f"{key} -> {name}" for key, p in self.prices.items()
-                         for name in [p.source, *(p.also or []), *([p.gpus_source] if p.gpus_source else [])]
+                         for name in [p.source, *(p.also or []), *([p.gpus_source] if p.gpus_source else []),
+                                      *([p.rule_source] if p.rule_source else [])]
                          if name not in self.sources)
         if missing:
             raise ValueError(f"prices name sources the table does not define: {', '.join(missing)}")

@@ -35,6 +35,7 @@ def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent(reranker_st
     #   GPU nodes         2 x g6.2xlarge 0.9776/h          1,427.296   (the pool's cheapest type for 1 GPU)
     #                       their gp3 2 x 200 GB x 0.08       32.00
     #   EKS control plane 0.10/h                              73.00    KMS key                          1.00
+    #   its rotations: none at min; configured and max 2 billed rotations x 1.00                          2.00
     #   NAT gateways      3 x 0.045/h                         98.55    public IPv4 3 x 0.005/h         10.95
     #   interface endpoints 7 x 3 zones x 0.01/h             153.30    CloudWatch dashboard             3.00
     #   NLB and ALB       2 x 0.0225/h                        32.85
@@ -45,12 +46,12 @@ def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent(reranker_st
     #   alarm metrics     1 x 0.10                             0.10
     #   logs              6 groups (the reranker's 3; flow logs, EKS, prod's CI build) x 1 GB x 0.50 ingest   3.00
     #                     stored at 365 days: 2 x 3 x 12.1667 = 73.00 GB-months x 0.03                          2.19
-    #                                                      = 2,145.935614 -> 2,145.94
+    #                                            min = 2,145.935614 -> 2,145.94; configured + 2.00 -> 2,147.94
     # max: system 4 nodes 560.64 + 16.00; GPU 4 x g5.2xlarge (the pool's dearest per GPU) 4 x 1.212 x 730
-    #      = 3,539.04 + 64.00; the rest as at min                = 4,577.999614 -> 4,578.00
+    #      = 3,539.04 + 64.00; the rest as configured             = 4,579.999614 -> 4,580.00
     assert result.total("min") == Decimal("2145.94")
-    assert result.total("configured") == Decimal("2145.94")
-    assert result.total("max") == Decimal("4578.00")
+    assert result.total("configured") == Decimal("2147.94")
+    assert result.total("max") == Decimal("4580.00")
     # the reranker's own lines at max: GPU nodes 3,539.04 + volumes 64.00 + NLB/ALB 32.85 + capacity 0.702114
     #   + WAF 9.5768 + API 9.198 + data out 0.9027 + alarm 0.10 + logs 1.50 + 1.095 = 3,658.964614
     assert result.total("max", "reranker") == Decimal("3658.96")
@@ -187,3 +188,26 @@ def test_a_serverless_variant_is_listed_as_billed_by_use_not_priced_at_zero():
                                                             "serverlessConfig": {"maxConcurrency": 5}}]})
     result = estimate([config], TABLE)
     assert result.lines == [] and result.usage_based == {"SageMaker serverless variant": 1}
+
+
+def _key(name: str, **props) -> Declared:
+    return Declared("aws:kms/key:Key", f"urn:pulumi:t::mlserve::aws:kms/key:Key::{name}", name, props)
+
+
+def test_a_rotating_key_costs_one_dollar_new_and_three_once_it_has_rotated_twice():
+    # AWS bills a key $1 a month, and each of its first two rotations another $1 (later rotations are free):
+    # a rotating key is $1 new, $2 after its first rotation, $3 from its second on. A key that never rotates is $1.
+    result = estimate([_key("rotating", enableKeyRotation=True, rotationPeriodInDays=90), _key("still")], TABLE)
+    # min: 2 keys x 1.00 = 2.00; configured and max: 2.00 + the rotating key's 2 billed rotations x 1.00 = 4.00
+    assert [result.total(s) for s in ("min", "configured", "max")] == [Decimal("2.00"), Decimal("4.00"),
+                                                                       Decimal("4.00")]
+    (rotations,) = [line for line in result.lines if line.key == "kms:key-rotation"]
+    assert rotations.item == "KMS key rotations (1 key rotating every 90 days)"
+    assert "none before day 90, one until day 180, two from then on" in rotations.note
+
+
+def test_rotations_after_the_second_add_nothing_whatever_the_period():
+    # Three keys rotating yearly (the default period) reach $3 each and stay there: 3 x (1 + 2) = 9.00 a month.
+    result = estimate([_key(f"k{i}", enableKeyRotation=True) for i in range(3)], TABLE)
+    assert result.total("max") == Decimal("9.00") and result.total("min") == Decimal("3.00")
+    assert any("rotating every 365 days" in line.item for line in result.lines)

@@ -128,7 +128,7 @@ def test_a_rebuilt_table_replaces_what_was_read_keeps_the_rest_and_records_the_p
     assert table.prices["eks:cluster"].usd == Decimal("0.11") and table.prices["eks:cluster"].source == "price-list-api"
     assert table.prices["ec2:g5.2xlarge"].gpus == 1  # a GPU count the API omitted is kept from the previous table
     assert table.prices["kms:key"] == previous.prices["kms:key"]  # not read: the sourced figure stays
-    used = {n for p in table.prices.values() for n in (p.source, p.gpus_source, *(p.also or [])) if n}
+    used = {n for p in table.prices.values() for n in (p.source, p.gpus_source, p.rule_source, *(p.also or [])) if n}
     assert set(table.sources) == used  # a source no figure uses any more is dropped; corroborating ones stay
     assert table.sources["price-list-api"].publication_date == "2026-11-30T12:00:00Z"
     # Figures kept from the old table were not read today: the table keeps its older date.

@@ -34,7 +34,8 @@ def test_every_figure_is_positive_and_says_where_in_its_source_it_is(region):
     for key, price in table.prices.items():
         assert price.usd > 0, f"{region}: {key} is zero (a missing price stays absent, never 0)"
         assert price.item, f"{region}: {key} does not say where in its source it is"
-        used |= {price.source, *(price.also or []), *([price.gpus_source] if price.gpus_source else [])}
+        used |= {price.source, *(price.also or []), *([price.gpus_source] if price.gpus_source else []),
+                 *([price.rule_source] if price.rule_source else [])}
         if key.startswith(("ec2:", "sagemaker-hosting:")):
             assert price.per == "hour" and price.gpus is not None, f"{region}: {key}"
     assert used == set(table.sources), f"{region}: sources no figure uses: {set(table.sources) - used}"
@@ -85,6 +86,13 @@ def test_every_source_a_figure_names_must_exist():
     data = TABLE.model_dump(mode="json")
     data["prices"]["kms:key"]["also"] = ["nowhere"]
     with pytest.raises(ValueError, match="kms:key -> nowhere"):
+        PriceTable.model_validate(data)
+
+
+def test_a_billing_rule_must_name_a_source_the_table_defines():
+    data = TABLE.model_dump(mode="json")
+    data["prices"]["kms:key-rotation"]["rule_source"] = "hearsay"
+    with pytest.raises(ValueError, match="kms:key-rotation -> hearsay"):
         PriceTable.model_validate(data)
 
 
