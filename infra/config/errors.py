@@ -16,7 +16,7 @@ from .models import ADDON_VERSION, CHART_VERSION, DURATION, NAME_PATTERN
 NAMESPACE = "mlserve"
 
 _ARN_ID = "123456789012"
-_SHA = "09e27ff427f0518e4ec925ebf3cbbb0d286e0eac030e1242ba0f45db66b9f5e3"
+_SHA = "925ccfc0e86ea74cf967e9c3c5289b56f96062fcbc6c24c69d15f38c4c402e95"
 
 # What each pattern of the models asks for, in words and with an example: a message never shows a regular
 # expression. tests/config/test_errors.py checks that every pattern of StackConfig has its line here.

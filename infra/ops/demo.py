@@ -92,7 +92,7 @@ class Demo:
         self.ops("preflight", "--stack", "dev", "--allow-unverified")
         self.step("4. the endpoint with an A/B candidate (stand-in for pulumi up of the dev stack file with "
                   "ab_variants)")
-        model_uri = "s3://mlserve-dev-models/resnet50/09e27ff427f0518e/model.tar.gz"
+        model_uri = "s3://mlserve-dev-models/resnet50/925ccfc0e86ea74c/model.tar.gz"
         self.endpoint(model_uri)
         self.ops("rollout", "status", *self.rollout)
         self.step("5. promote the candidate in steps, baking each")

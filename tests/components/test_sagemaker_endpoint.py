@@ -30,7 +30,7 @@ def test_execution_role_has_no_wildcard_action_and_reads_only_the_model_prefix(s
         assert all("*" not in action for action in statement["Action"]), statement
         if "*" in statement["Resource"]:
             assert set(statement["Action"]) <= NO_RESOURCE_LEVEL, statement
-    prefix = {"dev": "resnet50/09e27ff427f0518e/", "prod": "resnet50/7/"}[stack]
+    prefix = {"dev": "resnet50/925ccfc0e86ea74c/", "prod": "resnet50/7/"}[stack]
     assert statements["ReadThisModel"]["Resource"] == [f"arn:aws:s3:::mlserve-{stack}-models/{prefix}*"]
     assert statements["ListThisModel"]["Condition"] == {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
     assert statements["WriteDataCapture"]["Resource"] == [

@@ -72,7 +72,7 @@ def test_the_host_role_reads_exactly_the_models_on_it(plan):
     (policy,) = [p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == f"{HOST}-execution"]
     statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
     assert statements["ReadThisModel"]["Resource"] == [
-        "arn:aws:s3:::mlserve-dev-models/resnet50/09e27ff427f0518e/*", "arn:aws:s3:::mlserve-dev-models/tagger/1/*"]
+        "arn:aws:s3:::mlserve-dev-models/resnet50/925ccfc0e86ea74c/*", "arn:aws:s3:::mlserve-dev-models/tagger/1/*"]
     assert "WriteDataCapture" not in statements
 
 

@@ -90,7 +90,7 @@ def test_artifact_with_another_checksum_fails(aws):
     model = cfg.deployments[0].model
     aws.s3.put_object(Bucket=model.bucket, Key=model.key, Body=b"another model")  # no sha256 metadata: hashed
     [artifact] = by_area(preflight(cfg, "dev", aws), "artifact")
-    assert artifact.status == "fail" and "(content) differs from the config's 09e27ff427f0518e" in artifact.detail
+    assert artifact.status == "fail" and "(content) differs from the config's 925ccfc0e86ea74c" in artifact.detail
 
 
 def test_missing_image_and_missing_repository_fail(aws):

@@ -11,7 +11,7 @@ from infra.ops.standins import IMAGE_TAG, REPOSITORY
 from tests.harness import dump_yaml
 from tests.ops.conftest import SAMPLE_MODEL, config_from, dev_raw, platform, stub_sagemaker_quotas
 
-MODEL_URI = "s3://mlserve-dev-models/resnet50/09e27ff427f0518e/model.tar.gz"
+MODEL_URI = "s3://mlserve-dev-models/resnet50/925ccfc0e86ea74c/model.tar.gz"
 
 
 def dev(phase: str):
