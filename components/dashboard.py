@@ -101,7 +101,7 @@ def sagemaker_graphs(panel: DeploymentPanel) -> list[Graph]:
     endpoint = {"EndpointName": panel.endpoint_name, "VariantName": panel.variant_name}
     sm = "AWS/SageMaker"
     if panel.inference_component_name:
-        return component_graphs(panel.name, {"InferenceComponentName": panel.inference_component_name})
+        return inference_component_graphs(panel.name, {"InferenceComponentName": panel.inference_component_name})
     return [
         Graph(f"{panel.name}: model latency", [
             *[Metric(sm, "ModelLatency", endpoint, stat=p, id=p, visible=False) for p in ("p50", "p95", "p99")],
@@ -120,7 +120,7 @@ def sagemaker_graphs(panel: DeploymentPanel) -> list[Graph]:
     ]
 
 
-def component_graphs(title: str, component: dict[str, str]) -> list[Graph]:
+def inference_component_graphs(title: str, component: dict[str, str]) -> list[Graph]:
     """An inference component reports per component (it may share its endpoint): latency, invocations, failures
     for want of a copy (scale from zero), GPU use normalized to the copies' reservation."""
     sm = "AWS/SageMaker"

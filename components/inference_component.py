@@ -27,7 +27,7 @@ from .scale_from_zero import wake_from_zero
 
 @dataclass(frozen=True)
 class InferenceComponentArgs:
-    component_name: str
+    inference_component_name: str
     """Also what a caller names in InvokeEndpoint's InferenceComponentName (the gateway sends it)."""
     host: SageMakerEndpoint
     """The endpoint (managed instances) the copies run on; its role and security group run the model."""
@@ -80,7 +80,7 @@ def rolling_update(args: InferenceComponentArgs) -> aws_native.sagemaker.Inferen
 
 
 class InferenceComponent(pulumi.ComponentResource):
-    component_name: pulumi.Output[str]
+    inference_component_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: InferenceComponentArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlserve:serving:InferenceComponent", name, None, opts)
@@ -91,7 +91,7 @@ class InferenceComponent(pulumi.ComponentResource):
                               subnet_ids=host.subnet_ids, security_group_id=host.security_group_id,
                               opts=pulumi.ResourceOptions(parent=self, depends_on=[host.role_policy]))
         component = aws_native.sagemaker.InferenceComponent(
-            f"{name}-component", inference_component_name=args.component_name, endpoint_name=host.endpoint_name,
+            f"{name}-component", inference_component_name=args.inference_component_name, endpoint_name=host.endpoint_name,
             variant_name=args.variant_name,
             specification=aws_native.sagemaker.InferenceComponentSpecificationArgs(
                 model_name=model.name,
@@ -104,7 +104,7 @@ class InferenceComponent(pulumi.ComponentResource):
 
         target = aws.appautoscaling.Target(
             f"{name}-copies", service_namespace="sagemaker",
-            resource_id=f"inference-component/{args.component_name}",
+            resource_id=f"inference-component/{args.inference_component_name}",
             scalable_dimension="sagemaker:inference-component:DesiredCopyCount",
             min_capacity=args.min_copies, max_capacity=args.max_copies,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[component]))
@@ -115,7 +115,7 @@ class InferenceComponent(pulumi.ComponentResource):
             load, metric, value = ("invocations", "SageMakerInferenceComponentInvocationsPerCopy",
                                    args.invocations_per_copy_per_minute)
         else:
-            raise ValueError(f"{args.component_name}: give concurrency_per_copy or invocations_per_copy_per_minute")
+            raise ValueError(f"{args.inference_component_name}: give concurrency_per_copy or invocations_per_copy_per_minute")
         aws.appautoscaling.Policy(
             f"{name}-{load}", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
             scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
@@ -129,11 +129,11 @@ class InferenceComponent(pulumi.ComponentResource):
             opts=child)
         if args.min_copies == 0:
             wake_from_zero(name, target, logical_alarm=f"{name}-no-capacity",
-                           alarm_name=f"{args.component_name}-no-capacity",
+                           alarm_name=f"{args.inference_component_name}-no-capacity",
                            description="A request found no copy of the model: add one (scale out from zero)",
                            metric_name="NoCapacityInvocationFailures",
-                           dimensions={"InferenceComponentName": args.component_name}, statistic="Maximum",
+                           dimensions={"InferenceComponentName": args.inference_component_name}, statistic="Maximum",
                            cooldown_seconds=args.scale_out_cooldown_seconds, parent=self)
 
-        self.component_name = component.inference_component_name.apply(lambda n: n or args.component_name)
-        self.register_outputs({"component_name": self.component_name})
+        self.inference_component_name = component.inference_component_name.apply(lambda n: n or args.inference_component_name)
+        self.register_outputs({"inference_component_name": self.inference_component_name})

@@ -33,8 +33,8 @@ class SageMakerDeploymentArgs:
     """hosting: endpoint: models, variants, rollout; its `rollback_alarm_names` are filled from `alarms` here."""
     autoscaling: EndpointAutoscalingArgs | None = None
     """hosting: endpoint: scaling of the primary variant; `endpoint_name` is taken from the endpoint."""
-    component: InferenceComponentArgs | None = None
-    """hosting: inference_components: the model as a component on `component.host` (then copies scale)."""
+    inference_component: InferenceComponentArgs | None = None
+    """hosting: inference_components: the model as a component on `inference_component.host` (then copies scale)."""
     drift: DriftMonitorArgs | None = None
     """The scheduled drift job over the endpoint's data capture; None: off."""
 
@@ -49,20 +49,20 @@ class SageMakerDeployment(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, aliases=WAS_AT_ROOT)
 
         alarms = EndpointAlarms(name, args.alarms, opts=child)
-        if args.component:
-            InferenceComponent(name, replace(args.component, rollback_alarm_names=alarms.rollback_alarm_names),
+        if args.inference_component:
+            InferenceComponent(name, replace(args.inference_component, rollback_alarm_names=alarms.rollback_alarm_names),
                                opts=child)
-            endpoint: SageMakerEndpoint = args.component.host
-            component_name: str | None = args.component.component_name
+            endpoint: SageMakerEndpoint = args.inference_component.host
+            inference_component_name: str | None = args.inference_component.inference_component_name
         elif args.endpoint and args.autoscaling:
             endpoint = SageMakerEndpoint(name, replace(args.endpoint, rollback_alarm_names=alarms.rollback_alarm_names),
                                          opts=child)
             EndpointAutoscaling(name, replace(args.autoscaling, endpoint_name=endpoint.endpoint_name), opts=child)
-            component_name = None
+            inference_component_name = None
         else:
-            raise ValueError(f"{name}: give either component, or endpoint and autoscaling")
+            raise ValueError(f"{name}: give either inference_component, or endpoint and autoscaling")
         api = InferenceApi(name, args.gateway, SageMakerBackend(endpoint.endpoint_name, endpoint.endpoint_arn,
-                                                                component_name), opts=child)
+                                                                inference_component_name), opts=child)
         if args.drift:
             DriftMonitor(name, args.drift, opts=child)
 

@@ -179,7 +179,7 @@ def sagemaker_args(p: StackBase, d: SageMakerConfig, logging_ready: list[pulumi.
             p99_latency_ms=d.slo.p99_latency_ms, error_rate_percent=d.slo.error_rate_percent,
             client_error_rate_percent=d.slo.client_error_rate_percent, gpus_per_instance=gpus,
             inference_component_name=name if hosted else None),
-        component=component_args(p, d, name, hosts[d.endpoint_group], image_uri) if hosted else None,
+        inference_component=inference_component_args(p, d, name, hosts[d.endpoint_group], image_uri) if hosted else None,
         endpoint=None if hosted else SageMakerEndpointArgs(
             endpoint_name=name, image_uri=image_uri,
             repository_arns=[p.store.repository_arns[repository]], bucket_name=cfg.model_store.bucket,
@@ -237,21 +237,21 @@ def managed_instances(members: list[SageMakerConfig]) -> ManagedInstances:
     """Instances for the copies of every component on the endpoint: none when no copy runs, and at max enough for
     each component's copies packed by GPU on instances of their own (an upper bound: SageMaker may pack tighter)."""
     def instances(d: SageMakerConfig, copies: int) -> int:
-        per_instance = max(1, sagemaker_gpus(d.compute.instance_type) // max(1, d.component.accelerators))
+        per_instance = max(1, sagemaker_gpus(d.compute.instance_type) // max(1, d.inference_component.accelerators))
         return math.ceil(copies / per_instance)
 
     return ManagedInstances(min_instances=sum(instances(d, d.autoscaling.min) for d in members),
                             max_instances=max(1, sum(instances(d, d.autoscaling.max) for d in members)))
 
 
-def component_args(p: StackBase, d: SageMakerConfig, name: str, host: SageMakerEndpoint,
+def inference_component_args(p: StackBase, d: SageMakerConfig, name: str, host: SageMakerEndpoint,
                    image_uri: pulumi.Input[str]) -> InferenceComponentArgs:
     rolling = d.rollout if isinstance(d.rollout, Rolling) else None
     return InferenceComponentArgs(
-        component_name=name, host=host, variant_name=PRIMARY_VARIANT,
+        inference_component_name=name, host=host, variant_name=PRIMARY_VARIANT,
         model=served(d.model, vllm_engine(d) if d.llm else None), image_uri=image_uri,
-        accelerators=d.component.accelerators, cpu_cores=d.component.cpu_cores,
-        min_memory_mb=d.component.min_memory_mb, copies=d.component.copies, min_copies=d.autoscaling.min,
+        accelerators=d.inference_component.accelerators, cpu_cores=d.inference_component.cpu_cores,
+        min_memory_mb=d.inference_component.min_memory_mb, copies=d.inference_component.copies, min_copies=d.autoscaling.min,
         max_copies=d.autoscaling.max, concurrency_per_copy=d.autoscaling.target_concurrency,
         invocations_per_copy_per_minute=d.target_invocations_per_minute(),
         batch_percent=rolling.batch_percent if rolling else None, bake_seconds=rolling.bake_minutes * 60 if rolling else 0,
@@ -259,7 +259,7 @@ def component_args(p: StackBase, d: SageMakerConfig, name: str, host: SageMakerE
         timeout_seconds=rolling.timeout_minutes * 60 if rolling and rolling.timeout_minutes else None,
         scale_in_cooldown_seconds=d.autoscaling.scale_in_cooldown_seconds,
         scale_out_cooldown_seconds=d.autoscaling.scale_out_cooldown_seconds,
-        tags={**stack_tags(p.cfg, p.stack), **({COLD_START_TAG: "true"} if d.component.tolerates_cold_start else {})})
+        tags={**stack_tags(p.cfg, p.stack), **({COLD_START_TAG: "true"} if d.inference_component.tolerates_cold_start else {})})
 
 
 def sagemaker_outputs(cfg: StackConfig, deployment: SageMakerDeployment) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def declare(cfg: StackConfig, stack: str) -> dict[str, Any]:
     if ci and ci.runner and cluster:
         ci.runner.admit_to_cluster_api(cluster.eks.security_group_id)
 
-    hosts = component_hosts(base, sagemaker_opts)
+    hosts = inference_component_hosts(base, sagemaker_opts)
     endpoints, api_urls, panels, key_ids, key_values = {}, {}, [], {}, {}
     for d in cfg.deployments:
         name = deployment_name(stack, d.name)
@@ -233,7 +233,7 @@ def deploy_path(cfg: StackConfig, stack: str, account_id: pulumi.Input[str], key
     return DeployPath(access, runner)
 
 
-def component_hosts(p: StackBase, opts: pulumi.ResourceOptions) -> dict[str, SageMakerEndpoint]:
+def inference_component_hosts(p: StackBase, opts: pulumi.ResourceOptions) -> dict[str, SageMakerEndpoint]:
     """The endpoints inference components run on, by endpoint group: deployments naming the same `endpoint` share
     one, and its instances (rules.shared_endpoints_agree checks they agree on what an endpoint sets once)."""
     groups: dict[str, list[SageMakerConfig]] = {}

@@ -18,6 +18,10 @@ NAMESPACE = "mlserve"
 _ARN_ID = "123456789012"
 _SHA = "925ccfc0e86ea74cf967e9c3c5289b56f96062fcbc6c24c69d15f38c4c402e95"
 
+# Keys renamed in a release: old name -> new name. A stack file that still uses the old one is told the new one (the
+# upgrade note in docs/versions.md says when and why), not only that the key is unknown.
+RENAMED_KEYS: dict[str, str] = {"component": "inference_component"}
+
 # What each pattern of the models asks for, in words and with an example: a message never shows a regular
 # expression. tests/config/test_errors.py checks that every pattern of StackConfig has its line here.
 PATTERN_FORMATS: dict[str, str] = {
@@ -245,9 +249,13 @@ def from_validation_error(source: str, error: ValidationError, root: type[BaseMo
         given = item.get("input", MISSING)
         if kind == "extra_forbidden":
             allowed_keys = _allowed_keys(root, loc[:-1], data)
-            hint = did_you_mean(str(loc[-1]), allowed_keys)
-            issues.append(ConfigIssue(key_path(loc), given,
-                                      f"unknown key{hint}; keys here are: {', '.join(allowed_keys)}"))
+            renamed = RENAMED_KEYS.get(str(loc[-1]))
+            if renamed in allowed_keys:
+                allowed = f"this key is now named {renamed!r}: rename it (docs/versions.md, Upgrading)"
+            else:
+                allowed = f"unknown key{did_you_mean(str(loc[-1]), allowed_keys)}; keys here are: " \
+                          f"{', '.join(allowed_keys)}"
+            issues.append(ConfigIssue(key_path(loc), given, allowed))
         elif kind == "missing":
             field = _field_at(root, loc, data)
             what = f"{field.description} (required)" if field is not None and field.description else \

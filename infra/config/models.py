@@ -428,7 +428,7 @@ class LlmEngine(Strict):
         "KV cache each sequence may need")
     tensor_parallel: int = Field(
         default=1, ge=1, le=8, description="GPUs one replica shards the model over (--tensor-parallel-size): must "
-        "equal the replica's GPUs (KServe compute.gpus; SageMaker component.accelerators)")
+        "equal the replica's GPUs (KServe compute.gpus; SageMaker inference_component.accelerators)")
     gpu_memory_utilization: float = Field(
         default=0.9, ge=0.5, le=0.98, description="Share of each GPU's memory vLLM takes for weights and KV cache "
         "(--gpu-memory-utilization)")
@@ -525,8 +525,8 @@ class SageMakerDeployment(DeploymentBase):
         default="endpoint", description="endpoint: the model is the endpoint's production variant (blue/green, at "
         "least one instance); inference_components: the model is a component with its own CPU/GPU/memory "
         "reservation and copy count, instances follow the copies, and copies may scale to zero")
-    component: InferenceComponentConfig = Field(default_factory=lambda: InferenceComponentConfig(),
-                                                description="Settings of hosting: inference_components")
+    inference_component: InferenceComponentConfig = Field(
+        default_factory=lambda: InferenceComponentConfig(), description="Settings of hosting: inference_components")
     endpoint: Name | None = Field(
         default=None, description="hosting: inference_components: the endpoint the component runs on; deployments "
         "naming the same one share it and its instances (small models packed onto one GPU instance). Unset: an "

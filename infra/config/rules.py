@@ -112,15 +112,15 @@ def prod_names_its_account(cfg: StackConfig) -> Iterator[ConfigIssue]:
 
 
 def _component_bounds(cfg: StackConfig, i: int, d: SageMakerDeployment) -> Iterator[ConfigIssue]:
-    scaling, component = d.autoscaling, d.component
-    if scaling.min == 0 and cfg.is_prod and not component.tolerates_cold_start:
+    scaling, hosted = d.autoscaling, d.inference_component
+    if scaling.min == 0 and cfg.is_prod and not hosted.tolerates_cold_start:
         yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), 0,
-                          "at least 2 copies in prod, or 0 with component.tolerates_cold_start: true (after idle, the "
+                          "at least 2 copies in prod, or 0 with inference_component.tolerates_cold_start: true (after idle, the "
                           "first requests fail while an instance starts)")
     elif cfg.is_prod and scaling.min == 1:
         yield ConfigIssue(key_path(("deployments", i, "autoscaling", "min")), 1,
                           "at least 2 copies in prod (two instances in two zones), or 0 with "
-                          "component.tolerates_cold_start")
+                          "inference_component.tolerates_cold_start")
     if d.mode == "async" or d.ab_variants or isinstance(d.rollout, Shadow):
         yield ConfigIssue(key_path(("deployments", i, "hosting")), d.hosting,
                           "endpoint with mode: async, ab_variants or a shadow rollout (mlserve declares inference "
@@ -129,12 +129,12 @@ def _component_bounds(cfg: StackConfig, i: int, d: SageMakerDeployment) -> Itera
         yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), d.rollout.strategy,
                           "rolling or all_at_once with inference components (a component updates its copies in "
                           "batches; there is no blue/green fleet)")
-    if not scaling.min <= component.copies <= scaling.max:
-        yield ConfigIssue(key_path(("deployments", i, "component", "copies")), component.copies,
+    if not scaling.min <= hosted.copies <= scaling.max:
+        yield ConfigIssue(key_path(("deployments", i, "inference_component", "copies")), hosted.copies,
                           f"between autoscaling.min ({scaling.min}) and autoscaling.max ({scaling.max})")
     gpus = sagemaker_gpus(d.compute.instance_type)
-    if component.accelerators > gpus and d.compute.instance_type in sagemaker_instance_types():
-        yield ConfigIssue(key_path(("deployments", i, "component", "accelerators")), component.accelerators,
+    if hosted.accelerators > gpus and d.compute.instance_type in sagemaker_instance_types():
+        yield ConfigIssue(key_path(("deployments", i, "inference_component", "accelerators")), hosted.accelerators,
                           f"at most {gpus}: the GPUs of one {d.compute.instance_type}")
 
 
@@ -345,7 +345,7 @@ def documented_api_limits(cfg: StackConfig) -> Iterator[ConfigIssue]:
         # An update meets whatever count autoscaling left: the smallest it may leave must still hold a batch.
         fewest = max(1, d.autoscaling.min)
         if isinstance(rollout, Rolling) and d.hosting == "inference_components" \
-                and min(d.component.copies, fewest) * rollout.batch_percent < 100:
+                and min(d.inference_component.copies, fewest) * rollout.batch_percent < 100:
             yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), "rolling",
                               f"all_at_once, or copies and autoscaling.min of at least "
                               f"{math.ceil(100 / rollout.batch_percent)} for batches of {rollout.batch_percent}%: an "
@@ -571,7 +571,7 @@ own files and logs."""
 def _llm_capacity(cfg: StackConfig, d) -> tuple[str | None, int]:
     """The smallest GPU one replica may land on (its memory is what the weights must fit) and its GPUs per replica."""
     if isinstance(d, SageMakerDeployment):
-        return d.compute.instance_type, d.component.accelerators
+        return d.compute.instance_type, d.inference_component.accelerators
     pools = {p.name: p for p in cfg.cluster.gpu_pools} if cfg.cluster else {}
     groups = {g.name: g for g in cfg.cluster.node_groups} if cfg.cluster else {}
     types = list(pools[d.compute.node_group].instance_types) if d.compute.node_group in pools else \
@@ -627,7 +627,7 @@ def llm_deployments_are_complete(cfg: StackConfig) -> Iterator[ConfigIssue]:
                 yield ConfigIssue(key_path((*at, "mode")), d.mode,
                                   "realtime: an LLM's answer streams back in the request")
         instance_type, gpus = _llm_capacity(cfg, d)
-        tp_key = (*at, "component", "accelerators") if isinstance(d, SageMakerDeployment) else (*at, "compute", "gpus")
+        tp_key = (*at, "inference_component", "accelerators") if isinstance(d, SageMakerDeployment) else (*at, "compute", "gpus")
         if d.llm.tensor_parallel != gpus:
             yield ConfigIssue(key_path((*at, "llm", "tensor_parallel")), d.llm.tensor_parallel,
                               f"{gpus}, the GPUs of one replica ({key_path(tp_key)}): vLLM shards the model over "

@@ -44,7 +44,7 @@ def ab_stack_file(directory: Path) -> Path:
     """Pulumi.dev.yaml with its model on a plain endpoint beside a 10% candidate: what `rollout promote` shifts."""
     raw = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
     model = raw["config"]["mlserve:deployments"][0]
-    for key in ("hosting", "component", "endpoint"):
+    for key in ("hosting", "inference_component", "endpoint"):
         model.pop(key, None)
     model["autoscaling"]["min"] = 1
     model["ab_variants"] = [{"name": "candidate", "model": dict(model["model"]), "weight_percent": 10}]

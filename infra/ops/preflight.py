@@ -78,7 +78,7 @@ def endpoint_needs(cfg: StackConfig, stack: str) -> dict[str, EndpointNeed]:
             continue
         if d.hosting == "inference_components":
             # Instances follow the copies: enough GPUs for max copies, plus room for one update batch of copies.
-            per_instance = max(1, sagemaker_gpus(d.compute.instance_type) // max(1, d.component.accelerators))
+            per_instance = max(1, sagemaker_gpus(d.compute.instance_type) // max(1, d.inference_component.accelerators))
             copies = d.autoscaling.max
             batch = math.ceil(copies * (d.rollout.batch_percent if isinstance(d.rollout, Rolling) else 100) / 100)
             instances = math.ceil((copies + batch) / per_instance)

@@ -24,7 +24,7 @@ def to_components(raw, tolerates_cold_start=True, rollout=ROLLING, **autoscaling
     d = raw["mlserve:deployments"][0]
     d["hosting"] = "inference_components"
     d["rollout"] = dict(rollout)
-    d["component"] = {"accelerators": 1, "cpu_cores": 4, "min_memory_mb": 16384, "copies": 4,
+    d["inference_component"] = {"accelerators": 1, "cpu_cores": 4, "min_memory_mb": 16384, "copies": 4,
                       "tolerates_cold_start": tolerates_cold_start}
     d["autoscaling"].update({"min": 4, **autoscaling})
 
@@ -196,8 +196,8 @@ def test_the_pack_allows_zero_copies_in_prod_only_when_the_deployment_tolerates_
     (lambda r: (to_components(r), r["mlserve:deployments"][0].update(
         rollout={"strategy": "canary", "percent": 10, "bake_minutes": 5})),
      "mlserve:deployments[0].rollout.strategy", "rolling or all_at_once"),
-    (lambda r: (to_components(r), r["mlserve:deployments"][0]["component"].update(accelerators=2)),
-     "mlserve:deployments[0].component.accelerators", "at most 1"),
+    (lambda r: (to_components(r), r["mlserve:deployments"][0]["inference_component"].update(accelerators=2)),
+     "mlserve:deployments[0].inference_component.accelerators", "at most 1"),
 ])
 def test_what_components_cannot_do_is_refused_with_the_key(edit, path, fragment):
     with pytest.raises(ConfigError) as refused:

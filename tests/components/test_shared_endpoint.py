@@ -21,12 +21,12 @@ def share(raw, **second):
     first = raw["mlserve:deployments"][0]
     first.update(hosting="inference_components", endpoint="shared-gpu",
                  rollout={"strategy": "rolling", "batch_percent": 50, "bake_minutes": 5},
-                 component={"accelerators": 1, "cpu_cores": 4, "min_memory_mb": 16384, "copies": 2},
+                 inference_component={"accelerators": 1, "cpu_cores": 4, "min_memory_mb": 16384, "copies": 2},
                  data_capture={"enabled": False}, drift={"enabled": False})
     first["compute"]["instance_type"] = "ml.g5.12xlarge"
     first["compute"]["instance_count"] = 1
     first["autoscaling"].update(min=2, max=6)  # a rolling batch of 50% is a whole copy at the fewest copies, 2
-    first["component"]["copies"] = 2  # a rolling batch of 50% must be a whole copy
+    first["inference_component"]["copies"] = 2  # a rolling batch of 50% must be a whole copy
     tagger = copy.deepcopy(first)
     bucket = first["model"]["uri"].split("/")[2]
     tagger.update(name="tagger", model={"uri": f"s3://{bucket}/tagger/1/model.tar.gz", "format": "onnx",

@@ -50,6 +50,17 @@ def test_typo_in_a_key_suggests_the_real_key(tmp_path):
     assert "mlserve:deployments[0].autoscaling.min: missing; expected: Fewest instances or replicas" in text
 
 
+def test_a_renamed_key_is_refused_with_its_new_name(tmp_path):
+    """A stack file from before the rename (component -> inference_component) is told what to write."""
+    def edit(raw):
+        d = raw["mlserve:deployments"][0]
+        d["component"] = d.pop("inference_component")
+
+    text = render_error(write(tmp_path, dump_yaml(edited("dev", edit))))
+    assert "mlserve:deployments[0].component: given {" in text
+    assert "allowed: this key is now named 'inference_component': rename it (docs/versions.md, Upgrading)" in text
+
+
 def test_wrong_type_says_what_was_given(tmp_path):
     text = render_error(write(tmp_path, dump_yaml(edited(
         "dev", lambda r: r["mlserve:deployments"][0]["autoscaling"].update(max="lots")))))

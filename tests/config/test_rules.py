@@ -15,7 +15,7 @@ def deployment(raw, index=0):
 def endpoint_deployment(raw, index=0):
     """Dev's model as a plain endpoint (the stack serves it as an inference component): for the endpoint rules."""
     d = deployment(raw, index)
-    for key in ("hosting", "component", "endpoint"):
+    for key in ("hosting", "inference_component", "endpoint"):
         d.pop(key, None)
     d["autoscaling"]["min"] = 1
     return d

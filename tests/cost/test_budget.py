@@ -114,7 +114,7 @@ def test_gpus_the_table_cannot_price_cannot_hide_under_a_budget():
     def edit(raw):
         d = raw["mlserve:deployments"][0]
         d["compute"]["instance_type"] = "ml.p5.48xlarge"
-        d["component"]["accelerators"] = 8
+        d["inference_component"]["accelerators"] = 8
         d["autoscaling"]["max"] = 20
         raw["mlserve:budget"]["monthly_usd"] = 50
     plan = plan_json_for(edited("dev", edit), "dev")

@@ -95,7 +95,7 @@ def to_components(raw, tolerates_cold_start=True, copies=4, low=0):
     d["rollout"] = {"strategy": "all_at_once"} if low < 4 else {
         "strategy": "rolling", "batch_percent": 25, "bake_minutes": 5, "rollback_batch_percent": 50,
         "timeout_minutes": 90}
-    d["component"] = {"accelerators": 1, "cpu_cores": 4, "min_memory_mb": 16384, "copies": copies,
+    d["inference_component"] = {"accelerators": 1, "cpu_cores": 4, "min_memory_mb": 16384, "copies": copies,
                       "tolerates_cold_start": tolerates_cold_start}
     d["autoscaling"].update({"min": low})
 
