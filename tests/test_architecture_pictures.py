@@ -1,6 +1,6 @@
 """The README's architecture pictures are drawn from what the stacks declare (their component tree), and kept current."""
 
-from infra.plan.layout import ARCHITECTURE_OUT, architecture
+from infra.pictures import ARCHITECTURE_OUT, architecture
 from tests.harness import stack_plan
 
 
@@ -8,7 +8,7 @@ def test_the_checked_in_architecture_pictures_match_the_stacks():
     for stack in ("dev", "prod"):
         name = f"architecture-{stack}.svg"
         assert (ARCHITECTURE_OUT / name).read_text() == architecture(stack_plan(stack)), \
-            f"run `python -m infra.plan.layout --write` ({name} is stale)"
+            f"run `python -m infra.pictures --write` ({name} is stale)"
 
 
 def test_the_prod_picture_shows_each_area_its_components_and_their_children():

@@ -1,6 +1,6 @@
 """The pictures of the dashboards' layouts (docs/monitoring.md) are drawn from what the stacks declare, and kept current."""
 
-from infra.plan.layout import OUT, pictures
+from infra.pictures import OUT, pictures
 from tests.harness import stack_plan
 
 
@@ -8,7 +8,7 @@ def test_the_checked_in_pictures_match_the_stacks_dashboards():
     drawn = {name: text for stack in ("dev", "prod") for name, text in pictures(stack_plan(stack)).items()}
     assert set(drawn) == {"cloudwatch-dev.svg", "cloudwatch-prod.svg", "grafana-prod-reranker.svg"}
     for name, text in drawn.items():
-        assert (OUT / name).read_text() == text, f"run `python -m infra.plan.layout --write` ({name} is stale)"
+        assert (OUT / name).read_text() == text, f"run `python -m infra.pictures --write` ({name} is stale)"
 
 
 def test_a_picture_shows_every_panel_by_title():

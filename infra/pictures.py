@@ -1,8 +1,8 @@
-"""`python -m infra.plan.layout --write`: pictures drawn from the offline plans (SVG), for the README and docs/.
+"""`python -m infra.pictures --write`: pictures drawn from the offline plans (SVG), for the README and docs/.
 
 - The dashboards' layouts: one picture per dashboard a checked-in stack declares (the CloudWatch dashboard of each
   stack, the Grafana dashboard of each KServe deployment), every panel a box at its grid position with its title.
-  They live in infra/plan/dashboards/.
+  They live in docs/pictures/.
 - The architecture of each checked-in stack: its top-level components grouped by area (the `mlserve:<area>:` of
   their type), each with its component children and how many resources each holds. They live in docs/pictures/.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 from infra.config import load_stack
 from infra.plan import Plan, plan_stack
 
-OUT = Path(__file__).resolve().parent / "dashboards"
-ARCHITECTURE_OUT = Path(__file__).resolve().parents[2] / "docs" / "pictures"
+OUT = Path(__file__).resolve().parents[1] / "docs" / "pictures"
+ARCHITECTURE_OUT = OUT  # the architecture pictures and the dashboards share the folder
 COLUMN, ROW, COLUMNS = 40, 30, 24  # pixels per grid unit; both CloudWatch and Grafana grids are 24 units wide
 # The architecture picture: areas in reading order (what serves first, what everything sits on last).
 AREAS = ("serving", "edge", "compute", "observability", "storage", "security", "network", "cost")
@@ -121,7 +121,7 @@ def all_architectures(stacks: tuple[str, ...] = ("dev", "prod")) -> dict[str, st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.plan.layout",
+    parser = argparse.ArgumentParser(prog="python -m infra.pictures",
                                      description="pictures of the dashboards and of each stack's architecture")
     parser.add_argument("--write", action="store_true", help=f"write the SVGs to {OUT} and {ARCHITECTURE_OUT}")
     args = parser.parse_args(argv)
