@@ -123,7 +123,7 @@ def all_architectures(stacks: tuple[str, ...] = ("dev", "prod")) -> dict[str, st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.pictures",
                                      description="pictures of the dashboards and of each stack's architecture")
-    parser.add_argument("--write", action="store_true", help=f"write the SVGs to {OUT} and {ARCHITECTURE_OUT}")
+    parser.add_argument("--write", action="store_true", help=f"write the SVGs to {OUT}")
     args = parser.parse_args(argv)
     for folder, drawn in ((OUT, all_pictures()), (ARCHITECTURE_OUT, all_architectures())):
         if args.write:
