@@ -1,6 +1,7 @@
 """`python -m infra.cost --stack dev`: what a stack costs a month, from its offline plan, before `pulumi up`.
 
     python -m infra.cost --stack prod [--json FILE|-] [--summary]      price a checked-in stack
+    python -m infra.cost --stack prod --date 2027-06-01                on another day (EKS support phases)
     python -m infra.cost --config-file my.yaml                         any stack file
     python -m infra.cost --plan plan.json                              a plan from `python -m infra.plan --json`
     python -m infra.cost diff BASE.json HEAD.json                      two `--json` estimates, as Markdown
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from rich.console import Console
 
 from infra.config import ConfigError, available_stacks, load_named
 
+from .eks_calendar import CalendarError, load_calendar
 from .estimate import declared_from_plan, estimate, region_of
 from .model import Assumptions, Declared
 from .report import as_json, as_table, diff_markdown, notes, summary
@@ -40,6 +43,13 @@ def _decimal(low: str, high: str | None = None, *, high_open: bool = False):
     return parse
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
 def _estimate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m infra.cost", description=(__doc__ or "").splitlines()[0],
                                      epilog="Subcommands: `diff BASE.json HEAD.json`, `refresh --region R`.")
@@ -56,6 +66,9 @@ def _estimate_parser() -> argparse.ArgumentParser:
                         help="GB ingested per month into each log group (default 1)")
     parser.add_argument("--spot-discount", type=_decimal("0", "1", high_open=True), default=Decimal("0.5"),
                         help="fraction below on-demand that spot capacity costs (default 0.5)")
+    parser.add_argument("--date", type=_day, default=None, metavar="YYYY-MM-DD",
+                        help="the day to price: which EKS support phase each cluster's Kubernetes version is in "
+                             "(infra/cost/eks_calendar.json; default today)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE (- for stdout only)")
     parser.add_argument("--summary", action="store_true", help="print one line instead of the table")
     return parser
@@ -90,8 +103,13 @@ def run_estimate(argv: list[str]) -> int:
         return _fail(str(error))
     if region and table.region != region:
         return _fail(f"the price table is for {table.region} but the stack deploys to {region}")
+    try:
+        calendar = load_calendar()
+    except CalendarError as error:
+        return _fail(str(error))
     result = estimate(declared, table, Assumptions(args.hours_per_month, args.requests_per_second,
-                                                   args.log_gb_per_group, args.spot_discount), stack=stack)
+                                                   args.log_gb_per_group, args.spot_discount,
+                                                   args.date or date.today()), stack=stack, calendar=calendar)
     figures = as_json(result)
     if args.json == "-":
         print(json.dumps(figures, indent=2))

@@ -26,6 +26,7 @@ from components.names import (
 )
 from infra import aws_facts
 
+from .eks_calendar import EksCalendar, load_calendar
 from .model import CENTS, SCENARIOS, SHARED, Assumptions, Counts, Declared, Estimate, Line, Replica, TokenCost
 from .table import Price, PriceTable
 
@@ -107,10 +108,12 @@ def _stack_of(urn: str) -> str:
 
 
 class _Context:
-    def __init__(self, resources: Sequence[Declared], table: PriceTable, assumptions: Assumptions):
+    def __init__(self, resources: Sequence[Declared], table: PriceTable, assumptions: Assumptions,
+                 calendar: EksCalendar):
         self.resources = resources
         self.table = table
         self.assumptions = assumptions
+        self.calendar = calendar
         self.by_urn = {r.urn: r for r in resources}
         self.lines: list[Line] = []
         self.usage: Counter[str] = Counter()
@@ -444,9 +447,8 @@ def _fixed(ctx: _Context) -> None:
     a = ctx.assumptions
     traffic = _traffic(ctx)
     default = _Traffic(a.requests_per_second, Decimal(16), Decimal(4), False)
-    for cluster in ctx.of_type("aws:eks/cluster:Cluster"):
-        ctx.add(cluster, f"EKS control plane {cluster.props.get('name')}", "eks:cluster", Counts.same(1),
-                group=SHARED)
+    for cluster in ctx.of_type(EKS_CLUSTER):
+        _control_plane(ctx, cluster)
     for count_type, item, key in (("aws:ec2/natGateway:NatGateway", "NAT gateways", "nat-gateway"),
                                   ("aws:ec2/eip:Eip", "public IPv4 addresses", "vpc:public-ipv4")):
         found = ctx.of_type(count_type)
@@ -521,6 +523,38 @@ def _fixed(ctx: _Context) -> None:
                 note="GB-months held at steady state")
 
 
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+
+
+def _control_plane(ctx: _Context, cluster: Declared) -> None:
+    """An EKS control plane at the rate of its Kubernetes version's support phase on the estimate's date: standard,
+    or extended (a rate that replaces the standard one) once standard support has ended, unless the cluster's
+    upgrade policy is STANDARD (EKS then upgrades it at the end of standard support instead; EXTENDED is the API's
+    default). Where the calendar cannot tell, min and configured take the standard rate and max the extended one."""
+    version = cluster.props.get("version")
+    support = ctx.calendar.support(str(version) if version else None, ctx.assumptions.as_of)
+    policy = str(_map(cluster.props.get("upgradePolicy")).get("supportType") or "EXTENDED")
+    item = f"EKS control plane {cluster.props.get('name')} (Kubernetes {version or 'default'}"
+    on = f"on {ctx.assumptions.as_of}: {support.why}"
+    if policy == "STANDARD":
+        standard_end = f" ({support.row.end_of_standard_support})" if support.row else ""
+        ctx.add(cluster, f"{item}, standard support)", "eks:cluster", Counts.same(1), group=SHARED,
+                note=f"{on}; upgradePolicy STANDARD: EKS upgrades the cluster at the end of standard support"
+                     f"{standard_end} instead of billing extended support")
+    elif support.phase == "standard":
+        ctx.add(cluster, f"{item}, standard support)", "eks:cluster", Counts.same(1), group=SHARED,
+                note=f"{on}; upgradePolicy {policy}: the extended rate after standard support")
+    elif support.phase == "extended":
+        ctx.add(cluster, f"{item}, extended support)", "eks:cluster-extended-support", Counts.same(1), group=SHARED,
+                note=f"{on}; upgradePolicy {policy}: billed at the extended rate (instead of the standard one)")
+    else:
+        ctx.lines.append(Line(SHARED, f"{item}, support phase unknown)", "eks:cluster", Counts.same(1),
+                              ctx.table.price("eks:cluster"), note=f"{on}; min and configured at the standard rate, "
+                              f"max at the extended one (upgradePolicy {policy}); `python -m infra.cost refresh` "
+                              f"reads EKS's calendar", max_key="eks:cluster-extended-support",
+                              max_price=ctx.table.price("eks:cluster-extended-support")))
+
+
 KMS_KEY = "aws:kms/key:Key"
 BILLED_ROTATIONS = 2
 """Rotations of a key's material that add to its monthly charge; later ones are free (the price table's
@@ -569,7 +603,7 @@ def _alarm_metrics(props: Mapping[str, Any]) -> list[tuple[int, Decimal | None]]
              else None) for q in queries if q.get("metric")]
 
 
-HANDLED = frozenset({SAGEMAKER_CONFIG, NODE_GROUP, "aws:eks/cluster:Cluster", "aws:ec2/natGateway:NatGateway",
+HANDLED = frozenset({SAGEMAKER_CONFIG, NODE_GROUP, EKS_CLUSTER, "aws:ec2/natGateway:NatGateway",
                      "aws:ec2/eip:Eip", KMS_KEY, "aws:ec2/vpcEndpoint:VpcEndpoint",
                      "aws:lb/loadBalancer:LoadBalancer", "aws:wafv2/webAcl:WebAcl", "aws:apigateway/restApi:RestApi",
                      "aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/compositeAlarm:CompositeAlarm",
@@ -577,9 +611,10 @@ HANDLED = frozenset({SAGEMAKER_CONFIG, NODE_GROUP, "aws:eks/cluster:Cluster", "a
 
 
 def estimate(resources: Iterable[Declared], table: PriceTable, assumptions: Assumptions | None = None,
-             stack: str = "") -> Estimate:
+             stack: str = "", calendar: EksCalendar | None = None) -> Estimate:
+    """The plan's monthly cost lines; `calendar` (EKS versions' support dates) defaults to the checked-in one."""
     declared = list(resources)
-    ctx = _Context(declared, table, assumptions or Assumptions())
+    ctx = _Context(declared, table, assumptions or Assumptions(), calendar or load_calendar())
     _sagemaker(ctx)
     _node_groups(ctx)
     _karpenter(ctx)

@@ -1,10 +1,11 @@
-"""`python -m infra.cost refresh --region us-east-1`: rebuild a price table from the AWS Price List Query API.
+"""`python -m infra.cost refresh --region us-east-1`: rebuild a price table from the AWS Price List Query API, then
+the EKS versions' support calendar from EKS's DescribeClusterVersions.
 
-Needs AWS credentials allowed `pricing:GetProducts` (no other permission). Each item is looked up by its service code
-and attributes, and the product is picked by the end of its usage type (which carries a region prefix outside
-us-east-1). An item the API does not answer keeps its previous figure and source, or stays unpriced: refresh never
-writes a number it did not read. What it found, kept and missed is printed, and the table records the Price List's
-own publication date.
+Needs AWS credentials allowed `pricing:GetProducts` (and `eks:DescribeClusterVersions` for the calendar). Each item
+is looked up by its service code and attributes, and the product is picked by the end of its usage type (which
+carries a region prefix outside us-east-1). An item the API does not answer keeps its previous figure and source, or
+stays unpriced: refresh never writes a number it did not read. What it found, kept and missed is printed, and the
+table records the Price List's own publication date.
 """
 
 from __future__ import annotations
@@ -14,11 +15,20 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .eks_calendar import (
+    CALENDAR_PATH,
+    CalendarError,
+    CalendarSource,
+    EksCalendar,
+    VersionRow,
+    dump_calendar,
+    load_calendar,
+)
 from .table import Price, PriceTable, PriceTableError, Source, dump_table, load_table, table_path
 
 SOURCE_ID = "price-list-api"
@@ -178,12 +188,90 @@ def rebuilt(previous: PriceTable | None, outcome: Outcome, region: str, today: d
                       prices=prices)
 
 
+EKS_SOURCE_ID = "eks-api"
+EKS_API_DOC = "https://docs.aws.amazon.com/eks/latest/APIReference/API_DescribeClusterVersions.html"
+
+
+def _utc_day(value: datetime | str) -> date:
+    """The UTC day of one of EKS's timestamps (`2025-11-25T16:00:00-08:00` is 2025-11-26): the calendar's days are
+    UTC, and extended support bills from the start of that day."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return (moment.astimezone(UTC) if moment.tzinfo else moment).date()
+
+
+def read_eks_calendar(client: Any) -> dict[str, tuple[date, date]]:
+    """Each EKS version's end of standard and of extended support, as DescribeClusterVersions states them (every
+    version, standard EKS clusters only); a version without both dates is left out."""
+    found: dict[str, tuple[date, date]] = {}
+    token = None
+    while True:
+        page = client.describe_cluster_versions(clusterType="eks", includeAll=True,
+                                                **({"nextToken": token} if token else {}))
+        for version in page.get("clusterVersions", []):
+            name = version.get("clusterVersion")
+            standard, extended = version.get("endOfStandardSupportDate"), version.get("endOfExtendedSupportDate")
+            if name and standard and extended:
+                found[str(name)] = (_utc_day(standard), _utc_day(extended))
+        token = page.get("nextToken")
+        if not token:
+            return found
+
+
+def rebuilt_calendar(previous: EksCalendar, read: dict[str, tuple[date, date]], region: str,
+                     today: date) -> EksCalendar:
+    """Rows EKS answered replace the old ones (source: the API, read today); the rest keep their dates and sources;
+    sources no row or rule uses go. Dated today only when every row was read today."""
+    versions = dict(previous.versions)
+    for name, (standard, extended) in read.items():
+        versions[name] = VersionRow(end_of_standard_support=standard, end_of_extended_support=extended,
+                                    source=EKS_SOURCE_ID, item=f"clusterVersion {name}: endOfStandardSupportDate, "
+                                                               f"endOfExtendedSupportDate (as UTC days)")
+    sources = dict(previous.sources)
+    sources[EKS_SOURCE_ID] = CalendarSource(
+        title=f"Amazon EKS DescribeClusterVersions (clusterType eks, includeAll), answered in {region}",
+        url=EKS_API_DOC, method="python -m infra.cost refresh: each version's endOfStandardSupportDate and "
+                                "endOfExtendedSupportDate, as the UTC day they fall on", kind="aws-api",
+        source_date=f"the API's answer of {today}", retrieved=today)
+    used = {previous.rule_source} | {n for row in versions.values() for n in (row.source, *(row.also or []))}
+    kept = [name for name in versions if name not in read]
+    return EksCalendar(retrieved=previous.retrieved if kept else today, note=previous.note,
+                       rule_source=previous.rule_source, sources={k: v for k, v in sources.items() if k in used},
+                       versions=versions)
+
+
+def refresh_calendar(client: Any, region: str, path: Path, today: date) -> str:
+    """Rewrite the EKS calendar from DescribeClusterVersions; what happened, in one line (a calendar EKS does not
+    answer is kept as it is)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        previous = load_calendar(path if path.is_file() else CALENDAR_PATH)
+    except CalendarError as error:
+        return f"EKS calendar not refreshed: {error}"
+    try:
+        read = read_eks_calendar(client)
+    except (BotoCoreError, ClientError) as error:
+        return f"EKS calendar not read ({error}): {path} kept"
+    if not read:
+        return f"EKS calendar: DescribeClusterVersions listed no version with both support dates: {path} kept"
+    calendar = rebuilt_calendar(previous, read, region, today)
+    try:
+        path.write_text(dump_calendar(calendar))
+    except OSError as error:
+        return f"cannot write {path}: {error.strerror}"
+    return (f"wrote {path}: {len(read)} versions read from EKS's DescribeClusterVersions, "
+            f"{len(calendar.versions) - len(read)} kept")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.cost refresh", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--region", required=True, help="the region whose prices to read, e.g. us-east-1")
     parser.add_argument("--instance-type", action="append", default=[],
                         help="also price this EC2 or SageMaker (ml.*) type; repeatable")
     parser.add_argument("--output", type=Path, help="where to write the table (default: the checked-in one)")
+    parser.add_argument("--calendar-output", type=Path, default=CALENDAR_PATH,
+                        help="where to write the EKS versions' support calendar read from DescribeClusterVersions "
+                             "after the prices (default: the checked-in infra/cost/eks_calendar.json)")
     args = parser.parse_args(argv)
     path = args.output or table_path(args.region)
     previous = None
@@ -219,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(table.prices) - len(outcome.found)} kept from the previous table")
     for key, why in sorted(outcome.missed.items()):
         print(f"  not read: {key} ({why}){' - kept the previous figure' if key in table.prices else ''}")
+    try:
+        eks = boto3.client("eks", region_name=args.region)
+    except (BotoCoreError, ClientError) as error:
+        print(f"EKS calendar not read: {error}")
+        return 0
+    print(refresh_calendar(eks, args.region, args.calendar_output, date.today()))
     return 0
 
 

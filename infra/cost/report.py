@@ -105,10 +105,10 @@ def notes(estimate: Estimate) -> list[str]:
                    + ", ".join(f"{t} x{n}" for t, n in sorted(estimate.unknown.items())) + ".")
     a = estimate.assumptions
     out.append(f"Assumed: {a.hours_per_month} hours a month, {a.log_gb_per_group} GB a month into each log group, "
-               f"spot at {a.spot_discount * 100:.0f}% below on-demand (--hours-per-month, --log-gb-per-group, "
-               f"--spot-discount). Traffic is each deployment's `usage` in the stack file, shown on its request "
-               f"lines; a plan without it is priced at {a.requests_per_second} requests/s, 16 KB in and 4 KB out "
-               f"(--requests-per-second).")
+               f"spot at {a.spot_discount * 100:.0f}% below on-demand, EKS versions' support phases on {a.as_of} "
+               f"(--hours-per-month, --log-gb-per-group, --spot-discount, --date). Traffic is each deployment's "
+               f"`usage` in the stack file, shown on its request lines; a plan without it is priced at "
+               f"{a.requests_per_second} requests/s, 16 KB in and 4 KB out (--requests-per-second).")
     if estimate.tokens:
         out.append("Per million output tokens: one replica's hourly price (the node or SageMaker instance it runs on, "
                    "shared by the replicas it holds; a Karpenter pool's cheapest type that fits, as at min) over the "

@@ -126,12 +126,17 @@ def test_missing_or_wrong_files_are_refused_without_a_traceback(tmp_path):
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_cost_doc_shows_this_checkouts_figures_and_the_tables_date(stack):
-    from infra.cost import declared_from_plan, estimate, load_table
+    from datetime import date
+
+    from infra.cost import Assumptions, declared_from_plan, estimate, load_table
     from infra.cost.report import usd
 
-    result = estimate(declared_from_plan(stack_plan(stack).as_json()), load_table("us-east-1"))
     doc = (ROOT / "docs" / "cost.md").read_text()
     block = doc[doc.index(f"{stack}: monthly cost in us-east-1"):]
+    # the day the doc's output priced (EKS support phases): the figures are that day's, whatever today is
+    (day,) = re.findall(r"support phases on (\d{4}-\d\d-\d\d)", block.split("```")[0])
+    result = estimate(declared_from_plan(stack_plan(stack).as_json()), load_table("us-east-1"),
+                      Assumptions(as_of=date.fromisoformat(day)))
     total = next(line for line in block.splitlines() if "stack total (priced lines)" in line)
     assert [usd(result.total(s)) for s in ("min", "configured", "max")] == re.findall(r"\$[\d,]+\.\d\d", total), \
         "regenerate docs/cost.md's output: COLUMNS=118 python -m infra.cost --stack " + stack
