@@ -19,7 +19,6 @@ from .scale_from_zero import wake_from_zero
 
 @dataclass(frozen=True)
 class EndpointAutoscalingArgs:
-    endpoint_name: pulumi.Input[str]
     variant_name: str
     min_capacity: int
     max_capacity: int
@@ -37,13 +36,15 @@ class EndpointAutoscalingArgs:
 
 
 class EndpointAutoscaling(pulumi.ComponentResource):
-    def __init__(self, name: str, args: EndpointAutoscalingArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: EndpointAutoscalingArgs, endpoint_name: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None):
+        """`endpoint_name`: the scaled endpoint's name as its component's output, so that scaling waits for it."""
         super().__init__("mlserve:serving:EndpointAutoscaling", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         target = aws.appautoscaling.Target(
             f"{name}-target", service_namespace="sagemaker",
-            resource_id=pulumi.Output.concat("endpoint/", args.endpoint_name, "/variant/", args.variant_name),
+            resource_id=pulumi.Output.concat("endpoint/", endpoint_name, "/variant/", args.variant_name),
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=args.min_capacity, max_capacity=args.max_capacity, opts=child)
 
@@ -53,9 +54,9 @@ class EndpointAutoscaling(pulumi.ComponentResource):
                 disable_scale_in=False, **spec)
 
         if args.backlog_per_instance is not None:
-            self._queue_scaling(name, args, target, tracking)
+            self._queue_scaling(name, args, endpoint_name, target, tracking)
         else:
-            load, metric, target_value = self._load_signal(args)
+            load, metric, target_value = self._load_signal(name, args)
             aws.appautoscaling.Policy(
                 f"{name}-{load}", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
                 scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
@@ -77,7 +78,7 @@ class EndpointAutoscaling(pulumi.ComponentResource):
                     dimensions=[
                         aws.appautoscaling.
                         PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensionArgs(
-                            name="EndpointName", value=args.endpoint_name),
+                            name="EndpointName", value=endpoint_name),
                         aws.appautoscaling.
                         PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensionArgs(
                             name="VariantName", value=args.variant_name),
@@ -86,22 +87,23 @@ class EndpointAutoscaling(pulumi.ComponentResource):
         self.register_outputs({"resource_id": target.resource_id})
 
     @staticmethod
-    def _load_signal(args: EndpointAutoscalingArgs) -> tuple[str, str, int]:
+    def _load_signal(name: str, args: EndpointAutoscalingArgs) -> tuple[str, str, int]:
         """(policy name, predefined metric, target) for a realtime endpoint."""
         if args.concurrent_requests_per_instance is not None:
             return ("concurrency", "SageMakerVariantConcurrentRequestsPerModelHighResolution",
                     args.concurrent_requests_per_instance)
         if args.invocations_per_instance_per_minute is not None:
             return "invocations", "SageMakerVariantInvocationsPerInstance", args.invocations_per_instance_per_minute
-        raise ValueError(f"{args.endpoint_name}: give invocations_per_instance_per_minute, "
+        raise ValueError(f"{name}: give invocations_per_instance_per_minute, "
                          "concurrent_requests_per_instance or backlog_per_instance")
 
-    def _queue_scaling(self, name: str, args: EndpointAutoscalingArgs, target, tracking) -> None:
+    def _queue_scaling(self, name: str, args: EndpointAutoscalingArgs, endpoint_name: pulumi.Input[str], target,
+                       tracking) -> None:
         """Async: track the queue per instance; a backlog with no capacity adds the first instance at once."""
         child = pulumi.ResourceOptions(parent=self)
         endpoint = [aws.appautoscaling.
                     PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensionArgs(
-                        name="EndpointName", value=args.endpoint_name)]
+                        name="EndpointName", value=endpoint_name)]
         aws.appautoscaling.Policy(
             f"{name}-backlog", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
             scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
@@ -113,7 +115,7 @@ class EndpointAutoscaling(pulumi.ComponentResource):
                     dimensions=endpoint)),
             opts=child)
         wake_from_zero(name, target, logical_alarm=f"{name}-backlog-without-capacity",
-                       alarm_name=pulumi.Output.concat(args.endpoint_name, "-backlog-without-capacity"),
+                       alarm_name=pulumi.Output.concat(endpoint_name, "-backlog-without-capacity"),
                        description="Requests wait and no instance runs: start one (scale out from zero)",
-                       metric_name="HasBacklogWithoutCapacity", dimensions={"EndpointName": args.endpoint_name},
+                       metric_name="HasBacklogWithoutCapacity", dimensions={"EndpointName": endpoint_name},
                        statistic="Average", cooldown_seconds=args.scale_out_cooldown_seconds, parent=self)

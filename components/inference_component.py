@@ -52,13 +52,13 @@ class InferenceComponentArgs:
     """Copies restored per batch when an update rolls back; None: all at once."""
     timeout_seconds: int | None = None
     """The whole update's limit; None: every batch's bake plus half an hour."""
-    rollback_alarm_names: Sequence[pulumi.Input[str]] = ()
     scale_in_cooldown_seconds: int = 600
     scale_out_cooldown_seconds: int = 60
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def rolling_update(args: InferenceComponentArgs) -> aws_native.sagemaker.InferenceComponentDeploymentConfigArgs | None:
+def rolling_update(args: InferenceComponentArgs, rollback_alarm_names: Sequence[pulumi.Input[str]] = ()
+                   ) -> aws_native.sagemaker.InferenceComponentDeploymentConfigArgs | None:
     """The update policy every change of the component is made with; None leaves SageMaker's default (all copies)."""
     if args.batch_percent is None:
         return None
@@ -76,13 +76,16 @@ def rolling_update(args: InferenceComponentArgs) -> aws_native.sagemaker.Inferen
             rollback_maximum_batch_size=percent(args.rollback_batch_percent) if args.rollback_batch_percent else None),
         auto_rollback_configuration=aws_native.sagemaker.InferenceComponentAutoRollbackConfigurationArgs(
             alarms=[aws_native.sagemaker.InferenceComponentAlarmArgs(alarm_name=n)
-                    for n in args.rollback_alarm_names]) if args.rollback_alarm_names else None)
+                    for n in rollback_alarm_names]) if rollback_alarm_names else None)
 
 
 class InferenceComponent(pulumi.ComponentResource):
     inference_component_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: InferenceComponentArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: InferenceComponentArgs, opts: pulumi.ResourceOptions | None = None,
+                 rollback_alarm_names: Sequence[pulumi.Input[str]] = ()):
+        """`rollback_alarm_names`: the alarms that roll a rolling update back, as the outputs of the component
+        that made them (SageMakerDeployment's EndpointAlarms), so that the component waits for them."""
         super().__init__("mlserve:serving:InferenceComponent", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -99,7 +102,7 @@ class InferenceComponent(pulumi.ComponentResource):
                     number_of_accelerator_devices_required=args.accelerators or None,
                     number_of_cpu_cores_required=args.cpu_cores, min_memory_required_in_mb=args.min_memory_mb)),
             runtime_config=aws_native.sagemaker.InferenceComponentRuntimeConfigArgs(copy_count=args.copies),
-            deployment_config=rolling_update(args),
+            deployment_config=rolling_update(args, rollback_alarm_names),
             tags=[aws_native.TagArgs(key=k, value=v) for k, v in sorted(args.tags.items())], opts=child)
 
         target = aws.appautoscaling.Target(

@@ -8,7 +8,7 @@ when enabled. One of these per deployment is the whole SageMaker path; the progr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pulumi
 
@@ -30,9 +30,9 @@ class SageMakerDeploymentArgs:
     gateway: InferenceApiArgs
     """The API in front, invoking the endpoint (and naming the component) directly."""
     endpoint: SageMakerEndpointArgs | None = None
-    """hosting: endpoint: models, variants, rollout; its `rollback_alarm_names` are filled from `alarms` here."""
+    """hosting: endpoint: models, variants, rollout (rolled back by the alarms made here from `alarms`)."""
     autoscaling: EndpointAutoscalingArgs | None = None
-    """hosting: endpoint: scaling of the primary variant; `endpoint_name` is taken from the endpoint."""
+    """hosting: endpoint: scaling of the primary variant of the endpoint made here."""
     inference_component: InferenceComponentArgs | None = None
     """hosting: inference_components: the model as a component on `inference_component.host` (then copies scale)."""
     drift: DriftMonitorArgs | None = None
@@ -50,14 +50,13 @@ class SageMakerDeployment(pulumi.ComponentResource):
 
         alarms = EndpointAlarms(name, args.alarms, opts=child)
         if args.inference_component:
-            InferenceComponent(name, replace(args.inference_component, rollback_alarm_names=alarms.rollback_alarm_names),
-                               opts=child)
+            InferenceComponent(name, args.inference_component, opts=child,
+                               rollback_alarm_names=alarms.rollback_alarm_names)
             endpoint: SageMakerEndpoint = args.inference_component.host
             inference_component_name: str | None = args.inference_component.inference_component_name
         elif args.endpoint and args.autoscaling:
-            endpoint = SageMakerEndpoint(name, replace(args.endpoint, rollback_alarm_names=alarms.rollback_alarm_names),
-                                         opts=child)
-            EndpointAutoscaling(name, replace(args.autoscaling, endpoint_name=endpoint.endpoint_name), opts=child)
+            endpoint = SageMakerEndpoint(name, args.endpoint, opts=child, rollback_alarm_names=alarms.rollback_alarm_names)
+            EndpointAutoscaling(name, args.autoscaling, endpoint.endpoint_name, opts=child)
             inference_component_name = None
         else:
             raise ValueError(f"{name}: give either inference_component, or endpoint and autoscaling")

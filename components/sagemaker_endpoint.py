@@ -110,7 +110,6 @@ class SageMakerEndpointArgs:
     """Asynchronous inference: queued requests, inputs and results in the model bucket, SNS notifications."""
     managed_instances: ManagedInstances | None = None
     """Set: the variant holds no model (an InferenceComponent does) and SageMaker scales its instances."""
-    rollback_alarm_names: list[pulumi.Input[str]] = field(default_factory=list)  # SageMakerDeployment fills them
 
     @property
     def data_capture_prefix(self) -> str:
@@ -129,7 +128,10 @@ class SageMakerEndpoint(pulumi.ComponentResource):
     endpoint_arn: pulumi.Output[str]
     role_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: SageMakerEndpointArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: SageMakerEndpointArgs, opts: pulumi.ResourceOptions | None = None,
+                 rollback_alarm_names: Sequence[pulumi.Input[str]] = ()):
+        """`rollback_alarm_names`: the alarms that roll a blue/green or rolling update back, as the outputs of the
+        component that made them (SageMakerDeployment's EndpointAlarms), so that the endpoint waits for them."""
         super().__init__("mlserve:serving:SageMakerEndpoint", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -204,7 +206,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             f"{name}-endpoint", name=args.endpoint_name, endpoint_config_name=config.name,
             # With inference components, updates (and their rollback) are the component's, copy batch by batch.
             deployment_config=None if managed or args.traffic_shift is None else deployment_config(
-                args.traffic_shift, args.termination_wait_seconds, args.rollback_alarm_names),
+                args.traffic_shift, args.termination_wait_seconds, rollback_alarm_names),
             opts=child)
 
         self.endpoint_name = endpoint.name

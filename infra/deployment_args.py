@@ -195,7 +195,7 @@ def sagemaker_args(p: StackBase, d: SageMakerConfig, logging_ready: list[pulumi.
             if d.mode == "async" else None,
             termination_wait_seconds=600 if cfg.is_prod else 0),
         autoscaling=None if hosted else EndpointAutoscalingArgs(
-            endpoint_name=name, variant_name=PRIMARY_VARIANT, min_capacity=d.autoscaling.min,
+            variant_name=PRIMARY_VARIANT, min_capacity=d.autoscaling.min,
             max_capacity=d.autoscaling.max, invocations_per_instance_per_minute=d.target_invocations_per_minute(),
             concurrent_requests_per_instance=d.autoscaling.target_concurrency,
             backlog_per_instance=d.async_inference.backlog_per_instance if d.mode == "async" else None,
