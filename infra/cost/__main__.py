@@ -66,6 +66,9 @@ def _estimate_parser() -> argparse.ArgumentParser:
                         help="GB ingested per month into each log group (default 1)")
     parser.add_argument("--spot-discount", type=_decimal("0", "1", high_open=True), default=Decimal("0.5"),
                         help="fraction below on-demand that spot capacity costs (default 0.5)")
+    parser.add_argument("--model-gb", type=_decimal("0"), default=Decimal(1),
+                        help="GB of each served model artifact whose size the plan does not carry (default 1; a "
+                             "KServe model cache declares its own)")
     parser.add_argument("--date", type=_day, default=None, metavar="YYYY-MM-DD",
                         help="the day to price: which EKS support phase each cluster's Kubernetes version is in "
                              "(infra/cost/eks_calendar.json; default today)")
@@ -107,9 +110,10 @@ def run_estimate(argv: list[str]) -> int:
         calendar = load_calendar()
     except CalendarError as error:
         return _fail(str(error))
-    result = estimate(declared, table, Assumptions(args.hours_per_month, args.requests_per_second,
-                                                   args.log_gb_per_group, args.spot_discount,
-                                                   args.date or date.today()), stack=stack, calendar=calendar)
+    assumptions = Assumptions(hours_per_month=args.hours_per_month, requests_per_second=args.requests_per_second,
+                              log_gb_per_group=args.log_gb_per_group, spot_discount=args.spot_discount,
+                              model_gb=args.model_gb, as_of=args.date or date.today())
+    result = estimate(declared, table, assumptions, stack=stack, calendar=calendar)
     figures = as_json(result)
     if args.json == "-":
         print(json.dumps(figures, indent=2))

@@ -157,6 +157,26 @@ class _Context:
         return max(((t, p) for t, p in priced if p is not None), key=lambda tp: tp[1].usd)
 
 
+def _endpoint_of(ctx: _Context, config: Declared) -> str:
+    """The endpoint an endpoint configuration serves (its own name where no endpoint names it)."""
+    for endpoint in ctx.of_type(ENDPOINT):
+        if endpoint.props.get("endpointConfigName") == config.props.get("name"):
+            return str(endpoint.props.get("name"))
+    return str(config.props.get("name"))
+
+
+def _config_groups(ctx: _Context, config: Declared) -> list[str]:
+    """The deployments an endpoint configuration serves: its own, or, for a host endpoint of inference components
+    (which sits outside the deployments), the deployments of the components on it."""
+    group = ctx.group_of(config)
+    if group != SHARED:
+        return [group]
+    endpoint = _endpoint_of(ctx, config)
+    hosted = sorted({ctx.group_of(c) for c in ctx.of_type(INFERENCE_COMPONENT)
+                     if str(c.props.get("endpointName")) == endpoint})
+    return hosted or [group]
+
+
 def _sagemaker(ctx: _Context) -> None:
     """Instances behind every endpoint variant: the scalable target's bounds, or managed instance scaling's."""
     bounds = {}
@@ -164,21 +184,14 @@ def _sagemaker(ctx: _Context) -> None:
         if target.props.get("scalableDimension") == "sagemaker:variant:DesiredInstanceCount":
             bounds[str(target.props.get("resourceId"))] = (_num(target.props.get("minCapacity")),
                                                            _num(target.props.get("maxCapacity")))
-    endpoint_of = {e.props.get("endpointConfigName"): str(e.props.get("name")) for e in ctx.of_type(ENDPOINT)}
-    # A host endpoint of inference components sits outside the deployments: it belongs to the components on it.
-    hosted: dict[str, set[str]] = defaultdict(set)
-    for component in ctx.of_type(INFERENCE_COMPONENT):
-        hosted[str(component.props.get("endpointName"))].add(ctx.group_of(component))
     copies: dict[str, list[tuple[str, int]]] = defaultdict(list)  # endpoint: (group, GPUs a copy reserves)
     for component in ctx.of_type(INFERENCE_COMPONENT):
         needs = _map(_map(component.props.get("specification")).get("computeResourceRequirements"))
         copies[str(component.props.get("endpointName"))].append(
             (ctx.group_of(component), int(_num(needs.get("numberOfAcceleratorDevicesRequired"), 0))))
     for config in ctx.of_type(SAGEMAKER_CONFIG):
-        endpoint = endpoint_of.get(config.props.get("name"), str(config.props.get("name")))
-        group = ctx.group_of(config)
-        if group == SHARED and hosted.get(endpoint):
-            group = ", ".join(sorted(hosted[endpoint]))
+        endpoint = _endpoint_of(ctx, config)
+        group = ", ".join(_config_groups(ctx, config))
         for shadow, key in ((False, "productionVariants"), (True, "shadowProductionVariants")):
             for variant in _list(config.props.get(key)):
                 variant = _map(variant)
@@ -583,6 +596,149 @@ def _kms(ctx: _Context) -> None:
                      f"configured and max the steady state")
 
 
+SAGEMAKER_MODEL = "aws:sagemaker/model:Model"
+MODEL_CACHE = "kubernetes:serving.kserve.io/v1alpha1:LocalModelCache"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+SINK_SAMPLE_ENV = "MLSERVE_CAPTURE_SAMPLE_PERCENT"
+"""What marks mlserve's capture sink (components/capture_sink.py) among a plan's Deployments, with its bucket and
+prefix (MLSERVE_CAPTURE_BUCKET, MLSERVE_CAPTURE_PREFIX): KServe's logger sends it every request and response."""
+
+
+def _s3_parts(uri: Any) -> tuple[str, str] | None:
+    text = str(uri or "")
+    if not text.startswith("s3://"):
+        return None
+    bucket, _, key = text[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def _storage(ctx: _Context) -> None:
+    """S3 Standard storage the deployments fill: the model artifacts the plan serves and the data they capture."""
+    _model_artifacts(ctx)
+    traffic = _traffic(ctx)
+    a = ctx.assumptions
+    default = _Traffic(a.requests_per_second, Decimal(16), Decimal(4), False)
+    for config in ctx.of_type(SAGEMAKER_CONFIG):
+        capture = _map(config.props.get("dataCaptureConfig"))
+        where = _s3_parts(capture.get("destinationS3Uri"))
+        if not capture.get("enableCapture") or where is None:
+            continue
+        modes = {str(_map(o).get("captureMode")) for o in _list(capture.get("captureOptions"))} or {"Input", "Output"}
+        groups = _config_groups(ctx, config)
+        _captures(ctx, config, groups, [traffic.get(g, default) for g in groups],
+                  _num(capture.get("initialSamplingPercentage"), 100), "Input" in modes, "Output" in modes, where,
+                  "SageMaker data capture")
+    for sink in ctx.of_type(DEPLOYMENT):
+        env = {str(_map(e).get("name")): _map(e).get("value")
+               for c in _list(_map(_map(_map(sink.props.get("spec")).get("template")).get("spec")).get("containers"))
+               for e in _list(_map(c).get("env"))}
+        if SINK_SAMPLE_ENV not in env:
+            continue
+        group = ctx.group_of(sink)
+        mode = next((str(_map(_map(_map(i.props.get("spec")).get("predictor")).get("logger")).get("mode") or "all")
+                     for i in ctx.of_type(INFERENCE_SERVICE) if ctx.group_of(i) == group
+                     and _map(_map(i.props.get("spec")).get("predictor")).get("logger")), "all")
+        _captures(ctx, sink, [group], [traffic.get(group, default)], _num(env.get(SINK_SAMPLE_ENV), 100),
+                  mode in ("all", "request"), mode in ("all", "response"),
+                  (str(env.get("MLSERVE_CAPTURE_BUCKET", "")), str(env.get("MLSERVE_CAPTURE_PREFIX", ""))),
+                  "KServe's logger through the capture sink")
+
+
+def _model_artifacts(ctx: _Context) -> None:
+    """One artifact per model URI the plan serves (a SageMaker model's data, an InferenceService's storageUri), in
+    GB: the size a KServe model cache declares for it (`modelSize`), else the assumed `model_gb`."""
+    served: dict[str, str] = {}  # uri: group
+    for model in ctx.of_type(SAGEMAKER_MODEL):
+        for container in [_map(model.props.get("primaryContainer")), *map(_map, _list(model.props.get("containers")))]:
+            sources = [_map(s).get("s3Uri") for s in _list(_map(container.get("modelDataSource")).get("s3DataSources"))]
+            for uri in [container.get("modelDataUrl"), *sources]:
+                if _s3_parts(uri):
+                    served.setdefault(str(uri), ctx.group_of(model))
+    for service in ctx.of_type(INFERENCE_SERVICE):
+        predictor = _map(_map(service.props.get("spec")).get("predictor"))
+        for uri in (_map(predictor.get("model")).get("storageUri"), predictor.get("storageUri")):
+            if _s3_parts(uri):
+                served.setdefault(str(uri), ctx.group_of(service))
+    declared = {str(spec.get("sourceModelUri")): _gib(spec.get("modelSize"))
+                for spec in (_map(c.props.get("spec")) for c in ctx.of_type(MODEL_CACHE))}
+    by_group: dict[str, list[Decimal | None]] = defaultdict(list)
+    for uri, group in served.items():
+        by_group[group].append(declared.get(uri))
+    assumed_gb = ctx.assumptions.model_gb
+    for group, sizes in sorted(by_group.items()):
+        known = [x for x in sizes if x is not None]
+        unknown = len(sizes) - len(known)
+        parts = ([f"{sum(known, Decimal(0)).normalize():f} GB declared"] if known else []) + \
+                ([f"{f'{unknown} x ' if unknown > 1 else ''}{assumed_gb.normalize():f} GB assumed"] if unknown else [])
+        notes = (["size from the model cache's modelSize"] if known else []) + \
+                ([f"size not in the plan: {assumed_gb.normalize():f} GB an artifact assumed (--model-gb)"]
+                 if unknown else [])
+        count = f"{len(sizes)} model artifact{'s' if len(sizes) > 1 else ''}"
+        ctx.add(None, f"S3 storage: {count} served ({' + '.join(parts)})", "s3:standard",
+                Counts.same(sum(known, Decimal(0)) + unknown * assumed_gb), group=group,
+                note="; ".join(notes) + "; earlier releases kept in the bucket are not counted")
+
+
+def _captures(ctx: _Context, owner: Declared, groups: list[str], traffic: list[_Traffic], percent: Decimal,
+              inputs: bool, outputs: bool, where: tuple[str, str], how: str) -> None:
+    """Captured requests and responses in S3: requests/s x the captured share x their KB, kept as long as the
+    bucket's lifecycle keeps them (steady state); with no expiration, one month's growth."""
+    share = percent / 100
+    none = Decimal(0)
+    gb_per_hour = sum((t.gb_per_hour((t.request_kb if inputs else none) + (t.response_kb if outputs else none))
+                       for t in traffic), Decimal(0)) * share
+    bucket, prefix = where
+    held = _held_days(ctx, bucket, prefix)
+    what = ("requests and responses" if inputs and outputs else "requests" if inputs else "responses")
+    rate = ", ".join(t.describe() for t in traffic)
+    if held is None:
+        gb = gb_per_hour * ctx.assumptions.hours_per_month
+        kept = (f"no lifecycle rule of s3://{bucket} expires {prefix or 'its objects'}: the captures grow by this "
+                f"much every month without end; priced as one month's growth, held a month")
+    else:
+        days, why = held
+        gb = gb_per_hour * 24 * days
+        kept = f"held {days} days ({why}): the steady state"
+    ctx.add(owner, f"S3 storage: captured {what} ({percent.normalize():f}% of {rate})", "s3:standard",
+            Counts.same(gb.quantize(CENTS)), group=", ".join(groups),
+            note=f"{how}; GB-months of payloads only (the capture files' own metadata not counted); {kept}")
+
+
+def _held_days(ctx: _Context, bucket: str, prefix: str) -> tuple[int, str] | None:
+    """How long the bucket's lifecycle keeps an object written under `prefix`: the shortest expiration of an enabled
+    rule that covers the prefix (tag and size filters left aside), plus, in a versioned bucket, the noncurrent days
+    the expired version is then kept; None when nothing expires it."""
+    expire: list[int] = []
+    noncurrent: list[int] = []
+    for config in ctx.of_type(LIFECYCLE):
+        if config.props.get("bucket") != bucket:
+            continue
+        for rule in map(_map, _list(config.props.get("rules"))):
+            rule_filter = _map(rule.get("filter"))
+            conditions = _map(rule_filter.get("and")) or rule_filter
+            if rule.get("status") != "Enabled" or any(conditions.get(k) for k in (
+                    "tag", "tags", "objectSizeGreaterThan", "objectSizeLessThan")):
+                continue
+            if not prefix.startswith(str(conditions.get("prefix") or rule.get("prefix") or "")):
+                continue
+            if _map(rule.get("expiration")).get("days"):
+                expire.append(int(_num(_map(rule.get("expiration")).get("days"))))
+            if _map(rule.get("noncurrentVersionExpiration")).get("noncurrentDays"):
+                noncurrent.append(int(_num(_map(rule.get("noncurrentVersionExpiration")).get("noncurrentDays"))))
+    if not expire:
+        return None
+    versioned = any(v.props.get("bucket") == bucket and _map(v.props.get("versioningConfiguration")).get("status")
+                    == "Enabled" for v in ctx.of_type(VERSIONING))
+    if not versioned:
+        return min(expire), f"the bucket's lifecycle expires them after {min(expire)} days"
+    if not noncurrent:
+        return None  # an expired object of a versioned bucket stays as a noncurrent version that nothing expires
+    return (min(expire) + min(noncurrent), f"expired after {min(expire)} days, then kept {min(noncurrent)} more as "
+                                           f"noncurrent versions of the versioned bucket")
+
+
 def _capacity_units(ctx: _Context, balancer: Declared, kind: str, t: _Traffic) -> None:
     """Load balancer capacity units an hour, from the traffic: the largest dimension bills (ALB: 25 new connections
     a second or 1 GB processed an hour per LCU; NLB: 800 new TCP flows a second or 1 GB an hour per NLCU), each
@@ -619,6 +775,7 @@ def estimate(resources: Iterable[Declared], table: PriceTable, assumptions: Assu
     _node_groups(ctx)
     _karpenter(ctx)
     _fixed(ctx)
+    _storage(ctx)
     usage, unknown = ctx.usage, Counter()
     for resource in declared:
         if resource.type in HANDLED or resource.type in FREE_TYPES or resource.type.startswith(FREE_PREFIXES) \

@@ -12,7 +12,7 @@ from .model import CENTS, SCENARIOS, Assumptions, Estimate, Line, TokenCost
 
 USAGE_NAMES = {
     "aws:lambda/function:Function": "Lambda functions (invocations)",
-    "aws:s3/bucket:Bucket": "S3 buckets (storage, requests)",
+    "aws:s3/bucket:Bucket": "S3 buckets (requests, and storage beyond the model artifacts and captures priced above)",
     "aws:sqs/queue:Queue": "SQS queues (requests)",
     "aws:sns/topic:Topic": "SNS topics (deliveries)",
     "aws:cloudtrail/trail:Trail": "CloudTrail trails (data events)",
@@ -105,8 +105,9 @@ def notes(estimate: Estimate) -> list[str]:
                    + ", ".join(f"{t} x{n}" for t, n in sorted(estimate.unknown.items())) + ".")
     a = estimate.assumptions
     out.append(f"Assumed: {a.hours_per_month} hours a month, {a.log_gb_per_group} GB a month into each log group, "
-               f"spot at {a.spot_discount * 100:.0f}% below on-demand, EKS versions' support phases on {a.as_of} "
-               f"(--hours-per-month, --log-gb-per-group, --spot-discount, --date). Traffic is each deployment's "
+               f"spot at {a.spot_discount * 100:.0f}% below on-demand, {a.model_gb} GB for each model artifact "
+               f"the plan gives no size for, EKS versions' support phases on {a.as_of} (--hours-per-month, "
+               f"--log-gb-per-group, --spot-discount, --model-gb, --date). Traffic is each deployment's "
                f"`usage` in the stack file, shown on its request lines; a plan without it is priced at "
                f"{a.requests_per_second} requests/s, 16 KB in and 4 KB out (--requests-per-second).")
     if estimate.tokens:

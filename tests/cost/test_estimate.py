@@ -46,15 +46,18 @@ def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent(reranker_st
     #   alarm metrics     1 x 0.10                             0.10
     #   logs              6 groups (the reranker's 3; flow logs, EKS, prod's CI build) x 1 GB x 0.50 ingest   3.00
     #                     stored at 365 days: 2 x 3 x 12.1667 = 73.00 GB-months x 0.03                          2.19
-    #                                            min = 2,145.935614 -> 2,145.94; configured + 2.00 -> 2,147.94
+    #   S3 Standard 0.023 a GB-month: the served artifact (its size not in the plan: 1 GB assumed)      0.023
+    #     captures: 1 req/s x 10% (the sink's sample) x 20 KB x 3,600 x 730 / 1,048,576 = 5.0125 -> 5.01 GB
+    #     held a month (prod's model bucket expires nothing)  5.01 x 0.023                          0.11523
+    #                                            min = 2,146.073844 -> 2,146.07; configured + 2.00 -> 2,148.07
     # max: system 4 nodes 560.64 + 16.00; GPU 4 x g5.2xlarge (the pool's dearest per GPU) 4 x 1.212 x 730
-    #      = 3,539.04 + 64.00; the rest as configured             = 4,579.999614 -> 4,580.00
-    assert result.total("min") == Decimal("2145.94")
-    assert result.total("configured") == Decimal("2147.94")
-    assert result.total("max") == Decimal("4580.00")
+    #      = 3,539.04 + 64.00; the rest as configured             = 4,580.137844 -> 4,580.14
+    assert result.total("min") == Decimal("2146.07")
+    assert result.total("configured") == Decimal("2148.07")
+    assert result.total("max") == Decimal("4580.14")
     # the reranker's own lines at max: GPU nodes 3,539.04 + volumes 64.00 + NLB/ALB 32.85 + capacity 0.702114
-    #   + WAF 9.5768 + API 9.198 + data out 0.9027 + alarm 0.10 + logs 1.50 + 1.095 = 3,658.964614
-    assert result.total("max", "reranker") == Decimal("3658.96")
+    #   + WAF 9.5768 + API 9.198 + data out 0.9027 + alarm 0.10 + logs 1.50 + 1.095 + S3 0.13823 = 3,659.102844
+    assert result.total("max", "reranker") == Decimal("3659.10")
     assert not result.unpriced()
 
 

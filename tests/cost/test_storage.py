@@ -1,0 +1,133 @@
+"""S3 Standard storage the deployments fill ($0.023 a GB-month in us-east-1): the model artifacts the plan serves and
+the requests and responses they capture, kept as long as the capture bucket's lifecycle keeps them."""
+
+import json
+from datetime import date
+from decimal import Decimal
+
+from infra.cost import Assumptions, Declared, declared_from_plan, estimate, load_table
+from infra.cost.__main__ import main
+from tests.harness import stack_plan
+
+TABLE = load_table("us-east-1")
+ON = date(2026, 12, 7)
+
+
+def resource(type_token: str, name: str, props: dict) -> Declared:
+    return Declared(type_token, f"urn:pulumi:t::mlserve::{type_token}::{name}", name, props)
+
+
+def api(rps: str = "10") -> Declared:
+    return resource("aws:apigateway/restApi:RestApi", "api",
+                    {"tags": {"mlserve:usage": f"requests_per_second={rps} request_kb=16 response_kb=4"}})
+
+
+def capturing_config(percent: float = 10, modes: tuple[str, ...] = ("Input", "Output")) -> Declared:
+    return resource("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "config", {
+        "name": "config", "dataCaptureConfig": {
+            "enableCapture": True, "initialSamplingPercentage": percent,
+            "destinationS3Uri": "s3://models/data-capture/endpoint/",
+            "captureOptions": [{"captureMode": m} for m in modes]}})
+
+
+def lifecycle(**rule) -> Declared:
+    return resource("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "lifecycle",
+                    {"bucket": "models", "rules": [{"status": "Enabled", "filter": {"prefix": "data-capture/"}, **rule}]})
+
+
+VERSIONED = resource("aws:s3/bucketVersioning:BucketVersioning", "versioning",
+                     {"bucket": "models", "versioningConfiguration": {"status": "Enabled"}})
+
+
+def capture_line(declared: list[Declared], **assumptions):
+    result = estimate(declared, TABLE, Assumptions(as_of=ON, **assumptions))
+    (line,) = [x for x in result.lines if x.item.startswith("S3 storage: captured")]
+    return line, result
+
+
+def test_captures_are_held_as_long_as_the_buckets_lifecycle_keeps_them():
+    # 10 req/s x 10% x (16 + 4) KB x 86,400 s = 1,728,000 KB = 1.64794921875 GB a day; expired after 30 days:
+    # 49.4384765625 -> 49.44 GB held at steady state, x 0.023 = 1.13712 a month
+    line, result = capture_line([api(), capturing_config(), lifecycle(expiration={"days": 30})])
+    assert line.quantity.max == Decimal("49.44") and line.monthly("max", result.assumptions) == Decimal("1.13712")
+    assert "held 30 days (the bucket's lifecycle expires them after 30 days)" in line.note
+
+
+def test_an_expired_capture_in_a_versioned_bucket_is_kept_its_noncurrent_days_more():
+    # the same 1.64794921875 GB a day, held 30 + 7 days: 60.97412109375 -> 60.97 GB
+    line, _ = capture_line([api(), capturing_config(), VERSIONED,
+                            lifecycle(expiration={"days": 30}, noncurrentVersionExpiration={"noncurrentDays": 7})])
+    assert line.quantity.max == Decimal("60.97")
+    assert "expired after 30 days, then kept 7 more as noncurrent versions" in line.note
+
+
+def test_captures_nothing_expires_are_priced_as_one_months_growth_and_say_so():
+    # 10 x 10% x 20 KB x 3,600 x 730 / 1,048,576 = 50.1251220703125 -> 50.13 GB, x 0.023 = 1.15299
+    for plan in ([api(), capturing_config()],  # no lifecycle at all
+                 [api(), capturing_config(), lifecycle(noncurrentVersionExpiration={"noncurrentDays": 7})],
+                 [api(), capturing_config(), VERSIONED, lifecycle(expiration={"days": 30})]):  # noncurrent forever
+        line, result = capture_line(plan)
+        assert line.quantity.max == Decimal("50.13") and line.monthly("max", result.assumptions) == Decimal("1.15299")
+        assert "no lifecycle rule of s3://models expires data-capture/endpoint/" in line.note
+        assert "priced as one month's growth" in line.note
+
+
+def test_a_rule_for_another_prefix_or_tagged_objects_does_not_expire_the_captures():
+    for rule in ({"filter": {"prefix": "logs/"}}, {"filter": {"and": {"prefix": "", "tags": {"keep": "no"}}}},
+                 {"status": "Disabled"}):
+        line, _ = capture_line([api(), capturing_config(), lifecycle(expiration={"days": 1}, **rule)])
+        assert line.quantity.max == Decimal("50.13")
+
+
+def test_only_the_captured_side_is_stored():
+    # requests only: 10 x 10% x 16 KB x 3,600 x 730 / 1,048,576 = 40.10009765625 -> 40.10 GB
+    line, _ = capture_line([api(), capturing_config(modes=("Input",))])
+    assert line.quantity.max == Decimal("40.10") and line.item.startswith("S3 storage: captured requests (10%")
+
+
+def test_capture_off_stores_nothing():
+    config = capturing_config()
+    config.props["dataCaptureConfig"]["enableCapture"] = False
+    result = estimate([api(), config], TABLE, Assumptions(as_of=ON))
+    assert not [line for line in result.lines if line.key == "s3:standard"]
+
+
+def test_a_model_caches_declared_size_prices_its_artifact_and_others_take_the_assumed_size():
+    cache = resource("kubernetes:serving.kserve.io/v1alpha1:LocalModelCache", "cache", {
+        "spec": {"sourceModelUri": "s3://models/llm/1/", "modelSize": "16Gi"}})
+    service = resource("kubernetes:serving.kserve.io/v1beta1:InferenceService", "llm", {
+        "metadata": {"name": "llm"}, "spec": {"predictor": {"model": {"storageUri": "s3://models/llm/1/"}}}})
+    model = resource("aws:sagemaker/model:Model", "tensor", {"primaryContainer": {
+        "modelDataUrl": "s3://models/tensor/1/model.tar.gz"}})
+    twin = resource("aws:sagemaker/model:Model", "twin", {"primaryContainer": {  # the same artifact: counted once
+        "modelDataUrl": "s3://models/tensor/1/model.tar.gz"}})
+    result = estimate([cache, service, model, twin], TABLE, Assumptions(as_of=ON))
+    (line,) = [x for x in result.lines if x.key == "s3:standard"]
+    # 16 GB declared + 1 GB assumed = 17 GB x 0.023 = 0.391
+    assert line.item == "S3 storage: 2 model artifacts served (16 GB declared + 1 GB assumed)"
+    assert line.monthly("max", result.assumptions) == Decimal("0.391")
+    assert "1 GB an artifact assumed (--model-gb)" in line.note
+    bigger = estimate([cache, service, model], TABLE, Assumptions(as_of=ON, model_gb=Decimal(5)))
+    assert bigger.total("max") == Decimal("0.48")  # (16 + 5) x 0.023 = 0.483
+
+
+def test_the_checked_in_stacks_price_their_artifacts_and_captures(tmp_path, capsys):
+    # dev: resnet50 captures 5% of 1 req/s x 20 KB: 2.50625... -> 2.51 GB a month (its bucket expires nothing)
+    # prod: resnet50 (SageMaker) and the reranker (KServe's logger through the capture sink) 10%: 5.01 GB each;
+    # artifacts: dev 1, prod 3 (the reranker's stable and canary are two releases), 1 GB each assumed
+    def storage(stack: str) -> dict[tuple[str, str], Decimal]:
+        result = estimate(declared_from_plan(stack_plan(stack).as_json()), TABLE, Assumptions(as_of=ON))
+        return {(x.group, x.item.split(" (")[0]): x.quantity.max for x in result.lines if x.key == "s3:standard"}
+    assert storage("dev") == {("resnet50", "S3 storage: 1 model artifact served"): Decimal(1),
+                              ("resnet50", "S3 storage: captured requests and responses"): Decimal("2.51")}
+    assert storage("prod") == {("resnet50", "S3 storage: 1 model artifact served"): Decimal(1),
+                               ("resnet50", "S3 storage: captured requests and responses"): Decimal("5.01"),
+                               ("reranker", "S3 storage: 2 model artifacts served"): Decimal(2),
+                               ("reranker", "S3 storage: captured requests and responses"): Decimal("5.01")}
+    plan = tmp_path / "dev.json"
+    plan.write_text(json.dumps(stack_plan("dev").as_json()))
+    assert main(["--plan", str(plan), "--model-gb", "3", "--json", "-"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["assumptions"]["model_gb"] == "3"
+    (artifacts,) = [x for x in figures["lines"] if x["item"].startswith("S3 storage: 1 model artifact")]
+    assert artifacts["quantity"]["max"] == "3" and artifacts["monthly"]["max"] == "0.07"  # 3 x 0.023 = 0.069
