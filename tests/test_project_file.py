@@ -43,3 +43,15 @@ def test_declared_config_keys_are_the_models_scalar_keys_with_their_descriptions
     for key, declaration in declared.items():
         field = StackConfig.model_fields[key]
         assert declaration == {"type": "string", "description": field.description}
+
+
+def test_every_data_file_the_estimator_reads_is_installed_with_it():
+    """A non-editable install carries only what package-data names: the cost estimator's JSON (prices, the EKS
+    calendar) must all be named, or `python -m infra.cost` fails outside a checkout."""
+    import tomllib
+    from fnmatch import fnmatch
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["infra.cost"]
+    folder = ROOT / "infra" / "cost"
+    data = [p.relative_to(folder).as_posix() for p in folder.rglob("*.json")]
+    assert data and [f for f in data if not any(fnmatch(f, pattern) for pattern in patterns)] == []
