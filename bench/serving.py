@@ -27,7 +27,7 @@ A third table sends a 1x3x224x224 FP32 image as v2 JSON and as binary tensors to
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
 import json
 import math
 import os
@@ -36,11 +36,13 @@ import statistics
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from typing import cast
 
+import httptools
+import uvloop
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -118,46 +120,98 @@ class Result:
         return percentile(self.latencies_ms, p)
 
 
+class _Client(asyncio.Protocol):
+    """One kept-alive connection of the load generator: sends the prepared request, reads the answer, again."""
+
+    def __init__(self, run: _Run):
+        self.run = run
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.sent = 0.0
+        self.waiting = False  # a request is out and its answer not read yet
+        self.closed = run.loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.send()
+
+    def send(self) -> None:
+        if not self.run.take():
+            assert self.transport is not None
+            self.transport.close()
+            return
+        self.sent = time.perf_counter()
+        self.waiting = True
+        assert self.transport is not None
+        self.transport.write(self.run.request)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            assert self.transport is not None
+            self.transport.close()  # counted as an error when the connection is lost
+
+    def on_message_complete(self) -> None:
+        self.waiting = False
+        elapsed = (time.perf_counter() - self.sent) * 1000
+        if self.parser.get_status_code() == 200:
+            self.run.latencies.append(elapsed)
+        else:
+            self.run.errors += 1
+        self.send()
+
+    def connection_lost(self, exc) -> None:
+        if self.waiting:  # the server closed the connection before answering: an error, and this client stops
+            self.run.errors += 1
+            self.waiting = False
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class _Run:
+    """What the connections of one measurement share: the request bytes, the budget and deadline, the results."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, request: bytes, seconds: float, max_requests: int):
+        self.loop, self.request = loop, request
+        self.deadline = time.perf_counter() + seconds
+        self.budget = max_requests
+        self.latencies: list[float] = []
+        self.errors = 0
+
+    def take(self) -> bool:
+        if self.budget <= 0 or time.perf_counter() >= self.deadline:
+            return False
+        self.budget -= 1
+        return True
+
+
 def load(port: int, body: bytes, concurrency: int, seconds: float, max_requests: int,
          headers: dict[str, str] | None = None, path: str = PATH) -> Result:
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    budget = [max_requests]
-    deadline = time.monotonic() + seconds
+    """`concurrency` kept-alive connections, each sending the same request as soon as its answer is read, for at most
+    `seconds` and `max_requests` in all. One event loop (uvloop) and llhttp's parser in this process: a load
+    generator that uses little CPU, so the servers it measures keep the cores: about 27 us of CPU per request here,
+    where a thread of http.client per connection (the bench before) took 150 us, and its figures moved with it."""
+    head = "".join(f"{name}: {value}\r\n" for name, value in
+                   (headers or {"Content-Type": "application/json"}).items())
+    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+               ).encode("latin-1") + body
 
-    def worker():
-        nonlocal errors
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        while time.monotonic() < deadline:
-            with lock:
-                if budget[0] <= 0:
-                    break
-                budget[0] -= 1
-            started = time.perf_counter()
+    async def measure() -> Result:
+        loop = asyncio.get_running_loop()
+        run = _Run(loop, request, seconds, max_requests)
+        started = time.perf_counter()
+        clients = []
+        for _ in range(concurrency):
             try:
-                connection.request("POST", path, body, headers or {"Content-Type": "application/json"})
-                response = connection.getresponse()
-                response.read()
-                ok = response.status == 200
-            except (OSError, http.client.HTTPException):
-                ok = False
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            elapsed = (time.perf_counter() - started) * 1000
-            with lock:
-                if ok:
-                    latencies.append(elapsed)
-                else:
-                    errors += 1
-        connection.close()
+                _, client = await loop.create_connection(lambda: _Client(run), "127.0.0.1", port)
+                clients.append(client)
+            except OSError:
+                run.errors += 1
+        await asyncio.wait_for(asyncio.gather(*(c.closed for c in clients)), seconds + 35)
+        return Result(concurrency, len(run.latencies), run.errors, time.perf_counter() - started, run.latencies)
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return Result(concurrency, len(latencies), errors, time.monotonic() - started, latencies)
+    return uvloop.run(measure())
 
 
 def start_baseline() -> tuple[subprocess.Popen, int, float]:

@@ -6,6 +6,7 @@ in one session call, and the outputs split back, so batching really amortizes wo
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         path = Path(args["model_repository"]) / args["model_version"] / config["parameters"]["onnx_model"]["string_value"]
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
+        instances = sum(int(group.get("count", 1)) for group in config.get("instance_group", [])) or 1
+        options.intra_op_num_threads = max(1, (os.cpu_count() or 1) // instances)
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = [i["name"] for i in config["input"]]
         self.outputs = [o["name"] for o in config["output"]]

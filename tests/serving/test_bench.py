@@ -76,3 +76,61 @@ def test_a_run_says_what_it_does_as_it_goes_and_leaves_no_log_behind(monkeypatch
     assert "bench: repeat 2/2: concurrency 1, 8, 32 against both servers, then the front's cost at 1 and 32" in progress
     assert progress[-1] == "bench: done"
     assert len(logs) == 2 and not any(log.exists() for log in logs)  # the main run's and the 224x224 table's
+
+
+def _serve(answer):
+    """A kept-alive HTTP/1.1 server on 127.0.0.1 whose `answer(n)` for the n-th request is a status, or None to
+    drop the connection without answering. Returns (server, port); the caller shuts it down."""
+    import itertools
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    counter = itertools.count()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status = answer(next(counter))
+            if status is None:
+                self.close_connection = True
+                return
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
+def test_the_load_generator_counts_answers_and_errors_and_stops_at_its_budget():
+    from bench.serving import load
+
+    server, port = _serve(lambda n: 500 if n % 4 == 3 else 200)
+    try:
+        result = load(port, b'{"inputs": []}', concurrency=3, seconds=20, max_requests=40)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.requests + result.errors == 40  # the budget, not the 20 s, ended it
+    assert result.errors == 10 and result.requests == 30  # every fourth request answered 500
+    assert result.seconds < 20 and len(result.latencies_ms) == 30 and min(result.latencies_ms) > 0
+
+
+def test_a_connection_the_server_drops_is_an_error_and_the_run_still_ends():
+    from bench.serving import load
+
+    server, port = _serve(lambda n: None if n == 0 else 200)
+    try:
+        result = load(port, b"{}", concurrency=2, seconds=10, max_requests=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.errors == 1  # the dropped request; that connection stops, the other goes on to the budget
+    assert result.requests == 29 and result.seconds < 10
