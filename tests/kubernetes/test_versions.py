@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from infra.config.loader import available_stacks, load_stack
-from tests.kubernetes.schemas import CRD_FILES, SCHEMAS
+from tests.kubernetes.schemas import CRD_FILES, SCHEMAS, load_crd
 
 CRD_RELEASES = yaml.safe_load((SCHEMAS / "versions.yaml").read_text())
 CLUSTER_STACKS = [s for s in available_stacks() if load_stack(s).cluster is not None]
@@ -45,7 +45,6 @@ def test_every_crd_the_tests_validate_with_is_a_copied_release_file():
     folders = {path.split("/")[0] for path in CRD_FILES.values()}
     assert folders <= set(CRD_RELEASES)
     for path in CRD_FILES.values():
-        crd = yaml.safe_load((SCHEMAS / path).read_text())
-        assert crd["kind"] == "CustomResourceDefinition"
+        assert load_crd(path)["kind"] == "CustomResourceDefinition"
     readme = (SCHEMAS / "README.md").read_text()
     assert all(f"| {folder}/ |" in readme and f"| {CRD_RELEASES[folder]} |" in readme for folder in CRD_RELEASES)
