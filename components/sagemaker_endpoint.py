@@ -104,7 +104,7 @@ class SageMakerEndpointArgs:
     shadow: Variant | None = None
     termination_wait_seconds: int = 600
     model_prefixes: list[str] = field(default_factory=list)  # folders of the bucket this endpoint may read
-    component_names: list[str] = field(default_factory=list)
+    inference_component_names: list[str] = field(default_factory=list)
     """The inference components this endpoint hosts: their containers log under their own log groups."""
     async_inference: AsyncConfig | None = None
     """Asynchronous inference: queued requests, inputs and results in the model bucket, SNS notifications."""
@@ -120,7 +120,7 @@ def log_groups(args: SageMakerEndpointArgs) -> list[str]:
     """Where SageMaker writes the containers' output: the endpoint's group, and for each inference component its own
     (`/aws/sagemaker/InferenceComponents/<name>`), both with the execution role's credentials."""
     return [f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
-            *(f"/aws/sagemaker/InferenceComponents/{name}" for name in args.component_names)]
+            *(f"/aws/sagemaker/InferenceComponents/{name}" for name in args.inference_component_names)]
 
 
 class SageMakerEndpoint(pulumi.ComponentResource):

@@ -141,7 +141,7 @@ def host_args(p: StackBase, group: str, members: list[SageMakerConfig]) -> SageM
         endpoint_name=endpoint_name(p.stack, group), image_uri=None,
         repository_arns=[p.store.repository_arns[r] for r in repositories], bucket_name=cfg.model_store.bucket,
         model_prefixes=sorted({d.model.prefix for d in members}),
-        component_names=[deployment_name(p.stack, d.name) for d in members],
+        inference_component_names=[deployment_name(p.stack, d.name) for d in members],
         variants=[Variant(name=PRIMARY_VARIANT, instance_type=first.compute.instance_type,
                           instance_count=first.compute.instance_count, model=None)],
         kms_key_arn=p.encryption.key_arn, account_id=p.account_id, region=cfg.region, vpc_id=p.network.vpc_id,

@@ -523,12 +523,12 @@ class SageMakerDeployment(DeploymentBase):
     compute: SageMakerCompute = Field(description="SageMaker instance settings")
     hosting: Literal["endpoint", "inference_components"] = Field(
         default="endpoint", description="endpoint: the model is the endpoint's production variant (blue/green, at "
-        "least one instance); inference_components: the model is a component with its own CPU/GPU/memory "
+        "least one instance); inference_components: the model is an inference component with its own CPU/GPU/memory "
         "reservation and copy count, instances follow the copies, and copies may scale to zero")
     inference_component: InferenceComponentConfig = Field(
         default_factory=lambda: InferenceComponentConfig(), description="Settings of hosting: inference_components")
     endpoint: Name | None = Field(
-        default=None, description="hosting: inference_components: the endpoint the component runs on; deployments "
+        default=None, description="hosting: inference_components: the endpoint the inference component runs on; deployments "
         "naming the same one share it and its instances (small models packed onto one GPU instance). Unset: an "
         "endpoint of its own, named after the deployment")
     ab_variants: list[WeightedVariant] = Field(

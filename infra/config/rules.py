@@ -127,7 +127,7 @@ def _component_bounds(cfg: StackConfig, i: int, d: SageMakerDeployment) -> Itera
                           "components for realtime single-model deployments)")
     if not isinstance(d.rollout, (AllAtOnce, Rolling)):
         yield ConfigIssue(key_path(("deployments", i, "rollout", "strategy")), d.rollout.strategy,
-                          "rolling or all_at_once with inference components (a component updates its copies in "
+                          "rolling or all_at_once with inference components (an inference component updates its copies in "
                           "batches; there is no blue/green fleet)")
     if not scaling.min <= hosted.copies <= scaling.max:
         yield ConfigIssue(key_path(("deployments", i, "inference_component", "copies")), hosted.copies,
@@ -182,7 +182,7 @@ def shared_endpoints_agree(cfg: StackConfig) -> Iterator[ConfigIssue]:
             continue
         if d.hosting != "inference_components":
             yield ConfigIssue(key_path(("deployments", i, "endpoint")), d.endpoint,
-                              "unset, or hosting: inference_components (only components share an endpoint)")
+                              "unset, or hosting: inference_components (only inference components share an endpoint)")
             continue
         if d.endpoint != d.name and d.endpoint in names:
             yield ConfigIssue(key_path(("deployments", i, "endpoint")), d.endpoint,
@@ -195,13 +195,13 @@ def shared_endpoints_agree(cfg: StackConfig) -> Iterator[ConfigIssue]:
                 if getattr(d.compute, setting) != getattr(first.compute, setting):
                     yield ConfigIssue(key_path(("deployments", i, "compute", setting)), getattr(d.compute, setting),
                                       f"{getattr(first.compute, setting)!r}, as deployments[{first_index}] on the "
-                                      f"shared endpoint {group!r} (one production variant serves every component)")
+                                      f"shared endpoint {group!r} (one production variant serves every inference component)")
         if len(members) > 1 and cfg.is_prod:
             for i, _ in members:
                 yield ConfigIssue(key_path(("deployments", i, "endpoint")), group,
                                   "unset in prod (an endpoint per deployment): prod captures every model's traffic "
                                   "(policy prod-data-capture), and SageMaker captures per endpoint, not per "
-                                  "component, so the models on a shared endpoint could not be told apart")
+                                  "inference component, so the models on a shared endpoint could not be told apart")
         elif len(members) > 1:
             for i, d in members:
                 for part, on in (("data_capture", d.data_capture.enabled), ("drift", d.drift.enabled)):
@@ -621,7 +621,7 @@ def llm_deployments_are_complete(cfg: StackConfig) -> Iterator[ConfigIssue]:
         if isinstance(d, SageMakerDeployment):
             if d.hosting != "inference_components":
                 yield ConfigIssue(key_path((*at, "hosting")), d.hosting,
-                                  "inference_components: a language model is a component (its GPUs reserved per copy; "
+                                  "inference_components: a language model is an inference component (its GPUs reserved per copy; "
                                   "its answers stream through InvokeEndpointWithResponseStream)")
             if d.mode != "realtime":
                 yield ConfigIssue(key_path((*at, "mode")), d.mode,

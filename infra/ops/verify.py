@@ -156,7 +156,7 @@ def check_scaling(clients: Clients, resources: list) -> list[Check]:
             ServiceNamespace=namespace, ResourceIds=[resource_id], ScalableDimension=dimension)["ScalableTargets"]
         if not registered:
             checks.append(Check("scaling target", subject, "fail", "not registered with Application Auto Scaling",
-                                "pulumi up (the endpoint or component must exist first)"))
+                                "pulumi up (the endpoint or inference component must exist first)"))
             continue
         bounds = (registered[0]["MinCapacity"], registered[0]["MaxCapacity"])
         planned = (int(target.inputs["minCapacity"]), int(target.inputs["maxCapacity"]))

@@ -16,7 +16,7 @@ SUBNET = "aws:ec2/subnet:Subnet"
                         "their KEDA ScaledObjects (async endpoints and cold-start-tolerant inference components may "
                         "scale to zero; a KServe canary track may run one replica).",
             fix="Set deployments[].compute.instance_count and autoscaling.min to 2 or more in Pulumi.prod.yaml (0 for an "
-                "inference component only with component.tolerates_cold_start: true).",
+                "inference component only with inference_component.tolerates_cold_start: true).",
             schema={"min_instances": {"type": "integer", "default": 2}})
 def prod_endpoint_capacity(resources, config):
     """Every scaler of serving capacity in prod keeps `min_instances`, so serving survives the loss of an instance:
@@ -61,7 +61,7 @@ def prod_endpoint_capacity(resources, config):
                 yield (f"managed instance scaling may take variant {variant.get('variantName')} down to {low} "
                        "instance(s)"), endpoint_config.urn
     # An inference component may scale to zero copies only when its deployment says it tolerates the cold start
-    # (config `component.tolerates_cold_start`, carried to the plan as this tag).
+    # (config `inference_component.tolerates_cold_start`, carried to the plan as this tag).
     tolerant = {c.props.get("inferenceComponentName") for c in components
                 if any(t.get("key") == COLD_START_TAG and t.get("value") == "true" for t in as_list(c.props.get("tags")))}
     for component in components:
