@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from infra.plan.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,16 +75,31 @@ def test_a_govcloud_stack_is_refused_with_a_clear_config_error(tmp_path):
         assert "Traceback" not in run.stderr + run.stdout
 
 
-def test_the_same_program_writes_the_same_plan_byte_for_byte(tmp_path):
-    # The mock engine registers resources in an order that varies between processes (string hashing among other
-    # things): two runs under different hash seeds must still write identical JSON.
+@pytest.fixture(scope="module")
+def written_dev_plans(tmp_path_factory) -> list[Path]:
+    """Dev's plan as `python -m infra.plan --json` writes it, from two processes under different hash seeds: written
+    once for the tests of this file that read what the CLI writes."""
     written = []
     for seed in ("1", "2"):
-        out = tmp_path / f"dev-{seed}.json"
+        out = tmp_path_factory.mktemp("plans") / f"dev-{seed}.json"
         subprocess.run([sys.executable, "-m", "infra.plan", "--stack", "dev", "--json", str(out), "--quiet"],
-                       cwd=ROOT, check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
-        written.append(out.read_bytes())
-    assert written[0] == written[1]
+                       cwd=ROOT, check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed},
+                       timeout=120)
+        written.append(out)
+    return written
+
+
+def test_the_same_program_writes_the_same_plan_byte_for_byte(written_dev_plans):
+    # The mock engine registers resources in an order that varies between processes (string hashing among other
+    # things): two runs under different hash seeds must still write identical JSON.
+    first, second = written_dev_plans
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_the_policy_pack_accepts_the_plan_infra_plan_writes(written_dev_plans):
+    from policies.check import main as check
+
+    assert check(["--plan", str(written_dev_plans[0])]) == 0
 
 
 def test_json_to_an_unwritable_path_fails_before_planning_in_one_line(tmp_path, capsys, monkeypatch):

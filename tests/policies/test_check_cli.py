@@ -35,13 +35,6 @@ def test_a_mandatory_violation_exits_1_naming_the_resource_and_the_fix(tmp_path)
     assert "prod: 1 mandatory, 0 advisory violation(s)" in out
 
 
-def test_plan_written_by_infra_plan_is_accepted(tmp_path):
-    out = tmp_path / "dev.json"
-    subprocess.run([sys.executable, "-m", "infra.plan", "--stack", "dev", "--quiet", "--json", str(out)], cwd=ROOT,
-                   check=True, capture_output=True, timeout=120)
-    assert main(["--plan", str(out)]) == 0
-
-
 def test_a_file_that_is_not_a_plan_is_refused_cleanly(tmp_path, capsys):
     path = tmp_path / "x.json"
     path.write_text("[1, 2]")
