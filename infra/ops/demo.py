@@ -29,7 +29,7 @@ from rich.rule import Rule
 
 from components.names import SERVER_ERROR_RATE, alarm_name
 
-from . import standins
+from . import demo_account
 from .clients import Clients
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,12 +73,12 @@ class Demo:
         self.out.print(Rule(title))
 
     def platform(self) -> None:
-        standins.platform(self.clients)
-        self.out.print(f"created bucket mlserve-dev-models, repository {standins.REPOSITORY}, pushed and scanned "
-                       f"{standins.IMAGE_TAG} (what `pulumi up` and `docker push` do for real)")
+        demo_account.platform(self.clients)
+        self.out.print(f"created bucket mlserve-dev-models, repository {demo_account.REPOSITORY}, pushed and scanned "
+                       f"{demo_account.IMAGE_TAG} (what `pulumi up` and `docker push` do for real)")
 
     def endpoint(self, model_uri: str) -> None:
-        standins.weighted_endpoint(self.clients, ENDPOINT, model_uri=model_uri)
+        demo_account.weighted_endpoint(self.clients, ENDPOINT, model_uri=model_uri)
         self.out.print(f"created endpoint {ENDPOINT}: primary 90%, candidate 10%, guard alarms OK "
                        f"(moto has no PutCompositeAlarm: the service-unhealthy alarm shows MISSING)")
 

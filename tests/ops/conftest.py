@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from infra.config.loader import PROJECT_ROOT, read_stack_file, validate
-from infra.ops import standins
+from infra.ops import demo_account
 from infra.ops.clients import Clients
 from serving_image.sample_model import __file__ as _sample_init
 
@@ -75,19 +75,19 @@ def stub_sagemaker_quotas(clients: Clients, quotas: dict[str, float]) -> Stubber
     return stubber
 
 
-def platform(clients: Clients, *, tag: str = standins.IMAGE_TAG, critical: int = 0) -> None:
+def platform(clients: Clients, *, tag: str = demo_account.IMAGE_TAG, critical: int = 0) -> None:
     """The stand-in platform (tests/ops share it with `make demo`), optionally with critical scan findings."""
-    standins.platform(clients, tag=tag)
+    demo_account.platform(clients, tag=tag)
     if critical:
         import requests
 
         requests.post("http://motoapi.amazonaws.com/moto-api/static/ecr/scan-finding-results", json={
             "region": REGION, "results": [{
                 "imageScanFindings": {"findings": [], "findingSeverityCounts": {"CRITICAL": critical, "HIGH": 2}},
-                "registryId": standins.ACCOUNT, "repositoryName": standins.REPOSITORY, "imageId": {"imageTag": tag},
+                "registryId": demo_account.ACCOUNT, "repositoryName": demo_account.REPOSITORY, "imageId": {"imageTag": tag},
                 "imageScanStatus": {"status": "COMPLETE", "description": "done"}}]})
 
 
 def ab_endpoint(clients: Clients, name: str = DEV_ENDPOINT, weights=(("primary", 90.0), ("candidate", 10.0)),
                 instance_type: str = "ml.g5.xlarge", count: int = 1) -> None:
-    standins.weighted_endpoint(clients, name, weights, instance_type, count)
+    demo_account.weighted_endpoint(clients, name, weights, instance_type, count)

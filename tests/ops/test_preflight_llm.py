@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from components.names import image_repository_name
 from components.weights_manifest import MANIFEST
 from infra.config.loader import read_stack_file
-from infra.ops import standins
+from infra.ops import demo_account
 from infra.ops.__main__ import main
 from infra.ops.preflight import (
     EKS_ADDONS,
@@ -35,7 +35,7 @@ from tests.ops.test_preflight import stub_addon_versions, stub_parameter, stub_v
 
 def released(aws, tmp_path, raw=None):
     """The LLM stack's bucket, the tiny folder released into it, and the stack's config pointing at that release."""
-    standins.platform(aws, bucket=BUCKET, repository=image_repository_name(STACK, "vllm-openai"))
+    demo_account.platform(aws, bucket=BUCKET, repository=image_repository_name(STACK, "vllm-openai"))
     folder = write_llm_folder(tmp_path / "assistant")
     release = release_model(llm_config(raw), STACK, DEPLOYMENT, folder, aws)
     raw = raw or llm_raw()
@@ -174,7 +174,7 @@ def llm_account(aws, tmp_path, monkeypatch):
     """The LLM stack after phase one, its image pushed (by tag) and its folder released, with what moto cannot
     answer (EC2 vCPU quotas, the AMI parameter, EKS add-on builds) answered by Stubbers as AWS answers them."""
     raw = llm_raw()
-    raw["mlserve:deployments"][0]["image"] = {"repository": "vllm-openai", "tag": standins.IMAGE_TAG}
+    raw["mlserve:deployments"][0]["image"] = {"repository": "vllm-openai", "tag": demo_account.IMAGE_TAG}
     raw, _ = released(aws, tmp_path, raw)
     stack_file = tmp_path / "Pulumi.llm.yaml"
     stack_file.write_text(dump_yaml(raw))

@@ -5,9 +5,9 @@ import boto3
 from botocore.stub import Stubber
 
 from infra.ops.__main__ import main
+from infra.ops.demo_account import IMAGE_TAG, REPOSITORY
 from infra.ops.preflight import preflight
 from infra.ops.release import release_model
-from infra.ops.standins import IMAGE_TAG, REPOSITORY
 from tests.harness import dump_yaml
 from tests.ops.conftest import SAMPLE_MODEL, config_from, dev_raw, platform, stub_sagemaker_quotas
 

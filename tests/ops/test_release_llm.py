@@ -11,7 +11,7 @@ import pytest
 
 from components.names import image_repository_name
 from components.weights_manifest import MANIFEST, build_manifest, manifest_bytes
-from infra.ops import standins
+from infra.ops import demo_account
 from infra.ops.__main__ import main
 from infra.ops.release import release_model
 from infra.ops.report import OpsError
@@ -22,7 +22,7 @@ from tests.ops.llm_folder import BUCKET, DEPLOYMENT, EXAMPLE, STACK, llm_config,
 
 def llm_platform(aws):
     """What phase one of the LLM stack leaves: its versioned bucket (and an image repository, unused here)."""
-    standins.platform(aws, bucket=BUCKET, repository=image_repository_name(STACK, "vllm-openai"))
+    demo_account.platform(aws, bucket=BUCKET, repository=image_repository_name(STACK, "vllm-openai"))
 
 
 def objects(aws, prefix=""):
@@ -69,7 +69,7 @@ def test_the_version_is_registered_approved_as_an_uncompressed_folder(aws, tmp_p
     [container] = described["InferenceSpecification"]["Containers"]
     assert container["ModelDataSource"] == {"S3DataSource": {"S3Uri": release.uri, "S3DataType": "S3Prefix",
                                                              "CompressionType": "None"}}
-    assert container["Image"] == (f"{standins.ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/mlserve-{STACK}/vllm-openai"
+    assert container["Image"] == (f"{demo_account.ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/mlserve-{STACK}/vllm-openai"
                                   f"@{llm_config().deployments[0].image.digest}")
     assert "text/event-stream" in described["InferenceSpecification"]["SupportedResponseMIMETypes"]
     assert described["ModelApprovalStatus"] == "Approved"
@@ -211,7 +211,7 @@ def test_a_sagemaker_llm_registers_a_request_aws_accepts_for_its_instance_type(a
     from tests.harness import config_of
 
     cfg = config_of(read_stack_file(EXAMPLE.with_name("Pulumi.llm-sagemaker.yaml")), "llm-sagemaker")
-    standins.platform(aws, bucket=cfg.model_store.bucket, repository="mlserve-llm-sagemaker/vllm-sagemaker")
+    demo_account.platform(aws, bucket=cfg.model_store.bucket, repository="mlserve-llm-sagemaker/vllm-sagemaker")
     sent = []
     real = aws.sagemaker.create_model_package
     monkeypatch.setattr(aws.sagemaker, "create_model_package", lambda **kw: sent.append(kw) or real(**kw))

@@ -8,7 +8,7 @@ from botocore.stub import Stubber
 from rich.console import Console
 
 from components.names import async_prefix
-from infra.ops import standins
+from infra.ops import demo_account
 from infra.ops.__main__ import main
 from infra.ops.demo import ab_stack_file
 from infra.ops.report import OpsError
@@ -146,15 +146,15 @@ def stub_component(clients, desired: int, current: int, status: str = "InService
     now = datetime.datetime(2026, 12, 3, tzinfo=datetime.UTC)
     stubber.add_response("describe_inference_component", {
         "InferenceComponentName": DEV_ENDPOINT, "InferenceComponentArn": f"arn:aws:sagemaker:{REGION}:"
-        f"{standins.ACCOUNT}:inference-component/{DEV_ENDPOINT}", "EndpointName": DEV_ENDPOINT,
-        "EndpointArn": f"arn:aws:sagemaker:{REGION}:{standins.ACCOUNT}:endpoint/{DEV_ENDPOINT}",
+        f"{demo_account.ACCOUNT}:inference-component/{DEV_ENDPOINT}", "EndpointName": DEV_ENDPOINT,
+        "EndpointArn": f"arn:aws:sagemaker:{REGION}:{demo_account.ACCOUNT}:endpoint/{DEV_ENDPOINT}",
         "InferenceComponentStatus": status, "CreationTime": now, "LastModifiedTime": now,
         "RuntimeConfig": {"DesiredCopyCount": desired, "CurrentCopyCount": current},
         "LastDeploymentConfig": {"RollingUpdatePolicy": {
             "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 100}, "WaitIntervalInSeconds": 0}}},
         {"InferenceComponentName": DEV_ENDPOINT})
     stubber.add_response("describe_endpoint", {
-        "EndpointName": DEV_ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{standins.ACCOUNT}:endpoint/"
+        "EndpointName": DEV_ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{demo_account.ACCOUNT}:endpoint/"
         f"{DEV_ENDPOINT}", "EndpointStatus": "InService", "CreationTime": now, "LastModifiedTime": now,
         "ProductionVariants": [{"VariantName": "primary", "CurrentInstanceCount": current,
                                 "DesiredInstanceCount": desired}]}, {"EndpointName": DEV_ENDPOINT})
@@ -164,7 +164,7 @@ def stub_component(clients, desired: int, current: int, status: str = "InService
 
 
 def test_cli_status_of_dev_shows_its_component_scaled_to_zero_and_its_guard_alarms(aws, capsys, monkeypatch):
-    standins.guard_alarms(aws, DEV_ENDPOINT, dimensions={"InferenceComponentName": DEV_ENDPOINT})
+    demo_account.guard_alarms(aws, DEV_ENDPOINT, dimensions={"InferenceComponentName": DEV_ENDPOINT})
     stubber = stub_component(aws, desired=0, current=0)
     monkeypatch.setattr("infra.ops.__main__.Clients", lambda region, endpoint_url: aws)
     assert main(["rollout", "status", "--stack", "dev", "--deployment", "resnet50"]) == 0
@@ -188,7 +188,7 @@ def test_status_of_an_async_endpoint_says_where_results_go(aws):
     now = datetime.datetime(2026, 12, 3, tzinfo=datetime.UTC)
     where = f"s3://mlserve-dev-models/{async_prefix(DEV_ENDPOINT, 'output')}"
     stubber.add_response("describe_endpoint", {
-        "EndpointName": DEV_ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{standins.ACCOUNT}:endpoint/"
+        "EndpointName": DEV_ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{demo_account.ACCOUNT}:endpoint/"
         f"{DEV_ENDPOINT}", "EndpointConfigName": f"{DEV_ENDPOINT}-config-1", "EndpointStatus": "InService",
         "CreationTime": now, "LastModifiedTime": now,
         "ProductionVariants": [{"VariantName": "primary", "CurrentWeight": 1.0, "CurrentInstanceCount": 0}],
@@ -210,7 +210,7 @@ def test_status_of_a_rolling_update_in_progress_says_rolling_with_its_batches(aw
     stubber = Stubber(client)
     now = datetime.datetime(2026, 12, 7, tzinfo=datetime.UTC)
     stubber.add_response("describe_endpoint", {
-        "EndpointName": DEV_ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{standins.ACCOUNT}:endpoint/"
+        "EndpointName": DEV_ENDPOINT, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{demo_account.ACCOUNT}:endpoint/"
         f"{DEV_ENDPOINT}", "EndpointConfigName": f"{DEV_ENDPOINT}-config-1", "EndpointStatus": "Updating",
         "CreationTime": now, "LastModifiedTime": now,
         "ProductionVariants": [{"VariantName": "primary", "CurrentWeight": 1.0, "CurrentInstanceCount": 4}],

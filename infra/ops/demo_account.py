@@ -1,6 +1,8 @@
-"""What `pulumi up` and `docker push` leave in an account, made directly in a local AWS API (moto).
+"""The demo's account: what `pulumi up` and `docker push` leave in an AWS account, made directly in a local AWS API
+(moto), so that `make demo` can release, preflight and roll out without either.
 
-The demo and the tests of the operator tools need those resources to exist; both make them here, the same way.
+Product code (`make demo` runs it); the tests of the operator tools start from the same account, so they make it
+here too rather than keep a copy.
 """
 
 from __future__ import annotations
