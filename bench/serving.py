@@ -327,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"{args.repeats} repeats of {args.seconds:g} s per measurement; load average (1 min) "
                   f"{load_before[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} CPUs; "
                   f"percentiles nearest-rank")
+    for line in caveats(goal_figures(rows, front_rows), load_before[0], load_after[0]):
+        console.print(line)
     if args.large:
         say("the 224x224 table: starting a second Triton with a large-input model")
         try:
@@ -390,6 +392,26 @@ def goal_figures(rows, front_rows) -> list[tuple[str, str, Spread, bool]]:
         figures.append(("mlserve / FastAPI + ONNX Runtime, req/s at concurrency 32", f">= {GOAL_BASELINE:.1f}x",
                         ratio, ratio.median >= GOAL_BASELINE))
     return figures
+
+
+NOISY_SPREAD = 0.10  # a ratio whose repeats span more than this share of its median: the machine was busy
+DOCS = "docs/benchmark.md"
+
+
+def caveats(figures: list[tuple[str, str, Spread, bool]], load_before: float, load_after: float) -> list[str]:
+    """What to make of the goals: a noisy run said as such (repeats spread wide, or the load rose during the run),
+    and where a missed goal is explained."""
+    lines = []
+    noisy = [goal for goal, _, measured, _ in figures if "(ms)" not in goal and measured.median  # ratios only
+             and (measured.high - measured.low) / abs(measured.median) > NOISY_SPREAD]
+    if noisy or load_after - load_before > 1.0:
+        why = f"{len(noisy)} ratio(s) spread over {NOISY_SPREAD:.0%} of their median" if noisy else \
+            f"the load average rose from {load_before:.2f} to {load_after:.2f}"
+        lines.append(f"noisy run: {why}; something else used the cores. Rerun on a quiet machine before quoting "
+                     "these figures.")
+    if not all(met for *_, met in figures):
+        lines.append(f"a goal was missed: {DOCS} (\"Where the time goes now\") says where the time goes and why.")
+    return lines
 
 
 def goals_table(rows, front_rows) -> Table:

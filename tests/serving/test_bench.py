@@ -134,3 +134,16 @@ def test_a_connection_the_server_drops_is_an_error_and_the_run_still_ends():
         server.server_close()
     assert result.errors == 1  # the dropped request; that connection stops, the other goes on to the budget
     assert result.requests == 29 and result.seconds < 10
+
+
+def test_a_noisy_run_and_a_missed_goal_are_said_under_the_goals():
+    from bench.serving import caveats
+
+    steady = ("ratio at 32", ">= 0.95x", Spread.of([0.96, 0.97, 0.98]), True)
+    added = ("p50 added at 1 (ms)", "<= 0.30", Spread.of([-0.5, 0.2, 0.9]), True)  # ms: its spread is not a ratio's
+    assert caveats([steady, added], 1.0, 1.5) == []
+    wide = ("ratio at 32", ">= 0.95x", Spread.of([0.74, 0.87, 1.20]), False)
+    lines = caveats([wide, added], 1.0, 1.5)
+    assert lines[0].startswith("noisy run: 1 ratio(s) spread over 10% of their median")
+    assert lines[1].startswith("a goal was missed: docs/benchmark.md")
+    assert caveats([steady], 0.8, 3.9)[0].startswith("noisy run: the load average rose from 0.80 to 3.90")
