@@ -61,7 +61,9 @@ def as_table(estimate: Estimate) -> Table:
     table = Table(title=f"{estimate.stack}: monthly cost in {estimate.region} (USD, on-demand list prices of "
                         f"{estimate.table.retrieved})")
     for column in ("deployment", "item", "min", "configured", "max", "note"):
-        table.add_column(column, justify="right" if column in SCENARIOS else "left")
+        # Items and notes wrap, never cut: their ends are often a path or the flag to change (CI logs are 80 wide).
+        table.add_column(column, justify="right" if column in SCENARIOS else "left",
+                         overflow="fold" if column in ("item", "note") else "ellipsis")
     for group in estimate.groups():
         for line in (x for x in estimate.lines if x.group == group):
             monthly = _monthly(line, estimate)

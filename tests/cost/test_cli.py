@@ -139,5 +139,19 @@ def test_the_cost_doc_shows_this_checkouts_figures_and_the_tables_date(stack):
                       Assumptions(as_of=date.fromisoformat(day)))
     total = next(line for line in block.splitlines() if "stack total (priced lines)" in line)
     assert [usd(result.total(s)) for s in ("min", "configured", "max")] == re.findall(r"\$[\d,]+\.\d\d", total), \
-        "regenerate docs/cost.md's output: COLUMNS=118 python -m infra.cost --stack " + stack
+        "regenerate docs/cost.md's output: COLUMNS=118 python -m infra.cost --stack " + stack + " --date " + day
     assert f"retrieved **{result.table.retrieved}**" in doc
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_cost_doc_prints_exactly_what_the_cli_prints(stack, monkeypatch, capsys):
+    """Every line of each output block in docs/cost.md, the notes and the sources included, not only the totals."""
+    doc = (ROOT / "docs" / "cost.md").read_text()
+    start = doc.index(f"{stack}: monthly cost in us-east-1")
+    printed = doc[doc.rindex("```text\n", 0, start) + len("```text\n"):doc.index("```", start)]
+    (day,) = re.findall(r"support phases on (\d{4}-\d\d-\d\d)", printed)
+    monkeypatch.setenv("COLUMNS", "118")
+    assert main(["--stack", stack, "--date", day]) == 0
+    lines = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
+    assert lines == [line.rstrip() for line in printed.splitlines()], \
+        f"regenerate docs/cost.md's output: COLUMNS=118 python -m infra.cost --stack {stack} --date {day}"
