@@ -55,8 +55,9 @@ def test_make_plan_command_prints_the_dev_tree_and_counts():
     from infra.cost.report import summary
     from tests.harness import stack_plan
     # the summary is the estimate of the very plan make plan wrote (python -m infra.cost --plan)
-    assert summary(estimate(declared_from_plan(stack_plan("dev").as_json()), load_table("us-east-1"),
-                            stack="dev")) in result.stdout
+    # and it names the command that prints the table of that very plan, as this checkout runs it
+    assert summary(estimate(declared_from_plan(stack_plan("dev").as_json()), load_table("us-east-1"), stack="dev"),
+                   ".venv/bin/python -m infra.cost --plan build/dev.plan.json") in result.stdout
 
 
 def test_a_govcloud_stack_is_refused_with_a_clear_config_error(tmp_path):

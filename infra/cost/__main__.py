@@ -120,7 +120,11 @@ def run_estimate(argv: list[str]) -> int:
         return 0
     console = Console()
     if args.summary:
-        console.print(summary(result), soft_wrap=True)
+        python = Path(sys.executable)
+        python = python.relative_to(Path.cwd()) if python.is_relative_to(Path.cwd()) else Path("python")
+        where = f"--plan {args.plan}" if args.plan else (f"--config-file {args.config_file}" if args.config_file
+                                                         else f"--stack {stack}")
+        console.print(summary(result, f"{python} -m infra.cost {where}"), soft_wrap=True)
     else:
         console.print(as_table(result))
         for line in notes(result):

@@ -122,14 +122,15 @@ def notes(estimate: Estimate) -> list[str]:
     return out
 
 
-def summary(estimate: Estimate) -> str:
-    left_out = "" if not estimate.unpriced() else f"; {coverage(estimate)}"
+def summary(estimate: Estimate, details: str | None = None) -> str:
+    """One line: the totals, whether every line is priced, and the command that prints the table and what it
+    assumes (`details`, as the caller can run it; by default the stack's)."""
     tokens = "" if not estimate.tokens else "; per million output tokens: " + ", ".join(
         f"{cost.group} {per_million(cost, estimate.assumptions)}" for cost in estimate.tokens)
     return (f"Monthly cost (priced lines, {estimate.region} list prices of {estimate.table.retrieved}): "
             f"min {usd(estimate.total('min'))} · configured {usd(estimate.total('configured'))} · "
-            f"max {usd(estimate.total('max'))}{left_out}{tokens} — details: python -m infra.cost --stack "
-            f"{estimate.stack}")
+            f"max {usd(estimate.total('max'))}; {coverage(estimate)}{tokens} — the table and what it assumes "
+            f"(traffic, hours, sizes): {details or f'python -m infra.cost --stack {estimate.stack}'}")
 
 
 def as_json(estimate: Estimate) -> dict[str, Any]:
