@@ -93,11 +93,13 @@ def test_alarms_scaling_and_apis_are_per_component(plan):
 
 def test_the_pack_passes_the_shared_endpoint_and_flags_only_its_larger_instance_type(plan):
     found = evaluate(json.loads(json.dumps(plan.as_json())), load_policy_config(CONFIG_DIR / "dev.json"))
-    # dev's allow-list stops at one GPU; and the 4-GPU type has no sourced price, so the budget rule says the
-    # estimate cannot bound the bill (advice in dev, a refusal in prod)
+    # dev's allow-list stops at one GPU; and at max the 4-GPU instances ($7.09 an hour each) take the estimate over
+    # dev's budget (advice in dev, a refusal in prod)
     assert sorted((v.rule, v.level.value) for v in found) == [("instance-type-allowlist", "advisory"),
                                                                 ("monthly-budget", "advisory")]
-    assert all("ml.g5.12xlarge" in v.message for v in found)
+    allowlist, budget = sorted(found, key=lambda v: v.rule)
+    assert allowlist.message.startswith("ml.g5.12xlarge is not allowed here")
+    assert "at maximum scale the stack is estimated at" in budget.message and "over its $2,500.00 budget" in budget.message
 
 
 @pytest.mark.parametrize("stack,second,path,fragment", [
