@@ -213,6 +213,9 @@ def diff_markdown(base: dict[str, Any], head: dict[str, Any]) -> str:
     for group in tokens:
         b, h = (side.get("per_million_output_tokens", {}).get(group, {}) for side in (base, head))
         lines += ["", f"Per million output tokens, {group}: base {_token_text(b)}, head {_token_text(h)}"]
-    if base.get("assumptions") != head.get("assumptions"):
-        lines += ["", f"Assumptions differ: base {base.get('assumptions')}, head {head.get('assumptions')}"]
+    base_assumed, head_assumed = base.get("assumptions") or {}, head.get("assumptions") or {}
+    changed = [f"{key} {base_assumed.get(key, 'unset')} → {head_assumed.get(key, 'unset')}"
+               for key in dict.fromkeys([*base_assumed, *head_assumed]) if base_assumed.get(key) != head_assumed.get(key)]
+    if changed:
+        lines += ["", f"Assumptions differ (base → head): {', '.join(changed)}"]
     return "\n".join(lines) + "\n"

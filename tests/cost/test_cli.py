@@ -92,7 +92,8 @@ def test_diff_shows_base_head_and_the_change_per_deployment(prod_plan, tmp_path,
                      f"+{float(h['min']) - float(b['min']):,.2f}", f"{float(b['max']):,.2f}",
                      f"{float(h['max']):,.2f}", f"+{float(h['max']) - float(b['max']):,.2f}"]
     assert float(h["max"]) > float(b["max"])  # 14 more hours of every hourly line
-    assert "Assumptions differ" in markdown
+    # only what changed, said as a reader of the pull request reads it (14 more hours: 730 -> 744)
+    assert "Assumptions differ (base → head): hours_per_month 730 → 744" in markdown.splitlines()
 
 
 @pytest.mark.parametrize("args, message", [
