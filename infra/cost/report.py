@@ -117,6 +117,10 @@ def notes(estimate: Estimate) -> list[str]:
                    "shared by the replicas it holds; a Karpenter pool's cheapest type that fits, as at min) over the "
                    "output tokens it serves in an hour within its SLOs, `llm.tokens_per_second_at_slo` in the stack "
                    "file (measured by python -m infra.ops profile).")
+    retrieved, day = estimate.table.retrieved, a.as_of
+    if day < retrieved or (day - retrieved).days > 365:
+        out.append(f"Dated {day}: the prices are those of {retrieved} whatever the date; the date moves only which "
+                   f"Kubernetes versions are in EKS's extended support.")
     sources = ", ".join(dict.fromkeys(source.url for source in estimate.table.sources.values()))
     out.append(f"Prices: {estimate.region} table retrieved {estimate.table.retrieved}; sources: {sources}")
     return out

@@ -156,3 +156,16 @@ def test_the_cost_doc_prints_exactly_what_the_cli_prints(stack, monkeypatch, cap
     lines = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
     assert lines == [line.rstrip() for line in printed.splitlines()], \
         f"regenerate docs/cost.md's output: COLUMNS=118 python -m infra.cost --stack {stack} --date {day}"
+
+
+def test_a_date_before_the_prices_or_a_year_after_them_is_remarked_on(prod_plan, capsys):
+    """--date moves EKS's support phases, not the prices: a date the table does not speak for says so."""
+    from datetime import timedelta
+
+    retrieved = load_table("us-east-1").retrieved
+    for delta, remarked in ((-1, True), (0, False), (365, False), (366, True)):
+        day = retrieved + timedelta(days=delta)
+        assert main(["--plan", str(prod_plan), "--date", day.isoformat()]) == 0
+        dated = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Dated ")]
+        assert dated == ([f"Dated {day}: the prices are those of {retrieved} whatever the date; the date moves only "
+                          "which Kubernetes versions are in EKS's extended support."] if remarked else []), day
