@@ -378,13 +378,23 @@ def _node_class_volume_gb(ctx: _Context, pool: Declared) -> Decimal | None:
     return None
 
 
+GIB = Decimal(2**30)
+QUANTITY_BYTES = {"Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": GIB, "Ti": Decimal(2**40),
+                  "k": Decimal(10**3), "M": Decimal(10**6), "G": Decimal(10**9), "T": Decimal(10**12)}
+"""Kubernetes quantity suffixes in bytes: binary (Ki, Mi, Gi, Ti) and decimal (k, M, G, T); AWS bills storage per
+GB-month of 2^30 bytes."""
+
+
 def _gib(quantity: Any) -> Decimal | None:
-    """A Kubernetes quantity in GiB (`200Gi`, `1Ti`, or a bare number of GiB), or None when unreadable."""
+    """A size in GiB: a Kubernetes quantity (`200Gi`, `1Ti`, `200G` = 186.26 GiB) or a bare number of GiB (an EBS
+    volumeSize), or None when unreadable."""
     text = str(quantity or "")
-    for suffix, factor in (("Ti", 1024), ("Gi", 1), ("G", 1)):
+    if text.isdigit():
+        return Decimal(text)
+    for suffix in sorted(QUANTITY_BYTES, key=len, reverse=True):  # Gi before G
         if text.endswith(suffix) and text[: -len(suffix)].isdigit():
-            return Decimal(int(text[: -len(suffix)]) * factor)
-    return Decimal(text) if text.isdigit() else None
+            return Decimal(int(text[: -len(suffix)])) * QUANTITY_BYTES[suffix] / GIB
+    return None
 
 
 def _volumes(ctx: _Context, owner: Declared, item: str, gb_per_node: Decimal | None, nodes: Counts) -> None:
@@ -549,7 +559,17 @@ def _control_plane(ctx: _Context, cluster: Declared) -> None:
     policy = str(_map(cluster.props.get("upgradePolicy")).get("supportType") or "EXTENDED")
     item = f"EKS control plane {cluster.props.get('name')} (Kubernetes {version or 'default'}"
     on = f"on {ctx.assumptions.as_of}: {support.why}"
-    if policy == "STANDARD":
+    if policy == "STANDARD" and support.phase == "extended":
+        # Both can be true of such a cluster: EKS upgraded it when standard support ended (the plan's version is then
+        # stale), or it entered extended support before the policy was set, and extended support cannot be disabled
+        # once a cluster is in it (EKS user guide, disable-extended-support).
+        ctx.lines.append(Line(SHARED, f"{item}, past standard support)", "eks:cluster", Counts.same(1),
+                              ctx.table.price("eks:cluster"), note=f"{on}; upgradePolicy STANDARD, but the version "
+                              "is past standard support: min and configured as if EKS upgraded it then, max at the "
+                              "extended rate (a cluster already in extended support cannot leave it)",
+                              max_key="eks:cluster-extended-support",
+                              max_price=ctx.table.price("eks:cluster-extended-support")))
+    elif policy == "STANDARD":
         standard_end = f" ({support.row.end_of_standard_support})" if support.row else ""
         ctx.add(cluster, f"{item}, standard support)", "eks:cluster", Counts.same(1), group=SHARED,
                 note=f"{on}; upgradePolicy STANDARD: EKS upgrades the cluster at the end of standard support"

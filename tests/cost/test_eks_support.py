@@ -45,11 +45,18 @@ def test_a_version_is_billed_at_the_extended_rate_from_the_day_its_standard_supp
     assert monthly("1.32", date(2026, 12, 7)) == [EXTENDED] * 3
 
 
-def test_an_upgrade_policy_of_standard_never_pays_for_extended_support():
+def test_an_upgrade_policy_of_standard_never_pays_for_extended_support_while_the_version_is_in_standard():
     # EKS upgrades such a cluster at the end of standard support instead (botocore's UpgradePolicyRequest).
-    assert monthly("1.32", date(2026, 12, 7), "STANDARD") == [STANDARD] * 3
-    (line,) = estimate([cluster("1.32", "STANDARD")], TABLE, Assumptions(as_of=date(2026, 12, 7))).lines
+    assert monthly("1.32", date(2026, 3, 22), "STANDARD") == [STANDARD] * 3
+    (line,) = estimate([cluster("1.32", "STANDARD")], TABLE, Assumptions(as_of=date(2026, 3, 22))).lines
     assert "EKS upgrades the cluster at the end of standard support (2026-03-23)" in line.note
+
+
+def test_a_standard_policy_on_a_version_past_standard_support_may_still_pay_the_extended_rate():
+    # Extended support cannot be disabled once a cluster is in it (EKS user guide): max is the extended rate.
+    assert monthly("1.32", date(2026, 12, 7), "STANDARD") == [STANDARD, STANDARD, EXTENDED]
+    (line,) = estimate([cluster("1.32", "STANDARD")], TABLE, Assumptions(as_of=date(2026, 12, 7))).lines
+    assert "a cluster already in extended support cannot leave it" in line.note
 
 
 def test_extended_is_the_default_policy():

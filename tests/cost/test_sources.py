@@ -123,3 +123,14 @@ def test_the_llm_gpu_types_are_priced_from_aws_data_where_it_lists_them_and_abse
         usd, gpus = LLM_GPU_TYPES[region][instance_type]
         assert price is not None and (str(price.usd), price.gpus, price.per) == (usd, gpus, "hour")
         assert table.sources[price.source].kind == "aws-price-data" and price.gpus_source == "ec2-price-list"
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_a_sagemaker_types_gpus_are_its_ec2_machines_where_the_table_has_both(region):
+    """SageMaker hosts on the EC2 type of the same name: where both are priced, they state the same GPU count."""
+    prices = load_table(region).prices
+    for key, price in prices.items():
+        if key.startswith("sagemaker-hosting:ml."):
+            machine = prices.get("ec2:" + key.removeprefix("sagemaker-hosting:ml."))
+            if machine is not None:
+                assert price.gpus == machine.gpus, f"{region}: {key}"

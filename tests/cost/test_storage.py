@@ -131,3 +131,12 @@ def test_the_checked_in_stacks_price_their_artifacts_and_captures(tmp_path, caps
     assert figures["assumptions"]["model_gb"] == "3"
     (artifacts,) = [x for x in figures["lines"] if x["item"].startswith("S3 storage: 1 model artifact")]
     assert artifacts["quantity"]["max"] == "3" and artifacts["monthly"]["max"] == "0.07"  # 3 x 0.023 = 0.069
+
+
+def test_sizes_read_as_kubernetes_quantities_in_gib():
+    from infra.cost.estimate import _gib
+
+    assert _gib("16Gi") == 16 and _gib("1Ti") == 1024 and _gib("512Mi") == Decimal("0.5") and _gib(200) == 200
+    assert _gib("200G") == Decimal("186.26451492309570312500")  # 200 x 10^9 bytes / 2^30
+    assert _gib("1T") == Decimal("931.3225746154785156250")
+    assert _gib("lots") is None and _gib("1.5Gi") is None and _gib(None) is None
