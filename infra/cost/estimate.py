@@ -9,10 +9,11 @@ not know is reported as such, never counted as zero.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -660,10 +661,39 @@ def _storage(ctx: _Context) -> None:
         mode = next((str(_map(_map(_map(i.props.get("spec")).get("predictor")).get("logger")).get("mode") or "all")
                      for i in ctx.of_type(INFERENCE_SERVICE) if ctx.group_of(i) == group
                      and _map(_map(i.props.get("spec")).get("predictor")).get("logger")), "all")
-        _captures(ctx, sink, [group], [traffic.get(group, default)], _num(env.get(SINK_SAMPLE_ENV), 100),
+        logged, how = _logged_share(ctx, group), "KServe's logger through the capture sink"
+        whole = traffic.get(group, default)
+        seen = whole if logged == 1 else replace(whole, requests_per_second=whole.requests_per_second * logged)
+        if logged != 1:
+            how += f" (the logged tracks take {logged * 100:.0f}% of the requests, by the ingress's weights)"
+        _captures(ctx, sink, [group], [seen], _num(env.get(SINK_SAMPLE_ENV), 100),
                   mode in ("all", "request"), mode in ("all", "response"),
-                  (str(env.get("MLSERVE_CAPTURE_BUCKET", "")), str(env.get("MLSERVE_CAPTURE_PREFIX", ""))),
-                  "KServe's logger through the capture sink")
+                  (str(env.get("MLSERVE_CAPTURE_BUCKET", "")), str(env.get("MLSERVE_CAPTURE_PREFIX", ""))), how)
+
+
+def _logged_share(ctx: _Context, group: str) -> Decimal:
+    """The share of a KServe deployment's requests that reach an InferenceService with a logger: the ALB splits a
+    deployment's traffic between its tracks by the weights of the ingress's forward action (target group service
+    `<isvc>-predictor`), and only the tracks with a logger are captured (a canary is not). 1 when no split is
+    declared."""
+    services = [i for i in ctx.of_type(INFERENCE_SERVICE) if ctx.group_of(i) == group]
+    names = {f"{_map(i.props.get('metadata')).get('name')}-predictor": i for i in services}
+    logged = {n for n, i in names.items() if _map(_map(i.props.get("spec")).get("predictor")).get("logger")}
+    weights: dict[str, Decimal] = {}
+    for ingress in ctx.of_type(INGRESS):
+        for key, value in _map(_map(ingress.props.get("metadata")).get("annotations")).items():
+            if not str(key).startswith("alb.ingress.kubernetes.io/actions.") or not isinstance(value, str):
+                continue
+            try:
+                action = json.loads(value)
+            except ValueError:
+                continue
+            for target in _list(_map(_map(action).get("forwardConfig")).get("targetGroups")):
+                name = str(_map(target).get("serviceName"))
+                if name in names:
+                    weights[name] = _num(_map(target).get("weight"), 1)
+    total = sum(weights.values(), Decimal(0))
+    return sum((w for n, w in weights.items() if n in logged), Decimal(0)) / total if total else Decimal(1)
 
 
 def _model_artifacts(ctx: _Context) -> None:
