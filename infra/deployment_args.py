@@ -237,8 +237,7 @@ def managed_instances(members: list[SageMakerConfig]) -> ManagedInstances:
     """Instances for the copies of every component on the endpoint: none when no copy runs, and at max enough for
     each component's copies packed by GPU on instances of their own (an upper bound: SageMaker may pack tighter)."""
     def instances(d: SageMakerConfig, copies: int) -> int:
-        per_instance = max(1, sagemaker_gpus(d.compute.instance_type) // max(1, d.inference_component.accelerators))
-        return math.ceil(copies / per_instance)
+        return math.ceil(copies / d.copies_per_instance())
 
     return ManagedInstances(min_instances=sum(instances(d, d.autoscaling.min) for d in members),
                             max_instances=max(1, sum(instances(d, d.autoscaling.max) for d in members)))

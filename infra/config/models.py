@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from ..aws_facts import GPU_FAMILIES
+from ..aws_facts import GPU_FAMILIES, sagemaker_gpus
 
 # DNS-1035 label: valid as a Kubernetes object name and inside SageMaker/IAM names (which allow more).
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
@@ -534,6 +534,11 @@ class SageMakerDeployment(DeploymentBase):
     ab_variants: list[WeightedVariant] = Field(
         default_factory=list,
         description="Other models served beside the primary, with their traffic shares")
+
+    def copies_per_instance(self) -> int:
+        """hosting: inference_components: how many copies one instance holds, packed by GPU (at least one): the
+        instances an endpoint needs for N copies are ceil(N / this), at deployment, at max, and during an update."""
+        return max(1, sagemaker_gpus(self.compute.instance_type) // max(1, self.inference_component.accelerators))
 
     def target_invocations_per_minute(self) -> int | None:
         """Per instance, for target tracking: measured capacity at the SLO, less headroom, in invocations/minute;

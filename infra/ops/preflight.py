@@ -30,7 +30,6 @@ from botocore.exceptions import ClientError
 
 from components.names import deployment_name, endpoint_name, image_repository_name
 from components.weights_manifest import MANIFEST
-from infra.aws_facts import sagemaker_gpus
 from infra.config.models import (
     Canary,
     KServeDeployment,
@@ -78,7 +77,7 @@ def endpoint_needs(cfg: StackConfig, stack: str) -> dict[str, EndpointNeed]:
             continue
         if d.hosting == "inference_components":
             # Instances follow the copies: enough GPUs for max copies, plus room for one update batch of copies.
-            per_instance = max(1, sagemaker_gpus(d.compute.instance_type) // max(1, d.inference_component.accelerators))
+            per_instance = d.copies_per_instance()
             copies = d.autoscaling.max
             batch = math.ceil(copies * (d.rollout.batch_percent if isinstance(d.rollout, Rolling) else 100) / 100)
             instances = math.ceil((copies + batch) / per_instance)

@@ -204,3 +204,16 @@ def test_what_components_cannot_do_is_refused_with_the_key(edit, path, fragment)
         config_of(edited("prod", edit), "prod")
     found = {i.path: i for i in refused.value.issues}
     assert fragment in found[path].allowed, refused.value.render()
+
+
+def test_copies_per_instance_is_one_home_for_how_many_copies_an_instance_holds():
+    """The host's managed instances (deployment_args) and preflight's quota count both read it: packed by GPU."""
+    def copies(instance_type: str, accelerators: int) -> int:
+        def edit(raw):
+            d = raw["mlserve:deployments"][0]
+            d["compute"]["instance_type"] = instance_type
+            d["inference_component"]["accelerators"] = accelerators
+        return config_of(edited("dev", edit), "dev").deployments[0].copies_per_instance()
+
+    assert copies("ml.g5.12xlarge", 1) == 4 and copies("ml.g5.12xlarge", 2) == 2 and copies("ml.g5.12xlarge", 3) == 1
+    assert copies("ml.g5.xlarge", 1) == 1 and copies("ml.g5.48xlarge", 0) == 8  # no GPU asked: packed as if one each
