@@ -48,6 +48,7 @@ from .names import (
     engine_store_prefix,
     load_balancer_name,
     model_cache_name,
+    predictor_name,
 )
 from .policy_document import Statement, render, via_service
 
@@ -232,7 +233,7 @@ class KServeService(pulumi.ComponentResource):
             "ingress_class_name": "alb",
             "rules": [{"http": {"paths": [{"path": "/", "path_type": "Prefix", "backend": {"service": (
                 {"name": alb_split_service(args.spec.name), "port": {"name": "use-annotation"}} if len(tracks) > 1 else
-                {"name": f"{args.spec.name}-predictor", "port": {"number": 80}})}}]}}]}, opts=in_ns)
+                {"name": predictor_name(args.spec.name), "port": {"number": 80}})}}]}}]}, opts=in_ns)
 
         scheme = "https" if args.spec.certificate_arn else "http"
         self.url = ingress.status.apply(
@@ -320,7 +321,7 @@ class KServeService(pulumi.ComponentResource):
             weights = {"stable": 100 - args.spec.canary_percent, "canary": args.spec.canary_percent}
             annotations[alb_split_annotation(args.spec.name)] = json.dumps({
                 "type": "forward", "forwardConfig": {"targetGroups": [
-                    {"serviceName": f"{isvc}-predictor", "servicePort": "80", "weight": weights[track]}
+                    {"serviceName": predictor_name(isvc), "servicePort": "80", "weight": weights[track]}
                     for track, isvc, *_ in tracks]}})
         return annotations
 
@@ -374,7 +375,7 @@ class KServeService(pulumi.ComponentResource):
             f"{name}-{track}-scaler", api_version="keda.sh/v1alpha1", kind="ScaledObject",
             metadata={"name": isvc, "namespace": ns, "labels": pod_labels},
             spec={
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{isvc}-predictor"},
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": predictor_name(isvc)},
                 "minReplicaCount": low, "maxReplicaCount": high, "pollingInterval": 15,
                 "cooldownPeriod": args.spec.scale_in_cooldown_seconds,
                 # Metrics unreadable: hold capacity at max rather than shrink a GPU fleet blind.

@@ -10,6 +10,7 @@ from the environment the DriftMonitor sets) and a test pins their own default to
 from __future__ import annotations
 
 import hashlib
+import json
 
 PROJECT = "mlserve"
 
@@ -178,6 +179,18 @@ def alb_split_service(service: str) -> str:
 def alb_split_annotation(service: str) -> str:
     """The Ingress annotation holding the stable/canary forward weights of one KServe deployment."""
     return f"alb.ingress.kubernetes.io/actions.{alb_split_service(service)}"
+
+
+def split_weights(annotation: str) -> dict[str, int]:
+    """The forward weights of an `alb_split_annotation` value, by predictor Service name (`predictor_name`)."""
+    groups = json.loads(annotation)["forwardConfig"]["targetGroups"]
+    return {str(g["serviceName"]): int(g["weight"]) for g in groups}
+
+
+def predictor_name(isvc: str) -> str:
+    """What KServe (v0.20.0, Standard mode) names an InferenceService's predictor Deployment and Service; its pods'
+    names start with it."""
+    return f"{isvc}-predictor"
 
 
 def canary_service(service: str) -> str:

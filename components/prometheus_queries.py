@@ -13,6 +13,7 @@ from .names import (
     SCALING_SIGNAL_ABSENT,
     TIME_TO_FIRST_TOKEN,
     kserve_alert_name,
+    predictor_name,
 )
 
 
@@ -49,7 +50,7 @@ def in_flight_query(namespace: str, isvc: str) -> str:
 
 
 def _pods(namespace: str, isvc: str) -> str:
-    return f'namespace="{namespace}",pod=~"{isvc}-predictor-.*"'
+    return f'namespace="{namespace}",pod=~"{predictor_name(isvc)}-.*"'
 
 
 def vllm_waiting_query(namespace: str, isvc: str) -> str:

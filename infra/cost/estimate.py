@@ -9,7 +9,6 @@ not know is reported as such, never counted as zero.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,13 +21,29 @@ from components.names import (
     GROUP_LABEL,
     TRACK_LABEL,
     USAGE_TAG,
+    alb_split_annotation,
     deployment_of,
     parse_usage_tag,
+    predictor_name,
+    split_weights,
 )
 from infra import aws_facts
 
 from .eks_calendar import EksCalendar, load_calendar
-from .model import CENTS, SCENARIOS, SHARED, Assumptions, Counts, Declared, Estimate, Line, Replica, TokenCost
+from .model import (
+    CENTS,
+    DEFAULT_REQUEST_KB,
+    DEFAULT_RESPONSE_KB,
+    SCENARIOS,
+    SHARED,
+    Assumptions,
+    Counts,
+    Declared,
+    Estimate,
+    Line,
+    Replica,
+    TokenCost,
+)
 from .table import Price, PriceTable
 
 # ---- what the plan declares -----------------------------------------------------------------------------------
@@ -328,8 +343,8 @@ def _karpenter(ctx: _Context) -> None:
             continue  # on the system nodes, or on a managed node group priced above
         pool = pools[pool_name]
         name = str(meta.get("name"))
-        if (meta.get("namespace"), f"{name}-predictor") in scalers:
-            low, high = scalers[(meta.get("namespace"), f"{name}-predictor")]
+        if (meta.get("namespace"), predictor_name(name)) in scalers:
+            low, high = scalers[(meta.get("namespace"), predictor_name(name))]
         else:
             low = _num(predictor.get("minReplicas"), 1)
             high = max(low, _num(predictor.get("maxReplicas"), 0))
@@ -427,13 +442,19 @@ class _Traffic:
                 + ("" if self.stated else " (assumed)"))
 
 
+def _default_traffic(a: Assumptions) -> _Traffic:
+    """A deployment's traffic where its API states none: the assumptions' requests per second."""
+    return _Traffic(a.requests_per_second, DEFAULT_REQUEST_KB, DEFAULT_RESPONSE_KB, False)
+
+
 def _traffic(ctx: _Context) -> dict[str, _Traffic]:
     by_group = {}
     for api in ctx.of_type("aws:apigateway/restApi:RestApi"):
         stated = parse_usage_tag(_map(api.props.get("tags")).get(USAGE_TAG, ""))
         by_group[ctx.group_of(api)] = _Traffic(
             _num(stated.get("requests_per_second", ctx.assumptions.requests_per_second)),
-            _num(stated.get("request_kb", 16)), _num(stated.get("response_kb", 4)), bool(stated))
+            _num(stated.get("request_kb", DEFAULT_REQUEST_KB)), _num(stated.get("response_kb", DEFAULT_RESPONSE_KB)),
+            bool(stated))
     return by_group
 
 
@@ -470,7 +491,7 @@ def _measured(tag: str) -> Decimal | None:
 def _fixed(ctx: _Context) -> None:
     a = ctx.assumptions
     traffic = _traffic(ctx)
-    default = _Traffic(a.requests_per_second, Decimal(16), Decimal(4), False)
+    default = _default_traffic(a)
     for cluster in ctx.of_type(EKS_CLUSTER):
         _control_plane(ctx, cluster)
     for count_type, item, key in (("aws:ec2/natGateway:NatGateway", "NAT gateways", "nat-gateway"),
@@ -560,16 +581,20 @@ def _control_plane(ctx: _Context, cluster: Declared) -> None:
     policy = str(_map(cluster.props.get("upgradePolicy")).get("supportType") or "EXTENDED")
     item = f"EKS control plane {cluster.props.get('name')} (Kubernetes {version or 'default'}"
     on = f"on {ctx.assumptions.as_of}: {support.why}"
+
+    def standard_to_extended(described: str, note: str) -> None:
+        """A range: the standard rate at min and configured, the extended one at max."""
+        ctx.lines.append(Line(SHARED, described, "eks:cluster", Counts.same(1), ctx.table.price("eks:cluster"),
+                              note=note, max_key="eks:cluster-extended-support",
+                              max_price=ctx.table.price("eks:cluster-extended-support")))
+
     if policy == "STANDARD" and support.phase == "extended":
         # Both can be true of such a cluster: EKS upgraded it when standard support ended (the plan's version is then
         # stale), or it entered extended support before the policy was set, and extended support cannot be disabled
         # once a cluster is in it (EKS user guide, disable-extended-support).
-        ctx.lines.append(Line(SHARED, f"{item}, past standard support)", "eks:cluster", Counts.same(1),
-                              ctx.table.price("eks:cluster"), note=f"{on}; upgradePolicy STANDARD, but the version "
-                              "is past standard support: min and configured as if EKS upgraded it then, max at the "
-                              "extended rate (a cluster already in extended support cannot leave it)",
-                              max_key="eks:cluster-extended-support",
-                              max_price=ctx.table.price("eks:cluster-extended-support")))
+        standard_to_extended(f"{item}, past standard support)", f"{on}; upgradePolicy STANDARD, but the version is "
+                             "past standard support: min and configured as if EKS upgraded it then, max at the "
+                             "extended rate (a cluster already in extended support cannot leave it)")
     elif policy == "STANDARD":
         standard_end = f" ({support.row.end_of_standard_support})" if support.row else ""
         ctx.add(cluster, f"{item}, standard support)", "eks:cluster", Counts.same(1), group=SHARED,
@@ -582,11 +607,9 @@ def _control_plane(ctx: _Context, cluster: Declared) -> None:
         ctx.add(cluster, f"{item}, extended support)", "eks:cluster-extended-support", Counts.same(1), group=SHARED,
                 note=f"{on}; upgradePolicy {policy}: billed at the extended rate (instead of the standard one)")
     else:
-        ctx.lines.append(Line(SHARED, f"{item}, support phase unknown)", "eks:cluster", Counts.same(1),
-                              ctx.table.price("eks:cluster"), note=f"{on}; min and configured at the standard rate, "
-                              f"max at the extended one (upgradePolicy {policy}); `python -m infra.cost refresh` "
-                              f"reads EKS's calendar", max_key="eks:cluster-extended-support",
-                              max_price=ctx.table.price("eks:cluster-extended-support")))
+        standard_to_extended(f"{item}, support phase unknown)", f"{on}; min and configured at the standard rate, max "
+                             f"at the extended one (upgradePolicy {policy}); `python -m infra.cost refresh` reads "
+                             "EKS's calendar")
 
 
 KMS_KEY = "aws:kms/key:Key"
@@ -640,7 +663,7 @@ def _storage(ctx: _Context) -> None:
     _model_artifacts(ctx)
     traffic = _traffic(ctx)
     a = ctx.assumptions
-    default = _Traffic(a.requests_per_second, Decimal(16), Decimal(4), False)
+    default = _default_traffic(a)
     for config in ctx.of_type(SAGEMAKER_CONFIG):
         capture = _map(config.props.get("dataCaptureConfig"))
         where = _s3_parts(capture.get("destinationS3Uri"))
@@ -673,27 +696,16 @@ def _storage(ctx: _Context) -> None:
 
 def _logged_share(ctx: _Context, group: str) -> Decimal:
     """The share of a KServe deployment's requests that reach an InferenceService with a logger: the ALB splits a
-    deployment's traffic between its tracks by the weights of the ingress's forward action (target group service
-    `<isvc>-predictor`), and only the tracks with a logger are captured (a canary is not). 1 when no split is
-    declared."""
-    services = [i for i in ctx.of_type(INFERENCE_SERVICE) if ctx.group_of(i) == group]
-    names = {f"{_map(i.props.get('metadata')).get('name')}-predictor": i for i in services}
-    logged = {n for n, i in names.items() if _map(_map(i.props.get("spec")).get("predictor")).get("logger")}
-    weights: dict[str, Decimal] = {}
-    for ingress in ctx.of_type(INGRESS):
-        for key, value in _map(_map(ingress.props.get("metadata")).get("annotations")).items():
-            if not str(key).startswith("alb.ingress.kubernetes.io/actions.") or not isinstance(value, str):
-                continue
-            try:
-                action = json.loads(value)
-            except ValueError:
-                continue
-            for target in _list(_map(_map(action).get("forwardConfig")).get("targetGroups")):
-                name = str(_map(target).get("serviceName"))
-                if name in names:
-                    weights[name] = _num(_map(target).get("weight"), 1)
-    total = sum(weights.values(), Decimal(0))
-    return sum((w for n, w in weights.items() if n in logged), Decimal(0)) / total if total else Decimal(1)
+    deployment's traffic between its tracks by the weights of its split annotation (by predictor Service), and only
+    the tracks with a logger are captured (a canary is not). 1 when no split is declared."""
+    logged = {predictor_name(str(_map(i.props.get("metadata")).get("name"))) for i in ctx.of_type(INFERENCE_SERVICE)
+              if ctx.group_of(i) == group and _map(_map(i.props.get("spec")).get("predictor")).get("logger")}
+    split = next((str(annotations[key]) for ingress in ctx.of_type(INGRESS)
+                  for annotations in [_map(_map(ingress.props.get("metadata")).get("annotations"))]
+                  for key in [alb_split_annotation(group)] if key in annotations), None)
+    weights = split_weights(split) if split else {}
+    total = sum(weights.values())
+    return Decimal(sum(w for n, w in weights.items() if n in logged)) / total if total else Decimal(1)
 
 
 def _model_artifacts(ctx: _Context) -> None:

@@ -32,6 +32,10 @@ class Declared:
     """The URNs each input was taken from (the plan's propertyDependencies), where known."""
 
 
+DEFAULT_REQUEST_KB, DEFAULT_RESPONSE_KB = Decimal(16), Decimal(4)
+"""A request and its answer where a plan states no usage (the notes under the table say so)."""
+
+
 @dataclass(frozen=True)
 class Assumptions:
     hours_per_month: Decimal = Decimal(730)

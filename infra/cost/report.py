@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from .model import CENTS, SCENARIOS, Assumptions, Estimate, Line, TokenCost
+from .model import CENTS, DEFAULT_REQUEST_KB, DEFAULT_RESPONSE_KB, SCENARIOS, Assumptions, Estimate, Line, TokenCost
 
 USAGE_NAMES = {
     "aws:lambda/function:Function": "Lambda functions (invocations)",
@@ -111,7 +111,8 @@ def notes(estimate: Estimate) -> list[str]:
                f"the plan gives no size for, EKS versions' support phases on {a.as_of} (--hours-per-month, "
                f"--log-gb-per-group, --spot-discount, --model-gb, --date). Traffic is each deployment's "
                f"`usage` in the stack file, shown on its request lines; a plan without it is priced at "
-               f"{a.requests_per_second} requests/s, 16 KB in and 4 KB out (--requests-per-second).")
+               f"{a.requests_per_second} requests/s, {DEFAULT_REQUEST_KB} KB in and {DEFAULT_RESPONSE_KB} KB out "
+               f"(--requests-per-second).")
     if estimate.tokens:
         out.append("Per million output tokens: one replica's hourly price (the node or SageMaker instance it runs on, "
                    "shared by the replicas it holds; a Karpenter pool's cheapest type that fits, as at min) over the "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from rich.console import Console
 from rich.table import Table
 
-from components.names import PROMETHEUS_PROXY, alb_split_annotation, canary_service
+from components.names import PROMETHEUS_PROXY, alb_split_annotation, canary_service, predictor_name, split_weights
 
 from .bake import bake
 from .report import OpsError
@@ -84,7 +84,7 @@ class Split:
     @property
     def canary_percent(self) -> int:
         total = sum(self.weights.values()) or 1
-        return round(100 * self.weights.get(f"{self.canary}-predictor", 0) / total)
+        return round(100 * self.weights.get(predictor_name(self.canary), 0) / total)
 
 
 class KServeRollout:
@@ -98,16 +98,15 @@ class KServeRollout:
         raw = self.api.ingress_annotations(self.namespace, self.name).get(self.key)
         if raw is None:
             return None
-        groups = json.loads(raw)["forwardConfig"]["targetGroups"]
-        return Split(self.name, canary_service(self.name), {g["serviceName"]: int(g["weight"]) for g in groups})
+        return Split(self.name, canary_service(self.name), split_weights(raw))
 
     def set_canary_percent(self, percent: int, why: str) -> None:
         split = self.split()
         if split is None:
             raise OpsError(f"{self.name} runs no canary (its Ingress has no split); start one with rollout: canary "
                            f"and a candidate in the stack config")
-        groups = [{"serviceName": f"{split.stable}-predictor", "servicePort": "80", "weight": 100 - percent},
-                  {"serviceName": f"{split.canary}-predictor", "servicePort": "80", "weight": percent}]
+        groups = [{"serviceName": predictor_name(split.stable), "servicePort": "80", "weight": 100 - percent},
+                  {"serviceName": predictor_name(split.canary), "servicePort": "80", "weight": percent}]
         self.api.set_ingress_annotation(self.namespace, self.name, self.key, json.dumps(
             {"type": "forward", "forwardConfig": {"targetGroups": groups}}))
         self.out.print(f"[bold]set split[/] {split.stable} {100 - percent}% / {split.canary} {percent}% ({why})")
@@ -127,8 +126,8 @@ class KServeRollout:
                          "Unknown")
             model = isvc["spec"]["predictor"].get("model", {}).get("storageUri", "?")
             # Without a split the Ingress sends everything to the stable predictor.
-            weights = split.weights if split else {f"{self.name}-predictor": 100}
-            table.add_row(name, ready, model, f"{weights.get(f'{name}-predictor', 0)}%")
+            weights = split.weights if split else {predictor_name(self.name): 100}
+            table.add_row(name, ready, model, f"{weights.get(predictor_name(name), 0)}%")
         self.out.print(table)
         alerts = self.firing()
         self.out.print(f"SLO alerts firing: {', '.join(alerts) if alerts else 'none'}")
