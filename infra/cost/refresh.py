@@ -203,18 +203,13 @@ def read_eks_calendar(client: Any) -> dict[str, tuple[date, date]]:
     """Each EKS version's end of standard and of extended support, as DescribeClusterVersions states them (every
     version, standard EKS clusters only); a version without both dates is left out."""
     found: dict[str, tuple[date, date]] = {}
-    token = None
-    while True:
-        page = client.describe_cluster_versions(clusterType="eks", includeAll=True,
-                                                **({"nextToken": token} if token else {}))
+    for page in client.get_paginator("describe_cluster_versions").paginate(clusterType="eks", includeAll=True):
         for version in page.get("clusterVersions", []):
             name = version.get("clusterVersion")
             standard, extended = version.get("endOfStandardSupportDate"), version.get("endOfExtendedSupportDate")
             if name and standard and extended:
                 found[str(name)] = (_utc_day(standard), _utc_day(extended))
-        token = page.get("nextToken")
-        if not token:
-            return found
+    return found
 
 
 def rebuilt_calendar(previous: EksCalendar, read: dict[str, tuple[date, date]], region: str,
