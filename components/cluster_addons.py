@@ -235,7 +235,9 @@ class ClusterAddons(pulumi.ComponentResource):
                 {"name": "mlserve-slo", "rules": list(args.alert_rules)},
                 {"name": "mlserve-gpu-health", "rules": list(GPU_HEALTH_RULES)}]}},
             "alertmanager": {
+                # The chart's default claim (2Gi) names no class: on EKS it would stay Pending and alerts never leave.
                 "enabled": True, "nodeSelector": system,
+                "persistence": {"enabled": True, "size": "2Gi", "storageClass": STORAGE_CLASS},
                 "serviceAccount": {"create": True, "name": ALERTMANAGER_SA,
                                    "annotations": {"eks.amazonaws.com/role-arn": alertmanager_role.arn}},
                 "config": {

@@ -658,8 +658,46 @@ def _s3_parts(uri: Any) -> tuple[str, str] | None:
     return bucket, key
 
 
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
+CHART_VOLUME_KEYS = ("persistentVolume", "persistence")
+"""Where charts keep a claim's settings in their values (prometheus' server and its alertmanager): `enabled`,
+`size`, `storageClass`, beside the component's `replicaCount`."""
+
+
+def _chart_volumes(ctx: _Context) -> None:
+    """The EBS volumes charts claim, billed per GB-month whatever the pods do: each turned-on claim the release's
+    values size (tests hold mlserve's releases to declaring every claim their charts make, with size and class), at
+    its StorageClass's EBS type (the CSI driver's `type`, gp3 when unset), once per replica of its component."""
+    types = {str(_map(c.props.get("metadata")).get("name")): str(_map(c.props.get("parameters")).get("type") or "gp3")
+             for c in ctx.of_type(STORAGE_CLASS) if c.props.get("provisioner") == "ebs.csi.aws.com"}
+
+    def claims(values: Any, path: str) -> Iterable[tuple[str, Mapping[str, Any], Decimal]]:
+        for key, value in _map(values).items():
+            if key in CHART_VOLUME_KEYS and isinstance(value, Mapping) and "size" in value:
+                if value.get("enabled", True) is not False:
+                    yield f"{path}{key}", value, _num(_map(values).get("replicaCount"), 1)
+            elif isinstance(value, Mapping):
+                yield from claims(value, f"{path}{key}.")
+
+    for release in ctx.of_type(HELM_RELEASE):
+        for where, claim, replicas in claims(release.props.get("values"), ""):
+            size, storage_class = _gib(claim.get("size")), str(claim.get("storageClass") or "")
+            item = f"EBS: {release.props.get('name')} chart's {where}"
+            if storage_class not in types or size is None:  # left unpriced (no table has the key), never zero
+                why = (f"size {claim.get('size')!r} is not a Kubernetes quantity" if size is None else
+                       f"class {storage_class or '(none)'} is no EBS StorageClass of the plan's: its type is unknown")
+                ctx.add(release, f"{item} ({replicas} claims)", "ebs:unknown-volume", Counts.same(replicas),
+                        group=SHARED, note=why)
+            else:
+                ctx.add(release, f"{item} ({replicas} x {size.normalize():f} GiB, {storage_class})",
+                        f"ebs:{types[storage_class]}", Counts.same(replicas * size), group=SHARED,
+                        note="GB-months of the claimed volumes")
+
+
 def _storage(ctx: _Context) -> None:
-    """S3 Standard storage the deployments fill: the model artifacts the plan serves and the data they capture."""
+    """Storage the stack fills: the charts' volumes, the model artifacts the plan serves and the data they capture."""
+    _chart_volumes(ctx)
     _model_artifacts(ctx)
     traffic = _traffic(ctx)
     a = ctx.assumptions

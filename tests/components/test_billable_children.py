@@ -4,9 +4,11 @@ or Karpenter launches, load balancers the controller makes and volumes the CSI d
 the resource that makes them passes the tags on."""
 
 import pytest
+import yaml
 
 from components.names import STACK_TAG
 from tests.harness import stack_plan
+from tests.kubernetes.schemas import SCHEMAS
 
 SPAWNERS = {
     "aws:ec2/launchTemplate:LaunchTemplate": "instances, volumes and interfaces a node group launches",
@@ -49,8 +51,37 @@ def test_everything_aws_launches_for_the_stack_carries_its_tag(stack):
         tags = dict(v.split("=", 1) for k, v in storage_class["parameters"].items() if k.startswith("tagSpecification"))
         assert tags.get(STACK_TAG) == stack
         assert storage_class["parameters"]["encrypted"] == "true"
-    if "prometheus" in releases:  # its server's claim must name a class (EKS marks none default since 1.30)
-        assert releases["prometheus"]["values"]["server"]["persistentVolume"]["storageClass"] in classes
+    if "prometheus" in releases:
+        assert chart_claims(releases["prometheus"]["values"])  # the check below is not vacuous
+
+
+def chart_claims(values: dict) -> list[tuple[str, dict]]:
+    """The persistent volumes the pinned prometheus chart makes with these values (schemas/prometheus/volumes.yaml,
+    read at the chart's tag): (values key, its settings) for each one turned on, by the values or by default."""
+    claims = []
+    for volume in yaml.safe_load((SCHEMAS / "prometheus" / "volumes.yaml").read_text())["volumes"]:
+        settings: object = values
+        for key in volume["values"].split("."):
+            settings = settings.get(key, {}) if isinstance(settings, dict) else {}
+        assert isinstance(settings, dict)
+        if settings.get("enabled", volume["enabled_by_default"]):
+            claims.append((volume["values"], settings))
+    return claims
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_volume_a_chart_makes_names_the_stacks_encrypted_class_and_its_size(stack):
+    """A claim that names no StorageClass stays Pending on EKS (none is default since Kubernetes 1.30), and its pod
+    with it: the chart's own defaults make such claims (alertmanager's 2Gi). Named, it is encrypted with the stack key
+    and tagged, and its size is in the plan for the cost estimate."""
+    plan = stack_plan(stack)
+    classes = {c.inputs["metadata"]["name"] for c in plan.of_type("kubernetes:storage.k8s.io/v1:StorageClass")}
+    releases = {r.inputs["name"]: r.inputs for r in plan.of_type("kubernetes:helm.sh/v3:Release")}
+    if "prometheus" not in releases:
+        pytest.skip(f"{stack} runs no cluster")
+    for key, settings in chart_claims(releases["prometheus"]["values"]):
+        assert settings.get("storageClass") in classes, f"{key}: the claim names no class of the stack's"
+        assert settings.get("size"), f"{key}: the size is the chart's default, which the plan does not show"
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

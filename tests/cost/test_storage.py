@@ -141,3 +141,39 @@ def test_sizes_read_as_kubernetes_quantities_in_gib():
     assert _gib("200G") == Decimal("186.26451492309570312500")  # 200 x 10^9 bytes / 2^30
     assert _gib("1T") == Decimal("931.3225746154785156250")
     assert _gib("lots") is None and _gib("1.5Gi") is None and _gib(None) is None
+
+
+# The charts' volumes: EBS billed per GB-month of the claim ($0.08 a GB-month for gp3 in us-east-1).
+
+def ebs_class(name: str = "encrypted-gp3", **parameters) -> Declared:
+    return resource("kubernetes:storage.k8s.io/v1:StorageClass", name, {
+        "metadata": {"name": name}, "provisioner": "ebs.csi.aws.com", "parameters": {"type": "gp3", **parameters}})
+
+
+def chart(values: dict) -> Declared:
+    return resource("kubernetes:helm.sh/v3:Release", "prometheus", {"name": "prometheus", "values": values})
+
+
+def volume_lines(declared: list[Declared]):
+    result = estimate(declared, TABLE, Assumptions(as_of=ON))
+    return [x for x in result.lines if x.item.startswith("EBS: ")], result
+
+
+def test_a_charts_claimed_volumes_cost_their_size_at_the_classs_ebs_price_once_per_replica():
+    # 50 GiB x $0.08 = $4.00; alertmanager 2 GiB x 2 replicas x $0.08 = $0.32
+    lines, result = volume_lines([ebs_class(), chart({
+        "server": {"persistentVolume": {"size": "50Gi", "storageClass": "encrypted-gp3"}},
+        "alertmanager": {"replicaCount": 2, "persistence": {"enabled": True, "size": "2Gi",
+                                                            "storageClass": "encrypted-gp3"}}})])
+    assert sorted(str(x.monthly("configured", result.assumptions)) for x in lines) == ["0.32", "4.00"]
+    assert {x.key for x in lines} == {"ebs:gp3"}
+
+
+def test_a_disabled_claim_costs_nothing_and_one_of_unknown_class_or_size_is_unpriced_not_zero():
+    lines, result = volume_lines([ebs_class(), chart({
+        "grafana": {"persistence": {"enabled": False, "size": "10Gi", "storageClass": "encrypted-gp3"}},
+        "server": {"persistentVolume": {"size": "50Gi"}},  # no class: on EKS it would stay Pending, type unknown
+        "alertmanager": {"persistence": {"size": "lots", "storageClass": "encrypted-gp3"}}})])
+    assert len(lines) == 2 and all(line.price is None for line in lines)
+    assert {line.note.split(" ")[0] for line in lines} == {"class", "size"}
+    assert result.unpriced("configured") == lines

@@ -19,12 +19,13 @@ def release(version: str) -> str:
 
 
 @pytest.mark.parametrize("stack", CLUSTER_STACKS)
-def test_the_kserve_keda_and_karpenter_chart_pins_are_the_releases_whose_crds_the_tests_validate_against(stack):
+def test_the_chart_pins_are_the_releases_whose_schemas_and_facts_the_tests_read(stack):
     charts = load_stack(stack).cluster.charts
     assert release(charts.kserve) == CRD_RELEASES["kserve"]
     assert release(charts.keda) == CRD_RELEASES["keda"]
     assert release(charts.karpenter) == CRD_RELEASES["karpenter"]
     assert release(charts.dcgm_exporter) == CRD_RELEASES["dcgm-exporter"]
+    assert charts.prometheus == CRD_RELEASES["prometheus"]  # the chart whose volumes schemas/prometheus/ describes
 
 
 def test_at_least_one_stack_runs_a_cluster_so_the_pin_check_is_not_vacuous():
