@@ -69,6 +69,9 @@ def _estimate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-gb", type=_decimal("0"), default=Decimal(1),
                         help="GB of each served model artifact whose size the plan does not carry (default 1; a "
                              "KServe model cache declares its own)")
+    parser.add_argument("--nat-gb", type=_decimal("0"), default=Decimal(10),
+                        help="GB a month through the stack's NAT gateways (default 10): images from public "
+                             "registries at each node launch, AWS APIs without a VPC endpoint")
     parser.add_argument("--date", type=_day, default=None, metavar="YYYY-MM-DD",
                         help="the day to price: which EKS support phase each cluster's Kubernetes version is in "
                              "(infra/cost/eks_calendar.json; default today)")
@@ -112,7 +115,7 @@ def run_estimate(argv: list[str]) -> int:
         return _fail(str(error))
     assumptions = Assumptions(hours_per_month=args.hours_per_month, requests_per_second=args.requests_per_second,
                               log_gb_per_group=args.log_gb_per_group, spot_discount=args.spot_discount,
-                              model_gb=args.model_gb, as_of=args.date or date.today())
+                              model_gb=args.model_gb, nat_gb_per_month=args.nat_gb, as_of=args.date or date.today())
     result = estimate(declared, table, assumptions, stack=stack, calendar=calendar)
     figures = as_json(result)
     if args.json == "-":

@@ -500,8 +500,14 @@ def _fixed(ctx: _Context) -> None:
         if found:
             ctx.add(None, item, key, Counts.same(len(found)), group=SHARED)
     _kms(ctx)
-    interface = [e for e in ctx.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
-                 if e.props.get("vpcEndpointType") == "Interface"]
+    endpoints = ctx.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    if ctx.of_type("aws:ec2/natGateway:NatGateway"):
+        bypass = sorted({str(e.props.get("serviceName", "")).split(".", 3)[-1] for e in endpoints})
+        ctx.add(None, f"NAT gateways: data processed ({a.nat_gb_per_month.normalize():f} GB a month assumed, "
+                      f"--nat-gb)", "nat-gateway:data", Counts.same(a.nat_gb_per_month), group=SHARED,
+                note="images from public registries at each node launch, AWS APIs without an endpoint; "
+                     + (f"endpoints keep {', '.join(bypass)} off it" if bypass else "the plan has no VPC endpoints"))
+    interface = [e for e in endpoints if e.props.get("vpcEndpointType") == "Interface"]
     if interface:
         zones = sum(max(1, len(_list(e.props.get("subnetIds")))) for e in interface)
         ctx.add(None, f"interface VPC endpoints ({len(interface)} x their zones)", "vpc-endpoint:interface",

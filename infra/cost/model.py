@@ -47,13 +47,17 @@ class Assumptions:
     """Fraction below the on-demand price that spot capacity is assumed to cost."""
     model_gb: Decimal = Decimal(1)
     """GB of each model artifact the plan serves and gives no size for (a KServe model cache declares its size)."""
+    nat_gb_per_month: Decimal = Decimal(10)
+    """GB a month through the stack's NAT gateways: what leaves the private subnets for services without an endpoint
+    (public registries' images at each node launch, AWS APIs such as EC2, SQS, SSM and SNS)."""
     as_of: date = field(default_factory=date.today)
     """The day the estimate prices: which EKS support phase (standard or extended) each cluster's version is in."""
 
     def describe(self) -> dict[str, str]:
         return {"hours_per_month": str(self.hours_per_month), "requests_per_second": str(self.requests_per_second),
                 "log_gb_per_group": str(self.log_gb_per_group), "spot_discount": str(self.spot_discount),
-                "model_gb": str(self.model_gb), "date": self.as_of.isoformat()}
+                "model_gb": str(self.model_gb), "nat_gb_per_month": str(self.nat_gb_per_month),
+                "date": self.as_of.isoformat()}
 
 
 @dataclass(frozen=True)

@@ -108,8 +108,9 @@ def notes(estimate: Estimate) -> list[str]:
     a = estimate.assumptions
     out.append(f"Assumed: {a.hours_per_month} hours a month, {a.log_gb_per_group} GB a month into each log group, "
                f"spot at {a.spot_discount * 100:.0f}% below on-demand, {a.model_gb} GB for each model artifact "
-               f"the plan gives no size for, EKS versions' support phases on {a.as_of} (--hours-per-month, "
-               f"--log-gb-per-group, --spot-discount, --model-gb, --date). Traffic is each deployment's "
+               f"the plan gives no size for, {a.nat_gb_per_month} GB a month through the NAT gateways, EKS "
+               f"versions' support phases on {a.as_of} (--hours-per-month, --log-gb-per-group, --spot-discount, "
+               f"--model-gb, --nat-gb, --date). Traffic is each deployment's "
                f"`usage` in the stack file, shown on its request lines; a plan without it is priced at "
                f"{a.requests_per_second} requests/s, {DEFAULT_REQUEST_KB} KB in and {DEFAULT_RESPONSE_KB} KB out "
                f"(--requests-per-second).")

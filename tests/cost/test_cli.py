@@ -77,6 +77,16 @@ def test_a_plan_without_usage_is_priced_at_the_assumed_rate(prod_plan, tmp_path,
         {"resnet50": 91.98, "reranker": 91.98}
 
 
+def test_the_assumed_nat_data_is_a_flag_printed_with_the_figures(prod_plan, tmp_path, capsys):
+    out = tmp_path / "nat.json"
+    assert main(["--plan", str(prod_plan), "--json", str(out), "--nat-gb", "200"]) == 0
+    assert "200 GB a month through the NAT gateways" in " ".join(capsys.readouterr().out.split())
+    figures = json.loads(out.read_text())
+    assert figures["assumptions"]["nat_gb_per_month"] == "200"
+    (line,) = [x for x in figures["lines"] if x["key"] == "nat-gateway:data"]
+    assert line["monthly"]["configured"] == "9.00"  # 200 GB x $0.045
+
+
 def test_diff_shows_base_head_and_the_change_per_deployment(prod_plan, tmp_path, capsys):
     base, head = tmp_path / "base.json", tmp_path / "head.json"
     main(["--plan", str(prod_plan), "--json", str(base), "--summary"])
@@ -100,6 +110,7 @@ def test_diff_shows_base_head_and_the_change_per_deployment(prod_plan, tmp_path,
     (["--hours-per-month", "0"], "must be at least 1"),
     (["--spot-discount", "1"], "below 1"),
     (["--requests-per-second", "lots"], "is not a number"),
+    (["--nat-gb", "-5"], "must be at least 0"),
     (["--stack", "prod", "--plan", "x.json"], "not allowed with"),
 ])
 def test_bad_arguments_get_one_clear_line(args, message, capsys):

@@ -50,12 +50,13 @@ def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent(reranker_st
     #     captures: 1 req/s x 10% (the sink's sample) x 20 KB x 3,600 x 730 / 1,048,576 = 5.0125 -> 5.01 GB
     #     held a month (prod's model bucket expires nothing)  5.01 x 0.023                          0.11523
     #   the prometheus chart's volumes: server 50 GiB + alertmanager 2 GiB, gp3 x 0.08                  4.16
-    #                                            min = 2,150.233844 -> 2,150.23; configured + 2.00 -> 2,152.23
+    #   NAT data processed: 10 GB a month assumed x 0.045                                                0.45
+    #                                            min = 2,150.683844 -> 2,150.68; configured + 2.00 -> 2,152.68
     # max: system 4 nodes 560.64 + 16.00; GPU 4 x g5.2xlarge (the pool's dearest per GPU) 4 x 1.212 x 730
-    #      = 3,539.04 + 64.00; the rest as configured             = 4,584.297844 -> 4,584.30
-    assert result.total("min") == Decimal("2150.23")
-    assert result.total("configured") == Decimal("2152.23")
-    assert result.total("max") == Decimal("4584.30")
+    #      = 3,539.04 + 64.00; the rest as configured             = 4,584.747844 -> 4,584.75
+    assert result.total("min") == Decimal("2150.68")
+    assert result.total("configured") == Decimal("2152.68")
+    assert result.total("max") == Decimal("4584.75")
     # the reranker's own lines at max: GPU nodes 3,539.04 + volumes 64.00 + NLB/ALB 32.85 + capacity 0.702114
     #   + WAF 9.5768 + API 9.198 + data out 0.9027 + alarm 0.10 + logs 1.50 + 1.095 + S3 0.13823 = 3,659.102844
     assert result.total("max", "reranker") == Decimal("3659.10")
@@ -215,3 +216,17 @@ def test_rotations_after_the_second_add_nothing_whatever_the_period():
     result = estimate([_key(f"k{i}", enableKeyRotation=True) for i in range(3)], TABLE)
     assert result.total("max") == Decimal("9.00") and result.total("min") == Decimal("3.00")
     assert any("rotating every 365 days" in line.item for line in result.lines)
+
+
+def test_nat_data_is_the_assumed_gigabytes_at_the_per_gb_price_and_names_what_endpoints_keep_off_it():
+    nat = Declared("aws:ec2/natGateway:NatGateway", "urn:pulumi:t::mlserve::aws:ec2/natGateway:NatGateway::nat", "nat",
+                   {})
+    s3 = Declared("aws:ec2/vpcEndpoint:VpcEndpoint", "urn:pulumi:t::mlserve::aws:ec2/vpcEndpoint:VpcEndpoint::s3",
+                  "s3", {"serviceName": "com.amazonaws.us-east-1.s3", "vpcEndpointType": "Gateway"})
+    table = load_table("us-east-1")
+    for gb, usd in ((Decimal(10), Decimal("0.45")), (Decimal(200), Decimal("9.00"))):  # x $0.045 a GB
+        result = estimate([nat, s3], table, Assumptions(nat_gb_per_month=gb))
+        (line,) = [x for x in result.lines if x.key == "nat-gateway:data"]
+        assert line.monthly("configured", result.assumptions) == usd
+        assert "endpoints keep s3 off it" in line.note and "--nat-gb" in line.item
+    assert not [x for x in estimate([s3], table).lines if x.key == "nat-gateway:data"]  # no NAT, no NAT data
