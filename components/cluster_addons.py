@@ -217,7 +217,8 @@ class ClusterAddons(pulumi.ComponentResource):
             Statement(sid="EncryptForTheTopic", actions=["kms:GenerateDataKey*", "kms:Decrypt"],
                       resources=[args.kms_key_arn], conditions=via_service("sns", args.kms_key_arn))),
             opts=pulumi.ResourceOptions(parent=self))
-        # EKS marks no StorageClass default since Kubernetes 1.30: a claim that names none stays Pending. Volumes
+        # EKS marks no StorageClass default on clusters created at Kubernetes 1.30 or later: a claim that names none
+        # stays Pending (on one upgraded from before, it gets gp2: unencrypted, untagged). Volumes
         # come from the EBS CSI driver, encrypted with the stack key and tagged as the stack (the driver's
         # `tagSpecification_<n>` parameters, docs/tagging.md at the pinned add-on's release).
         storage_class = k8s.storage.v1.StorageClass(
@@ -235,7 +236,7 @@ class ClusterAddons(pulumi.ComponentResource):
                 {"name": "mlserve-slo", "rules": list(args.alert_rules)},
                 {"name": "mlserve-gpu-health", "rules": list(GPU_HEALTH_RULES)}]}},
             "alertmanager": {
-                # The chart's default claim (2Gi) names no class: on EKS it would stay Pending and alerts never leave.
+                # The chart's default claim (2Gi) names no class: Pending on EKS, and no alert would leave.
                 "enabled": True, "nodeSelector": system,
                 "persistence": {"enabled": True, "size": "2Gi", "storageClass": STORAGE_CLASS},
                 "serviceAccount": {"create": True, "name": ALERTMANAGER_SA,

@@ -70,8 +70,9 @@ def _estimate_parser() -> argparse.ArgumentParser:
                         help="GB of each served model artifact whose size the plan does not carry (default 1; a "
                              "KServe model cache declares its own)")
     parser.add_argument("--nat-gb", type=_decimal("0"), default=Decimal(10),
-                        help="GB a month through the stack's NAT gateways (default 10): images from public "
-                             "registries at each node launch, AWS APIs without a VPC endpoint")
+                        help="GB a month through the stack's NAT gateways (default 10): public registries' images "
+                             "for new nodes and pods, the in-VPC deployer's downloads, AWS APIs without a VPC "
+                             "endpoint")
     parser.add_argument("--date", type=_day, default=None, metavar="YYYY-MM-DD",
                         help="the day to price: which EKS support phase each cluster's Kubernetes version is in "
                              "(infra/cost/eks_calendar.json; default today)")

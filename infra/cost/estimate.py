@@ -422,6 +422,29 @@ def _volumes(ctx: _Context, owner: Declared, item: str, gb_per_node: Decimal | N
             Counts(*(nodes.get(s) * gb_per_node for s in SCENARIOS)), note="GB-months of the nodes' volumes")
 
 
+XRAY_RESERVOIR_PER_SECOND = Decimal(1)
+XRAY_FIXED_RATE = Decimal("0.05")
+"""X-Ray's default sampling rule (the X-Ray guide, "Configuring sampling rules"): the first request each second,
+then 5% of the rest; the reservoir is shared by everything the rule samples (API Gateway's guide)."""
+
+
+def _xray(ctx: _Context, traffic: Mapping[str, _Traffic], default: _Traffic) -> None:
+    """Traces recorded by the API stages with active tracing, under the account's default sampling rule (the plan
+    declares no other): one reservoir across the stages, then the fixed rate; each stage's share by its traffic."""
+    traced = [(stage, traffic.get(ctx.group_of(stage), default).requests_per_second)
+              for stage in ctx.of_type("aws:apigateway/stage:Stage") if stage.props.get("xrayTracingEnabled")]
+    total = sum((rps for _, rps in traced), Decimal(0))
+    if not total:
+        return
+    per_second = min(total, XRAY_RESERVOIR_PER_SECOND) + XRAY_FIXED_RATE * max(total - XRAY_RESERVOIR_PER_SECOND, 0)
+    hours = ctx.assumptions.hours_per_month
+    for stage, rps in traced:
+        millions = per_second * rps / total * 3600 * hours / Decimal(1_000_000)
+        ctx.add(stage, f"X-Ray traces of stage {stage.props.get('stageName')} (millions; {rps.normalize():f} of "
+                       f"{total.normalize():f} req/s traced)", "xray:traces", Counts.same(millions),
+                note="the default sampling rule: 1 a second across the stages, then 5% of the rest")
+
+
 @dataclass(frozen=True)
 class _Traffic:
     """One deployment's expected traffic (its API's usage tag, else the assumptions' requests per second)."""
@@ -505,7 +528,8 @@ def _fixed(ctx: _Context) -> None:
         bypass = sorted({str(e.props.get("serviceName", "")).split(".", 3)[-1] for e in endpoints})
         ctx.add(None, f"NAT gateways: data processed ({a.nat_gb_per_month.normalize():f} GB a month assumed, "
                       f"--nat-gb)", "nat-gateway:data", Counts.same(a.nat_gb_per_month), group=SHARED,
-                note="images from public registries at each node launch, AWS APIs without an endpoint; "
+                note="public registries' images for new nodes and pods, the in-VPC deployer's downloads, AWS APIs "
+                     "without an endpoint; "
                      + (f"endpoints keep {', '.join(bypass)} off it" if bypass else "the plan has no VPC endpoints"))
     interface = [e for e in endpoints if e.props.get("vpcEndpointType") == "Interface"]
     if interface:
@@ -542,6 +566,7 @@ def _fixed(ctx: _Context) -> None:
         ctx.add(api, "data transfer out to clients (GB of responses)", "data-transfer:out",
                 Counts.same((t.gb_per_hour(t.response_kb) * a.hours_per_month).quantize(CENTS)),
                 note="the first tier's rate; the free allowance not deducted")
+    _xray(ctx, traffic, default)
     # CloudWatch bills an alarm per metric it watches (a metric-math alarm: each metric it reads, not the
     # expression), at a higher rate below a 60 s period; a composite alarm per alarm.
     metrics: Counter[tuple[str, str]] = Counter()
@@ -667,31 +692,48 @@ def _s3_parts(uri: Any) -> tuple[str, str] | None:
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 CHART_VOLUME_KEYS = ("persistentVolume", "persistence")
-"""Where charts keep a claim's settings in their values (prometheus' server and its alertmanager): `enabled`,
-`size`, `storageClass`, beside the component's `replicaCount`."""
+"""Where the prometheus-community charts keep a claim's settings in their values (prometheus' server, its
+alertmanager): `enabled`, `size`, `storageClass`, `existingClaim`, beside the component's `enabled`,
+`replicaCount` and `statefulSet`."""
+
+
+def _claim_gib(quantity: Any) -> Decimal | None:
+    """A claim's size as the EBS CSI driver provisions it: whole GiB, rounded up, at least 1 (a bare number in a
+    Kubernetes quantity is bytes)."""
+    text = str(quantity or "")
+    size = Decimal(text) / GIB if text.isdigit() else _gib(text)
+    return None if size is None else max(Decimal(1), Decimal(math.ceil(size)))
 
 
 def _chart_volumes(ctx: _Context) -> None:
-    """The EBS volumes charts claim, billed per GB-month whatever the pods do: each turned-on claim the release's
-    values size (tests hold mlserve's releases to declaring every claim their charts make, with size and class), at
-    its StorageClass's EBS type (the CSI driver's `type`, gp3 when unset), once per replica of its component."""
+    """The EBS volumes charts claim, billed per GB-month whatever the pods do: each claim a release's values turn on
+    (tests hold mlserve's releases to naming every claim their charts make, with size and class), at its
+    StorageClass's EBS type (the CSI driver's `type`, gp3 when unset). A StatefulSet claims one volume per replica
+    (`persistence`, or a component with `statefulSet.enabled`); a Deployment's claim is one whatever its replicas.
+    A claim of unknown size or class is listed unpriced, never zero; one on an `existingClaim` is not the chart's."""
     types = {str(_map(c.props.get("metadata")).get("name")): str(_map(c.props.get("parameters")).get("type") or "gp3")
              for c in ctx.of_type(STORAGE_CLASS) if c.props.get("provisioner") == "ebs.csi.aws.com"}
 
     def claims(values: Any, path: str) -> Iterable[tuple[str, Mapping[str, Any], Decimal]]:
-        for key, value in _map(values).items():
-            if key in CHART_VOLUME_KEYS and isinstance(value, Mapping) and "size" in value:
-                if value.get("enabled", True) is not False:
-                    yield f"{path}{key}", value, _num(_map(values).get("replicaCount"), 1)
+        component = _map(values)
+        if component.get("enabled", True) is False:  # a subchart or component turned off claims nothing
+            return
+        stateful = _map(component.get("statefulSet")).get("enabled") is True
+        for key, value in component.items():
+            if key in CHART_VOLUME_KEYS and isinstance(value, Mapping):
+                per_replica = stateful or key == "persistence"
+                if value.get("enabled", True) is not False and not value.get("existingClaim"):
+                    yield f"{path}{key}", value, _num(component.get("replicaCount"), 1) if per_replica else Decimal(1)
             elif isinstance(value, Mapping):
                 yield from claims(value, f"{path}{key}.")
 
     for release in ctx.of_type(HELM_RELEASE):
         for where, claim, replicas in claims(release.props.get("values"), ""):
-            size, storage_class = _gib(claim.get("size")), str(claim.get("storageClass") or "")
+            size, storage_class = _claim_gib(claim.get("size")), str(claim.get("storageClass") or "")
             item = f"EBS: {release.props.get('name')} chart's {where}"
             if storage_class not in types or size is None:  # left unpriced (no table has the key), never zero
-                why = (f"size {claim.get('size')!r} is not a Kubernetes quantity" if size is None else
+                why = ("the values give no size (the chart's default applies)" if claim.get("size") is None else
+                       f"size {claim.get('size')!r} is not a Kubernetes quantity" if size is None else
                        f"class {storage_class or '(none)'} is no EBS StorageClass of the plan's: its type is unknown")
                 ctx.add(release, f"{item} ({replicas} claims)", "ebs:unknown-volume", Counts.same(replicas),
                         group=SHARED, note=why)

@@ -49,7 +49,8 @@ class Assumptions:
     """GB of each model artifact the plan serves and gives no size for (a KServe model cache declares its size)."""
     nat_gb_per_month: Decimal = Decimal(10)
     """GB a month through the stack's NAT gateways: what leaves the private subnets for services without an endpoint
-    (public registries' images at each node launch, AWS APIs such as EC2, SQS, SSM and SNS)."""
+    (public registries' images for new nodes and pods, the in-VPC deployer's downloads, AWS APIs such as EC2, SQS,
+    SSM and SNS)."""
     as_of: date = field(default_factory=date.today)
     """The day the estimate prices: which EKS support phase (standard or extended) each cluster's version is in."""
 

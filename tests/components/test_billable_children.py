@@ -71,9 +71,10 @@ def chart_claims(values: dict) -> list[tuple[str, dict]]:
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_volume_a_chart_makes_names_the_stacks_encrypted_class_and_its_size(stack):
-    """A claim that names no StorageClass stays Pending on EKS (none is default since Kubernetes 1.30), and its pod
-    with it: the chart's own defaults make such claims (alertmanager's 2Gi). Named, it is encrypted with the stack key
-    and tagged, and its size is in the plan for the cost estimate."""
+    """A claim that names no StorageClass stays Pending on EKS (none is default on clusters created at Kubernetes
+    1.30 or later; an upgraded one gives it unencrypted gp2), and its pod with it: the chart's own defaults make such
+    claims (alertmanager's 2Gi). Named, it is encrypted with the stack key and tagged, and its size is in the plan
+    for the cost estimate."""
     plan = stack_plan(stack)
     classes = {c.inputs["metadata"]["name"] for c in plan.of_type("kubernetes:storage.k8s.io/v1:StorageClass")}
     releases = {r.inputs["name"]: r.inputs for r in plan.of_type("kubernetes:helm.sh/v3:Release")}

@@ -51,15 +51,17 @@ def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent(reranker_st
     #     held a month (prod's model bucket expires nothing)  5.01 x 0.023                          0.11523
     #   the prometheus chart's volumes: server 50 GiB + alertmanager 2 GiB, gp3 x 0.08                  4.16
     #   NAT data processed: 10 GB a month assumed x 0.045                                                0.45
-    #                                            min = 2,150.683844 -> 2,150.68; configured + 2.00 -> 2,152.68
+    #   X-Ray: the one traced stage at 1 req/s, all in the default rule's reservoir: 2.628 M traces x 5.00  13.14
+    #                                            min = 2,163.823844 -> 2,163.82; configured + 2.00 -> 2,165.82
     # max: system 4 nodes 560.64 + 16.00; GPU 4 x g5.2xlarge (the pool's dearest per GPU) 4 x 1.212 x 730
-    #      = 3,539.04 + 64.00; the rest as configured             = 4,584.747844 -> 4,584.75
-    assert result.total("min") == Decimal("2150.68")
-    assert result.total("configured") == Decimal("2152.68")
-    assert result.total("max") == Decimal("4584.75")
+    #      = 3,539.04 + 64.00; the rest as configured             = 4,597.887844 -> 4,597.89
+    assert result.total("min") == Decimal("2163.82")
+    assert result.total("configured") == Decimal("2165.82")
+    assert result.total("max") == Decimal("4597.89")
     # the reranker's own lines at max: GPU nodes 3,539.04 + volumes 64.00 + NLB/ALB 32.85 + capacity 0.702114
-    #   + WAF 9.5768 + API 9.198 + data out 0.9027 + alarm 0.10 + logs 1.50 + 1.095 + S3 0.13823 = 3,659.102844
-    assert result.total("max", "reranker") == Decimal("3659.10")
+    #   + WAF 9.5768 + API 9.198 + data out 0.9027 + alarm 0.10 + logs 1.50 + 1.095 + S3 0.13823
+    #   + X-Ray 13.14 = 3,672.242844
+    assert result.total("max", "reranker") == Decimal("3672.24")
     assert not result.unpriced()
 
 
@@ -230,3 +232,25 @@ def test_nat_data_is_the_assumed_gigabytes_at_the_per_gb_price_and_names_what_en
         assert line.monthly("configured", result.assumptions) == usd
         assert "endpoints keep s3 off it" in line.note and "--nat-gb" in line.item
     assert not [x for x in estimate([s3], table).lines if x.key == "nat-gateway:data"]  # no NAT, no NAT data
+
+
+def _stage(name: str, deployment: str, rps: str, traced: bool = True) -> list[Declared]:
+    api = Declared("aws:apigateway/restApi:RestApi", f"urn:pulumi:t::mlserve::aws:apigateway/restApi:RestApi::{name}",
+                   name, {"tags": {"mlserve:usage": f"requests_per_second={rps}"}, "metadata": {}})
+    stage = Declared("aws:apigateway/stage:Stage", f"urn:pulumi:t::mlserve::aws:apigateway/stage:Stage::{name}-v1",
+                     f"{name}-v1", {"stageName": "v1", "xrayTracingEnabled": traced})
+    for resource in (api, stage):  # the deployment each belongs to, as its Kubernetes label would say
+        resource.props["metadata"] = {"labels": {"mlserve.io/deployment": deployment}}
+    return [api, stage]
+
+
+def test_xray_traces_follow_the_default_rule_one_reservoir_across_the_stages_then_five_percent():
+    # 1 + 9 req/s traced: 1 a second + 5% of the other 9 = 1.45 traces/s x 3,600 x 730 = 3.8106 M a month,
+    # shared 1:9 -> 0.38106 M ($1.9053) and 3.42954 M ($17.1477) at $5.00 a million
+    result = estimate([*_stage("a", "small", "1"), *_stage("b", "big", "9"), *_stage("c", "off", "50", traced=False)],
+                      TABLE, Assumptions())
+    lines = {x.group: x for x in result.lines if x.key == "xray:traces"}
+    assert set(lines) == {"small", "big"}  # a stage without active tracing records no traces
+    assert lines["small"].quantity.configured == Decimal("0.38106")
+    assert lines["big"].quantity.configured == Decimal("3.42954")
+    assert lines["big"].monthly("configured", result.assumptions) == Decimal("17.1477")

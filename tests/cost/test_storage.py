@@ -177,3 +177,30 @@ def test_a_disabled_claim_costs_nothing_and_one_of_unknown_class_or_size_is_unpr
     assert len(lines) == 2 and all(line.price is None for line in lines)
     assert {line.note.split(" ")[0] for line in lines} == {"class", "size"}
     assert result.unpriced("configured") == lines
+
+
+def test_a_deployments_claim_is_one_whatever_its_replicas_and_a_statefulsets_one_per_replica():
+    # prometheus' server as a Deployment makes one claim (pvc.yaml) at 3 replicas; as a StatefulSet, one each
+    one, _ = volume_lines([ebs_class(), chart({"server": {"replicaCount": 3, "persistentVolume": {
+        "size": "50Gi", "storageClass": "encrypted-gp3"}}})])
+    three, _ = volume_lines([ebs_class(), chart({"server": {"replicaCount": 3, "statefulSet": {"enabled": True},
+                                                            "persistentVolume": {"size": "50Gi",
+                                                                                 "storageClass": "encrypted-gp3"}}})])
+    assert [x.quantity.configured for x in one] == [50] and [x.quantity.configured for x in three] == [150]
+
+
+def test_claims_of_a_turned_off_component_or_an_existing_claim_cost_nothing_sizes_round_up_to_whole_gib():
+    lines, _ = volume_lines([ebs_class(), chart({
+        "alertmanager": {"enabled": False, "persistence": {"size": "2Gi", "storageClass": "encrypted-gp3"}},
+        "server": {"persistentVolume": {"existingClaim": "mine", "size": "50Gi", "storageClass": "encrypted-gp3"}},
+        "small": {"persistence": {"size": "500Mi", "storageClass": "encrypted-gp3"}},
+        "bytes": {"persistence": {"size": "2", "storageClass": "encrypted-gp3"}}})])
+    # the CSI driver provisions whole GiB, at least 1: 500Mi is 1 GiB, a bare "2" is 2 bytes, so 1 GiB too
+    assert sorted((x.item.split("'s ")[1].split(" ")[0], x.quantity.configured) for x in lines) == \
+        [("bytes.persistence", 1), ("small.persistence", 1)]
+
+
+def test_a_claim_without_a_size_is_listed_unpriced():
+    lines, result = volume_lines([ebs_class(), chart({"alertmanager": {"persistence": {
+        "storageClass": "encrypted-gp3"}}})])
+    assert len(lines) == 1 and lines[0].price is None and result.unpriced("configured") == lines
