@@ -667,8 +667,8 @@ def _kms(ctx: _Context) -> None:
         ctx.add(None, f"KMS key rotations ({count} key{'s' if count > 1 else ''} rotating every {days} days)",
                 "kms:key-rotation", Counts(Decimal(0), billed, billed), group=SHARED,
                 note=f"each of a key's first {BILLED_ROTATIONS} rotations adds a month's key charge, later ones are "
-                     f"free: none before day {days}, one until day {2 * days}, two from then on; min is a new key, "
-                     f"configured and max the steady state")
+                     f"free: none before day {days}, one until day {2 * days}, two from then on (a rotation on demand "
+                     f"counts as one, sooner); min is a new key, configured and max the steady state")
 
 
 SAGEMAKER_MODEL = "aws:sagemaker/model:Model"
