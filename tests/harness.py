@@ -93,6 +93,6 @@ def small_cluster(min_size: int = 1, **overrides) -> dict[str, Any]:
         "node_groups": [{"name": "gpu", "instance_types": ["g5.2xlarge"], "min_size": min_size, "max_size": 4,
                          "desired_size": max(min_size, 1)},
                         {"name": "system", "gpu": False, "ami_type": "AL2023_x86_64_STANDARD",
-                         "instance_types": ["m6i.xlarge"], "min_size": 2, "max_size": 3, "desired_size": 2}],
+                         "instance_types": ["m6i.xlarge"], "min_size": 3, "max_size": 4, "desired_size": 3}],
         **overrides,
     }

@@ -104,6 +104,24 @@ def prod_network_spans_three_zones(cfg: StackConfig) -> Iterator[ConfigIssue]:
                           "3 in prod (one NAT gateway and one subnet pair per zone)")
 
 
+def system_nodes_in_every_zone(cfg: StackConfig) -> Iterator[ConfigIssue]:
+    """Prometheus' and Alertmanager's volumes are EBS, which lives in one zone: their pods run only on a system node
+    in that zone. A system group smaller than the zones leaves a zone without one (and the managed group's zone
+    rebalancing moves nodes between zones), so alerting would stop, Pending, with no alert to say so."""
+    cluster = cfg.cluster
+    if cluster is None:
+        return
+    zones = cfg.network.availability_zones
+    for j, group in enumerate(cluster.node_groups):
+        if not group.gpu:  # the system group: the first without GPUs (infra/cluster_args.system_group)
+            if group.min_size < zones:
+                yield ConfigIssue(key_path(("cluster", "node_groups", j, "min_size")), group.min_size,
+                                  f"at least {zones}, a system node in each of the stack's {zones} zones: "
+                                  "Prometheus' and Alertmanager's EBS volumes are zonal, and their pods stay "
+                                  "Pending in a zone without one")
+            return
+
+
 def prod_names_its_account(cfg: StackConfig) -> Iterator[ConfigIssue]:
     if cfg.is_prod and cfg.account_id is None:
         yield ConfigIssue(key_path(("account_id",)), MISSING,
@@ -663,6 +681,7 @@ RULES: tuple[Rule, ...] = (
     unique_names,
     models_live_in_the_stack_bucket,
     prod_network_spans_three_zones,
+    system_nodes_in_every_zone,
     prod_names_its_account,
     capacity_bounds,
     shared_endpoints_agree,

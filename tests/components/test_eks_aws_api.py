@@ -5,6 +5,7 @@ calls it implements (CreateCluster, CreateNodegroup, CreateLaunchTemplate; it ha
 import boto3
 from moto import mock_aws
 
+from infra.config.loader import load_stack
 from tests import aws_replay as replay
 from tests.harness import stack_plan
 
@@ -101,4 +102,5 @@ def test_moto_accepts_the_cluster_node_groups_and_launch_templates():
     described = eks.describe_cluster(name=cluster["name"])["cluster"]
     assert described["resourcesVpcConfig"]["endpointPublicAccess"] is False
     system = eks.describe_nodegroup(clusterName=cluster["name"], nodegroupName="system")["nodegroup"]
-    assert system["amiType"] == "AL2023_x86_64_STANDARD" and system["scalingConfig"]["minSize"] == 2
+    zones = load_stack("prod").network.availability_zones  # a system node in each zone (a config rule)
+    assert system["amiType"] == "AL2023_x86_64_STANDARD" and system["scalingConfig"]["minSize"] == zones

@@ -31,7 +31,7 @@ def reranker_stack():
 def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent(reranker_stack):
     result = reranker_stack
     # min and configured, 730 hours, us-east-1 table (unit prices written out; each sum by hand):
-    #   system nodes      2 x m6i.xlarge 0.192/h             280.32    their gp3 2 x 50 GB x 0.08      8.00
+    #   system nodes      3 x m6i.xlarge 0.192/h             420.48    their gp3 3 x 50 GB x 0.08     12.00
     #   GPU nodes         2 x g6.2xlarge 0.9776/h          1,427.296   (the pool's cheapest type for 1 GPU)
     #                       their gp3 2 x 200 GB x 0.08       32.00
     #   EKS control plane 0.10/h                              73.00    KMS key                          1.00
@@ -52,11 +52,11 @@ def test_a_small_stack_matches_the_hand_computed_figures_to_the_cent(reranker_st
     #   the prometheus chart's volumes: server 50 GiB + alertmanager 2 GiB, gp3 x 0.08                  4.16
     #   NAT data processed: 10 GB a month assumed x 0.045                                                0.45
     #   X-Ray: the one traced stage at 1 req/s, all in the default rule's reservoir: 2.628 M traces x 5.00  13.14
-    #                                            min = 2,163.823844 -> 2,163.82; configured + 2.00 -> 2,165.82
+    #                                            min = 2,307.983844 -> 2,307.98; configured + 2.00 -> 2,309.98
     # max: system 4 nodes 560.64 + 16.00; GPU 4 x g5.2xlarge (the pool's dearest per GPU) 4 x 1.212 x 730
     #      = 3,539.04 + 64.00; the rest as configured             = 4,597.887844 -> 4,597.89
-    assert result.total("min") == Decimal("2163.82")
-    assert result.total("configured") == Decimal("2165.82")
+    assert result.total("min") == Decimal("2307.98")
+    assert result.total("configured") == Decimal("2309.98")
     assert result.total("max") == Decimal("4597.89")
     # the reranker's own lines at max: GPU nodes 3,539.04 + volumes 64.00 + NLB/ALB 32.85 + capacity 0.702114
     #   + WAF 9.5768 + API 9.198 + data out 0.9027 + alarm 0.10 + logs 1.50 + 1.095 + S3 0.13823
