@@ -156,6 +156,22 @@ def test_the_cost_doc_shows_this_checkouts_figures_and_the_tables_date(stack):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_readmes_cost_table_shows_this_checkouts_figures(stack):
+    from datetime import date
+
+    from infra.cost import Assumptions, declared_from_plan, estimate, load_table
+    from infra.cost.report import usd
+
+    readme = (ROOT / "README.md").read_text()
+    (day,) = re.findall(r"infra\.cost --stack <s>\s+--date (\d{4}-\d\d-\d\d)", readme)
+    result = estimate(declared_from_plan(stack_plan(stack).as_json()), load_table("us-east-1"),
+                      Assumptions(as_of=date.fromisoformat(day)))
+    row = next(line for line in readme.splitlines() if line.startswith(f"| {stack} | $"))
+    assert re.findall(r"\$[\d,]+\.\d\d", row) == [usd(result.total(s)) for s in ("min", "configured", "max")], \
+        f"update the README's cost table: python -m infra.cost --stack {stack} --date {day} --summary"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_cost_doc_prints_exactly_what_the_cli_prints(stack, monkeypatch, capsys):
     """Every line of each output block in docs/cost.md, the notes and the sources included, not only the totals."""
     doc = (ROOT / "docs" / "cost.md").read_text()
