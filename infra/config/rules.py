@@ -116,9 +116,9 @@ def system_nodes_in_every_zone(cfg: StackConfig) -> Iterator[ConfigIssue]:
         if not group.gpu:  # the system group: the first without GPUs (infra/cluster_args.system_group)
             if group.min_size < zones:
                 yield ConfigIssue(key_path(("cluster", "node_groups", j, "min_size")), group.min_size,
-                                  f"at least {zones}, a system node in each of the stack's {zones} zones: "
-                                  "Prometheus' and Alertmanager's EBS volumes are zonal, and their pods stay "
-                                  "Pending in a zone without one")
+                                  f"at least {zones} (network.availability_zones), so each zone can hold a system "
+                                  "node: Prometheus' and Alertmanager's EBS volumes are zonal, and their pods stay "
+                                  "Pending while their volume's zone has none")
             return
 
 

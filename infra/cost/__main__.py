@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -100,6 +101,23 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _table_command(argv: list[str], stack: str) -> str:
+    """The arguments that print the table of the same estimate: the user's own, without --summary and --json."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--summary" or arg.startswith("--json="):
+            continue
+        elif arg == "--json":
+            skip = True
+        else:
+            kept.append(arg)
+    if not any(a.split("=")[0] in ("--stack", "--plan", "--config-file") for a in kept):
+        kept = ["--stack", stack, *kept]
+    return shlex.join(kept)
+
+
 def run_estimate(argv: list[str]) -> int:
     args = _estimate_parser().parse_args(argv)
     declared, stack = _declared(args)
@@ -126,9 +144,7 @@ def run_estimate(argv: list[str]) -> int:
     if args.summary:
         python = Path(sys.executable)
         python = python.relative_to(Path.cwd()) if python.is_relative_to(Path.cwd()) else Path("python")
-        where = f"--plan {args.plan}" if args.plan else (f"--config-file {args.config_file}" if args.config_file
-                                                         else f"--stack {stack}")
-        console.print(summary(result, f"{python} -m infra.cost {where}"), soft_wrap=True)
+        console.print(summary(result, f"{python} -m infra.cost {_table_command(argv, stack)}"), soft_wrap=True)
     else:
         console.print(as_table(result))
         for line in notes(result):

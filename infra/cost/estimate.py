@@ -440,9 +440,11 @@ def _xray(ctx: _Context, traffic: Mapping[str, _Traffic], default: _Traffic) -> 
     hours = ctx.assumptions.hours_per_month
     for stage, rps in traced:
         millions = per_second * rps / total * 3600 * hours / Decimal(1_000_000)
-        ctx.add(stage, f"X-Ray traces of stage {stage.props.get('stageName')} (millions; {rps.normalize():f} of "
-                       f"{total.normalize():f} req/s traced)", "xray:traces", Counts.same(millions),
-                note="the default sampling rule: 1 a second across the stages, then 5% of the rest")
+        ctx.add(stage, f"X-Ray traces of stage {stage.props.get('stageName')} (millions; its {rps.normalize():f} "
+                       f"req/s's share of what the stages' {total.normalize():f} req/s record)", "xray:traces",
+                Counts.same(millions),
+                note="the default sampling rule: 1 a second across the stages, then 5% of the rest; the free "
+                     "tier not deducted")
 
 
 @dataclass(frozen=True)

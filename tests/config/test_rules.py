@@ -126,7 +126,7 @@ def test_prod_is_multi_az_with_canary_and_dev_is_small():
     ("prod", lambda r: r["mlserve:network"].update(availability_zones=2),
      "mlserve:network.availability_zones", "3 in prod"),
     ("prod", lambda r: r["mlserve:cluster"]["node_groups"][0].update(min_size=2, desired_size=2),
-     "mlserve:cluster.node_groups[0].min_size", "a system node in each of the stack's 3 zones"),
+     "mlserve:cluster.node_groups[0].min_size", "at least 3 (network.availability_zones)"),
     ("dev", lambda r: deployment(r)["image"].update(tag="latest"),
      "mlserve:deployments[0].image.tag", "tag 'latest' is mutable"),
     ("prod", lambda r: r.update({"mlserve:cluster": cluster(public_access_cidrs=["203.0.113.0/24"])}),

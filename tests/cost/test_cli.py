@@ -77,6 +77,13 @@ def test_a_plan_without_usage_is_priced_at_the_assumed_rate(prod_plan, tmp_path,
         {"resnet50": 91.98, "reranker": 91.98}
 
 
+def test_the_summary_points_at_the_table_of_the_same_estimate_with_the_users_flags(prod_plan, capsys):
+    assert main(["--plan", str(prod_plan), "--summary", "--json", "/dev/null", "--nat-gb", "20",
+                 "--date", "2028-01-01"]) == 0
+    pointer = " ".join(capsys.readouterr().out.split()).rsplit("sizes): ", 1)[1]
+    assert pointer.endswith(f"-m infra.cost --plan {prod_plan} --nat-gb 20 --date 2028-01-01")
+
+
 def test_the_assumed_nat_data_is_a_flag_printed_with_the_figures(prod_plan, tmp_path, capsys):
     out = tmp_path / "nat.json"
     assert main(["--plan", str(prod_plan), "--json", str(out), "--nat-gb", "200"]) == 0
@@ -163,7 +170,7 @@ def test_the_readmes_cost_table_shows_this_checkouts_figures(stack):
     from infra.cost.report import usd
 
     readme = (ROOT / "README.md").read_text()
-    (day,) = re.findall(r"infra\.cost --stack <s>\s+--date (\d{4}-\d\d-\d\d)", readme)
+    (day,) = re.findall(r"infra\.cost\s+--stack <s> --date (\d{4}-\d\d-\d\d)", readme)
     result = estimate(declared_from_plan(stack_plan(stack).as_json()), load_table("us-east-1"),
                       Assumptions(as_of=date.fromisoformat(day)))
     row = next(line for line in readme.splitlines() if line.startswith(f"| {stack} | $"))
