@@ -36,7 +36,9 @@ def _decimal(low: str, high: str | None = None, *, high_open: bool = False):
             value = Decimal(text)
         except InvalidOperation:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value.is_finite() or value < Decimal(low) or (high is not None and (
+        if not value.is_finite():
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if value < Decimal(low) or (high is not None and (
                 value >= Decimal(high) if high_open else value > Decimal(high))):
             bound = f" and {'below' if high_open else 'at most'} {high}" if high is not None else ""
             raise argparse.ArgumentTypeError(f"{text} must be at least {low}{bound}")

@@ -118,6 +118,7 @@ def test_diff_shows_base_head_and_the_change_per_deployment(prod_plan, tmp_path,
     (["--spot-discount", "1"], "below 1"),
     (["--requests-per-second", "lots"], "is not a number"),
     (["--nat-gb", "-5"], "must be at least 0"),
+    (["--nat-gb", "nan"], "'nan' is not a finite number"),
     (["--stack", "prod", "--plan", "x.json"], "not allowed with"),
 ])
 def test_bad_arguments_get_one_clear_line(args, message, capsys):
