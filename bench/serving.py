@@ -111,6 +111,8 @@ class Result:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    cpu_us: dict[str, float] | None = None
+    """CPU (user + system) per request of each part of the server, where the run measured it (`processes_cpu`)."""
 
     @property
     def throughput(self) -> float:
@@ -237,6 +239,49 @@ def say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[str, int, float] | None:
+    """(name, parent pid, CPU seconds: user + system) of a process, from /proc; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    name, fields = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def processes_cpu(root: int) -> dict[str, float]:
+    """CPU seconds so far of a server's process tree, by part: the root process (for mlserve: the front, a thread of
+    the serving entrypoint, beside a supervisor that only waits), tritonserver, and its python backend stubs."""
+    stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(int(p))) is not None}
+    tree, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, (_, parent, _) in stats.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    parts: dict[str, float] = {}
+    for pid in tree & set(stats):
+        name = stats[pid][0]
+        part = "front" if pid == root else "python backend stubs" if name.startswith("triton_python") else name
+        parts[part] = parts.get(part, 0.0) + stats[pid][2]
+    return parts
+
+
+def measured_cpu(root: int, port: int, body: bytes, concurrency: int, seconds: float, max_requests: int) -> Result:
+    """A load whose result says each part's CPU per request (us), from the server's process tree before and after."""
+    before = processes_cpu(root)
+    result = load(port, body, concurrency, seconds, max_requests)
+    after = processes_cpu(root)
+    if result.requests:
+        result.cpu_us = {part: (after[part] - before.get(part, 0.0)) / result.requests * 1e6 for part in after}
+    return result
+
+
 def stop_and_clean(server: local_server.LocalServer) -> None:
     """Stop a server this run started and remove its log (its temporary folder goes with the server)."""
     local_server.stop(server)
@@ -248,7 +293,8 @@ def planned_seconds(args: argparse.Namespace) -> float:
     per_repeat = 2 * len(args.concurrency) + 2 * 2
     warmups = 3 * len({*args.concurrency, 1, 32}) * 0.5
     large = (2 * 2 * args.seconds + 2 * 2 * 0.5) if args.large else 0
-    return args.repeats * per_repeat * args.seconds + warmups + large
+    cpu = min(args.repeats, CPU_REPEATS) * 2 * args.seconds
+    return args.repeats * per_repeat * args.seconds + cpu + warmups + large
 
 
 def paired(first: tuple[int, dict], second: tuple[int, dict], body: bytes, concurrency: int, seconds: float,
@@ -289,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     # (concurrency) -> per repeat: (mlserve, baseline); (concurrency) -> per repeat: (direct, through the front)
     rows: dict[int, list[tuple[Result, Result]]] = {c: [] for c in args.concurrency}
     front_rows: dict[int, list[tuple[Result, Result]]] = {1: [], 32: []}
+    cpu_rows: list[tuple[Result, ...]] = []  # per repeat: (Triton's own port, through the front), CPU measured
     try:
         triton_ready = local_server.wait_ready(triton)
         say(f"Triton ready in {triton_ready:.1f} s; starting the baseline (FastAPI + ONNX Runtime)")
@@ -307,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
             for concurrency in front_rows:
                 front_rows[concurrency].append(paired(direct, mlserve, body, concurrency, args.seconds,
                                                       args.max_requests, swap=repeat % 2 == 1))
+            if 32 in front_rows and repeat < CPU_REPEATS:  # where the front's cost shows: its CPU, beside Triton's
+                cpu_rows.append(tuple(measured_cpu(triton.process.pid, port, body, 32, args.seconds,
+                                                   args.max_requests) for port in (inner_port, triton.http)))
     except (RuntimeError, TimeoutError) as error:  # a server that did not start: its last lines say why
         say(f"a server did not start: {error}")
         return 1
@@ -322,12 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"time from process start to ready: mlserve (Triton) {triton_ready:.2f} s, "
                   f"FastAPI + ORT {baseline_ready:.2f} s")
     console.print(front_table(front_rows, args.repeats))
+    if cpu_rows:
+        console.print(cpu_table(cpu_rows))
     goals = goals_table(rows, front_rows)
     console.print(goals)
     console.print(f"{args.repeats} repeats of {args.seconds:g} s per measurement; load average (1 min) "
                   f"{load_before[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} CPUs; "
                   f"percentiles nearest-rank")
-    for line in caveats(goal_figures(rows, front_rows), load_before[0], load_after[0]):
+    for line in caveats(goal_figures(rows, front_rows), load_before[0], os.cpu_count() or 1):
         console.print(line)
     if args.large:
         say("the 224x224 table: starting a second Triton with a large-input model")
@@ -376,6 +428,31 @@ def front_table(front_rows: dict[int, list[tuple[Result, Result]]], repeats: int
     return table
 
 
+CPU_REPEATS = 2
+"""Repeats that also measure each part's CPU per request at concurrency 32 (one more pair of loads each)."""
+CPU_PARTS = ("front", "tritonserver", "python backend stubs")
+
+
+def cpu_table(cpu_rows: list[tuple[Result, ...]]) -> Table:
+    """CPU per request of each part at concurrency 32, from /proc: what the front costs, where the throughput ratio
+    only shows it once the cores are saturated (docs/benchmark.md, "Where the time goes now")."""
+    table = Table(title=escape(f"CPU per request at concurrency 32 (us, user + system, from /proc): medians of "
+                               f"{len(cpu_rows)} repeats [min-max]"))
+    for column in ("path", "req/s", *CPU_PARTS, "all"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+    for index, name in ((0, "Triton directly"), (1, "through the front")):
+        results = [row[index] for row in cpu_rows if row[index].cpu_us]
+        if not results:
+            continue
+        parts = [Spread.of([r.cpu_us.get(part, 0.0) for r in results if r.cpu_us is not None]) for part in CPU_PARTS]
+        total = Spread.of([sum(r.cpu_us.get(part, 0.0) for part in CPU_PARTS) for r in results
+                           if r.cpu_us is not None])
+        table.add_row(name, Spread.of([r.throughput for r in results]).show(0),
+                      *("-" if index == 0 and part == "front" else spread.show(0)
+                        for part, spread in zip(CPU_PARTS, parts, strict=True)), total.show(0))
+    return table
+
+
 def goal_figures(rows, front_rows) -> list[tuple[str, str, Spread, bool]]:
     """(goal, target, measured over the repeats, met by the median) for each goal whose measurements ran."""
     figures = []
@@ -398,15 +475,20 @@ NOISY_SPREAD = 0.10  # a ratio whose repeats span more than this share of its me
 DOCS = "docs/benchmark.md"
 
 
-def caveats(figures: list[tuple[str, str, Spread, bool]], load_before: float, load_after: float) -> list[str]:
-    """What to make of the goals: a noisy run said as such (repeats spread wide, or the load rose during the run),
-    and where a missed goal is explained."""
+NOISY_LOAD_PER_CPU = 0.5
+"""A 1-minute load average above this per CPU before the servers start: other work is using the cores. (After the
+run says nothing: the bench's own servers and load keep both cores busy, so it ends near 3 on two CPUs anyway.)"""
+
+
+def caveats(figures: list[tuple[str, str, Spread, bool]], load_before: float, cpus: int) -> list[str]:
+    """What to make of the goals: a noisy run said as such (repeats spread wide, or the machine busy before the run
+    began), and where a missed goal is explained."""
     lines = []
     noisy = [goal for goal, _, measured, _ in figures if "(ms)" not in goal and measured.median  # ratios only
              and (measured.high - measured.low) / abs(measured.median) > NOISY_SPREAD]
-    if noisy or load_after - load_before > 1.0:
+    if noisy or load_before > NOISY_LOAD_PER_CPU * cpus:
         why = f"{len(noisy)} ratio(s) spread over {NOISY_SPREAD:.0%} of their median" if noisy else \
-            f"the load average rose from {load_before:.2f} to {load_after:.2f}"
+            f"the load average was {load_before:.2f} on {cpus} CPUs before the servers started"
         lines.append(f"noisy run: {why}; something else used the cores. Rerun on a quiet machine before quoting "
                      "these figures.")
     if not all(met for *_, met in figures):
