@@ -7,8 +7,9 @@ Both serve the sample model on 127.0.0.1 and get the same v2 JSON request (one i
 For each concurrency (1, 8, 32) it runs a bounded time and request count, then prints throughput, p50/p95/p99 and the
 throughput ratio, plus each server's time from process start to ready. A second table prices the front (the layer
 that turns client mistakes into 4xx): the same requests to Triton's own port behind it and through it, at
-concurrency 1 and 32. Progress goes to stderr as it runs; everything it starts, it stops, and the logs and
-folders it writes under the temporary directory go with them.
+concurrency 1 and 32, and a third its CPU per request at 32 beside Triton's and its stubs' (from /proc), which is
+what the throughput ratio shows once the cores are saturated. Progress goes to stderr as it runs; everything it
+starts, it stops, and the logs and folders it writes under the temporary directory go with them.
 
 Repeats: the whole set of measurements runs `--repeats` times, each pair of a ratio measured back to back within a
 repeat (which of the two goes first alternates), so a ratio is paired; each ratio is printed as the median over the
