@@ -67,8 +67,33 @@ SERVICE_ITEMS = (
     Item("elb:application", "AWSELB", (("productFamily", "Load Balancer-Application"),), "LoadBalancerUsage",
          "hour"),
     Item("elb:network", "AWSELB", (("productFamily", "Load Balancer-Network"),), "LoadBalancerUsage", "hour"),
+    # Usage-based meters, filtered as infracost filters them against the same Price List (infracost/infracost at
+    # 95ba4f4, internal/resources/aws/: nat_gateway.go, vpc_endpoint.go, cloudwatch_log_group.go, ebs_volume.go,
+    # lb.go, s3_storage_class_helpers.go); an empty usage type matches the one product the attributes leave.
+    Item("nat-gateway:data", "AmazonEC2", (("productFamily", "NAT Gateway"),), "NatGateway-Bytes", "gb"),
+    Item("vpc-endpoint:interface-data", "AmazonVPC", (("productFamily", "VpcEndpoint"),), "VpcEndpoint-Bytes", "gb"),
+    Item("logs:storage", "AmazonCloudWatch", (("productFamily", "Storage Snapshot"),), "TimedStorage-ByteHrs",
+         "gb-month"),
+    Item("ebs:gp3", "AmazonEC2", (("productFamily", "Storage"), ("volumeApiName", "gp3"),
+                                  ("locationType", "AWS Region")), "", "gb-month"),
+    Item("ebs:gp3-iops", "AmazonEC2", (("productFamily", "System Operation"), ("volumeApiName", "gp3"),
+                                       ("locationType", "AWS Region")), "EBS:VolumeP-IOPS.gp3", "month"),
+    Item("elb:application-capacity-unit", "AWSELB", (("productFamily", "Load Balancer-Application"),), "LCUUsage",
+         "hour"),
+    Item("elb:network-capacity-unit", "AWSELB", (("productFamily", "Load Balancer-Network"),), "LCUUsage", "hour"),
+    Item("s3:standard", "AmazonS3", (("volumeType", "Standard"),), "TimedStorage-ByteHrs", "gb-month"),
 )
-HOUR_UNITS = frozenset({"Hrs", "Hours", "hours", "hour"})
+NOT_REFRESHED = {
+    "kms:key-rotation": "a billing rule on kms:key (each rotation adds a month's key charge), not a product",
+    "data-transfer:out": "AWSDataTransfer's products carry fromRegionCode and toLocation, not a regionCode",
+    "ebs:gp3-throughput": "the Price List prices it per GiBps-month, the table per MB/s-month",
+    "cloudwatch:alarm-high-resolution": "its usage type is not confirmed by a source read offline",
+    "eks:cluster-extended-support": "its usage type is not confirmed by a source read offline",
+    "xray:traces": "its usage type and unit are not confirmed by a source read offline",
+    "logs:ingest-vended": "its usage type is not confirmed by a source read offline",
+}
+"""Keys the estimator prices that `refresh` does not read, and why: their figures stay as sourced in the table."""
+HOUR_UNITS = frozenset({"Hrs", "Hours", "hours", "hour", "LCU-Hrs", "NLCU-Hrs"})
 
 
 def ec2_item(instance_type: str) -> Item:
@@ -137,6 +162,8 @@ class Outcome:
 def _is_usage(product: dict[str, Any], usage: str) -> bool:
     """The product's usage type is `usage` itself (us-east-1) or `<region prefix>-usage`. Free-tier twins
     (`Global-...`) match too and drop out for having no paid rate."""
+    if not usage:
+        return True
     usagetype = str(product.get("product", {}).get("attributes", {}).get("usagetype", ""))
     return usagetype == usage or usagetype.split("-", 1)[-1] == usage
 
@@ -302,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(table.prices) - len(outcome.found)} kept from the previous table")
     for key, why in sorted(outcome.missed.items()):
         print(f"  not read: {key} ({why}){' - kept the previous figure' if key in table.prices else ''}")
+    for key, why in sorted(NOT_REFRESHED.items()):
+        print(f"  not read by refresh: {key} ({why}){' - kept' if key in table.prices else ' - unpriced'}")
     try:
         eks = boto3.client("eks", region_name=args.region)
     except (BotoCoreError, ClientError) as error:

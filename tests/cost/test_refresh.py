@@ -144,7 +144,8 @@ def test_a_table_read_whole_is_dated_the_day_it_was_read():
 
 @pytest.mark.parametrize("unit,per,read", [("GB", "gb", True), ("GB-Mo", "gb", False), ("GB-Mo", "gb-month", True),
                                           ("GB", "gb-month", False), ("Hrs", "month", False), ("Hrs", "hour", True),
-                                          ("GB-Mo", "month", False)])
+                                          ("GB-Mo", "month", False), ("LCU-Hrs", "hour", True),
+                                          ("IOPS-Mo", "month", True)])
 def test_a_rate_is_written_only_in_the_unit_its_item_is_priced_in(unit, per, read):
     assert (refresh._convert(Decimal("0.5"), unit, per) is not None) is read
 
@@ -165,3 +166,49 @@ def test_a_refresh_that_reads_nothing_writes_nothing_and_fails(tmp_path, monkeyp
     assert "not read: eks:cluster (no product matched)" in printed
     assert not out.exists()  # nothing read: no table re-dated today with only old figures in it
 
+
+
+def test_every_meter_the_tables_price_is_read_by_refresh_or_listed_with_why_not():
+    """`refresh` reads each figure the estimator uses, or NOT_REFRESHED says why it cannot (then it prints it)."""
+    read = {item.key for item in refresh.items_for(set())}
+    for region in ("us-east-1", "eu-west-1", "us-west-2"):
+        for key in load_table(region).prices:
+            if key.startswith(("ec2:", "sagemaker-hosting:")):
+                assert refresh.items_for({key.split(":", 1)[1]})[0].key == key
+            else:
+                assert key in read or key in refresh.NOT_REFRESHED, f"{region}: {key} is neither read nor excused"
+    assert not read & set(refresh.NOT_REFRESHED)
+
+
+def test_usage_meters_are_read_in_their_own_units(client):
+    pricing, stub = client
+    region = [("regionCode", "us-west-2")]
+    items = {i.key: i for i in refresh.SERVICE_ITEMS}
+    gp3, lcu, s3 = items["ebs:gp3"], items["elb:application-capacity-unit"], items["s3:standard"]
+    expect(stub, "AmazonEC2", region + list(gp3.attributes), [product("USW2-EBS:VolumeUsage.gp3", [("0", "0.08", "GB-Mo")])])
+    expect(stub, "AWSELB", region + list(lcu.attributes), [
+        product("USW2-LoadBalancerUsage", [("0", "0.0225", "Hrs")]), product("USW2-LCUUsage", [("0", "0.008", "LCU-Hrs")])])
+    expect(stub, "AmazonS3", region + list(s3.attributes), [product("USW2-TimedStorage-ByteHrs", [
+        ("0", "0.023", "GB-Mo"), ("51200", "0.022", "GB-Mo"), ("512000", "0.021", "GB-Mo")])])
+    outcome = refresh.look_up(pricing, [gp3, lcu, s3], "us-west-2")
+    assert outcome.missed == {}
+    assert outcome.found["ebs:gp3"].usd == Decimal("0.08") and outcome.found["ebs:gp3"].per == "gb-month"
+    assert outcome.found["elb:application-capacity-unit"].usd == Decimal("0.008")  # the LCU product, not the hours
+    assert outcome.found["s3:standard"].usd == Decimal("0.023")  # the first 50 TB's rate
+
+
+def test_a_refresh_says_which_meters_it_does_not_read_and_keeps_their_figures(tmp_path, monkeypatch, capsys):
+    from infra.cost.table import Price
+
+    found = {"eks:cluster": Price(usd=Decimal("0.10"), per="hour", source=refresh.SOURCE_ID)}
+    monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: None)
+    monkeypatch.setattr(refresh, "look_up", lambda client, items, region: refresh.Outcome(found, {}, "2026-12-01"))
+    monkeypatch.setattr(refresh, "refresh_calendar", lambda *args: "EKS calendar: not read in this test")
+    out = tmp_path / "us-east-1.json"
+    assert refresh.main(["--region", "us-east-1", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for key in refresh.NOT_REFRESHED:
+        assert f"not read by refresh: {key} (" in printed
+    assert "not read by refresh: xray:traces (its usage type and unit are not confirmed by a source read offline)" \
+        " - kept" in printed
+    assert load_table("us-east-1", out).prices["xray:traces"] == load_table("us-east-1").prices["xray:traces"]
