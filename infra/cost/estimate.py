@@ -443,8 +443,8 @@ def _xray(ctx: _Context, traffic: Mapping[str, _Traffic], default: _Traffic) -> 
         ctx.add(stage, f"X-Ray traces of stage {stage.props.get('stageName')} (millions; its {rps.normalize():f} "
                        f"req/s's share of what the stages' {total.normalize():f} req/s record)", "xray:traces",
                 Counts.same(millions),
-                note="the default sampling rule: 1 a second across the stages, then 5% of the rest; the free "
-                     "tier not deducted")
+                note="the account's Default sampling rule as AWS sets it (1 a second, shared with whatever else "
+                     "uses it, then 5% of the rest); the free tier not deducted")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ class Item:
     per: str
     regional: bool = True
     """False for products the Price List files as global (location "Any", no region code): CloudWatch dashboards."""
+    unset: tuple[str, ...] = ()
+    """Attributes the product must leave empty (a filter the API cannot send: its values are at least 1 character)."""
 
 
 # Fixed-price items mlserve stacks declare; the suffixes are the Price List's usage types without region prefix.
@@ -55,7 +57,9 @@ SERVICE_ITEMS = (
     Item("vpc:public-ipv4", "AmazonVPC", (), "PublicIPv4:InUseAddress", "hour"),
     Item("vpc-endpoint:interface", "AmazonVPC", (), "VpcEndpoint-Hours", "hour"),
     Item("kms:key", "awskms", (), "KMS-Keys", "month"),
-    Item("cloudwatch:alarm", "AmazonCloudWatch", (), "CW:AlarmMonitorUsage", "month"),
+    Item("cloudwatch:alarm", "AmazonCloudWatch", (("alarmType", "Standard"),), "CW:AlarmMonitorUsage", "month"),
+    Item("cloudwatch:alarm-high-resolution", "AmazonCloudWatch", (("alarmType", "High Resolution"),),
+         "CW:AlarmMonitorUsage", "month"),
     Item("cloudwatch:composite-alarm", "AmazonCloudWatch", (), "CW:CompositeAlarmMonitorUsage", "month"),
     Item("cloudwatch:dashboard", "AmazonCloudWatch", (("location", "Any"),), "DashboardsUsageHour", "month",
          regional=False),
@@ -81,13 +85,13 @@ SERVICE_ITEMS = (
     Item("elb:application-capacity-unit", "AWSELB", (("productFamily", "Load Balancer-Application"),), "LCUUsage",
          "hour"),
     Item("elb:network-capacity-unit", "AWSELB", (("productFamily", "Load Balancer-Network"),), "LCUUsage", "hour"),
-    Item("s3:standard", "AmazonS3", (("volumeType", "Standard"),), "TimedStorage-ByteHrs", "gb-month"),
+    Item("s3:standard", "AmazonS3", (("volumeType", "Standard"),), "TimedStorage-ByteHrs", "gb-month",
+         unset=("operation",)),
 )
 NOT_REFRESHED = {
     "kms:key-rotation": "a billing rule on kms:key (each rotation adds a month's key charge), not a product",
     "data-transfer:out": "AWSDataTransfer's products carry fromRegionCode and toLocation, not a regionCode",
     "ebs:gp3-throughput": "the Price List prices it per GiBps-month, the table per MB/s-month",
-    "cloudwatch:alarm-high-resolution": "its usage type is not confirmed by a source read offline",
     "eks:cluster-extended-support": "its usage type is not confirmed by a source read offline",
     "xray:traces": "its usage type and unit are not confirmed by a source read offline",
     "logs:ingest-vended": "its usage type is not confirmed by a source read offline",
@@ -149,7 +153,7 @@ def _convert(rate: Decimal, unit: str, per: str) -> Decimal | None:
         return rate if unit == "GB" else None
     if per in ("gb-month", "gb_month"):
         return rate if unit in ("GB-Mo", "GB-month") else None
-    return None if unit in HOUR_UNITS or "GB" in unit else rate
+    return None if unit in HOUR_UNITS or "GB" in unit or "GiB" in unit else rate  # GiBps-mo is not a month of one
 
 
 @dataclass
@@ -173,7 +177,8 @@ def look_up(client: Any, items: list[Item], region: str) -> Outcome:
     missed: dict[str, str] = {}
     publication = None
     for item in items:
-        matches = [p for p in _products(client, item, region) if _is_usage(p, item.usage_suffix)]
+        matches = [p for p in _products(client, item, region) if _is_usage(p, item.usage_suffix)
+                   and not any(p.get("product", {}).get("attributes", {}).get(name) for name in item.unset)]
         paid = [(p, rate) for p in matches if (rate := on_demand_rate(p)) is not None]
         if len(paid) != 1:
             missed[item.key] = ("no product matched" if not matches else "no paid on-demand rate" if not paid

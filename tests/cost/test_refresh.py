@@ -145,7 +145,7 @@ def test_a_table_read_whole_is_dated_the_day_it_was_read():
 @pytest.mark.parametrize("unit,per,read", [("GB", "gb", True), ("GB-Mo", "gb", False), ("GB-Mo", "gb-month", True),
                                           ("GB", "gb-month", False), ("Hrs", "month", False), ("Hrs", "hour", True),
                                           ("GB-Mo", "month", False), ("LCU-Hrs", "hour", True),
-                                          ("IOPS-Mo", "month", True)])
+                                          ("IOPS-Mo", "month", True), ("GiBps-mo", "month", False)])
 def test_a_rate_is_written_only_in_the_unit_its_item_is_priced_in(unit, per, read):
     assert (refresh._convert(Decimal("0.5"), unit, per) is not None) is read
 
@@ -212,3 +212,22 @@ def test_a_refresh_says_which_meters_it_does_not_read_and_keeps_their_figures(tm
     assert "not read by refresh: xray:traces (its usage type and unit are not confirmed by a source read offline)" \
         " - kept" in printed
     assert load_table("us-east-1", out).prices["xray:traces"] == load_table("us-east-1").prices["xray:traces"]
+
+
+def test_standard_and_high_resolution_alarms_and_s3_storage_each_find_their_one_product(client):
+    pricing, stub = client
+    region = [("regionCode", "eu-west-1")]
+    items = {i.key: i for i in refresh.SERVICE_ITEMS}
+    standard, high, s3 = items["cloudwatch:alarm"], items["cloudwatch:alarm-high-resolution"], items["s3:standard"]
+    expect(stub, "AmazonCloudWatch", region + list(standard.attributes),
+           [product("EU-CW:AlarmMonitorUsage", [("0", "0.10", "Alarms")], alarmType="Standard")])
+    expect(stub, "AmazonCloudWatch", region + list(high.attributes),
+           [product("EU-CW:AlarmMonitorUsage", [("0", "0.30", "Alarms")], alarmType="High Resolution")])
+    # S3 files more than one Standard storage product under the usage type: the one with no operation is storage
+    expect(stub, "AmazonS3", region + list(s3.attributes), [
+        product("EU-TimedStorage-ByteHrs", [("0", "0.0125", "GB-Mo")], operation="StandardIAStorage"),
+        product("EU-TimedStorage-ByteHrs", [("0", "0.023", "GB-Mo")], operation="")])
+    outcome = refresh.look_up(pricing, [standard, high, s3], "eu-west-1")
+    assert outcome.missed == {}
+    assert [outcome.found[k].usd for k in ("cloudwatch:alarm", "cloudwatch:alarm-high-resolution", "s3:standard")] \
+        == [Decimal("0.10"), Decimal("0.30"), Decimal("0.023")]
