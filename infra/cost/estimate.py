@@ -295,7 +295,7 @@ class _PoolChoice:
 
 
 def _pool_choice(ctx: _Context, types: Sequence[str], gpus: int) -> _PoolChoice | None:
-    fits = [t for t in types if aws_facts.gpus(t) >= gpus]
+    fits = [t for t in types if aws_facts.gpus(t) >= gpus and f"ec2:{t}" not in ctx.table.not_offered]
     if not fits:
         return None
     priced = {t: ctx.table.price(f"ec2:{t}") for t in fits}
@@ -351,10 +351,14 @@ def _karpenter(ctx: _Context) -> None:
         capacity = _requirement(pool, "karpenter.sh/capacity-type")
         spot = bool(capacity) and "on-demand" not in capacity
         label = f"{name} ({track}), pool {pool_name}{' (spot)' if spot else ''}"
-        choice = _pool_choice(ctx, _requirement(pool, "node.kubernetes.io/instance-type"), gpus)
+        allowed = _requirement(pool, "node.kubernetes.io/instance-type")
+        absent = [t for t in allowed if f"ec2:{t}" in ctx.table.not_offered]
+        choice = _pool_choice(ctx, allowed, gpus)
         if choice is None:
-            ctx.add(service, f"GPU nodes for {label}: no type of the pool fits {gpus} GPUs", "ec2:?",
-                    Counts.same(high), spot=spot, note="the pool cannot place these replicas")
+            ctx.add(service, f"GPU nodes for {label}: no type of the pool fits {gpus} GPUs"
+                             + (f" in {ctx.table.region}" if absent else ""), "ec2:?", Counts.same(high), spot=spot,
+                    note="the pool cannot place these replicas"
+                         + (f" ({', '.join(absent)} not offered in {ctx.table.region})" if absent else ""))
             continue
         # One replica runs where min puts it: on the cheapest type that fits, sharing a node with as many as fit.
         ctx.replica(ctx.group_of(service), Replica(choice.cheapest, f"ec2:{choice.cheapest}", choice.cheapest_price,
@@ -366,7 +370,8 @@ def _karpenter(ctx: _Context) -> None:
         small, large = aws_facts.gpus(choice.cheapest), aws_facts.gpus(choice.dearest)
         most = _nodes(high, gpus, large)
         note = "Karpenter launches these for the replicas; min and configured on the cheapest type that fits, max " \
-               "on the dearest per GPU"
+               "on the dearest per GPU" + (f" ({', '.join(absent)} not offered in {ctx.table.region}, left out)"
+                                          if absent else "")
         left = room[pool_name]
         if left is not None:
             capped = min(most, Decimal(int(left) // large))

@@ -215,9 +215,11 @@ def rebuilt(previous: PriceTable | None, outcome: Outcome, region: str, today: d
             if name}
     kept = [key for key, price in prices.items() if key not in outcome.found]
     retrieved = previous.retrieved if previous and kept else today
+    not_offered = {k: v for k, v in (previous.not_offered if previous else {}).items() if k not in outcome.found}
+    used |= {n.source for n in not_offered.values()}
     return PriceTable(region=region, currency="USD", retrieved=retrieved,
                       note=previous.note if previous else "", sources={k: v for k, v in sources.items() if k in used},
-                      prices=prices)
+                      prices=prices, not_offered=not_offered)
 
 
 EKS_SOURCE_ID = "eks-api"

@@ -70,6 +70,13 @@ class Price(BaseModel):
     note: str | None = Field(default=None, description="What the figure covers and leaves out (tiers, free allowances)")
 
 
+class NotOffered(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(description="Key into the table's sources: AWS price data that prices the item in other "
+                                    "regions and not in this one")
+    item: str = Field(description="Where the source shows it: the row, and the regions it does price")
+
+
 class PriceTable(BaseModel):
     model_config = ConfigDict(extra="forbid")
     region: str
@@ -78,6 +85,9 @@ class PriceTable(BaseModel):
     note: str = ""
     sources: dict[str, Source]
     prices: dict[str, Price]
+    not_offered: dict[str, NotOffered] = Field(default_factory=dict, description=(
+        "Instance types AWS does not offer in this region (its price data has no row for them here): a Karpenter "
+        "pool that allows one is priced on the rest, as Karpenter launches only what the region offers"))
 
     @model_validator(mode="after")
     def _every_price_has_a_source(self) -> PriceTable:
@@ -85,8 +95,12 @@ class PriceTable(BaseModel):
                          for name in [p.source, *(p.also or []), *([p.gpus_source] if p.gpus_source else []),
                                       *([p.rule_source] if p.rule_source else [])]
                          if name not in self.sources)
+        missing += sorted(f"{key} -> {n.source}" for key, n in self.not_offered.items() if n.source not in self.sources)
         if missing:
             raise ValueError(f"prices name sources the table does not define: {', '.join(missing)}")
+        both = sorted(set(self.prices) & set(self.not_offered))
+        if both:
+            raise ValueError(f"priced and said not to be offered at once: {', '.join(both)}")
         alone = sorted(key for key, p in self.prices.items()
                        if self.sources[p.source].kind in NEEDS_CORROBORATION and not any(
                            other != p.source and origin(self.sources[other].url) != origin(self.sources[p.source].url)
@@ -139,4 +153,6 @@ def load_table(region: str | None = None, path: Path | None = None) -> PriceTabl
 def dump_table(table: PriceTable) -> str:
     data = table.model_dump(mode="json", exclude_none=True)  # JSON mode writes each Decimal as its exact string
     data["prices"] = dict(sorted(data["prices"].items()))
+    if not data.get("not_offered"):
+        data.pop("not_offered", None)
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

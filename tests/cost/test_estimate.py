@@ -254,3 +254,27 @@ def test_xray_traces_follow_the_default_rule_one_reservoir_across_the_stages_the
     assert lines["small"].quantity.configured == Decimal("0.38106")
     assert lines["big"].quantity.configured == Decimal("3.42954")
     assert lines["big"].monthly("configured", result.assumptions) == Decimal("17.1477")
+
+
+def test_a_pool_type_the_region_does_not_offer_is_left_out_not_left_unpriced():
+    """Prod's pool allows g5.2xlarge and g6.2xlarge; AWS offers no g6 in eu-west-1 (its price data has no row for
+    Ireland): there the pool is priced on g5.2xlarge alone, and the line says why, where an unknown type would leave
+    the GPU line unpriced."""
+    declared = declared_from_plan(stack_plan("prod").as_json())
+    ireland = load_table("eu-west-1")
+    assert "ec2:g6.2xlarge" in ireland.not_offered and "ec2:g6.2xlarge" not in ireland.prices
+    result = estimate(declared, ireland, Assumptions())
+    (line,) = [x for x in result.lines if x.item.startswith("GPU nodes") and "reranker (stable)" in x.item]
+    assert line.key == "ec2:g5.2xlarge" and line.max_key == "ec2:g5.2xlarge" and line.price is not None
+    assert "g6.2xlarge not offered in eu-west-1, left out" in line.note
+    # where the region offers both, both are in play (us-east-1: g6.2xlarge the cheapest, g5.2xlarge the dearest)
+    (east,) = [x for x in estimate(declared, TABLE, Assumptions()).lines
+               if x.item.startswith("GPU nodes") and "reranker (stable)" in x.item]
+    assert (east.key, east.max_key) == ("ec2:g6.2xlarge", "ec2:g5.2xlarge") and "not offered" not in east.note
+
+
+def test_a_type_cannot_be_priced_and_not_offered_at_once():
+    raw = load_table("eu-west-1").model_dump(mode="json")
+    raw["not_offered"]["ec2:g5.2xlarge"] = {"source": "pw-ec2", "item": "a mistake"}
+    with pytest.raises(ValueError, match="priced and said not to be offered at once: ec2:g5.2xlarge"):
+        PriceTable.model_validate(raw)

@@ -231,3 +231,13 @@ def test_standard_and_high_resolution_alarms_and_s3_storage_each_find_their_one_
     assert outcome.missed == {}
     assert [outcome.found[k].usd for k in ("cloudwatch:alarm", "cloudwatch:alarm-high-resolution", "s3:standard")] \
         == [Decimal("0.10"), Decimal("0.30"), Decimal("0.023")]
+
+
+def test_a_rebuilt_table_keeps_what_the_region_does_not_offer_until_a_price_is_read_for_it():
+    from infra.cost.table import Price
+
+    ireland = load_table("eu-west-1")
+    read = {"ec2:g6.xlarge": Price(usd=Decimal("1"), per="hour", source=refresh.SOURCE_ID, gpus=1)}
+    table = refresh.rebuilt(ireland, refresh.Outcome(read, {}, "2026-12-01"), "eu-west-1", date(2026, 12, 8))
+    assert "ec2:g6.xlarge" in table.prices and "ec2:g6.xlarge" not in table.not_offered  # AWS offers it now
+    assert set(table.not_offered) == set(ireland.not_offered) - {"ec2:g6.xlarge"}

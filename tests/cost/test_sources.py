@@ -38,6 +38,7 @@ def test_every_figure_is_positive_and_says_where_in_its_source_it_is(region):
                  *([price.rule_source] if price.rule_source else [])}
         if key.startswith(("ec2:", "sagemaker-hosting:")):
             assert price.per == "hour" and price.gpus is not None, f"{region}: {key}"
+    used |= {absent.source for absent in table.not_offered.values()}
     assert used == set(table.sources), f"{region}: sources no figure uses: {set(table.sources) - used}"
 
 
