@@ -413,8 +413,9 @@ def _gib(quantity: Any) -> Decimal | None:
     if text.isdigit():
         return Decimal(text)
     for suffix in sorted(QUANTITY_BYTES, key=len, reverse=True):  # Gi before G
-        if text.endswith(suffix) and text[: -len(suffix)].isdigit():
-            return Decimal(int(text[: -len(suffix)])) * QUANTITY_BYTES[suffix] / GIB
+        number = text[: -len(suffix)]
+        if text.endswith(suffix) and number.replace(".", "", 1).isdigit() and not number.endswith("."):
+            return Decimal(number) * QUANTITY_BYTES[suffix] / GIB  # 2.5Gi is a quantity too
     return None
 
 

@@ -140,7 +140,9 @@ def test_sizes_read_as_kubernetes_quantities_in_gib():
     assert _gib("16Gi") == 16 and _gib("1Ti") == 1024 and _gib("512Mi") == Decimal("0.5") and _gib(200) == 200
     assert _gib("200G") == Decimal("186.26451492309570312500")  # 200 x 10^9 bytes / 2^30
     assert _gib("1T") == Decimal("931.3225746154785156250")
-    assert _gib("lots") is None and _gib("1.5Gi") is None and _gib(None) is None
+    assert _gib("2.5Gi") == Decimal("2.5") and _gib("1.5Ti") == 1536  # decimal quantities, as Kubernetes reads them
+    assert _gib("2.Gi") is None and _gib("Gi") is None and _gib(".5Gi") == Decimal("0.5")
+    assert _gib("lots") is None and _gib("1.5Gx") is None and _gib(None) is None
 
 
 # The charts' volumes: EBS billed per GB-month of the claim ($0.08 a GB-month for gp3 in us-east-1).
