@@ -700,9 +700,9 @@ def _s3_parts(uri: Any) -> tuple[str, str] | None:
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 CHART_VOLUME_KEYS = ("persistentVolume", "persistence")
-"""Where the prometheus-community charts keep a claim's settings in their values (prometheus' server, its
-alertmanager): `enabled`, `size`, `storageClass`, `existingClaim`, beside the component's `enabled`,
-`replicaCount` and `statefulSet`."""
+"""Where charts keep a claim's settings in their values (prometheus' server and its alertmanager, grafana; see
+schemas/charts/volumes.yaml): `enabled`, `size`, `storageClass` (grafana: `storageClassName`), `existingClaim`,
+beside the component's `enabled`, `replicaCount` and `statefulSet`."""
 
 
 def _claim_gib(quantity: Any) -> Decimal | None:
@@ -737,7 +737,8 @@ def _chart_volumes(ctx: _Context) -> None:
 
     for release in ctx.of_type(HELM_RELEASE):
         for where, claim, replicas in claims(release.props.get("values"), ""):
-            size, storage_class = _claim_gib(claim.get("size")), str(claim.get("storageClass") or "")
+            size = _claim_gib(claim.get("size"))
+            storage_class = str(claim.get("storageClass") or claim.get("storageClassName") or "")
             item = f"EBS: {release.props.get('name')} chart's {where}"
             if storage_class not in types or size is None:  # left unpriced (no table has the key), never zero
                 why = ("the values give no size (the chart's default applies)" if claim.get("size") is None else

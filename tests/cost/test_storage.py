@@ -206,3 +206,10 @@ def test_a_claim_without_a_size_is_listed_unpriced():
     lines, result = volume_lines([ebs_class(), chart({"alertmanager": {"persistence": {
         "storageClass": "encrypted-gp3"}}})])
     assert len(lines) == 1 and lines[0].price is None and result.unpriced("configured") == lines
+
+
+def test_a_claim_that_names_its_class_as_storageclassname_is_priced_like_the_others():
+    # grafana's chart spells the class key storageClassName: 10 GiB x $0.08 = $0.80
+    lines, result = volume_lines([ebs_class(), chart({"persistence": {
+        "enabled": True, "size": "10Gi", "storageClassName": "encrypted-gp3"}})])
+    assert [str(x.monthly("configured", result.assumptions)) for x in lines] == ["0.80"]

@@ -25,7 +25,6 @@ def test_the_chart_pins_are_the_releases_whose_schemas_and_facts_the_tests_read(
     assert release(charts.keda) == CRD_RELEASES["keda"]
     assert release(charts.karpenter) == CRD_RELEASES["karpenter"]
     assert release(charts.dcgm_exporter) == CRD_RELEASES["dcgm-exporter"]
-    assert charts.prometheus == CRD_RELEASES["prometheus"]  # the chart whose volumes schemas/prometheus/ describes
 
 
 def test_at_least_one_stack_runs_a_cluster_so_the_pin_check_is_not_vacuous():
