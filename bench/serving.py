@@ -13,8 +13,9 @@ starts, it stops, and the logs and folders it writes under the temporary directo
 
 Repeats: the whole set of measurements runs `--repeats` times, each pair of a ratio measured back to back within a
 repeat (which of the two goes first alternates), so a ratio is paired; each ratio is printed as the median over the
-repeats and its spread [min-max]. The goals (issue 33) are judged on those medians and printed last. The machine is
-shared by the load generator, Triton and the front (and whatever else runs there): the load average is printed too.
+repeats and its spread [min-max]. The goals (docs/benchmark.md) are judged on those medians and printed last. The
+machine is shared by the load generator, Triton and the front (and whatever else runs there): the load average is
+printed too.
 
 Percentiles are nearest-rank (`percentile`): the p-th percentile of n sorted values is the ceil(p/100 * n)-th
 smallest, a latency that was observed (numpy's method="inverted_cdf"; the p50 of [1, 2, 3, 4] is 2).
@@ -74,7 +75,7 @@ BASELINE_APP = textwrap.dedent('''
 ''')
 
 
-# The goals of issue 33, judged on the medians over the repeats.
+# The goals (docs/benchmark.md, "Goals"), judged on the medians over the repeats.
 GOAL_FRONT_THROUGHPUT = 0.95  # through the front / Triton's own port, req/s at concurrency 32, at least
 GOAL_FRONT_P50_MS = 0.3  # through the front - Triton's own port, p50 at concurrency 1, at most
 GOAL_BASELINE = 2.0  # mlserve / FastAPI + ONNX Runtime, req/s at concurrency 32, at least
@@ -498,7 +499,7 @@ def caveats(figures: list[tuple[str, str, Spread, bool]], load_before: float, cp
 
 
 def goals_table(rows, front_rows) -> Table:
-    table = Table(title="Goals (issue 33), judged on the median over the repeats")
+    table = Table(title="Goals (docs/benchmark.md), judged on the median over the repeats")
     for column in ("goal", "target", "median [min-max]", "met"):
         table.add_column(escape(column), justify="left" if column == "goal" else "right")
     for goal, target, measured, met in goal_figures(rows, front_rows):
