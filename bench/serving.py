@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import httptools
+import psutil
 import uvloop
 from rich.console import Console
 from rich.markup import escape
@@ -241,36 +242,23 @@ def say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> tuple[str, int, float] | None:
-    """(name, parent pid, CPU seconds: user + system) of a process, from /proc; None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            text = stat.read()
-    except OSError:
-        return None
-    name, fields = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
-    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def processes_cpu(root: int) -> dict[str, float]:
-    """CPU seconds so far of a server's process tree, by part: the root process (for mlserve: the front, a thread of
-    the serving entrypoint, beside a supervisor that only waits), tritonserver, and its python backend stubs."""
-    stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(int(p))) is not None}
-    tree, grew = {root}, True
-    while grew:
-        grew = False
-        for pid, (_, parent, _) in stats.items():
-            if parent in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
+    """CPU seconds so far (user + system) of a server's process tree, by part: the root process (for mlserve: the
+    front, a thread of the serving entrypoint, beside a supervisor that only waits), tritonserver, and its python
+    backend stubs. Empty once the root is gone; a child that ends while it is read is left out."""
+    try:
+        top = psutil.Process(root)
+        tree = [top, *top.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return {}
     parts: dict[str, float] = {}
-    for pid in tree & set(stats):
-        name = stats[pid][0]
-        part = "front" if pid == root else "python backend stubs" if name.startswith("triton_python") else name
-        parts[part] = parts.get(part, 0.0) + stats[pid][2]
+    for process in tree:
+        try:
+            name, times = process.name(), process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        part = "front" if process.pid == root else "python backend stubs" if name.startswith("triton_python") else name
+        parts[part] = parts.get(part, 0.0) + times.user + times.system
     return parts
 
 
@@ -443,13 +431,12 @@ def cpu_table(cpu_rows: list[tuple[Result, ...]]) -> Table:
     for column in ("path", "req/s", *CPU_PARTS, "all"):
         table.add_column(column, justify="left" if column == "path" else "right")
     for index, name in ((0, "Triton directly"), (1, "through the front")):
-        results = [row[index] for row in cpu_rows if row[index].cpu_us]
-        if not results:
+        measured = [(row[index], row[index].cpu_us) for row in cpu_rows if row[index].cpu_us]
+        if not measured:
             continue
-        parts = [Spread.of([r.cpu_us.get(part, 0.0) for r in results if r.cpu_us is not None]) for part in CPU_PARTS]
-        total = Spread.of([sum(r.cpu_us.get(part, 0.0) for part in CPU_PARTS) for r in results
-                           if r.cpu_us is not None])
-        table.add_row(name, Spread.of([r.throughput for r in results]).show(0),
+        parts = [Spread.of([cpu.get(part, 0.0) for _, cpu in measured if cpu]) for part in CPU_PARTS]
+        total = Spread.of([sum(cpu.get(part, 0.0) for part in CPU_PARTS) for _, cpu in measured if cpu])
+        table.add_row(name, Spread.of([r.throughput for r, _ in measured]).show(0),
                       *("-" if index == 0 and part == "front" else spread.show(0)
                         for part, spread in zip(CPU_PARTS, parts, strict=True)), total.show(0))
     return table
