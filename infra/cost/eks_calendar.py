@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .table import NEEDS_CORROBORATION, origin
+from .table import NEEDS_CORROBORATION, uncorroborated
 
 CALENDAR_PATH = Path(__file__).resolve().parent / "eks_calendar.json"
 
@@ -63,10 +63,7 @@ class EksCalendar(BaseModel):
         missing = sorted(f"{what} -> {name}" for what, name in named if name not in self.sources)
         if missing:
             raise ValueError(f"the calendar names sources it does not define: {', '.join(missing)}")
-        alone = sorted(v for v, row in self.versions.items()
-                       if self.sources[row.source].kind in NEEDS_CORROBORATION and not any(
-                           other != row.source and origin(self.sources[other].url) != origin(
-                               self.sources[row.source].url) for other in row.also or []))
+        alone = uncorroborated({v: (row.source, row.also or []) for v, row in self.versions.items()}, self.sources)
         if alone:
             raise ValueError(f"dates from {'/'.join(sorted(NEEDS_CORROBORATION))} sources need an independent second "
                              f"source that states them (also): {', '.join(alone)}")

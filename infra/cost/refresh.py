@@ -211,8 +211,7 @@ def rebuilt(previous: PriceTable | None, outcome: Outcome, region: str, today: d
               f"OnDemand terms, lowest paid tier)", url=API_DOC, method="python -m infra.cost refresh",
         publication_date=outcome.publication, kind="aws-price-data",
         source_date=outcome.publication or "undated: the API answered without a publication date", retrieved=today)
-    used = {name for p in prices.values() for name in (p.source, p.gpus_source, p.rule_source, *(p.also or []))
-            if name}
+    used = {name for p in prices.values() for name in p.sources_named()}
     kept = [key for key, price in prices.items() if key not in outcome.found]
     retrieved = previous.retrieved if previous and kept else today
     not_offered = {k: v for k, v in (previous.not_offered if previous else {}).items() if k not in outcome.found}

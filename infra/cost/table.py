@@ -9,10 +9,11 @@ enters only beside an independent second source that states the same figure (`Pr
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -32,6 +33,26 @@ def origin(url: str) -> str:
         owner = parsed.path.strip("/").split("/")[0].lower()
         return f"github.com/{owner}"
     return host
+
+
+class _Sourced(Protocol):
+    """A source as the price tables and the EKS calendar cite one."""
+
+    @property
+    def kind(self) -> str | None: ...
+
+    @property
+    def url(self) -> str: ...
+
+
+def uncorroborated(cited: Mapping[str, tuple[str, Sequence[str]]], sources: Mapping[str, _Sourced]) -> list[str]:
+    """The entries (key: its source and `also`) that stand on a source of a kind that needs corroboration without an
+    independent second source, one from another publisher, stating the same: the price tables' and the EKS
+    calendar's one rule."""
+    return sorted(key for key, (primary, also) in cited.items()
+                  if sources[primary].kind in NEEDS_CORROBORATION and not any(
+                      other != primary and origin(sources[other].url) != origin(sources[primary].url)
+                      for other in also))
 
 
 class Source(BaseModel):
@@ -69,6 +90,10 @@ class Price(BaseModel):
         "Where in the source the figure is: its row or label, a Price List rate code, a file line"))
     note: str | None = Field(default=None, description="What the figure covers and leaves out (tiers, free allowances)")
 
+    def sources_named(self) -> list[str]:
+        """Every source key the figure names: its own, `also`, and those of its GPU count and billing rule."""
+        return [self.source, *(self.also or []), *[n for n in (self.gpus_source, self.rule_source) if n]]
+
 
 class NotOffered(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -91,9 +116,7 @@ class PriceTable(BaseModel):
 
     @model_validator(mode="after")
     def _every_price_has_a_source(self) -> PriceTable:
-        missing = sorted(f"{key} -> {name}" for key, p in self.prices.items()
-                         for name in [p.source, *(p.also or []), *([p.gpus_source] if p.gpus_source else []),
-                                      *([p.rule_source] if p.rule_source else [])]
+        missing = sorted(f"{key} -> {name}" for key, p in self.prices.items() for name in p.sources_named()
                          if name not in self.sources)
         missing += sorted(f"{key} -> {n.source}" for key, n in self.not_offered.items() if n.source not in self.sources)
         if missing:
@@ -101,10 +124,7 @@ class PriceTable(BaseModel):
         both = sorted(set(self.prices) & set(self.not_offered))
         if both:
             raise ValueError(f"priced and said not to be offered at once: {', '.join(both)}")
-        alone = sorted(key for key, p in self.prices.items()
-                       if self.sources[p.source].kind in NEEDS_CORROBORATION and not any(
-                           other != p.source and origin(self.sources[other].url) != origin(self.sources[p.source].url)
-                           for other in p.also or []))
+        alone = uncorroborated({key: (p.source, p.also or []) for key, p in self.prices.items()}, self.sources)
         if alone:
             raise ValueError(f"figures from {'/'.join(sorted(NEEDS_CORROBORATION))} sources need an independent "
                              f"second source that states them (also): {', '.join(alone)}")
