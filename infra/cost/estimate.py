@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 from components.names import (
@@ -135,6 +136,15 @@ class _Context:
         self.usage: Counter[str] = Counter()
         self.replicas: dict[str, Replica] = {}
         """What one serving replica of each deployment runs on (its stable track's, where it has two)."""
+
+    @cached_property
+    def traffic(self) -> dict[str, _Traffic]:
+        """Each deployment's expected traffic, by its API's usage tag: read once for every line that needs it."""
+        return _traffic(self)
+
+    def traffic_of(self, group: str) -> _Traffic:
+        """A deployment's traffic, or the assumptions' where its API states none."""
+        return self.traffic.get(group, _default_traffic(self.assumptions))
 
     def replica(self, group: str, replica: Replica, *, preferred: bool = True) -> None:
         if preferred or group not in self.replicas:
@@ -295,7 +305,7 @@ class _PoolChoice:
 
 
 def _pool_choice(ctx: _Context, types: Sequence[str], gpus: int) -> _PoolChoice | None:
-    fits = [t for t in types if aws_facts.gpus(t) >= gpus and f"ec2:{t}" not in ctx.table.not_offered]
+    fits = [t for t in types if aws_facts.gpus(t) >= gpus]
     if not fits:
         return None
     priced = {t: ctx.table.price(f"ec2:{t}") for t in fits}
@@ -352,8 +362,8 @@ def _karpenter(ctx: _Context) -> None:
         spot = bool(capacity) and "on-demand" not in capacity
         label = f"{name} ({track}), pool {pool_name}{' (spot)' if spot else ''}"
         allowed = _requirement(pool, "node.kubernetes.io/instance-type")
-        absent = [t for t in allowed if f"ec2:{t}" in ctx.table.not_offered]
-        choice = _pool_choice(ctx, allowed, gpus)
+        absent = [t for t in allowed if f"ec2:{t}" in ctx.table.not_offered]  # Karpenter launches the rest only
+        choice = _pool_choice(ctx, [t for t in allowed if t not in absent], gpus)
         if choice is None:
             ctx.add(service, f"GPU nodes for {label}: no type of the pool fits {gpus} GPUs"
                              + (f" in {ctx.table.region}" if absent else ""), "ec2:?", Counts.same(high), spot=spot,
@@ -434,10 +444,10 @@ XRAY_FIXED_RATE = Decimal("0.05")
 then 5% of the rest; the reservoir is shared by everything the rule samples (API Gateway's guide)."""
 
 
-def _xray(ctx: _Context, traffic: Mapping[str, _Traffic], default: _Traffic) -> None:
+def _xray(ctx: _Context) -> None:
     """Traces recorded by the API stages with active tracing, under the account's default sampling rule (the plan
     declares no other): one reservoir across the stages, then the fixed rate; each stage's share by its traffic."""
-    traced = [(stage, traffic.get(ctx.group_of(stage), default).requests_per_second)
+    traced = [(stage, ctx.traffic_of(ctx.group_of(stage)).requests_per_second)
               for stage in ctx.of_type("aws:apigateway/stage:Stage") if stage.props.get("xrayTracingEnabled")]
     total = sum((rps for _, rps in traced), Decimal(0))
     if not total:
@@ -521,8 +531,6 @@ def _measured(tag: str) -> Decimal | None:
 
 def _fixed(ctx: _Context) -> None:
     a = ctx.assumptions
-    traffic = _traffic(ctx)
-    default = _default_traffic(a)
     for cluster in ctx.of_type(EKS_CLUSTER):
         _control_plane(ctx, cluster)
     for count_type, item, key in (("aws:ec2/natGateway:NatGateway", "NAT gateways", "nat-gateway"),
@@ -547,7 +555,7 @@ def _fixed(ctx: _Context) -> None:
     for balancer in ctx.of_type("aws:lb/loadBalancer:LoadBalancer"):
         kind = "application" if balancer.props.get("loadBalancerType", "application") == "application" else "network"
         ctx.add(balancer, f"{kind} load balancer {balancer.props.get('name')}", f"elb:{kind}", Counts.same(1))
-        _capacity_units(ctx, balancer, kind, traffic.get(ctx.group_of(balancer), default))
+        _capacity_units(ctx, balancer, kind, ctx.traffic_of(ctx.group_of(balancer)))
     albs: dict[str, Declared] = {}
     for ingress in ctx.of_type(INGRESS):
         meta, spec = _map(ingress.props.get("metadata")), _map(ingress.props.get("spec"))
@@ -559,22 +567,22 @@ def _fixed(ctx: _Context) -> None:
     for alb_name, ingress in albs.items():
         ctx.add(ingress, f"application load balancer for ingress {alb_name}", "elb:application", Counts.same(1),
                 note="created by the AWS Load Balancer Controller")
-        _capacity_units(ctx, ingress, "application", traffic.get(ctx.group_of(ingress), default))
+        _capacity_units(ctx, ingress, "application", ctx.traffic_of(ctx.group_of(ingress)))
     for acl in ctx.of_type("aws:wafv2/webAcl:WebAcl"):
-        t = traffic.get(ctx.group_of(acl), default)
+        t = ctx.traffic_of(ctx.group_of(acl))
         ctx.add(acl, "WAF web ACL", "waf:web-acl", Counts.same(1))
         ctx.add(acl, f"WAF rules ({len(_list(acl.props.get('rules')))})", "waf:rule",
                 Counts.same(len(_list(acl.props.get("rules")))))
         ctx.add(acl, f"WAF requests (millions at {t.describe()})", "waf:requests",
                 Counts.same(t.million_requests(a.hours_per_month)))
     for api in ctx.of_type("aws:apigateway/restApi:RestApi"):
-        t = traffic.get(ctx.group_of(api), default)
+        t = ctx.traffic_of(ctx.group_of(api))
         ctx.add(api, f"API Gateway REST requests (millions at {t.describe()})", "apigateway:rest-requests",
                 Counts.same(t.million_requests(a.hours_per_month)))
         ctx.add(api, "data transfer out to clients (GB of responses)", "data-transfer:out",
                 Counts.same((t.gb_per_hour(t.response_kb) * a.hours_per_month).quantize(CENTS)),
                 note="the first tier's rate; the free allowance not deducted")
-    _xray(ctx, traffic, default)
+    _xray(ctx)
     # CloudWatch bills an alarm per metric it watches (a metric-math alarm: each metric it reads, not the
     # expression), at a higher rate below a 60 s period; a composite alarm per alarm.
     metrics: Counter[tuple[str, str]] = Counter()
@@ -756,9 +764,6 @@ def _storage(ctx: _Context) -> None:
     """Storage the stack fills: the charts' volumes, the model artifacts the plan serves and the data they capture."""
     _chart_volumes(ctx)
     _model_artifacts(ctx)
-    traffic = _traffic(ctx)
-    a = ctx.assumptions
-    default = _default_traffic(a)
     for config in ctx.of_type(SAGEMAKER_CONFIG):
         capture = _map(config.props.get("dataCaptureConfig"))
         where = _s3_parts(capture.get("destinationS3Uri"))
@@ -766,7 +771,7 @@ def _storage(ctx: _Context) -> None:
             continue
         modes = {str(_map(o).get("captureMode")) for o in _list(capture.get("captureOptions"))} or {"Input", "Output"}
         groups = _config_groups(ctx, config)
-        _captures(ctx, config, groups, [traffic.get(g, default) for g in groups],
+        _captures(ctx, config, groups, [ctx.traffic_of(g) for g in groups],
                   _num(capture.get("initialSamplingPercentage"), 100), "Input" in modes, "Output" in modes, where,
                   "SageMaker data capture")
     for sink in ctx.of_type(DEPLOYMENT):
@@ -780,7 +785,7 @@ def _storage(ctx: _Context) -> None:
                      for i in ctx.of_type(INFERENCE_SERVICE) if ctx.group_of(i) == group
                      and _map(_map(i.props.get("spec")).get("predictor")).get("logger")), "all")
         logged, how = _logged_share(ctx, group), "KServe's logger through the capture sink"
-        whole = traffic.get(group, default)
+        whole = ctx.traffic_of(group)
         seen = whole if logged == 1 else replace(whole, requests_per_second=whole.requests_per_second * logged)
         if logged != 1:
             how += f" (the logged tracks take {logged * 100:.0f}% of the requests, by the ingress's weights)"
