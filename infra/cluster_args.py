@@ -33,7 +33,7 @@ def cluster_of(p: StackBase) -> ClusterConfig:
 
 def system_group(p: StackBase) -> NodeGroupConfig:
     """The node group without GPUs (config rules require one): controllers, Prometheus, Grafana run there."""
-    return next(g for g in cluster_of(p).node_groups if not g.gpu)
+    return validated(cluster_of(p).system_group())
 
 
 def kserve_deployments(p: StackBase) -> list[KServeConfig]:

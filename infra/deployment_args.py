@@ -101,7 +101,7 @@ def kserve_args(p: StackBase, d: KServeConfig, k8s_platform: KubernetesPlatform,
             namespace=name, image_uri=image_uri, bucket=cfg.model_store.bucket, prefix=captured_files_prefix(name),
             sample_percent=d.data_capture.sample_percent, kms_key_arn=p.encryption.key_arn,
             oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
-            serving_label=ISVC_LABEL, node_selector={GROUP_LABEL: next(g.name for g in c.node_groups if not g.gpu)})
+            serving_label=ISVC_LABEL, node_selector={GROUP_LABEL: validated(c.system_group()).name})
         if d.data_capture.enabled else None,
         drift=drift_args(p, d, name))
 

@@ -177,6 +177,10 @@ class ClusterConfig(Strict):
         default=None, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
         description="<deployment>.<domain> is the name API Gateway verifies the ALB certificate against")
 
+    def system_group(self) -> NodeGroupConfig | None:
+        """The node group the controllers and monitoring run on: the first without GPUs (a config rule requires one)."""
+        return next((g for g in self.node_groups if not g.gpu), None)
+
     def pool_disk_gib(self, pool: GpuPoolConfig) -> int:
         """The root volume a pool's nodes get: its own, or the node class's."""
         return pool.disk_size_gib or (self.node_class.disk_size_gib if self.node_class else 0)

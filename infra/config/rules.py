@@ -111,15 +111,12 @@ def system_nodes_in_every_zone(cfg: StackConfig) -> Iterator[ConfigIssue]:
     cluster = cfg.cluster
     if cluster is None:
         return
-    zones = cfg.network.availability_zones
-    for j, group in enumerate(cluster.node_groups):
-        if not group.gpu:  # the system group: the first without GPUs (infra/cluster_args.system_group)
-            if group.min_size < zones:
-                yield ConfigIssue(key_path(("cluster", "node_groups", j, "min_size")), group.min_size,
-                                  f"at least {zones} (network.availability_zones), so each zone can hold a system "
-                                  "node: Prometheus' and Alertmanager's EBS volumes are zonal, and their pods stay "
-                                  "Pending while their volume's zone has none")
-            return
+    zones, group = cfg.network.availability_zones, cluster.system_group()
+    if group is not None and group.min_size < zones:
+        yield ConfigIssue(key_path(("cluster", "node_groups", cluster.node_groups.index(group), "min_size")),
+                          group.min_size, f"at least {zones} (network.availability_zones), so each zone can hold a "
+                          "system node: Prometheus' and Alertmanager's EBS volumes are zonal, and their pods stay "
+                          "Pending while their volume's zone has none")
 
 
 def prod_names_its_account(cfg: StackConfig) -> Iterator[ConfigIssue]:
@@ -467,7 +464,7 @@ def cluster_is_private_and_sized(cfg: StackConfig) -> Iterator[ConfigIssue]:
         yield ConfigIssue(key_path(("network", "cidr")), cfg.network.cidr,
                           "a /21 or larger VPC with a cluster: its load-balancer subnets (1/64 of the VPC each) "
                           "must hold an ALB, which needs a /27")
-    if not any(not g.gpu for g in cluster.node_groups):
+    if cluster.system_group() is None:
         yield ConfigIssue(key_path(("cluster", "node_groups")), [g.name for g in cluster.node_groups],
                           "also a CPU node group (gpu: false) for the controllers (KServe, KEDA, cert-manager, ...)")
     if cfg.is_prod and not cluster.ingress_certificate_arn:
